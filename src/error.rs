@@ -1,0 +1,59 @@
+//! The one error type of the library. Every message names the file, field or line at fault so the
+//! command line can print it as a single line.
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in wardrobe, each with enough context for a one-line message.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The operating system refused a file operation.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A file's contents do not follow its format.
+    #[error("{path}: {message}")]
+    Format {
+        /// The malformed file.
+        path: PathBuf,
+        /// What is wrong, including the offending field or line.
+        message: String,
+    },
+    /// A model directory is missing a file or its files disagree.
+    #[error("model {path}: {message}")]
+    Model {
+        /// The model directory or file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An argument or option has a value that cannot be used.
+    #[error("{0}")]
+    Invalid(String),
+    /// The run was interrupted by the user (Ctrl-C).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Result with the library's error type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An I/O failure on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io { path: path.to_path_buf(), source }
+    }
+
+    /// A format violation in `path`.
+    pub fn format(path: &Path, message: impl Into<String>) -> Self {
+        Error::Format { path: path.to_path_buf(), message: message.into() }
+    }
+
+    /// A problem with the model stored at `path`.
+    pub fn model(path: &Path, message: impl Into<String>) -> Self {
+        Error::Model { path: path.to_path_buf(), message: message.into() }
+    }
+}

@@ -1,0 +1,12 @@
+//! wardrobe: a clothing-photo classifier for Fashion-MNIST's ten classes, with its own CPU
+//! neural-network engine. The library does all the work; the `wardrobe` binary parses flags and
+//! prints.
+
+pub mod data;
+pub mod error;
+pub mod fsutil;
+pub mod nn;
+pub mod optim;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,105 @@
+//! ReLU, as a standalone layer and as helpers that conv and dense layers fuse with their bias.
+
+use crate::nn::layer::{Backward, Forward, Layer, Shape};
+use serde::{Deserialize, Serialize};
+
+/// Activation applied after a layer's affine map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// No activation (logits).
+    #[default]
+    Linear,
+    /// max(0, x).
+    Relu,
+}
+
+/// Adds `bias` to every row of `y` (rows of `bias.len()` values) and applies `act`.
+pub fn add_bias_activate(y: &mut [f32], bias: &[f32], act: Activation) {
+    for row in y.chunks_exact_mut(bias.len()) {
+        match act {
+            Activation::Linear => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
+            Activation::Relu => row.iter_mut().zip(bias).for_each(|(v, b)| *v = (*v + b).max(0.0)),
+        }
+    }
+}
+
+/// Turns the gradient w.r.t. an activation's output into the gradient w.r.t. its input, in place.
+pub fn activation_backward(dy: &mut [f32], y: &[f32], act: Activation) {
+    if act == Activation::Relu {
+        dy.iter_mut().zip(y).for_each(|(d, &v)| {
+            if v <= 0.0 {
+                *d = 0.0
+            }
+        });
+    }
+}
+
+/// Accumulates the column sums of `dy` (rows of `dbias.len()` values) into `dbias`.
+pub fn bias_backward(dbias: &mut [f32], dy: &[f32]) {
+    for row in dy.chunks_exact(dbias.len()) {
+        dbias.iter_mut().zip(row).for_each(|(g, d)| *g += d);
+    }
+}
+
+/// A standalone ReLU layer.
+pub struct Relu {
+    shape: Shape,
+}
+
+impl Relu {
+    /// ReLU over samples of `shape`.
+    pub fn new(shape: Shape) -> Relu {
+        Relu { shape }
+    }
+}
+
+impl Layer for Relu {
+    fn kind(&self) -> &'static str {
+        "ReLU"
+    }
+
+    fn input_shape(&self) -> Shape {
+        self.shape
+    }
+
+    fn output_shape(&self) -> Shape {
+        self.shape
+    }
+
+    fn forward(&self, f: Forward) {
+        let len = f.n * self.shape.size();
+        f.y[..len].iter_mut().zip(&f.x[..len]).for_each(|(y, &x)| *y = x.max(0.0));
+    }
+
+    fn backward(&self, b: Backward) {
+        let len = b.n * self.shape.size();
+        if let Some(dx) = b.dx {
+            dx[..len].iter_mut().zip(&b.dy[..len]).zip(&b.x[..len]).for_each(|((dx, &d), &x)| *dx = if x > 0.0 { d } else { 0.0 });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::check_layer;
+
+    #[test]
+    fn bias_and_relu_by_hand() {
+        let mut y = vec![1.0, -3.0, 0.5, 2.0];
+        add_bias_activate(&mut y, &[1.0, 1.0], Activation::Relu);
+        assert_eq!(y, vec![2.0, 0.0, 1.5, 3.0]);
+        let mut dy = vec![1.0; 4];
+        activation_backward(&mut dy, &y, Activation::Relu);
+        assert_eq!(dy, vec![1.0, 0.0, 1.0, 1.0]);
+        let mut db = vec![0.0; 2];
+        bias_backward(&mut db, &dy);
+        assert_eq!(db, vec![2.0, 1.0]);
+    }
+
+    #[test]
+    fn relu_layer_gradient() {
+        check_layer(&Relu::new(Shape::new(2, 3, 2)), 3);
+    }
+}

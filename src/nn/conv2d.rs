@@ -1,0 +1,206 @@
+//! 2-D convolution, stride 1, "valid" or "same" padding, NHWC, with fused bias and activation.
+//! Computed as im2col followed by one matrix multiply per (sub-)batch:
+//! `cols[n·OH·OW, KH·KW·C] · kernel[KH·KW·C, F] → y[n·OH·OW, F]`, which is already NHWC.
+
+use crate::nn::activation::{Activation, activation_backward, add_bias_activate, bias_backward};
+use crate::nn::init::Init;
+use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
+use crate::nn::matmul::{matmul, n as plain, t as transposed};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Border handling of a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    /// No padding: the output shrinks by kernel − 1.
+    #[default]
+    Valid,
+    /// Zero padding keeping the spatial size (odd kernels).
+    Same,
+}
+
+/// A convolution layer. Parameters: `kernel [k, k, in, filters]`, then `bias [filters]`.
+pub struct Conv2d {
+    input: Shape,
+    output: Shape,
+    filters: usize,
+    kernel: usize,
+    pad: usize,
+    activation: Activation,
+    init: Init,
+}
+
+impl Conv2d {
+    /// A `kernel × kernel` convolution with `filters` outputs over samples of `input`.
+    pub fn new(input: Shape, filters: usize, kernel: usize, padding: Padding, activation: Activation, init: Init) -> Conv2d {
+        let pad = if padding == Padding::Same { kernel / 2 } else { 0 };
+        let out_side = |s: usize| s + 2 * pad + 1 - kernel;
+        let output = Shape::new(out_side(input.h), out_side(input.w), filters);
+        Conv2d { input, output, filters, kernel, pad, activation, init }
+    }
+
+    /// Length of one im2col row.
+    fn patch_len(&self) -> usize {
+        self.kernel * self.kernel * self.input.c
+    }
+
+    /// Output pixels per sample.
+    fn out_pixels(&self) -> usize {
+        self.output.h * self.output.w
+    }
+
+    /// Input pixel `(iy, ix)` seen by output `(oy, ox)` at kernel offset `(ky, kx)`, if inside.
+    fn source(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<usize> {
+        let iy = (oy + ky).checked_sub(self.pad).filter(|&v| v < self.input.h)?;
+        let ix = (ox + kx).checked_sub(self.pad).filter(|&v| v < self.input.w)?;
+        Some(iy * self.input.w + ix)
+    }
+
+    /// Calls `visit(col_offset, input_offset)` for every in-bounds channel run of every patch.
+    fn for_each_patch_run(&self, n: usize, mut visit: impl FnMut(usize, usize)) {
+        let (c, k, patch) = (self.input.c, self.kernel, self.patch_len());
+        let in_size = self.input.size();
+        for b in 0..n {
+            for oy in 0..self.output.h {
+                for ox in 0..self.output.w {
+                    let row = ((b * self.output.h + oy) * self.output.w + ox) * patch;
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            if let Some(pix) = self.source(oy, ox, ky, kx) {
+                                visit(row + (ky * k + kx) * c, b * in_size + pix * c);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Unfolds input patches into rows of `cols` (zero where the patch leaves the image).
+    fn im2col(&self, x: &[f32], n: usize, cols: &mut [f32]) {
+        let c = self.input.c;
+        if self.pad > 0 {
+            cols.fill(0.0);
+        }
+        self.for_each_patch_run(n, |col, inp| cols[col..col + c].copy_from_slice(&x[inp..inp + c]));
+    }
+
+    /// Folds patch-row gradients back onto the input, summing overlaps.
+    fn col2im(&self, dcols: &[f32], n: usize, dx: &mut [f32]) {
+        let c = self.input.c;
+        dx[..n * self.input.size()].fill(0.0);
+        self.for_each_patch_run(n, |col, inp| {
+            dx[inp..inp + c].iter_mut().zip(&dcols[col..col + c]).for_each(|(d, g)| *d += g)
+        });
+    }
+}
+
+impl Layer for Conv2d {
+    fn kind(&self) -> &'static str {
+        "Conv2D"
+    }
+
+    fn input_shape(&self) -> Shape {
+        self.input
+    }
+
+    fn output_shape(&self) -> Shape {
+        self.output
+    }
+
+    fn param_specs(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec { name: "kernel", dims: vec![self.kernel, self.kernel, self.input.c, self.filters] },
+            ParamSpec { name: "bias", dims: vec![self.filters] },
+        ]
+    }
+
+    fn init_params(&self, params: &mut [f32], rng: &mut ChaCha8Rng) {
+        let (kernel, bias) = params.split_at_mut(self.patch_len() * self.filters);
+        let area = self.kernel * self.kernel;
+        self.init.fill(kernel, area * self.input.c, area * self.filters, rng);
+        bias.fill(0.0);
+    }
+
+    fn scratch_len(&self, n: usize) -> usize {
+        2 * n * self.out_pixels() * self.patch_len()
+    }
+
+    fn macs(&self) -> usize {
+        self.out_pixels() * self.patch_len() * self.filters
+    }
+
+    fn forward(&self, f: Forward) {
+        let rows = f.n * self.out_pixels();
+        let (k, fo) = (self.patch_len(), self.filters);
+        let (kernel, bias) = f.params.split_at(k * fo);
+        let cols = &mut f.scratch[..rows * k];
+        self.im2col(f.x, f.n, cols);
+        let y = &mut f.y[..rows * fo];
+        matmul(rows, fo, k, plain(cols), plain(kernel), y, false);
+        add_bias_activate(y, bias, self.activation);
+    }
+
+    fn backward(&self, b: Backward) {
+        let rows = b.n * self.out_pixels();
+        let (k, fo) = (self.patch_len(), self.filters);
+        let dy = &mut b.dy[..rows * fo];
+        activation_backward(dy, &b.y[..rows * fo], self.activation);
+        let (dkernel, dbias) = b.dparams.split_at_mut(k * fo);
+        bias_backward(dbias, dy);
+        let (cols, dcols) = b.scratch.split_at_mut(rows * k);
+        matmul(k, fo, rows, transposed(cols), plain(dy), dkernel, true);
+        if let Some(dx) = b.dx {
+            let kernel = &b.params[..k * fo];
+            matmul(rows, k, fo, plain(dy), transposed(kernel), &mut dcols[..rows * k], false);
+            self.col2im(dcols, b.n, dx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::check_layer;
+
+    #[test]
+    fn valid_convolution_by_hand() {
+        // 3×3 single-channel input, 2×2 kernel of ones, bias 1 → sums of each 2×2 window plus 1.
+        let conv = Conv2d::new(Shape::new(3, 3, 1), 1, 2, Padding::Valid, Activation::Linear, Init::HeNormal);
+        assert_eq!(conv.output_shape(), Shape::new(2, 2, 1));
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let params = [1.0, 1.0, 1.0, 1.0, 1.0];
+        let mut y = vec![0.0; 4];
+        let mut scratch = vec![0.0; conv.scratch_len(1)];
+        conv.forward(Forward { n: 1, params: &params, x: &x, y: &mut y, scratch: &mut scratch, train: false, seed: 0 });
+        assert_eq!(y, vec![13.0, 17.0, 25.0, 29.0]);
+    }
+
+    #[test]
+    fn same_padding_keeps_size_and_zero_pads() {
+        let conv = Conv2d::new(Shape::new(2, 2, 1), 1, 3, Padding::Same, Activation::Linear, Init::HeNormal);
+        assert_eq!(conv.output_shape(), Shape::new(2, 2, 1));
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let mut params = vec![1.0; 10];
+        params[9] = 0.0;
+        let (mut y, mut scratch) = (vec![0.0; 4], vec![0.0; conv.scratch_len(1)]);
+        conv.forward(Forward { n: 1, params: &params, x: &x, y: &mut y, scratch: &mut scratch, train: false, seed: 0 });
+        assert_eq!(y, vec![10.0; 4]);
+    }
+
+    #[test]
+    fn gradients_valid_relu_multichannel() {
+        check_layer(&Conv2d::new(Shape::new(5, 6, 2), 3, 3, Padding::Valid, Activation::Relu, Init::HeNormal), 2);
+    }
+
+    #[test]
+    fn gradients_same_linear() {
+        check_layer(&Conv2d::new(Shape::new(4, 4, 3), 2, 3, Padding::Same, Activation::Linear, Init::GlorotUniform), 2);
+    }
+
+    #[test]
+    fn gradients_single_channel_5x5() {
+        check_layer(&Conv2d::new(Shape::new(7, 7, 1), 2, 5, Padding::Valid, Activation::Relu, Init::HeNormal), 2);
+    }
+}

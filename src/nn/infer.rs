@@ -1,0 +1,76 @@
+//! Batch inference with pooled workspaces: the images are split into one contiguous part per
+//! thread, and each thread runs its part through its own reused workspace in sub-batches.
+
+use crate::nn::loss::softmax;
+use crate::nn::model::{Model, Workspace};
+use rayon::prelude::*;
+
+/// Runs a model over many images without reallocating between calls.
+pub struct Predictor<'m> {
+    model: &'m Model,
+    workspaces: Vec<Workspace>,
+}
+
+impl<'m> Predictor<'m> {
+    /// A predictor with one workspace of `batch` samples per rayon thread.
+    pub fn new(model: &'m Model, batch: usize) -> Predictor<'m> {
+        let threads = rayon::current_num_threads().max(1);
+        Predictor { model, workspaces: (0..threads).map(|_| model.workspace(batch.max(1))).collect() }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        self.model
+    }
+
+    /// Class probabilities (rows of `classes`) for images given as u8 pixels, image after image.
+    pub fn probabilities(&mut self, pixels: &[u8]) -> Vec<f32> {
+        let (model, input, classes) = (self.model, self.model.input_size(), self.model.classes());
+        let n = pixels.len() / input;
+        let mut out = vec![0.0; n * classes];
+        if n == 0 {
+            return out;
+        }
+        let per_thread = n.div_ceil(self.workspaces.len());
+        self.workspaces
+            .par_iter_mut()
+            .zip(pixels.par_chunks(per_thread * input))
+            .zip(out.par_chunks_mut(per_thread * classes))
+            .for_each(|((ws, part), out)| run_part(model, ws, part, out));
+        out
+    }
+}
+
+/// Runs `pixels` through `ws` in sub-batches, writing probabilities into `out`.
+fn run_part(model: &Model, ws: &mut Workspace, pixels: &[u8], out: &mut [f32]) {
+    let (input, classes, cap) = (model.input_size(), model.classes(), ws.capacity());
+    for (batch, out) in pixels.chunks(cap * input).zip(out.chunks_mut(cap * classes)) {
+        let n = batch.len() / input;
+        ws.load_images(batch);
+        let logits = model.forward(ws, n, false, 0);
+        for (row, probs) in logits.chunks_exact(classes).zip(out.chunks_exact_mut(classes)) {
+            softmax(row, probs);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::spec::ModelSpec;
+
+    #[test]
+    fn results_do_not_depend_on_batch_size_or_split() {
+        let model = Model::initialised(ModelSpec::seed(), 10, 8).unwrap();
+        let pixels: Vec<u8> = (0..37 * 784).map(|i| ((i * 91) % 251) as u8).collect();
+        let a = Predictor::new(&model, 5).probabilities(&pixels);
+        let b = Predictor::new(&model, 64).probabilities(&pixels);
+        assert_eq!(a.len(), 370);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-5);
+        }
+        let single = Predictor::new(&model, 1).probabilities(&pixels[36 * 784..]);
+        assert!(single.iter().zip(&a[360..]).all(|(x, y)| (x - y).abs() < 1e-5));
+        assert!((a[..10].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+}

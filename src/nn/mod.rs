@@ -1,0 +1,19 @@
+//! The CPU neural-network engine: NHWC f32 tensors, layers with explicit forward and backward,
+//! a sequential model with flat parameter storage, and its serialisation.
+
+pub mod activation;
+pub mod conv2d;
+pub mod dense;
+pub mod dropout;
+pub mod flatten;
+#[cfg(test)]
+pub mod gradcheck;
+pub mod infer;
+pub mod init;
+pub mod layer;
+pub mod loss;
+pub mod matmul;
+pub mod model;
+pub mod pool;
+pub mod spec;
+pub mod store;

@@ -1,0 +1,242 @@
+//! A sequential model: its layers, all parameters in one flat buffer (layer after layer, tensor
+//! after tensor), and per-thread workspaces holding activations and scratch for a batch.
+
+use crate::error::Result;
+use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, param_count};
+use crate::nn::spec::ModelSpec;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::ops::Range;
+
+/// A built model with its parameters.
+pub struct Model {
+    /// The architecture it was built from.
+    pub spec: ModelSpec,
+    layers: Vec<Box<dyn Layer>>,
+    ranges: Vec<Range<usize>>,
+    /// All parameters, flat.
+    pub params: Vec<f32>,
+    classes: usize,
+}
+
+/// Activations, scratch and gradient buffers for batches of up to `capacity` samples.
+pub struct Workspace {
+    capacity: usize,
+    /// Model input, `capacity × input size`, filled by the caller.
+    pub input: Vec<f32>,
+    acts: Vec<Vec<f32>>,
+    scratch: Vec<Vec<f32>>,
+    grad: Vec<f32>,
+    grad_next: Vec<f32>,
+}
+
+impl Workspace {
+    /// Largest batch this workspace holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Writes images (u8 pixels) into the input as floats in [0, 1].
+    pub fn load_images(&mut self, pixels: &[u8]) {
+        self.input.iter_mut().zip(pixels).for_each(|(x, &p)| *x = f32::from(p) * (1.0 / 255.0));
+    }
+
+    /// Gradient buffer for the logits of `n` samples (written by the loss before `backward`).
+    pub fn logits_and_grad(&mut self, n: usize, classes: usize) -> (&[f32], &mut [f32]) {
+        let logits = &self.acts.last().expect("model has layers")[..n * classes];
+        (logits, &mut self.grad[..n * classes])
+    }
+}
+
+/// Mixes two numbers into a well-spread seed (SplitMix64 finaliser).
+pub fn mix_seed(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_add(0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Model {
+    /// Builds the architecture with all parameters zero.
+    pub fn new(spec: ModelSpec, classes: usize) -> Result<Model> {
+        let layers = spec.build(classes)?;
+        let mut ranges = Vec::with_capacity(layers.len());
+        let mut offset = 0;
+        for layer in &layers {
+            let len = param_count(layer.as_ref());
+            ranges.push(offset..offset + len);
+            offset += len;
+        }
+        Ok(Model { spec, layers, ranges, params: vec![0.0; offset], classes })
+    }
+
+    /// Builds the architecture and initialises its parameters from `seed`.
+    pub fn initialised(spec: ModelSpec, classes: usize, seed: u64) -> Result<Model> {
+        let mut model = Model::new(spec, classes)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for (layer, range) in model.layers.iter().zip(&model.ranges) {
+            layer.init_params(&mut model.params[range.clone()], &mut rng);
+        }
+        Ok(model)
+    }
+
+    /// Number of output classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Values per input sample.
+    pub fn input_size(&self) -> usize {
+        self.spec.input.size()
+    }
+
+    /// The layers.
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    /// Named parameter tensors with their place in the flat buffer: `(name, spec, range)`, named
+    /// `<layer index>.<tensor>`.
+    pub fn tensors(&self) -> Vec<(String, ParamSpec, Range<usize>)> {
+        let mut out = Vec::new();
+        for (i, (layer, range)) in self.layers.iter().zip(&self.ranges).enumerate() {
+            let mut offset = range.start;
+            for spec in layer.param_specs() {
+                let len = spec.len();
+                out.push((format!("{i}.{}", spec.name), spec, offset..offset + len));
+                offset += len;
+            }
+        }
+        out
+    }
+
+    /// Forward multiply-adds per sample.
+    pub fn macs_per_sample(&self) -> usize {
+        self.layers.iter().map(|l| l.macs()).sum()
+    }
+
+    /// A workspace for batches of up to `capacity` samples.
+    pub fn workspace(&self, capacity: usize) -> Workspace {
+        let max_act = self.layers.iter().map(|l| l.output_shape().size()).chain([self.input_size()]).max().unwrap_or(0);
+        Workspace {
+            capacity,
+            input: vec![0.0; capacity * self.input_size()],
+            acts: self.layers.iter().map(|l| vec![0.0; capacity * l.output_shape().size()]).collect(),
+            scratch: self.layers.iter().map(|l| vec![0.0; l.scratch_len(capacity)]).collect(),
+            grad: vec![0.0; capacity * max_act],
+            grad_next: vec![0.0; capacity * max_act],
+        }
+    }
+
+    /// Runs the first `n` samples of `ws.input` through the model and returns their logits.
+    /// `seed` drives dropout in training mode.
+    pub fn forward<'w>(&self, ws: &'w mut Workspace, n: usize, train: bool, seed: u64) -> &'w [f32] {
+        assert!(n <= ws.capacity, "batch of {n} exceeds workspace capacity {}", ws.capacity);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (before, after) = ws.acts.split_at_mut(i);
+            let x = if i == 0 { &ws.input[..] } else { &before[i - 1][..] };
+            layer.forward(Forward {
+                n,
+                params: &self.params[self.ranges[i].clone()],
+                x,
+                y: &mut after[0],
+                scratch: &mut ws.scratch[i],
+                train,
+                seed: mix_seed(seed, i as u64),
+            });
+        }
+        &ws.acts.last().expect("model has layers")[..n * self.classes]
+    }
+
+    /// Back-propagates the logits gradient left in the workspace by the loss, accumulating
+    /// parameter gradients into `grads` (same layout as `params`).
+    pub fn backward(&self, ws: &mut Workspace, n: usize, grads: &mut [f32]) {
+        for i in (0..self.layers.len()).rev() {
+            let x = if i == 0 { &ws.input[..] } else { &ws.acts[i - 1][..] };
+            self.layers[i].backward(Backward {
+                n,
+                params: &self.params[self.ranges[i].clone()],
+                x,
+                y: &ws.acts[i],
+                dy: &mut ws.grad,
+                dx: (i > 0).then_some(&mut ws.grad_next[..]),
+                dparams: &mut grads[self.ranges[i].clone()],
+                scratch: &mut ws.scratch[i],
+            });
+            std::mem::swap(&mut ws.grad, &mut ws.grad_next);
+        }
+    }
+
+    /// A Keras-style summary table: layer, output shape, parameters, and totals.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{:<28}{:<24}{:>10}\n", "Layer (type)", "Output Shape", "Param #");
+        s.push_str(&"=".repeat(62));
+        s.push('\n');
+        for (i, layer) in self.layers.iter().enumerate() {
+            let name = format!("{} ({})", i, layer.kind());
+            let params = param_count(layer.as_ref());
+            s.push_str(&format!("{name:<28}{:<24}{params:>10}\n", layer.output_shape().describe()));
+        }
+        s.push_str(&"=".repeat(62));
+        let total = self.params.len();
+        s.push_str(&format!("\nTotal params: {total}\nTrainable params: {total}\nNon-trainable params: 0\n"));
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::loss::softmax_cross_entropy;
+
+    #[test]
+    fn same_seed_same_parameters_and_different_seed_differs() {
+        let a = Model::initialised(ModelSpec::seed(), 10, 1).unwrap();
+        let b = Model::initialised(ModelSpec::seed(), 10, 1).unwrap();
+        let c = Model::initialised(ModelSpec::seed(), 10, 2).unwrap();
+        assert_eq!(a.params, b.params);
+        assert_ne!(a.params, c.params);
+    }
+
+    #[test]
+    fn tensors_are_named_by_layer_and_cover_the_buffer() {
+        let m = Model::new(ModelSpec::seed(), 10).unwrap();
+        let t = m.tensors();
+        let names: Vec<&str> = t.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(names, ["0.kernel", "0.bias", "2.kernel", "2.bias", "6.kernel", "6.bias", "8.kernel", "8.bias"]);
+        assert_eq!(t.last().unwrap().2.end, m.params.len());
+        assert_eq!(m.macs_per_sample(), 460_800 + 1_843_200 + 204_800 + 1_280);
+    }
+
+    #[test]
+    fn whole_model_gradient_matches_finite_difference_on_sampled_parameters() {
+        let model = Model::initialised(ModelSpec::seed(), 10, 3).unwrap();
+        let n = 2;
+        let mut ws = model.workspace(n);
+        let pixels: Vec<u8> = (0..n * 784).map(|i| ((i * 37) % 256) as u8).collect();
+        ws.load_images(&pixels);
+        let labels = [3u8, 7];
+        let loss_of = |m: &Model, ws: &mut Workspace| {
+            m.forward(ws, n, true, 0);
+            let (logits, grad) = ws.logits_and_grad(n, 10);
+            let logits = logits.to_vec();
+            softmax_cross_entropy(&logits, &labels, 10, 1.0, grad).loss_sum
+        };
+        loss_of(&model, &mut ws);
+        let mut grads = vec![0.0; model.params.len()];
+        model.backward(&mut ws, n, &mut grads);
+        let mut probe = Model::new(ModelSpec::seed(), 10).unwrap();
+        probe.params = model.params.clone();
+        for idx in (0..grads.len()).step_by(7919) {
+            let orig = probe.params[idx];
+            probe.params[idx] = orig + 1e-2;
+            let up = loss_of(&probe, &mut ws);
+            probe.params[idx] = orig - 1e-2;
+            let down = loss_of(&probe, &mut ws);
+            probe.params[idx] = orig;
+            let numeric = (up - down) / 2e-2;
+            let err = (numeric - grads[idx] as f64).abs();
+            assert!(err < 2e-3 + 5e-2 * numeric.abs(), "param {idx}: {numeric} vs {}", grads[idx]);
+        }
+    }
+}

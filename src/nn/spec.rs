@@ -1,0 +1,203 @@
+//! The architecture as data: a serialisable list of layer specs that builds a model, plus the
+//! named presets. Stored as `model.json` beside the weights.
+
+use crate::error::{Error, Result};
+use crate::nn::activation::{Activation, Relu};
+use crate::nn::conv2d::{Conv2d, Padding};
+use crate::nn::dense::Dense;
+use crate::nn::dropout::Dropout;
+use crate::nn::flatten::Flatten;
+use crate::nn::init::Init;
+use crate::nn::layer::{Layer, Shape};
+use crate::nn::pool::MaxPool2d;
+use serde::{Deserialize, Serialize};
+
+fn he_normal() -> Init {
+    Init::HeNormal
+}
+
+fn glorot_uniform() -> Init {
+    Init::GlorotUniform
+}
+
+/// One layer of an architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// Square convolution, stride 1.
+    Conv2d {
+        /// Output channels.
+        filters: usize,
+        /// Kernel side.
+        kernel: usize,
+        /// Border handling.
+        #[serde(default)]
+        padding: Padding,
+        /// Fused activation.
+        #[serde(default)]
+        activation: Activation,
+        /// Kernel initialiser.
+        #[serde(default = "he_normal")]
+        init: Init,
+    },
+    /// Max pooling, stride = window.
+    MaxPool2d {
+        /// Window side.
+        size: usize,
+    },
+    /// Standalone ReLU.
+    Relu,
+    /// Reshape to a vector.
+    Flatten,
+    /// Inverted dropout.
+    Dropout {
+        /// Probability of dropping a value.
+        rate: f32,
+    },
+    /// Fully connected layer.
+    Dense {
+        /// Outputs.
+        units: usize,
+        /// Fused activation.
+        #[serde(default)]
+        activation: Activation,
+        /// Kernel initialiser.
+        #[serde(default = "glorot_uniform")]
+        init: Init,
+    },
+}
+
+/// A whole architecture: input shape and layers; the last layer's outputs are the class logits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Shape of one input sample (28×28×1).
+    pub input: Shape,
+    /// The layers in order.
+    pub layers: Vec<LayerSpec>,
+}
+
+/// Checks a condition of layer `index`, or explains which layer is wrong.
+fn require(ok: bool, index: usize, what: &str) -> Result<()> {
+    if ok { Ok(()) } else { Err(Error::Invalid(format!("layer {index}: {what}"))) }
+}
+
+impl LayerSpec {
+    /// Builds this layer for samples of `input`, checking its settings.
+    pub fn build(&self, input: Shape, index: usize) -> Result<Box<dyn Layer>> {
+        Ok(match *self {
+            LayerSpec::Conv2d { filters, kernel, padding, activation, init } => {
+                require(filters > 0 && kernel > 0, index, "conv2d needs filters > 0 and kernel > 0")?;
+                let reach = if padding == Padding::Same { kernel % 2 == 1 } else { kernel <= input.h && kernel <= input.w };
+                require(reach, index, "conv2d kernel must fit the input (and be odd for same padding)")?;
+                Box::new(Conv2d::new(input, filters, kernel, padding, activation, init))
+            }
+            LayerSpec::MaxPool2d { size } => {
+                require(size > 0 && size <= input.h && size <= input.w, index, "max_pool2d size must fit the input")?;
+                Box::new(MaxPool2d::new(input, size))
+            }
+            LayerSpec::Relu => Box::new(Relu::new(input)),
+            LayerSpec::Flatten => Box::new(Flatten::new(input)),
+            LayerSpec::Dropout { rate } => {
+                require((0.0..1.0).contains(&rate), index, "dropout rate must be in [0, 1)")?;
+                Box::new(Dropout::new(input, rate))
+            }
+            LayerSpec::Dense { units, activation, init } => {
+                require(units > 0, index, "dense needs units > 0")?;
+                require(input.h == 1 && input.w == 1, index, "dense needs a vector input (add a flatten layer)")?;
+                Box::new(Dense::new(input.c, units, activation, init))
+            }
+        })
+    }
+}
+
+impl ModelSpec {
+    /// Builds every layer, checking that the output is a vector of `classes` logits.
+    pub fn build(&self, classes: usize) -> Result<Vec<Box<dyn Layer>>> {
+        let mut shape = self.input;
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (i, spec) in self.layers.iter().enumerate() {
+            let layer = spec.build(shape, i)?;
+            shape = layer.output_shape();
+            layers.push(layer);
+        }
+        if shape != Shape::vector(classes) {
+            return Err(Error::Invalid(format!("the last layer must output {classes} class logits, not {}", shape.describe())));
+        }
+        Ok(layers)
+    }
+
+    /// The notebook's CNN: Conv 32 5×5 → pool → Conv 64 3×3 → pool → flatten → dropout .25 →
+    /// dense 128 → dropout .5 → dense 10.
+    pub fn seed() -> ModelSpec {
+        let conv = |filters, kernel| LayerSpec::Conv2d {
+            filters,
+            kernel,
+            padding: Padding::Valid,
+            activation: Activation::Relu,
+            init: Init::HeNormal,
+        };
+        ModelSpec {
+            input: Shape::new(28, 28, 1),
+            layers: vec![
+                conv(32, 5),
+                LayerSpec::MaxPool2d { size: 2 },
+                conv(64, 3),
+                LayerSpec::MaxPool2d { size: 2 },
+                LayerSpec::Flatten,
+                LayerSpec::Dropout { rate: 0.25 },
+                LayerSpec::Dense { units: 128, activation: Activation::Relu, init: Init::GlorotUniform },
+                LayerSpec::Dropout { rate: 0.5 },
+                LayerSpec::Dense { units: 10, activation: Activation::Linear, init: Init::GlorotUniform },
+            ],
+        }
+    }
+
+    /// A named preset.
+    pub fn preset(name: &str) -> Result<ModelSpec> {
+        match name {
+            "seed" => Ok(ModelSpec::seed()),
+            other => Err(Error::Invalid(format!("unknown preset '{other}' (available: seed)"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::layer::param_count;
+
+    #[test]
+    fn seed_preset_has_the_notebooks_shapes_and_parameter_count() {
+        let layers = ModelSpec::seed().build(10).unwrap();
+        let shapes: Vec<Shape> = layers.iter().map(|l| l.output_shape()).collect();
+        assert_eq!(shapes[0], Shape::new(24, 24, 32));
+        assert_eq!(shapes[3], Shape::new(5, 5, 64));
+        assert_eq!(shapes[4], Shape::vector(1600));
+        let params: usize = layers.iter().map(|l| param_count(l.as_ref())).sum();
+        assert_eq!(params, 832 + 18_496 + 204_928 + 1_290);
+    }
+
+    #[test]
+    fn json_round_trip_and_defaults() {
+        let spec = ModelSpec::seed();
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<ModelSpec>(&json).unwrap(), spec);
+        let short = r#"{"input":{"h":28,"w":28,"c":1},"layers":[{"type":"flatten"},{"type":"dense","units":10}]}"#;
+        let spec: ModelSpec = serde_json::from_str(short).unwrap();
+        assert!(spec.build(10).is_ok());
+    }
+
+    #[test]
+    fn invalid_architectures_name_the_layer() {
+        let mut spec = ModelSpec::seed();
+        spec.layers.remove(4);
+        assert!(spec.build(10).err().unwrap().to_string().contains("layer 5: dense needs a vector input"));
+        let mut spec = ModelSpec::seed();
+        spec.layers.pop();
+        assert!(spec.build(10).err().unwrap().to_string().contains("10 class logits"));
+        spec.layers[0] = LayerSpec::Conv2d { filters: 1, kernel: 40, padding: Padding::Valid, activation: Activation::Relu, init: Init::HeNormal };
+        assert!(spec.build(10).err().unwrap().to_string().starts_with("layer 0:"));
+        assert!(ModelSpec::preset("huge").is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! Adam with Keras' defaults and update form: `p -= lr·√(1−β2ᵗ)/(1−β1ᵗ) · m / (√v + ε)`.
+
+use crate::optim::Optimizer;
+use serde::{Deserialize, Serialize};
+
+/// Adam hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdamConfig {
+    /// Learning rate.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Denominator fuzz.
+    pub epsilon: f32,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 }
+    }
+}
+
+/// Adam state: moment estimates and step count.
+pub struct Adam {
+    config: AdamConfig,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    t: i32,
+}
+
+impl Adam {
+    /// Fresh state for `len` parameters.
+    pub fn new(config: AdamConfig, len: usize) -> Adam {
+        Adam { config, m: vec![0.0; len], v: vec![0.0; len], t: 0 }
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, params: &mut [f32], grads: &[f32]) {
+        self.t += 1;
+        let AdamConfig { lr, beta1, beta2, epsilon } = self.config;
+        let alpha = lr * (1.0 - beta2.powi(self.t)).sqrt() / (1.0 - beta1.powi(self.t));
+        for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
+            *m = beta1 * *m + (1.0 - beta1) * g;
+            *v = beta2 * *v + (1.0 - beta2) * g * g;
+            *p -= alpha * *m / (v.sqrt() + epsilon);
+        }
+    }
+
+    fn learning_rate(&self) -> f32 {
+        self.config.lr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_step_moves_each_parameter_by_lr_against_the_gradient_sign() {
+        let mut adam = Adam::new(AdamConfig::default(), 3);
+        let mut p = vec![1.0, 1.0, 1.0];
+        adam.step(&mut p, &[0.5, -2.0, 0.0]);
+        assert!((p[0] - 0.999).abs() < 1e-6 && (p[1] - 1.001).abs() < 1e-6 && p[2] == 1.0, "{p:?}");
+    }
+
+    #[test]
+    fn minimises_a_quadratic() {
+        let mut adam = Adam::new(AdamConfig { lr: 0.1, ..Default::default() }, 2);
+        let mut p = vec![3.0, -2.0];
+        for _ in 0..500 {
+            let g = vec![2.0 * p[0], 2.0 * p[1]];
+            adam.step(&mut p, &g);
+        }
+        assert!(p.iter().all(|v| v.abs() < 1e-2), "{p:?}");
+    }
+}

@@ -1,0 +1,4 @@
+//! Training: the loop, and the metrics it reports.
+
+pub mod metrics;
+pub mod trainer;

@@ -1,0 +1,190 @@
+//! The training loop: per-epoch shuffling, data-parallel steps (each rayon thread runs a
+//! contiguous part of the batch through its own workspace into its own gradient buffer; the
+//! buffers are then summed in a fixed order, so results do not depend on thread timing), the
+//! optimiser update, and validation after each epoch.
+
+use crate::data::batch::Batcher;
+use crate::data::dataset::Dataset;
+use crate::nn::infer::Predictor;
+use crate::nn::loss::{BatchScore, softmax_cross_entropy};
+use crate::nn::model::{Model, Workspace, mix_seed};
+use crate::optim::Optimizer;
+use crate::optim::adam::{Adam, AdamConfig};
+use crate::train::metrics::Evaluation;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Settings of a training run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Samples per optimiser step.
+    pub batch_size: usize,
+    /// Adam settings.
+    pub adam: AdamConfig,
+    /// Seed of initialisation, shuffling and dropout.
+    pub seed: u64,
+}
+
+/// What one epoch achieved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss (with dropout active).
+    pub loss: f64,
+    /// Training accuracy (with dropout active).
+    pub accuracy: f64,
+    /// Validation loss.
+    pub val_loss: f64,
+    /// Validation accuracy.
+    pub val_accuracy: f64,
+    /// Wall time of the epoch including validation.
+    pub seconds: f64,
+    /// Training images per second (optimiser steps only).
+    pub images_per_second: f64,
+}
+
+impl EpochStats {
+    /// The Keras-like one-line report.
+    pub fn line(&self, epochs: usize) -> String {
+        format!(
+            "epoch {}/{epochs}  loss {:.4}  acc {:.4}  val_loss {:.4}  val_acc {:.4}  {:.1}s  {:.0} img/s",
+            self.epoch, self.loss, self.accuracy, self.val_loss, self.val_accuracy, self.seconds, self.images_per_second
+        )
+    }
+}
+
+/// Receives progress while training runs.
+pub trait TrainObserver {
+    /// An epoch of `steps` steps begins.
+    fn epoch_started(&mut self, _epoch: usize, _steps: usize) {}
+    /// A step finished; running mean loss and accuracy of the epoch so far.
+    fn step_done(&mut self, _loss: f64, _accuracy: f64) {}
+    /// An epoch finished.
+    fn epoch_done(&mut self, _stats: &EpochStats) {}
+}
+
+/// One thread's share of a step.
+struct Replica {
+    ws: Workspace,
+    grads: Vec<f32>,
+    labels: Vec<u8>,
+}
+
+impl Replica {
+    /// Forward and backward over `indices`, leaving this part's gradient (of the batch-mean loss) in `grads`.
+    fn run(&mut self, model: &Model, data: &Dataset, indices: &[u32], scale: f32, seed: u64) -> BatchScore {
+        let pixels = data.pixels();
+        for (k, &i) in indices.iter().enumerate() {
+            let dst = &mut self.ws.input[k * pixels..(k + 1) * pixels];
+            dst.iter_mut().zip(data.image(i as usize)).for_each(|(x, &p)| *x = f32::from(p) * (1.0 / 255.0));
+        }
+        self.labels.clear();
+        self.labels.extend(indices.iter().map(|&i| data.labels[i as usize]));
+        let n = indices.len();
+        model.forward(&mut self.ws, n, true, seed);
+        let (logits, dlogits) = self.ws.logits_and_grad(n, model.classes());
+        let score = softmax_cross_entropy(logits, &self.labels, model.classes(), scale, dlogits);
+        self.grads.fill(0.0);
+        model.backward(&mut self.ws, n, &mut self.grads);
+        score
+    }
+}
+
+/// Sums every replica's gradient into the first, in replica order.
+fn reduce_gradients(replicas: &mut [Replica]) {
+    const BLOCK: usize = 8192;
+    let (first, rest) = replicas.split_first_mut().expect("at least one replica");
+    first.grads.par_chunks_mut(BLOCK).enumerate().for_each(|(b, chunk)| {
+        for r in rest.iter() {
+            chunk.iter_mut().zip(&r.grads[b * BLOCK..]).for_each(|(g, o)| *g += o);
+        }
+    });
+}
+
+/// A model being trained with its optimiser and per-thread replicas.
+pub struct Trainer<'a> {
+    model: &'a mut Model,
+    optimizer: Box<dyn Optimizer>,
+    replicas: Vec<Replica>,
+    config: TrainConfig,
+}
+
+impl<'a> Trainer<'a> {
+    /// Prepares to train `model` (already initialised) with `config`.
+    pub fn new(model: &'a mut Model, config: TrainConfig) -> Trainer<'a> {
+        let threads = rayon::current_num_threads().max(1);
+        let part = config.batch_size.div_ceil(threads);
+        let replicas = (0..threads)
+            .map(|_| Replica { ws: model.workspace(part), grads: vec![0.0; model.params.len()], labels: Vec::with_capacity(part) })
+            .collect();
+        let optimizer = Box::new(Adam::new(config.adam, model.params.len()));
+        Trainer { model, optimizer, replicas, config }
+    }
+
+    /// One optimiser step on the samples `batch` of `data`.
+    pub fn step(&mut self, data: &Dataset, batch: &[u32], seed: u64) -> BatchScore {
+        let per = batch.len().div_ceil(self.replicas.len());
+        let used = batch.len().div_ceil(per);
+        let scale = 1.0 / batch.len() as f32;
+        let model = &*self.model;
+        let scores: Vec<BatchScore> = self.replicas[..used]
+            .par_iter_mut()
+            .zip(batch.par_chunks(per))
+            .enumerate()
+            .map(|(i, (r, idx))| r.run(model, data, idx, scale, mix_seed(seed, i as u64)))
+            .collect();
+        reduce_gradients(&mut self.replicas[..used]);
+        self.optimizer.step(&mut self.model.params, &self.replicas[0].grads);
+        scores.iter().fold(BatchScore::default(), |a, s| BatchScore { loss_sum: a.loss_sum + s.loss_sum, correct: a.correct + s.correct })
+    }
+
+    /// Trains for the configured epochs, validating on `val` after each.
+    pub fn fit(&mut self, train: &Dataset, val: &Dataset, observer: &mut dyn TrainObserver) -> Vec<EpochStats> {
+        let mut batcher = Batcher::new(train.len(), self.config.batch_size, mix_seed(self.config.seed, 1));
+        let mut history = Vec::with_capacity(self.config.epochs);
+        for epoch in 1..=self.config.epochs {
+            let started = Instant::now();
+            observer.epoch_started(epoch, batcher.batches_per_epoch());
+            let mut total = BatchScore::default();
+            let mut seen = 0usize;
+            let batches: Vec<Vec<u32>> = batcher.epoch(epoch).map(<[u32]>::to_vec).collect();
+            for (step, batch) in batches.iter().enumerate() {
+                let s = self.step(train, batch, mix_seed(self.config.seed, ((epoch as u64) << 32) | step as u64));
+                total.loss_sum += s.loss_sum;
+                total.correct += s.correct;
+                seen += batch.len();
+                observer.step_done(total.loss_sum / seen as f64, total.correct as f64 / seen as f64);
+            }
+            let train_seconds = started.elapsed().as_secs_f64();
+            let eval = evaluate(self.model, val);
+            let stats = EpochStats {
+                epoch,
+                loss: total.loss_sum / seen.max(1) as f64,
+                accuracy: total.correct as f64 / seen.max(1) as f64,
+                val_loss: eval.loss,
+                val_accuracy: eval.accuracy,
+                seconds: started.elapsed().as_secs_f64(),
+                images_per_second: seen as f64 / train_seconds,
+            };
+            observer.epoch_done(&stats);
+            history.push(stats);
+        }
+        history
+    }
+}
+
+/// Evaluates `model` on `data` (inference mode) with generic class names `0..k`.
+pub fn evaluate(model: &Model, data: &Dataset) -> Evaluation {
+    let names: Vec<String> = (0..model.classes()).map(|i| i.to_string()).collect();
+    evaluate_named(model, data, &names)
+}
+
+/// Evaluates `model` on `data` with the given class names.
+pub fn evaluate_named(model: &Model, data: &Dataset, names: &[String]) -> Evaluation {
+    let probs = Predictor::new(model, 500).probabilities(&data.images);
+    Evaluation::from_probabilities(&probs, &data.labels, names)
+}
