@@ -7,6 +7,7 @@ pub mod error;
 pub mod fsutil;
 pub mod nn;
 pub mod optim;
+pub mod predict;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,1 +1,233 @@
-fn main() {}
+//! The `wardrobe` command line: parses flags, calls the library, prints, sets the exit code.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wardrobe::data::convert::convert;
+use wardrobe::data::dataset::{CLASS_NAMES, Split};
+use wardrobe::data::image_input::load_28x28;
+use wardrobe::data::source::{DataSource, split_validation};
+use wardrobe::nn::infer::Predictor;
+use wardrobe::nn::model::Model;
+use wardrobe::nn::spec::ModelSpec;
+use wardrobe::nn::store;
+use wardrobe::optim::adam::AdamConfig;
+use wardrobe::predict::top_k;
+use wardrobe::train::progress::ConsoleProgress;
+use wardrobe::train::trainer::{TrainConfig, Trainer, evaluate_named};
+use wardrobe::{Error, Result};
+
+/// Train, evaluate and use a Fashion-MNIST clothing classifier on the CPU.
+#[derive(Parser)]
+#[command(name = "wardrobe", version, about)]
+struct Cli {
+    /// Worker threads (default: one per core).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert between IDX (images + labels files, optionally gzipped) and Kaggle CSV.
+    Convert(ConvertArgs),
+    /// Train a model and save it.
+    Train(TrainArgs),
+    /// Score a saved model on the test set.
+    Evaluate(EvaluateArgs),
+    /// Classify test-set items or image files with a saved model.
+    Predict(PredictArgs),
+}
+
+/// Where the data comes from.
+#[derive(Args)]
+struct DataArgs {
+    /// Directory with the Fashion-MNIST IDX files.
+    #[arg(long, default_value = wardrobe::data::dataset::DEFAULT_DATA_DIR)]
+    data: PathBuf,
+    /// Kaggle-style CSV to use as the training set instead of the IDX files.
+    #[arg(long)]
+    train_csv: Option<PathBuf>,
+    /// Kaggle-style CSV to use as the test set instead of the IDX files.
+    #[arg(long)]
+    test_csv: Option<PathBuf>,
+}
+
+impl DataArgs {
+    fn source(&self) -> DataSource {
+        DataSource { dir: self.data.clone(), train_csv: self.train_csv.clone(), test_csv: self.test_csv.clone() }
+    }
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// Input: a .csv file, or an IDX images file (its labels file beside it).
+    input: PathBuf,
+    /// Output: a .csv file, or an IDX images file (gzipped when it ends in .gz).
+    output: PathBuf,
+    /// Labels file of an IDX input, when its name does not follow the images file.
+    #[arg(long)]
+    input_labels: Option<PathBuf>,
+    /// Labels file of an IDX output, when its name does not follow the images file.
+    #[arg(long)]
+    output_labels: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Named architecture.
+    #[arg(long, default_value = "seed")]
+    preset: String,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Images per optimiser step.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// Seed for initialisation, shuffling and dropout.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Fraction of the training set held out for validation (the last images).
+    #[arg(long, default_value_t = 0.1)]
+    val_split: f64,
+    /// Directory for the trained model.
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// Model directory.
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// Model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Classify test-set item N (repeatable).
+    #[arg(long)]
+    index: Vec<usize>,
+    /// Image files (28×28 grey; other sizes are resized).
+    images: Vec<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+    /// How many classes to list.
+    #[arg(long, default_value_t = 3)]
+    top_k: usize,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_convert(a: ConvertArgs) -> Result<()> {
+    let n = convert(&a.input, &a.output, a.input_labels.as_deref(), a.output_labels.as_deref())?;
+    println!("converted {n} images: {} -> {}", a.input.display(), a.output.display());
+    Ok(())
+}
+
+fn positive(name: &str, value: usize) -> Result<()> {
+    if value == 0 { Err(Error::Invalid(format!("--{name} must be at least 1"))) } else { Ok(()) }
+}
+
+fn run_train(a: TrainArgs) -> Result<()> {
+    positive("epochs", a.epochs)?;
+    positive("batch-size", a.batch_size)?;
+    if !(a.lr > 0.0 && a.lr.is_finite()) {
+        return Err(Error::Invalid(format!("--lr must be a positive number, got {}", a.lr)));
+    }
+    let full = a.data.source().load(Split::Train)?;
+    let (train, val) = split_validation(&full, a.val_split)?;
+    let spec = ModelSpec::preset(&a.preset)?;
+    let mut model = Model::initialised(spec, CLASS_NAMES.len(), a.seed)?;
+    println!("{}", model.summary());
+    println!("training on {} images, validating on {}, {} threads", train.len(), val.len(), rayon::current_num_threads());
+    let config = TrainConfig { epochs: a.epochs, batch_size: a.batch_size, adam: AdamConfig { lr: a.lr, ..Default::default() }, seed: a.seed };
+    Trainer::new(&mut model, config).fit(&train, &val, &mut ConsoleProgress::new(a.epochs));
+    store::save(&model, &CLASS_NAMES, &a.out)?;
+    println!("saved {}", a.out.display());
+    Ok(())
+}
+
+fn run_evaluate(a: EvaluateArgs) -> Result<()> {
+    let loaded = store::load(&a.model)?;
+    let test = a.data.source().load(Split::Test)?;
+    let eval = evaluate_named(&loaded.model, &test, &loaded.class_names);
+    if a.json {
+        println!("{}", serde_json::to_string(&eval).expect("evaluation serialises"));
+    } else {
+        print!("{}", eval.table());
+    }
+    Ok(())
+}
+
+fn run_predict(a: PredictArgs) -> Result<()> {
+    if a.index.is_empty() && a.images.is_empty() {
+        return Err(Error::Invalid("give image files or --index N".into()));
+    }
+    let loaded = store::load(&a.model)?;
+    let mut items: Vec<(String, Vec<u8>, Option<u8>)> = Vec::new();
+    if !a.index.is_empty() {
+        let test = a.data.source().load(Split::Test)?;
+        for &i in &a.index {
+            if i >= test.len() {
+                return Err(Error::Invalid(format!("--index {i} is past the test set's {} images", test.len())));
+            }
+            items.push((format!("test[{i}]"), test.image(i).to_vec(), Some(test.labels[i])));
+        }
+    }
+    for path in &a.images {
+        items.push((path.display().to_string(), load_28x28(path)?, None));
+    }
+    let pixels: Vec<u8> = items.iter().flat_map(|(_, p, _)| p.iter().copied()).collect();
+    let probs = Predictor::new(&loaded.model, 64).probabilities(&pixels);
+    for ((name, _, truth), probs) in items.iter().zip(probs.chunks_exact(loaded.class_names.len())) {
+        let ranked = top_k(probs, &loaded.class_names, a.top_k);
+        let truth = truth.map(|t| loaded.class_names[t as usize].clone());
+        if a.json {
+            let line = serde_json::json!({ "input": name, "label": ranked[0].label, "top": ranked, "true_label": truth });
+            println!("{line}");
+        } else {
+            let top: Vec<String> = ranked.iter().map(|r| format!("{} {:.1}%", r.label, 100.0 * r.probability)).collect();
+            let truth = truth.map(|t| format!("  (true: {t})")).unwrap_or_default();
+            println!("{name}: {}{truth}\n    {}", ranked[0].label, top.join(", "));
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(threads) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global() {
+            eprintln!("error: cannot start {threads} threads: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let result = match cli.command {
+        Command::Convert(a) => run_convert(a),
+        Command::Train(a) => run_train(a),
+        Command::Evaluate(a) => run_evaluate(a),
+        Command::Predict(a) => run_predict(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,6 +1,9 @@
 //! Data: IDX and CSV readers/writers, the in-memory dataset, and batching.
 
 pub mod batch;
+pub mod convert;
 pub mod csv;
 pub mod dataset;
 pub mod idx;
+pub mod image_input;
+pub mod source;
