@@ -154,8 +154,18 @@ fn run_train(a: TrainArgs) -> Result<()> {
     let spec = ModelSpec::preset(&a.preset)?;
     let mut model = Model::initialised(spec, CLASS_NAMES.len(), a.seed)?;
     println!("{}", model.summary());
-    println!("training on {} images, validating on {}, {} threads", train.len(), val.len(), rayon::current_num_threads());
-    let config = TrainConfig { epochs: a.epochs, batch_size: a.batch_size, adam: AdamConfig { lr: a.lr, ..Default::default() }, seed: a.seed };
+    println!(
+        "training on {} images, validating on {}, {} threads",
+        train.len(),
+        val.len(),
+        rayon::current_num_threads()
+    );
+    let config = TrainConfig {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        adam: AdamConfig { lr: a.lr, ..Default::default() },
+        seed: a.seed,
+    };
     Trainer::new(&mut model, config).fit(&train, &val, &mut ConsoleProgress::new(a.epochs));
     store::save(&model, &CLASS_NAMES, &a.out)?;
     println!("saved {}", a.out.display());
@@ -198,10 +208,12 @@ fn run_predict(a: PredictArgs) -> Result<()> {
         let ranked = top_k(probs, &loaded.class_names, a.top_k);
         let truth = truth.map(|t| loaded.class_names[t as usize].clone());
         if a.json {
-            let line = serde_json::json!({ "input": name, "label": ranked[0].label, "top": ranked, "true_label": truth });
+            let line =
+                serde_json::json!({ "input": name, "label": ranked[0].label, "top": ranked, "true_label": truth });
             println!("{line}");
         } else {
-            let top: Vec<String> = ranked.iter().map(|r| format!("{} {:.1}%", r.label, 100.0 * r.probability)).collect();
+            let top: Vec<String> =
+                ranked.iter().map(|r| format!("{} {:.1}%", r.label, 100.0 * r.probability)).collect();
             let truth = truth.map(|t| format!("  (true: {t})")).unwrap_or_default();
             println!("{name}: {}{truth}\n    {}", ranked[0].label, top.join(", "));
         }
@@ -211,11 +223,11 @@ fn run_predict(a: PredictArgs) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(threads) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global() {
-            eprintln!("error: cannot start {threads} threads: {e}");
-            return ExitCode::FAILURE;
-        }
+    if let Some(threads) = cli.threads
+        && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global()
+    {
+        eprintln!("error: cannot start {threads} threads: {e}");
+        return ExitCode::FAILURE;
     }
     let result = match cli.command {
         Command::Convert(a) => run_convert(a),

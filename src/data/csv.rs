@@ -18,9 +18,10 @@ fn header(pixels: usize) -> String {
 
 /// Parses one field as an integer in `0..=max`, naming line and column on failure.
 fn parse_field(text: &str, max: u8, column: &str, line: usize, path: &Path) -> Result<u8> {
-    let value: u32 = text.trim().parse().map_err(|_| {
-        Error::format(path, format!("line {line}, column {column}: '{text}' is not a whole number"))
-    })?;
+    let value: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| Error::format(path, format!("line {line}, column {column}: '{text}' is not a whole number")))?;
     if value > u32::from(max) {
         return Err(Error::format(path, format!("line {line}, column {column}: {value} is out of range 0–{max}")));
     }

@@ -55,7 +55,7 @@ impl Dataset {
             return Err(format!(
                 "{} labels but {} images of {rows}×{cols}",
                 labels.len(),
-                if pixels == 0 { 0 } else { images.len() / pixels }
+                images.len().checked_div(pixels).unwrap_or(0)
             ));
         }
         if let Some(i) = labels.iter().position(|&l| l as usize >= NUM_CLASSES) {
@@ -105,7 +105,8 @@ impl Dataset {
                 format!("{} labels but {} has {} images", labels.dims[0], images_path.display(), images.dims[0]),
             ));
         }
-        Dataset::new(images.data, labels.data, images.dims[1], images.dims[2]).map_err(|m| Error::format(labels_path, m))
+        Dataset::new(images.data, labels.data, images.dims[1], images.dims[2])
+            .map_err(|m| Error::format(labels_path, m))
     }
 
     /// Loads a split of Fashion-MNIST from a directory of IDX files (`.gz` or uncompressed).
@@ -122,7 +123,10 @@ impl Dataset {
 
     /// Writes the images and labels as a pair of IDX files.
     pub fn write_idx(&self, images_path: &Path, labels_path: &Path) -> Result<()> {
-        idx::write(images_path, &idx::IdxArray { dims: vec![self.len(), self.rows, self.cols], data: self.images.clone() })?;
+        idx::write(
+            images_path,
+            &idx::IdxArray { dims: vec![self.len(), self.rows, self.cols], data: self.images.clone() },
+        )?;
         idx::write(labels_path, &idx::IdxArray { dims: vec![self.len()], data: self.labels.clone() })
     }
 }

@@ -56,10 +56,8 @@ pub fn parse(bytes: &[u8], expected_magic: u32, path: &Path) -> Result<IdxArray>
     if bytes.len() < header_len {
         return Err(Error::format(path, format!("header truncated: {ndims} dimensions need {header_len} bytes")));
     }
-    let dims: Vec<usize> = bytes[4..header_len]
-        .chunks_exact(4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .collect();
+    let dims: Vec<usize> =
+        bytes[4..header_len].chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
     let expected: usize = dims.iter().product();
     let payload = &bytes[header_len..];
     if payload.len() != expected {

@@ -27,7 +27,8 @@ pub fn decode(path: &Path) -> Result<image::DynamicImage> {
 /// Loads an image as 28×28 grey pixels (resizing other sizes with a triangle filter).
 pub fn load_28x28(path: &Path) -> Result<Vec<u8>> {
     let grey = decode(path)?.to_luma8();
-    let grey = if grey.dimensions() == (28, 28) { grey } else { image::imageops::resize(&grey, 28, 28, FilterType::Triangle) };
+    let grey =
+        if grey.dimensions() == (28, 28) { grey } else { image::imageops::resize(&grey, 28, 28, FilterType::Triangle) };
     Ok(grey.into_raw())
 }
 

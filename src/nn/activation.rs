@@ -75,7 +75,11 @@ impl Layer for Relu {
     fn backward(&self, b: Backward) {
         let len = b.n * self.shape.size();
         if let Some(dx) = b.dx {
-            dx[..len].iter_mut().zip(&b.dy[..len]).zip(&b.x[..len]).for_each(|((dx, &d), &x)| *dx = if x > 0.0 { d } else { 0.0 });
+            dx[..len]
+                .iter_mut()
+                .zip(&b.dy[..len])
+                .zip(&b.x[..len])
+                .for_each(|((dx, &d), &x)| *dx = if x > 0.0 { d } else { 0.0 });
         }
     }
 }

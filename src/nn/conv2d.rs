@@ -33,7 +33,14 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// A `kernel × kernel` convolution with `filters` outputs over samples of `input`.
-    pub fn new(input: Shape, filters: usize, kernel: usize, padding: Padding, activation: Activation, init: Init) -> Conv2d {
+    pub fn new(
+        input: Shape,
+        filters: usize,
+        kernel: usize,
+        padding: Padding,
+        activation: Activation,
+        init: Init,
+    ) -> Conv2d {
         let pad = if padding == Padding::Same { kernel / 2 } else { 0 };
         let out_side = |s: usize| s + 2 * pad + 1 - kernel;
         let output = Shape::new(out_side(input.h), out_side(input.w), filters);

@@ -82,7 +82,15 @@ mod tests {
         let dense = Dense::new(2, 3, Activation::Linear, Init::GlorotUniform);
         let params = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.5, 0.5, -100.0];
         let mut y = vec![0.0; 3];
-        dense.forward(Forward { n: 1, params: &params, x: &[1.0, -1.0], y: &mut y, scratch: &mut [], train: false, seed: 0 });
+        dense.forward(Forward {
+            n: 1,
+            params: &params,
+            x: &[1.0, -1.0],
+            y: &mut y,
+            scratch: &mut [],
+            train: false,
+            seed: 0,
+        });
         assert_eq!(y, vec![-2.5, -2.5, -103.0]);
     }
 

@@ -51,7 +51,15 @@ mod tests {
         let flat = Flatten::new(Shape::new(2, 1, 2));
         assert_eq!(flat.output_shape(), Shape::vector(4));
         let mut y = vec![0.0; 4];
-        flat.forward(Forward { n: 1, params: &[], x: &[1.0, 2.0, 3.0, 4.0], y: &mut y, scratch: &mut [], train: false, seed: 0 });
+        flat.forward(Forward {
+            n: 1,
+            params: &[],
+            x: &[1.0, 2.0, 3.0, 4.0],
+            y: &mut y,
+            scratch: &mut [],
+            train: false,
+            seed: 0,
+        });
         assert_eq!(y, vec![1.0, 2.0, 3.0, 4.0]);
         check_layer(&flat, 2);
     }

@@ -71,13 +71,13 @@ pub fn check_layer(layer: &dyn Layer, n: usize) {
     });
 
     let p = params.clone();
-    for i in 0..in_len {
+    for (i, &analytic) in dx.iter().enumerate() {
         let g = numeric(&mut x, i, &mut |xs| loss(layer, n, &p, xs, &r));
-        assert_close("dx", i, dx[i], g);
+        assert_close("dx", i, analytic, g);
     }
     let xs = x.clone();
-    for i in 0..params.len() {
+    for (i, &analytic) in dparams.iter().enumerate() {
         let g = numeric(&mut params, i, &mut |ps| loss(layer, n, ps, &xs, &r));
-        assert_close("dparams", i, dparams[i], g);
+        assert_close("dparams", i, analytic, g);
     }
 }

@@ -45,7 +45,8 @@ impl Init {
                 weights.iter_mut().for_each(|w| *w = (truncated_normal(rng) * std) as f32);
             }
             Init::HeUniform | Init::GlorotUniform => {
-                let limit = if self == Init::HeUniform { (6.0 / fan_in).sqrt() } else { (6.0 / (fan_in + fan_out)).sqrt() };
+                let limit =
+                    if self == Init::HeUniform { (6.0 / fan_in).sqrt() } else { (6.0 / (fan_in + fan_out)).sqrt() };
                 weights.iter_mut().for_each(|w| *w = rng.random_range(-limit..limit) as f32);
             }
         }

@@ -36,7 +36,11 @@ impl Shape {
 
     /// Keras-style text, `(None, 24, 24, 32)` or `(None, 128)`.
     pub fn describe(&self) -> String {
-        if self.h == 1 && self.w == 1 { format!("(None, {})", self.c) } else { format!("(None, {}, {}, {})", self.h, self.w, self.c) }
+        if self.h == 1 && self.w == 1 {
+            format!("(None, {})", self.c)
+        } else {
+            format!("(None, {}, {}, {})", self.h, self.w, self.c)
+        }
     }
 }
 

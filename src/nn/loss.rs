@@ -29,7 +29,13 @@ pub fn argmax(values: &[f32]) -> usize {
 
 /// Scores `logits` (`labels.len()` rows of `classes`) and writes the gradient of
 /// `scale · Σ loss` w.r.t. the logits into `dlogits`.
-pub fn softmax_cross_entropy(logits: &[f32], labels: &[u8], classes: usize, scale: f32, dlogits: &mut [f32]) -> BatchScore {
+pub fn softmax_cross_entropy(
+    logits: &[f32],
+    labels: &[u8],
+    classes: usize,
+    scale: f32,
+    dlogits: &mut [f32],
+) -> BatchScore {
     let mut score = BatchScore::default();
     for (i, &label) in labels.iter().enumerate() {
         let row = &logits[i * classes..(i + 1) * classes];
@@ -77,7 +83,7 @@ mod tests {
         let labels = [2u8, 0];
         let mut d = vec![0.0; 6];
         softmax_cross_entropy(&logits, &labels, 3, 0.5, &mut d);
-        let loss = |l: &[f32]| softmax_cross_entropy(l, &labels, 3, 0.5, &mut vec![0.0; 6]).loss_sum * 0.5;
+        let loss = |l: &[f32]| softmax_cross_entropy(l, &labels, 3, 0.5, &mut [0.0; 6]).loss_sum * 0.5;
         for i in 0..6 {
             let (mut up, mut down) = (logits, logits);
             up[i] += 1e-3;

@@ -88,7 +88,8 @@ impl LayerSpec {
         Ok(match *self {
             LayerSpec::Conv2d { filters, kernel, padding, activation, init } => {
                 require(filters > 0 && kernel > 0, index, "conv2d needs filters > 0 and kernel > 0")?;
-                let reach = if padding == Padding::Same { kernel % 2 == 1 } else { kernel <= input.h && kernel <= input.w };
+                let reach =
+                    if padding == Padding::Same { kernel % 2 == 1 } else { kernel <= input.h && kernel <= input.w };
                 require(reach, index, "conv2d kernel must fit the input (and be odd for same padding)")?;
                 Box::new(Conv2d::new(input, filters, kernel, padding, activation, init))
             }
@@ -122,7 +123,10 @@ impl ModelSpec {
             layers.push(layer);
         }
         if shape != Shape::vector(classes) {
-            return Err(Error::Invalid(format!("the last layer must output {classes} class logits, not {}", shape.describe())));
+            return Err(Error::Invalid(format!(
+                "the last layer must output {classes} class logits, not {}",
+                shape.describe()
+            )));
         }
         Ok(layers)
     }
@@ -196,7 +200,13 @@ mod tests {
         let mut spec = ModelSpec::seed();
         spec.layers.pop();
         assert!(spec.build(10).err().unwrap().to_string().contains("10 class logits"));
-        spec.layers[0] = LayerSpec::Conv2d { filters: 1, kernel: 40, padding: Padding::Valid, activation: Activation::Relu, init: Init::HeNormal };
+        spec.layers[0] = LayerSpec::Conv2d {
+            filters: 1,
+            kernel: 40,
+            padding: Padding::Valid,
+            activation: Activation::Relu,
+            init: Init::HeNormal,
+        };
         assert!(spec.build(10).err().unwrap().to_string().starts_with("layer 0:"));
         assert!(ModelSpec::preset("huge").is_err());
     }

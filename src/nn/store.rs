@@ -9,7 +9,7 @@ use crate::nn::spec::ModelSpec;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// File name of the architecture.
 pub const SPEC_FILE: &str = "model.json";
@@ -59,9 +59,10 @@ pub struct Loaded {
     pub class_names: Vec<String>,
 }
 
-fn read_model_file(path: &PathBuf) -> Result<ModelFile> {
+fn read_model_file(path: &Path) -> Result<ModelFile> {
     let text = fsutil::read(path)?;
-    let file: ModelFile = serde_json::from_slice(&text).map_err(|e| Error::model(path, format!("invalid JSON: {e}")))?;
+    let file: ModelFile =
+        serde_json::from_slice(&text).map_err(|e| Error::model(path, format!("invalid JSON: {e}")))?;
     if file.format != FORMAT {
         return Err(Error::model(path, format!("format is '{}', expected '{FORMAT}'", file.format)));
     }
@@ -72,20 +73,30 @@ fn read_model_file(path: &PathBuf) -> Result<ModelFile> {
 pub fn load(dir: &Path) -> Result<Loaded> {
     let spec_path = dir.join(SPEC_FILE);
     let file = read_model_file(&spec_path)?;
-    let mut model = Model::new(file.spec, file.class_names.len()).map_err(|e| Error::model(&spec_path, e.to_string()))?;
+    let mut model =
+        Model::new(file.spec, file.class_names.len()).map_err(|e| Error::model(&spec_path, e.to_string()))?;
     let weights_path = dir.join(WEIGHTS_FILE);
     let bytes = fsutil::read(&weights_path)?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::model(&weights_path, format!("not a safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::model(&weights_path, format!("not a safetensors file: {e}")))?;
     let tensors = model.tensors();
     if st.len() != tensors.len() {
-        return Err(Error::model(&weights_path, format!("{} tensors, the architecture has {}", st.len(), tensors.len())));
+        return Err(Error::model(
+            &weights_path,
+            format!("{} tensors, the architecture has {}", st.len(), tensors.len()),
+        ));
     }
     for (name, spec, range) in tensors {
         let view = st.tensor(&name).map_err(|_| Error::model(&weights_path, format!("tensor '{name}' is missing")))?;
         if view.dtype() != Dtype::F32 || view.shape() != spec.dims.as_slice() {
             return Err(Error::model(
                 &weights_path,
-                format!("tensor '{name}' is {:?} {:?}, the architecture needs F32 {:?}", view.dtype(), view.shape(), spec.dims),
+                format!(
+                    "tensor '{name}' is {:?} {:?}, the architecture needs F32 {:?}",
+                    view.dtype(),
+                    view.shape(),
+                    spec.dims
+                ),
             ));
         }
         let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));

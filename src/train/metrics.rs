@@ -78,15 +78,25 @@ impl Evaluation {
                 ClassScore { name: names[c].clone(), precision, recall, f1, support }
             })
             .collect();
-        Evaluation { samples: labels.len(), accuracy: ratio(correct, labels.len()), loss: loss / labels.len().max(1) as f64, classes, confusion }
+        Evaluation {
+            samples: labels.len(),
+            accuracy: ratio(correct, labels.len()),
+            loss: loss / labels.len().max(1) as f64,
+            classes,
+            confusion,
+        }
     }
 
     /// A readable report: totals, per-class table, and the row-normalised confusion matrix.
     pub fn table(&self) -> String {
-        let mut s = format!("samples {}  accuracy {:.2}%  loss {:.4}\n\n", self.samples, 100.0 * self.accuracy, self.loss);
+        let mut s =
+            format!("samples {}  accuracy {:.2}%  loss {:.4}\n\n", self.samples, 100.0 * self.accuracy, self.loss);
         s.push_str(&format!("{:<14}{:>10}{:>10}{:>10}{:>9}\n", "class", "precision", "recall", "f1", "support"));
         for c in &self.classes {
-            s.push_str(&format!("{:<14}{:>10.3}{:>10.3}{:>10.3}{:>9}\n", c.name, c.precision, c.recall, c.f1, c.support));
+            s.push_str(&format!(
+                "{:<14}{:>10.3}{:>10.3}{:>10.3}{:>9}\n",
+                c.name, c.precision, c.recall, c.f1, c.support
+            ));
         }
         s.push_str("\nconfusion matrix, % of each true class (rows = true, columns = predicted)\n");
         s.push_str(&format!("{:<14}", ""));

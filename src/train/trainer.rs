@@ -52,7 +52,13 @@ impl EpochStats {
     pub fn line(&self, epochs: usize) -> String {
         format!(
             "epoch {}/{epochs}  loss {:.4}  acc {:.4}  val_loss {:.4}  val_acc {:.4}  {:.1}s  {:.0} img/s",
-            self.epoch, self.loss, self.accuracy, self.val_loss, self.val_accuracy, self.seconds, self.images_per_second
+            self.epoch,
+            self.loss,
+            self.accuracy,
+            self.val_loss,
+            self.val_accuracy,
+            self.seconds,
+            self.images_per_second
         )
     }
 }
@@ -119,7 +125,11 @@ impl<'a> Trainer<'a> {
         let threads = rayon::current_num_threads().max(1);
         let part = config.batch_size.div_ceil(threads);
         let replicas = (0..threads)
-            .map(|_| Replica { ws: model.workspace(part), grads: vec![0.0; model.params.len()], labels: Vec::with_capacity(part) })
+            .map(|_| Replica {
+                ws: model.workspace(part),
+                grads: vec![0.0; model.params.len()],
+                labels: Vec::with_capacity(part),
+            })
             .collect();
         let optimizer = Box::new(Adam::new(config.adam, model.params.len()));
         Trainer { model, optimizer, replicas, config }
@@ -139,7 +149,10 @@ impl<'a> Trainer<'a> {
             .collect();
         reduce_gradients(&mut self.replicas[..used]);
         self.optimizer.step(&mut self.model.params, &self.replicas[0].grads);
-        scores.iter().fold(BatchScore::default(), |a, s| BatchScore { loss_sum: a.loss_sum + s.loss_sum, correct: a.correct + s.correct })
+        scores.iter().fold(BatchScore::default(), |a, s| BatchScore {
+            loss_sum: a.loss_sum + s.loss_sum,
+            correct: a.correct + s.correct,
+        })
     }
 
     /// Trains for the configured epochs, validating on `val` after each.

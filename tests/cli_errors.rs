@@ -1,0 +1,174 @@
+//! Malformed inputs through the command line: each gives one clear error line and a non-zero
+//! exit, never a panic.
+
+mod common;
+
+use common::{assert_clean_failure, data_dir, run};
+use std::path::Path;
+use wardrobe::data::idx::{IdxArray, write};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A data directory holding a valid tiny test split that `corrupt` may then damage.
+fn tiny_data_dir(corrupt: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("t10k-images-idx3-ubyte.gz"), &IdxArray { dims: vec![3, 28, 28], data: vec![7; 3 * 784] })
+        .unwrap();
+    write(&dir.path().join("t10k-labels-idx1-ubyte.gz"), &IdxArray { dims: vec![3], data: vec![1, 2, 3] }).unwrap();
+    corrupt(dir.path());
+    dir
+}
+
+/// A trained-looking model directory (random weights are enough to exercise loading).
+fn model_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let model = wardrobe::nn::model::Model::initialised(wardrobe::nn::spec::ModelSpec::seed(), 10, 1).unwrap();
+    wardrobe::nn::store::save(&model, &wardrobe::data::dataset::CLASS_NAMES, dir.path()).unwrap();
+    dir
+}
+
+fn evaluate_on(data: &Path, needle: &str) {
+    let model = model_dir();
+    assert_clean_failure(&["evaluate", "--model", s(model.path()), "--data", s(data)], needle);
+}
+
+#[test]
+fn a_valid_tiny_directory_evaluates() {
+    let data = tiny_data_dir(|_| {});
+    let model = model_dir();
+    let (ok, out, err) = run(&["evaluate", "--model", s(model.path()), "--data", s(data.path())]);
+    assert!(ok, "{err}");
+    assert!(out.contains("samples 3"));
+}
+
+#[test]
+fn truncated_gzip() {
+    let data = tiny_data_dir(|d| {
+        let p = d.join("t10k-images-idx3-ubyte.gz");
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    });
+    evaluate_on(data.path(), "t10k-images-idx3-ubyte.gz: corrupt gzip stream");
+}
+
+#[test]
+fn wrong_magic() {
+    let data = tiny_data_dir(|d| {
+        std::fs::copy(d.join("t10k-labels-idx1-ubyte.gz"), d.join("t10k-images-idx3-ubyte.gz")).unwrap();
+    });
+    evaluate_on(data.path(), "magic number is 2049");
+}
+
+#[test]
+fn dimension_and_length_mismatch() {
+    let data = tiny_data_dir(|d| {
+        let mut bytes = wardrobe::data::idx::encode(&IdxArray { dims: vec![3, 28, 28], data: vec![0; 3 * 784] });
+        bytes.truncate(bytes.len() - 100);
+        std::fs::write(d.join("t10k-images-idx3-ubyte.gz"), bytes).unwrap();
+    });
+    evaluate_on(data.path(), "need 2352 payload bytes but the file has 2252");
+}
+
+#[test]
+fn labels_above_nine() {
+    let data = tiny_data_dir(|d| {
+        write(&d.join("t10k-labels-idx1-ubyte.gz"), &IdxArray { dims: vec![3], data: vec![1, 12, 3] }).unwrap();
+    });
+    evaluate_on(data.path(), "label 12 at index 1");
+}
+
+#[test]
+fn images_and_labels_of_different_counts() {
+    let data = tiny_data_dir(|d| {
+        write(&d.join("t10k-labels-idx1-ubyte.gz"), &IdxArray { dims: vec![2], data: vec![1, 2] }).unwrap();
+    });
+    evaluate_on(data.path(), "2 labels but");
+}
+
+#[test]
+fn images_of_the_wrong_size() {
+    let data = tiny_data_dir(|d| {
+        write(&d.join("t10k-images-idx3-ubyte.gz"), &IdxArray { dims: vec![3, 2, 2], data: vec![0; 12] }).unwrap();
+    });
+    evaluate_on(data.path(), "expected 28×28");
+}
+
+#[test]
+fn missing_data_names_the_package() {
+    evaluate_on(Path::new("/nonexistent"), "dataset-fashion-mnist");
+}
+
+fn csv_with_row(row: &str) -> tempfile::NamedTempFile {
+    let mut text = String::from("label");
+    for i in 1..=784 {
+        text.push_str(&format!(",pixel{i}"));
+    }
+    text.push('\n');
+    text.push_str(&format!("1{}\n", ",0".repeat(784)));
+    text.push_str(row);
+    let file = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+fn train_on_csv(row: &str, needle: &str) {
+    let csv = csv_with_row(row);
+    assert_clean_failure(
+        &["train", "--train-csv", s(csv.path()), "--epochs", "1", "--out", "/tmp/never-written"],
+        needle,
+    );
+}
+
+#[test]
+fn csv_missing_column() {
+    train_on_csv(&format!("1{}", ",0".repeat(783)), "line 3: 784 columns, expected 785");
+}
+
+#[test]
+fn csv_non_number() {
+    train_on_csv(&format!("1,abc{}", ",0".repeat(783)), "line 3, column pixel1: 'abc' is not a whole number");
+}
+
+#[test]
+fn csv_pixel_256() {
+    train_on_csv(&format!("1{},256", ",0".repeat(783)), "line 3, column pixel784: 256 is out of range 0–255");
+}
+
+#[test]
+fn model_dir_with_missing_file() {
+    let model = model_dir();
+    std::fs::remove_file(model.path().join("model.json")).unwrap();
+    assert_clean_failure(&["evaluate", "--model", s(model.path()), "--data", s(&data_dir())], "model.json");
+}
+
+#[test]
+fn model_dir_with_mismatched_weights() {
+    let model = model_dir();
+    let json_path = model.path().join("model.json");
+    let json = std::fs::read_to_string(&json_path).unwrap().replace("\"units\": 128", "\"units\": 100");
+    std::fs::write(&json_path, json).unwrap();
+    assert_clean_failure(
+        &["predict", "--model", s(model.path()), "--index", "0"],
+        "tensor '6.kernel' is F32 [1600, 128]",
+    );
+}
+
+#[test]
+fn bad_flags_are_refused() {
+    let (ok, _, err) = run(&["train", "--epochs", "many"]);
+    assert!(!ok && err.contains("invalid value 'many'"));
+    assert_clean_failure(&["train", "--epochs", "0"], "--epochs must be at least 1");
+    assert_clean_failure(&["train", "--val-split", "1.5", "--epochs", "1"], "--val-split must be in [0, 1)");
+    assert_clean_failure(&["train", "--preset", "nope"], "unknown preset 'nope'");
+}
+
+#[test]
+fn predict_on_a_non_image() {
+    let model = model_dir();
+    let fake = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    std::fs::write(fake.path(), b"not a png").unwrap();
+    assert_clean_failure(&["predict", "--model", s(model.path()), s(fake.path())], "cannot decode image");
+    assert_clean_failure(&["predict", "--model", s(model.path()), "--index", "10000"], "--index 10000 is past");
+}
