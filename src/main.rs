@@ -38,6 +38,8 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Classify test-set items or image files with a saved model.
     Predict(PredictArgs),
+    /// Measure engine speed: sgemm ceiling, training and inference throughput, latency, memory.
+    Bench(BenchArgs),
 }
 
 /// Where the data comes from.
@@ -131,6 +133,47 @@ struct PredictArgs {
     /// Print JSON lines instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Short runs (a smoke test, not a measurement).
+    #[arg(long)]
+    quick: bool,
+}
+
+fn run_bench(a: BenchArgs) -> Result<()> {
+    let r = wardrobe::bench::run(&a.data.source(), a.quick)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r).expect("report serialises"));
+        return Ok(());
+    }
+    println!(
+        "threads {}  sgemm {:.1} GFLOP/s ({:.1} on one thread)",
+        r.threads, r.sgemm_gflops_all_threads, r.sgemm_gflops_one_thread
+    );
+    for t in &r.training {
+        println!(
+            "train batch {:>3} {:<5} {:>8.0} img/s  {:>6.1} GFLOP/s  {:>5.1}% of ceiling",
+            t.batch_size,
+            t.mode,
+            t.images_per_second,
+            t.gflops,
+            100.0 * t.fraction_of_ceiling
+        );
+    }
+    println!("inference batch 1000 {:.0} img/s ({:.1} GFLOP/s)", r.inference_images_per_second, r.inference_gflops);
+    println!(
+        "single image {:.4} ms median, {:.4} ms p99 over {} calls",
+        r.latency_ms_median, r.latency_ms_p99, r.latency_calls
+    );
+    println!("peak RSS {:.1} MiB", r.peak_rss_mib);
+    Ok(())
 }
 
 fn run_convert(a: ConvertArgs) -> Result<()> {
@@ -234,6 +277,7 @@ fn main() -> ExitCode {
         Command::Train(a) => run_train(a),
         Command::Evaluate(a) => run_evaluate(a),
         Command::Predict(a) => run_predict(a),
+        Command::Bench(a) => run_bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@
 use crate::nn::activation::{Activation, activation_backward, add_bias_activate, bias_backward};
 use crate::nn::init::Init;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
-use crate::nn::matmul::{matmul, n as plain, t as transposed};
+use crate::nn::matmul::{Operand, matmul, n as plain, t as transposed};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -57,25 +57,39 @@ impl Conv2d {
         self.output.h * self.output.w
     }
 
-    /// Input pixel `(iy, ix)` seen by output `(oy, ox)` at kernel offset `(ky, kx)`, if inside.
-    fn source(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<usize> {
-        let iy = (oy + ky).checked_sub(self.pad).filter(|&v| v < self.input.h)?;
-        let ix = (ox + kx).checked_sub(self.pad).filter(|&v| v < self.input.w)?;
-        Some(iy * self.input.w + ix)
+    /// Whether im2col is stored kernel-major (`[K, rows]`), used for single-channel inputs: each
+    /// kernel offset then copies whole image rows instead of one value per patch.
+    fn kernel_major(&self) -> bool {
+        self.input.c == 1
     }
 
-    /// Calls `visit(col_offset, input_offset)` for every in-bounds channel run of every patch.
-    fn for_each_patch_run(&self, n: usize, mut visit: impl FnMut(usize, usize)) {
-        let (c, k, patch) = (self.input.c, self.kernel, self.patch_len());
-        let in_size = self.input.size();
+    /// Range of output columns `ox` whose input column `ox + kx − pad` lies inside the image.
+    fn valid_columns(&self, kx: usize) -> std::ops::Range<usize> {
+        let lo = self.pad.saturating_sub(kx);
+        let hi = (self.input.w + self.pad).saturating_sub(kx).min(self.output.w);
+        lo..hi.max(lo)
+    }
+
+    /// Calls `visit(col_offset, input_offset, len)` for every contiguous run that im2col copies:
+    /// channel runs of one patch (patch-major), or row runs of one kernel offset (kernel-major).
+    /// Runs falling outside the image (padding) are skipped; their columns stay zero.
+    fn for_each_run(&self, n: usize, mut visit: impl FnMut(usize, usize, usize)) {
+        let (c, k, in_size) = (self.input.c, self.kernel, self.input.size());
+        let (oh, ow, rows) = (self.output.h, self.output.w, n * self.out_pixels());
         for b in 0..n {
-            for oy in 0..self.output.h {
-                for ox in 0..self.output.w {
-                    let row = ((b * self.output.h + oy) * self.output.w + ox) * patch;
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            if let Some(pix) = self.source(oy, ox, ky, kx) {
-                                visit(row + (ky * k + kx) * c, b * in_size + pix * c);
+            for oy in 0..oh {
+                for ky in 0..k {
+                    let Some(iy) = (oy + ky).checked_sub(self.pad).filter(|&v| v < self.input.h) else { continue };
+                    for kx in 0..k {
+                        let cols = self.valid_columns(kx);
+                        let input_at = |ox: usize| b * in_size + (iy * self.input.w + ox + kx - self.pad) * c;
+                        let row = (b * oh + oy) * ow;
+                        if self.kernel_major() {
+                            visit((ky * k + kx) * rows + row + cols.start, input_at(cols.start), cols.len());
+                        } else {
+                            let patch = self.patch_len();
+                            for ox in cols {
+                                visit((row + ox) * patch + (ky * k + kx) * c, input_at(ox), c);
                             }
                         }
                     }
@@ -84,22 +98,25 @@ impl Conv2d {
         }
     }
 
-    /// Unfolds input patches into rows of `cols` (zero where the patch leaves the image).
+    /// Unfolds input patches into `cols` (zero where the patch leaves the image).
     fn im2col(&self, x: &[f32], n: usize, cols: &mut [f32]) {
-        let c = self.input.c;
         if self.pad > 0 {
             cols.fill(0.0);
         }
-        self.for_each_patch_run(n, |col, inp| cols[col..col + c].copy_from_slice(&x[inp..inp + c]));
+        self.for_each_run(n, |col, inp, len| cols[col..col + len].copy_from_slice(&x[inp..inp + len]));
     }
 
-    /// Folds patch-row gradients back onto the input, summing overlaps.
+    /// Folds patch gradients back onto the input, summing overlaps.
     fn col2im(&self, dcols: &[f32], n: usize, dx: &mut [f32]) {
-        let c = self.input.c;
         dx[..n * self.input.size()].fill(0.0);
-        self.for_each_patch_run(n, |col, inp| {
-            dx[inp..inp + c].iter_mut().zip(&dcols[col..col + c]).for_each(|(d, g)| *d += g)
+        self.for_each_run(n, |col, inp, len| {
+            dx[inp..inp + len].iter_mut().zip(&dcols[col..col + len]).for_each(|(d, g)| *d += g)
         });
+    }
+
+    /// The im2col buffer viewed as a `rows × K` matrix.
+    fn cols_view<'a>(&self, cols: &'a [f32]) -> Operand<'a> {
+        Operand { data: cols, t: self.kernel_major() }
     }
 }
 
@@ -145,7 +162,7 @@ impl Layer for Conv2d {
         let cols = &mut f.scratch[..rows * k];
         self.im2col(f.x, f.n, cols);
         let y = &mut f.y[..rows * fo];
-        matmul(rows, fo, k, plain(cols), plain(kernel), y, false);
+        matmul(rows, fo, k, self.cols_view(cols), plain(kernel), y, false);
         add_bias_activate(y, bias, self.activation);
     }
 
@@ -157,10 +174,15 @@ impl Layer for Conv2d {
         let (dkernel, dbias) = b.dparams.split_at_mut(k * fo);
         bias_backward(dbias, dy);
         let (cols, dcols) = b.scratch.split_at_mut(rows * k);
-        matmul(k, fo, rows, transposed(cols), plain(dy), dkernel, true);
+        let cols_t = Operand { data: cols, t: !self.kernel_major() };
+        matmul(k, fo, rows, cols_t, plain(dy), dkernel, true);
         if let Some(dx) = b.dx {
-            let kernel = &b.params[..k * fo];
-            matmul(rows, k, fo, plain(dy), transposed(kernel), &mut dcols[..rows * k], false);
+            let (kernel, dcols) = (&b.params[..k * fo], &mut dcols[..rows * k]);
+            if self.kernel_major() {
+                matmul(k, rows, fo, plain(kernel), transposed(dy), dcols, false);
+            } else {
+                matmul(rows, k, fo, plain(dy), transposed(kernel), dcols, false);
+            }
             self.col2im(dcols, b.n, dx);
         }
     }
@@ -204,6 +226,11 @@ mod tests {
     #[test]
     fn gradients_same_linear() {
         check_layer(&Conv2d::new(Shape::new(4, 4, 3), 2, 3, Padding::Same, Activation::Linear, Init::GlorotUniform), 2);
+    }
+
+    #[test]
+    fn gradients_single_channel_same_padding() {
+        check_layer(&Conv2d::new(Shape::new(5, 4, 1), 3, 3, Padding::Same, Activation::Relu, Init::HeNormal), 2);
     }
 
     #[test]

@@ -41,6 +41,28 @@ impl<'m> Predictor<'m> {
     }
 }
 
+/// The low-latency path for one image at a time: one reused workspace, no threads, no allocation.
+pub struct SingleImage<'m> {
+    model: &'m Model,
+    ws: Workspace,
+    probs: Vec<f32>,
+}
+
+impl<'m> SingleImage<'m> {
+    /// A single-image classifier over `model`.
+    pub fn new(model: &'m Model) -> SingleImage<'m> {
+        SingleImage { model, ws: model.workspace(1), probs: vec![0.0; model.classes()] }
+    }
+
+    /// Class probabilities of one image given as u8 pixels.
+    pub fn probabilities(&mut self, pixels: &[u8]) -> &[f32] {
+        self.ws.load_images(pixels);
+        let logits = self.model.forward(&mut self.ws, 1, false, 0);
+        softmax(logits, &mut self.probs);
+        &self.probs
+    }
+}
+
 /// Runs `pixels` through `ws` in sub-batches, writing probabilities into `out`.
 fn run_part(model: &Model, ws: &mut Workspace, pixels: &[u8], out: &mut [f32]) {
     let (input, classes, cap) = (model.input_size(), model.classes(), ws.capacity());
@@ -71,6 +93,8 @@ mod tests {
         }
         let single = Predictor::new(&model, 1).probabilities(&pixels[36 * 784..]);
         assert!(single.iter().zip(&a[360..]).all(|(x, y)| (x - y).abs() < 1e-5));
+        let mut one = SingleImage::new(&model);
+        assert!(one.probabilities(&pixels[36 * 784..]).iter().zip(&a[360..]).all(|(x, y)| (x - y).abs() < 1e-5));
         assert!((a[..10].iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
 }

@@ -1,6 +1,6 @@
 //! Max pooling with a square window and stride equal to the window ("valid": a trailing partial
-//! window is dropped, as in Keras). Backward routes each gradient to the first maximal input of
-//! its window, found again from the cached input and output rather than stored indices.
+//! window is dropped, as in Keras). The forward pass records, per output value, which window
+//! position held the (first) maximum; backward routes each gradient there.
 
 use crate::nn::layer::{Backward, Forward, Layer, Shape};
 
@@ -17,10 +17,10 @@ impl MaxPool2d {
         MaxPool2d { input, output: Shape::new(input.h / size, input.w / size, input.c), size }
     }
 
-    /// Offsets (within one sample) of the inputs of output pixel `(oy, ox)`, channel 0.
-    fn window(&self, oy: usize, ox: usize) -> impl Iterator<Item = usize> + '_ {
-        let (s, w, c) = (self.size, self.input.w, self.input.c);
-        (0..s).flat_map(move |dy| (0..s).map(move |dx| ((oy * s + dy) * w + ox * s + dx) * c))
+    /// Offset (within one sample, channel 0) of window position `k` of output pixel `(oy, ox)`.
+    fn window_start(&self, oy: usize, ox: usize, k: usize) -> usize {
+        let s = self.size;
+        ((oy * s + k / s) * self.input.w + ox * s + k % s) * self.input.c
     }
 }
 
@@ -37,17 +37,29 @@ impl Layer for MaxPool2d {
         self.output
     }
 
+    /// One value per output: the window position (0..size²) of its maximum, stored as f32.
+    fn scratch_len(&self, n: usize) -> usize {
+        n * self.output.size()
+    }
+
     fn forward(&self, f: Forward) {
         let (c, in_size, out_size) = (self.input.c, self.input.size(), self.output.size());
         for b in 0..f.n {
             let x = &f.x[b * in_size..(b + 1) * in_size];
-            let y = &mut f.y[b * out_size..(b + 1) * out_size];
             for oy in 0..self.output.h {
                 for ox in 0..self.output.w {
-                    let out = &mut y[(oy * self.output.w + ox) * c..][..c];
-                    out.fill(f32::NEG_INFINITY);
-                    for start in self.window(oy, ox) {
-                        out.iter_mut().zip(&x[start..start + c]).for_each(|(o, &v)| *o = o.max(v));
+                    let o = b * out_size + (oy * self.output.w + ox) * c;
+                    let (y, arg) = (&mut f.y[o..o + c], &mut f.scratch[o..o + c]);
+                    y.copy_from_slice(&x[self.window_start(oy, ox, 0)..][..c]);
+                    arg.fill(0.0);
+                    for k in 1..self.size * self.size {
+                        let start = self.window_start(oy, ox, k);
+                        for ((y, a), &v) in y.iter_mut().zip(arg.iter_mut()).zip(&x[start..start + c]) {
+                            if v > *y {
+                                *y = v;
+                                *a = k as f32;
+                            }
+                        }
                     }
                 }
             }
@@ -59,16 +71,12 @@ impl Layer for MaxPool2d {
         let (c, in_size, out_size) = (self.input.c, self.input.size(), self.output.size());
         dx_all[..b.n * in_size].fill(0.0);
         for s in 0..b.n {
-            let x = &b.x[s * in_size..(s + 1) * in_size];
             let dx = &mut dx_all[s * in_size..(s + 1) * in_size];
             for oy in 0..self.output.h {
                 for ox in 0..self.output.w {
                     let o = s * out_size + (oy * self.output.w + ox) * c;
-                    for ch in 0..c {
-                        let max = b.y[o + ch];
-                        if let Some(start) = self.window(oy, ox).find(|&st| x[st + ch] == max) {
-                            dx[start + ch] += b.dy[o + ch];
-                        }
+                    for (ch, (&d, &arg)) in b.dy[o..o + c].iter().zip(&b.scratch[o..o + c]).enumerate() {
+                        dx[self.window_start(oy, ox, arg as usize) + ch] += d;
                     }
                 }
             }
@@ -89,7 +97,8 @@ mod tests {
         // channel 0: 1..8, channel 1: negatives.
         let x: Vec<f32> = (1..=8).flat_map(|v| [v as f32, -(v as f32)]).collect();
         let mut y = vec![0.0; 4];
-        pool.forward(Forward { n: 1, params: &[], x: &x, y: &mut y, scratch: &mut [], train: false, seed: 0 });
+        let mut scratch = vec![0.0; pool.scratch_len(1)];
+        pool.forward(Forward { n: 1, params: &[], x: &x, y: &mut y, scratch: &mut scratch, train: false, seed: 0 });
         assert_eq!(y, vec![6.0, -1.0, 8.0, -3.0]);
     }
 

@@ -1,0 +1,188 @@
+//! `wardrobe bench`: engine speed on this machine, in one process — the sgemm ceiling, seed-CNN
+//! training and inference throughput, single-image latency, achieved GFLOP/s and peak memory.
+
+use crate::data::dataset::{Dataset, Split};
+use crate::data::source::DataSource;
+use crate::error::Result;
+use crate::nn::infer::Predictor;
+use crate::nn::matmul::{matmul, n as plain};
+use crate::nn::model::Model;
+use crate::nn::spec::ModelSpec;
+use crate::optim::adam::AdamConfig;
+use crate::train::trainer::{TrainConfig, TrainObserver, Trainer};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::time::Instant;
+
+/// Everything `bench` measures.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    /// Rayon worker threads.
+    pub threads: usize,
+    /// Best sgemm rate over all threads (independent 512³ products per thread), GFLOP/s.
+    pub sgemm_gflops_all_threads: f64,
+    /// Best sgemm rate on one thread, GFLOP/s.
+    pub sgemm_gflops_one_thread: f64,
+    /// Forward FLOPs per image of the seed CNN.
+    pub forward_flops_per_image: usize,
+    /// Training runs.
+    pub training: Vec<TrainingBench>,
+    /// Batch-1000 inference over the test set, images/s (median of 5 runs).
+    pub inference_images_per_second: f64,
+    /// Inference GFLOP/s.
+    pub inference_gflops: f64,
+    /// Single-image latency, median, ms.
+    pub latency_ms_median: f64,
+    /// Single-image latency, 99th percentile, ms.
+    pub latency_ms_p99: f64,
+    /// Calls measured for latency.
+    pub latency_calls: usize,
+    /// Peak resident memory of this process, MiB.
+    pub peak_rss_mib: f64,
+}
+
+/// One training throughput measurement.
+#[derive(Debug, Serialize)]
+pub struct TrainingBench {
+    /// Batch size.
+    pub batch_size: usize,
+    /// `steps` (optimiser steps only) or `epoch` (a full epoch over 54k images incl. shuffling).
+    pub mode: &'static str,
+    /// Training images per second.
+    pub images_per_second: f64,
+    /// Achieved GFLOP/s, counting training as 3× the forward FLOPs.
+    pub gflops: f64,
+    /// Fraction of the measured all-thread sgemm ceiling.
+    pub fraction_of_ceiling: f64,
+}
+
+/// Best GFLOP/s of `reps` 512³ products on each of `threads` threads at once.
+fn sgemm_gflops(threads: usize, reps: usize) -> f64 {
+    const N: usize = 512;
+    let a: Vec<f32> = (0..N * N).map(|i| (i % 7) as f32 * 0.1).collect();
+    let mut outs: Vec<Vec<f32>> = (0..threads).map(|_| vec![0.0; N * N]).collect();
+    let mut best = 0.0f64;
+    for _ in 0..reps {
+        let start = Instant::now();
+        outs.par_iter_mut().for_each(|c| matmul(N, N, N, plain(&a), plain(&a), c, false));
+        best = best.max((2 * N * N * N * threads) as f64 / start.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
+struct Silent;
+impl TrainObserver for Silent {}
+
+fn config(batch_size: usize) -> TrainConfig {
+    TrainConfig { epochs: 1, batch_size, adam: AdamConfig::default(), seed: 1 }
+}
+
+/// Images/s of `steps` optimiser steps (after 5 warm-up steps).
+fn training_steps(train: &Dataset, batch_size: usize, steps: usize) -> Result<f64> {
+    let mut model = Model::initialised(ModelSpec::seed(), 10, 1)?;
+    let mut trainer = Trainer::new(&mut model, config(batch_size));
+    let batches: Vec<Vec<u32>> = (0..steps + 5)
+        .map(|s| (0..batch_size).map(|i| ((s * batch_size + i) % train.len()) as u32).collect())
+        .collect();
+    for b in &batches[..5] {
+        trainer.step(train, b, 0);
+    }
+    let start = Instant::now();
+    for (s, b) in batches[5..].iter().enumerate() {
+        trainer.step(train, b, s as u64);
+    }
+    Ok((steps * batch_size) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Images/s of one full epoch (shuffled batches; validation on an empty set).
+fn training_epoch(train: &Dataset, batch_size: usize) -> Result<f64> {
+    let mut model = Model::initialised(ModelSpec::seed(), 10, 1)?;
+    let stats = Trainer::new(&mut model, config(batch_size)).fit(train, &train.slice(0..0), &mut Silent);
+    Ok(stats[0].images_per_second)
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    sorted[sorted.len() / 2]
+}
+
+/// Peak resident set size from /proc (0 where unavailable).
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Runs every measurement; `quick` shortens them (for tests).
+pub fn run(source: &DataSource, quick: bool) -> Result<BenchReport> {
+    let threads = rayon::current_num_threads();
+    let full = source.load(Split::Train)?;
+    let train = full.slice(0..54_000);
+    let test = source.load(Split::Test)?;
+    let model = Model::initialised(ModelSpec::seed(), 10, 1)?;
+    let flops = 2 * model.macs_per_sample();
+    let reps = if quick { 2 } else { 10 };
+    let ceiling = sgemm_gflops(threads, reps);
+    let one = sgemm_gflops(1, reps);
+    let gflops = |ips: f64| ips * flops as f64 / 1e9;
+    let mut training = Vec::new();
+    for batch in [64, 256] {
+        let steps = if quick { 10 } else { 20_000 / batch };
+        let ips = training_steps(&train, batch, steps)?;
+        training.push(TrainingBench {
+            batch_size: batch,
+            mode: "steps",
+            images_per_second: ips,
+            gflops: 3.0 * gflops(ips),
+            fraction_of_ceiling: 3.0 * gflops(ips) / ceiling,
+        });
+        if !quick {
+            let ips = training_epoch(&train, batch)?;
+            training.push(TrainingBench {
+                batch_size: batch,
+                mode: "epoch",
+                images_per_second: ips,
+                gflops: 3.0 * gflops(ips),
+                fraction_of_ceiling: 3.0 * gflops(ips) / ceiling,
+            });
+        }
+    }
+    let mut predictor = Predictor::new(&model, 1000);
+    let test_pixels = if quick { &test.images[..1000 * 784] } else { &test.images[..] };
+    predictor.probabilities(test_pixels);
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            predictor.probabilities(test_pixels);
+            (test_pixels.len() / 784) as f64 / start.elapsed().as_secs_f64()
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    let inference = median(&runs);
+    let calls = if quick { 100 } else { 2000 };
+    let mut single = crate::nn::infer::SingleImage::new(&model);
+    let mut lat: Vec<f64> = (0..calls + 50)
+        .map(|i| {
+            let start = Instant::now();
+            std::hint::black_box(single.probabilities(test.image(i % test.len())));
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .skip(50)
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    Ok(BenchReport {
+        threads,
+        sgemm_gflops_all_threads: ceiling,
+        sgemm_gflops_one_thread: one,
+        forward_flops_per_image: flops,
+        training,
+        inference_images_per_second: inference,
+        inference_gflops: gflops(inference),
+        latency_ms_median: median(&lat),
+        latency_ms_p99: lat[(lat.len() * 99) / 100],
+        latency_calls: calls,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
