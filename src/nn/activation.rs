@@ -19,7 +19,10 @@ pub fn add_bias_activate(y: &mut [f32], bias: &[f32], act: Activation) {
     for row in y.chunks_exact_mut(bias.len()) {
         match act {
             Activation::Linear => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
-            Activation::Relu => row.iter_mut().zip(bias).for_each(|(v, b)| *v = (*v + b).max(0.0)),
+            Activation::Relu => row.iter_mut().zip(bias).for_each(|(v, b)| {
+                let t = *v + b;
+                *v = if t > 0.0 { t } else { 0.0 };
+            }),
         }
     }
 }
@@ -27,11 +30,7 @@ pub fn add_bias_activate(y: &mut [f32], bias: &[f32], act: Activation) {
 /// Turns the gradient w.r.t. an activation's output into the gradient w.r.t. its input, in place.
 pub fn activation_backward(dy: &mut [f32], y: &[f32], act: Activation) {
     if act == Activation::Relu {
-        dy.iter_mut().zip(y).for_each(|(d, &v)| {
-            if v <= 0.0 {
-                *d = 0.0
-            }
-        });
+        dy.iter_mut().zip(y).for_each(|(d, &v)| *d = if v > 0.0 { *d } else { 0.0 });
     }
 }
 

@@ -1,9 +1,10 @@
 //! Inverted dropout: in training each value is zeroed with probability `rate` and the survivors
-//! scaled by 1/(1−rate); at inference it is the identity. The mask comes from the call's seed, so
+//! scaled by 1/(1−rate); at inference it is the identity. Drops are decided on 16-bit uniform
+//! draws (the rate is rounded to a multiple of 1/65536). The mask comes from the call's seed, so
 //! a training step is reproducible.
 
 use crate::nn::layer::{Backward, Forward, Layer, Shape};
-use rand::{RngExt, SeedableRng};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// A dropout layer.
@@ -45,11 +46,16 @@ impl Layer for Dropout {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(f.seed);
         let keep_scale = 1.0 / (1.0 - self.rate);
+        let threshold = (f64::from(self.rate) * 65536.0).round() as u64;
         let mask = &mut f.scratch[..len];
-        for ((m, y), &x) in mask.iter_mut().zip(y.iter_mut()).zip(x) {
-            *m = if rng.random::<f32>() < self.rate { 0.0 } else { keep_scale };
-            *y = x * *m;
+        // Four 16-bit uniform draws from each 64-bit random word.
+        for chunk in mask.chunks_mut(4) {
+            let word = rng.next_u64();
+            for (j, m) in chunk.iter_mut().enumerate() {
+                *m = if (word >> (16 * j)) & 0xffff < threshold { 0.0 } else { keep_scale };
+            }
         }
+        y.iter_mut().zip(x).zip(mask.iter()).for_each(|((y, &x), &m)| *y = x * m);
     }
 
     fn backward(&self, b: Backward) {

@@ -3,6 +3,7 @@
 //! with the layer's backward pass for every input and parameter value.
 
 use crate::nn::layer::{Backward, Forward, Layer, param_count};
+use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -12,6 +13,15 @@ const REL_TOL: f64 = 2e-2;
 
 fn uniform(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// Values in (−1, 1) at least 4·EPS apart and away from 0, in random order, so that no max-pool
+/// tie or ReLU kink lies within a finite-difference step.
+fn distinct(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let step = (2.0 / (len as f32 + 1.0)).min(0.05).max(4.0 * EPS);
+    let mut values: Vec<f32> = (0..len).map(|i| (i as f32 - len as f32 / 2.0 + 0.5) * step).collect();
+    values.shuffle(rng);
+    values
 }
 
 /// Runs forward (training mode, fixed seed) and returns `Σ y·r` in f64.
@@ -50,7 +60,7 @@ pub fn check_layer(layer: &dyn Layer, n: usize) {
     let mut params = vec![0.0; param_count(layer)];
     layer.init_params(&mut params, &mut rng);
     params.iter_mut().for_each(|p| *p += rng.random_range(-0.1f32..0.1));
-    let mut x = uniform(in_len, &mut rng);
+    let mut x = distinct(in_len, &mut rng);
     let r = uniform(out_len, &mut rng);
 
     let mut y = vec![0.0; out_len];

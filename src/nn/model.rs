@@ -229,12 +229,12 @@ mod tests {
         probe.params = model.params.clone();
         for idx in (0..grads.len()).step_by(7919) {
             let orig = probe.params[idx];
-            probe.params[idx] = orig + 1e-2;
+            probe.params[idx] = orig + 2e-3;
             let up = loss_of(&probe, &mut ws);
-            probe.params[idx] = orig - 1e-2;
+            probe.params[idx] = orig - 2e-3;
             let down = loss_of(&probe, &mut ws);
             probe.params[idx] = orig;
-            let numeric = (up - down) / 2e-2;
+            let numeric = (up - down) / 4e-3;
             let err = (numeric - grads[idx] as f64).abs();
             assert!(err < 2e-3 + 5e-2 * numeric.abs(), "param {idx}: {numeric} vs {}", grads[idx]);
         }

@@ -1,6 +1,7 @@
 //! Max pooling with a square window and stride equal to the window ("valid": a trailing partial
-//! window is dropped, as in Keras). The forward pass records, per output value, which window
-//! position held the (first) maximum; backward routes each gradient there.
+//! window is dropped, as in Keras). Backward hands each output's gradient to the first window
+//! position equal to the maximum. Both passes are branch-free selects over channel runs, so they
+//! vectorise and do not depend on branch prediction over real activations.
 
 use crate::nn::layer::{Backward, Forward, Layer, Shape};
 
@@ -17,10 +18,40 @@ impl MaxPool2d {
         MaxPool2d { input, output: Shape::new(input.h / size, input.w / size, input.c), size }
     }
 
-    /// Offset (within one sample, channel 0) of window position `k` of output pixel `(oy, ox)`.
-    fn window_start(&self, oy: usize, ox: usize, k: usize) -> usize {
-        let s = self.size;
-        ((oy * s + k / s) * self.input.w + ox * s + k % s) * self.input.c
+    /// Offset (within one sample, channel 0) of window position `(wy, wx)` of output `(oy, ox)`.
+    fn window_start(&self, oy: usize, ox: usize, wy: usize, wx: usize) -> usize {
+        ((oy * self.size + wy) * self.input.w + ox * self.size + wx) * self.input.c
+    }
+
+    /// Calls `visit(sample, output offset, window offsets)` for every output pixel, window
+    /// positions in row-major order.
+    fn for_each_window(&self, n: usize, mut visit: impl FnMut(usize, usize, &mut dyn Iterator<Item = usize>)) {
+        let c = self.input.c;
+        for b in 0..n {
+            for oy in 0..self.output.h {
+                for ox in 0..self.output.w {
+                    let out = b * self.output.size() + (oy * self.output.w + ox) * c;
+                    let mut starts = (0..self.size)
+                        .flat_map(|wy| (0..self.size).map(move |wx| (wy, wx)))
+                        .map(|(wy, wx)| self.window_start(oy, ox, wy, wx));
+                    visit(b, out, &mut starts);
+                }
+            }
+        }
+    }
+}
+
+/// For one window position: where the input equals the maximum, pass on the gradient still
+/// pending for that channel (and clear it); elsewhere the input gradient is zero. Mask arithmetic
+/// on the bit patterns keeps it branch-free.
+fn hand_out(x: &[f32], max: &[f32], pending: &mut [f32], dx: &mut [f32]) {
+    let c = x.len();
+    let (max, pending, dx) = (&max[..c], &mut pending[..c], &mut dx[..c]);
+    for i in 0..c {
+        let hit = u32::from(x[i] == max[i]).wrapping_neg();
+        let p = pending[i].to_bits();
+        dx[i] = f32::from_bits(p & hit);
+        pending[i] = f32::from_bits(p & !hit);
     }
 }
 
@@ -37,50 +68,41 @@ impl Layer for MaxPool2d {
         self.output
     }
 
-    /// One value per output: the window position (0..size²) of its maximum, stored as f32.
+    /// The output gradients still to be handed out while backward walks a window.
     fn scratch_len(&self, n: usize) -> usize {
         n * self.output.size()
     }
 
     fn forward(&self, f: Forward) {
-        let (c, in_size, out_size) = (self.input.c, self.input.size(), self.output.size());
-        for b in 0..f.n {
+        let (c, in_size) = (self.input.c, self.input.size());
+        self.for_each_window(f.n, |b, out, starts| {
             let x = &f.x[b * in_size..(b + 1) * in_size];
-            for oy in 0..self.output.h {
-                for ox in 0..self.output.w {
-                    let o = b * out_size + (oy * self.output.w + ox) * c;
-                    let (y, arg) = (&mut f.y[o..o + c], &mut f.scratch[o..o + c]);
-                    y.copy_from_slice(&x[self.window_start(oy, ox, 0)..][..c]);
-                    arg.fill(0.0);
-                    for k in 1..self.size * self.size {
-                        let start = self.window_start(oy, ox, k);
-                        for ((y, a), &v) in y.iter_mut().zip(arg.iter_mut()).zip(&x[start..start + c]) {
-                            if v > *y {
-                                *y = v;
-                                *a = k as f32;
-                            }
-                        }
-                    }
+            let y = &mut f.y[out..out + c];
+            y.fill(f32::NEG_INFINITY);
+            for start in starts {
+                for (y, &v) in y.iter_mut().zip(&x[start..start + c]) {
+                    *y = if v > *y { v } else { *y };
                 }
             }
-        }
+        });
     }
 
     fn backward(&self, b: Backward) {
         let Some(dx_all) = b.dx else { return };
-        let (c, in_size, out_size) = (self.input.c, self.input.size(), self.output.size());
-        dx_all[..b.n * in_size].fill(0.0);
-        for s in 0..b.n {
-            let dx = &mut dx_all[s * in_size..(s + 1) * in_size];
-            for oy in 0..self.output.h {
-                for ox in 0..self.output.w {
-                    let o = s * out_size + (oy * self.output.w + ox) * c;
-                    for (ch, (&d, &arg)) in b.dy[o..o + c].iter().zip(&b.scratch[o..o + c]).enumerate() {
-                        dx[self.window_start(oy, ox, arg as usize) + ch] += d;
-                    }
-                }
-            }
+        let (c, in_size) = (self.input.c, self.input.size());
+        if self.input.h % self.size != 0 || self.input.w % self.size != 0 {
+            dx_all[..b.n * in_size].fill(0.0);
         }
+        let pending_all = &mut b.scratch[..b.n * self.output.size()];
+        pending_all.copy_from_slice(&b.dy[..b.n * self.output.size()]);
+        self.for_each_window(b.n, |s, out, starts| {
+            let x = &b.x[s * in_size..(s + 1) * in_size];
+            let dx = &mut dx_all[s * in_size..(s + 1) * in_size];
+            let (y, pending) = (&b.y[out..out + c], &mut pending_all[out..out + c]);
+            for start in starts {
+                hand_out(&x[start..start + c], y, pending, &mut dx[start..start + c]);
+            }
+        });
     }
 }
 
@@ -105,5 +127,6 @@ mod tests {
     #[test]
     fn gradient_goes_to_the_maximum_only() {
         check_layer(&MaxPool2d::new(Shape::new(5, 4, 3), 2), 2);
+        check_layer(&MaxPool2d::new(Shape::new(4, 6, 2), 2), 2);
     }
 }

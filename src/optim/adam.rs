@@ -1,6 +1,7 @@
 //! Adam with Keras' defaults and update form: `p -= lr·√(1−β2ᵗ)/(1−β1ᵗ) · m / (√v + ε)`.
 
 use crate::optim::Optimizer;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Adam hyper-parameters.
@@ -42,11 +43,18 @@ impl Optimizer for Adam {
         self.t += 1;
         let AdamConfig { lr, beta1, beta2, epsilon } = self.config;
         let alpha = lr * (1.0 - beta2.powi(self.t)).sqrt() / (1.0 - beta1.powi(self.t));
-        for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
-            *m = beta1 * *m + (1.0 - beta1) * g;
-            *v = beta2 * *v + (1.0 - beta2) * g * g;
-            *p -= alpha * *m / (v.sqrt() + epsilon);
-        }
+        const BLOCK: usize = 16_384;
+        params
+            .par_chunks_mut(BLOCK)
+            .zip(grads.par_chunks(BLOCK))
+            .zip(self.m.par_chunks_mut(BLOCK).zip(self.v.par_chunks_mut(BLOCK)))
+            .for_each(|((params, grads), (m, v))| {
+                for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m).zip(v) {
+                    *m = beta1 * *m + (1.0 - beta1) * g;
+                    *v = beta2 * *v + (1.0 - beta2) * g * g;
+                    *p -= alpha * *m / (v.sqrt() + epsilon);
+                }
+            });
     }
 
     fn learning_rate(&self) -> f32 {

@@ -73,6 +73,9 @@ pub trait TrainObserver {
     fn epoch_done(&mut self, _stats: &EpochStats) {}
 }
 
+/// Largest number of samples a thread pushes through the layers at once.
+pub const MICRO_BATCH: usize = 8;
+
 /// One thread's share of a step.
 struct Replica {
     ws: Workspace,
@@ -81,8 +84,21 @@ struct Replica {
 }
 
 impl Replica {
-    /// Forward and backward over `indices`, leaving this part's gradient (of the batch-mean loss) in `grads`.
+    /// Forward and backward over `indices`, leaving this part's gradient (of the batch-mean loss) in
+    /// `grads`. The part is processed in micro-batches of the workspace's capacity, small enough for
+    /// every layer's buffers to stay in the core's cache; their gradients accumulate.
     fn run(&mut self, model: &Model, data: &Dataset, indices: &[u32], scale: f32, seed: u64) -> BatchScore {
+        self.grads.fill(0.0);
+        let mut score = BatchScore::default();
+        for (m, micro) in indices.chunks(self.ws.capacity()).enumerate() {
+            let s = self.run_micro(model, data, micro, scale, mix_seed(seed, m as u64));
+            score.loss_sum += s.loss_sum;
+            score.correct += s.correct;
+        }
+        score
+    }
+
+    fn run_micro(&mut self, model: &Model, data: &Dataset, indices: &[u32], scale: f32, seed: u64) -> BatchScore {
         let pixels = data.pixels();
         for (k, &i) in indices.iter().enumerate() {
             let dst = &mut self.ws.input[k * pixels..(k + 1) * pixels];
@@ -94,7 +110,6 @@ impl Replica {
         model.forward(&mut self.ws, n, true, seed);
         let (logits, dlogits) = self.ws.logits_and_grad(n, model.classes());
         let score = softmax_cross_entropy(logits, &self.labels, model.classes(), scale, dlogits);
-        self.grads.fill(0.0);
         model.backward(&mut self.ws, n, &mut self.grads);
         score
     }
@@ -123,7 +138,10 @@ impl<'a> Trainer<'a> {
     /// Prepares to train `model` (already initialised) with `config`.
     pub fn new(model: &'a mut Model, config: TrainConfig) -> Trainer<'a> {
         let threads = rayon::current_num_threads().max(1);
-        let part = config.batch_size.div_ceil(threads);
+        let part = config
+            .batch_size
+            .div_ceil(threads)
+            .min(std::env::var("MB").ok().and_then(|v| v.parse().ok()).unwrap_or(MICRO_BATCH));
         let replicas = (0..threads)
             .map(|_| Replica {
                 ws: model.workspace(part),
