@@ -71,25 +71,31 @@ impl Conv2d {
     }
 
     /// Calls `visit(col_offset, input_offset, len)` for every contiguous run that im2col copies:
-    /// channel runs of one patch (patch-major), or row runs of one kernel offset (kernel-major).
-    /// Runs falling outside the image (padding) are skipped; their columns stay zero.
+    /// one image row per kernel offset (kernel-major), or the whole in-image part of one patch
+    /// row, all kernel columns × channels at once (patch-major). Runs outside the image
+    /// (padding) are skipped; their columns stay zero.
     fn for_each_run(&self, n: usize, mut visit: impl FnMut(usize, usize, usize)) {
         let (c, k, in_size) = (self.input.c, self.kernel, self.input.size());
-        let (oh, ow, rows) = (self.output.h, self.output.w, n * self.out_pixels());
+        let (oh, ow, rows, patch) = (self.output.h, self.output.w, n * self.out_pixels(), self.patch_len());
         for b in 0..n {
             for oy in 0..oh {
+                let row = (b * oh + oy) * ow;
                 for ky in 0..k {
                     let Some(iy) = (oy + ky).checked_sub(self.pad).filter(|&v| v < self.input.h) else { continue };
-                    for kx in 0..k {
-                        let cols = self.valid_columns(kx);
-                        let input_at = |ox: usize| b * in_size + (iy * self.input.w + ox + kx - self.pad) * c;
-                        let row = (b * oh + oy) * ow;
-                        if self.kernel_major() {
-                            visit((ky * k + kx) * rows + row + cols.start, input_at(cols.start), cols.len());
-                        } else {
-                            let patch = self.patch_len();
-                            for ox in cols {
-                                visit((row + ox) * patch + (ky * k + kx) * c, input_at(ox), c);
+                    let input_at = |ix: usize| b * in_size + (iy * self.input.w + ix) * c;
+                    if self.kernel_major() {
+                        for kx in 0..k {
+                            let cols = self.valid_columns(kx);
+                            let ix = (cols.start + kx).saturating_sub(self.pad);
+                            visit((ky * k + kx) * rows + row + cols.start, input_at(ix), cols.len());
+                        }
+                    } else {
+                        for ox in 0..ow {
+                            let kx_lo = self.pad.saturating_sub(ox);
+                            let kx_hi = (self.input.w + self.pad).saturating_sub(ox).min(k);
+                            if kx_lo < kx_hi {
+                                let dst = (row + ox) * patch + (ky * k + kx_lo) * c;
+                                visit(dst, input_at(ox + kx_lo - self.pad), (kx_hi - kx_lo) * c);
                             }
                         }
                     }
