@@ -193,7 +193,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         return Err(Error::Invalid(format!("--lr must be a positive number, got {}", a.lr)));
     }
     let full = a.data.source().load(Split::Train)?;
-    let (train, val) = split_validation(&full, a.val_split)?;
+    let (train, val) = split_validation(full, a.val_split)?;
     let spec = ModelSpec::preset(&a.preset)?;
     let mut model = Model::initialised(spec, CLASS_NAMES.len(), a.seed)?;
     println!("{}", model.summary());

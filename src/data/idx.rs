@@ -31,7 +31,7 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
     if !raw.starts_with(&GZIP_MAGIC) {
         return Ok(raw);
     }
-    let mut out = Vec::with_capacity(raw.len() * 4);
+    let mut out = Vec::new();
     GzDecoder::new(&raw[..])
         .read_to_end(&mut out)
         .map_err(|e| Error::format(path, format!("corrupt gzip stream: {e}")))?;
@@ -40,7 +40,7 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
 
 /// Parses IDX bytes, checking the magic, dtype, dimension count and that the payload length
 /// equals the product of the dimensions.
-pub fn parse(bytes: &[u8], expected_magic: u32, path: &Path) -> Result<IdxArray> {
+pub fn parse(mut bytes: Vec<u8>, expected_magic: u32, path: &Path) -> Result<IdxArray> {
     if bytes.len() < 4 {
         return Err(Error::format(path, format!("{} bytes is too short for an IDX header", bytes.len())));
     }
@@ -59,19 +59,20 @@ pub fn parse(bytes: &[u8], expected_magic: u32, path: &Path) -> Result<IdxArray>
     let dims: Vec<usize> =
         bytes[4..header_len].chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
     let expected: usize = dims.iter().product();
-    let payload = &bytes[header_len..];
-    if payload.len() != expected {
+    let payload_len = bytes.len() - header_len;
+    if payload_len != expected {
         return Err(Error::format(
             path,
-            format!("dimensions {dims:?} need {expected} payload bytes but the file has {}", payload.len()),
+            format!("dimensions {dims:?} need {expected} payload bytes but the file has {payload_len}"),
         ));
     }
-    Ok(IdxArray { dims, data: payload.to_vec() })
+    bytes.drain(..header_len);
+    Ok(IdxArray { dims, data: bytes })
 }
 
 /// Reads and parses an IDX file (gzipped or raw).
 pub fn read(path: &Path, expected_magic: u32) -> Result<IdxArray> {
-    parse(&read_maybe_gzip(path)?, expected_magic, path)
+    parse(read_maybe_gzip(path)?, expected_magic, path)
 }
 
 /// Encodes an array as IDX bytes of u8 values.
@@ -115,7 +116,7 @@ mod tests {
     #[test]
     fn encode_then_parse_round_trips() {
         let a = IdxArray { dims: vec![2, 2, 3], data: (0..12).collect() };
-        assert_eq!(parse(&encode(&a), IMAGES_MAGIC, p()).unwrap(), a);
+        assert_eq!(parse(encode(&a), IMAGES_MAGIC, p()).unwrap(), a);
     }
 
     #[test]
@@ -126,7 +127,7 @@ mod tests {
 
     #[test]
     fn wrong_magic_is_rejected_with_both_numbers() {
-        let err = parse(&encode(&labels(&[1])), IMAGES_MAGIC, p()).unwrap_err().to_string();
+        let err = parse(encode(&labels(&[1])), IMAGES_MAGIC, p()).unwrap_err().to_string();
         assert!(err.contains("2049") && err.contains("2051"), "{err}");
     }
 
@@ -134,16 +135,16 @@ mod tests {
     fn payload_length_mismatch_is_rejected() {
         let mut bytes = encode(&labels(&[1, 2, 3]));
         bytes.pop();
-        let err = parse(&bytes, LABELS_MAGIC, p()).unwrap_err().to_string();
+        let err = parse(bytes.clone(), LABELS_MAGIC, p()).unwrap_err().to_string();
         assert!(err.contains("need 3 payload bytes but the file has 2"), "{err}");
         bytes.extend_from_slice(&[1, 2]);
-        assert!(parse(&bytes, LABELS_MAGIC, p()).is_err());
+        assert!(parse(bytes, LABELS_MAGIC, p()).is_err());
     }
 
     #[test]
     fn short_or_truncated_headers_are_rejected() {
-        assert!(parse(&[0, 0], LABELS_MAGIC, p()).unwrap_err().to_string().contains("too short"));
-        let err = parse(&[0, 0, 8, 3, 0, 0], IMAGES_MAGIC, p()).unwrap_err().to_string();
+        assert!(parse(vec![0, 0], LABELS_MAGIC, p()).unwrap_err().to_string().contains("too short"));
+        let err = parse(vec![0, 0, 8, 3, 0, 0], IMAGES_MAGIC, p()).unwrap_err().to_string();
         assert!(err.contains("header truncated"), "{err}");
     }
 

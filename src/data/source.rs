@@ -40,8 +40,9 @@ impl DataSource {
     }
 }
 
-/// Splits off the last `fraction` of `data` as a validation set (as Keras' `validation_split`).
-pub fn split_validation(data: &Dataset, fraction: f64) -> Result<(Dataset, Dataset)> {
+/// Splits off the last `fraction` of `data` as a validation set (as Keras' `validation_split`),
+/// reusing the training part's storage.
+pub fn split_validation(mut data: Dataset, fraction: f64) -> Result<(Dataset, Dataset)> {
     if !(0.0..1.0).contains(&fraction) {
         return Err(Error::Invalid(format!("--val-split must be in [0, 1), got {fraction}")));
     }
@@ -49,7 +50,13 @@ pub fn split_validation(data: &Dataset, fraction: f64) -> Result<(Dataset, Datas
     if train_len == 0 {
         return Err(Error::Invalid("the validation split leaves no training images".into()));
     }
-    Ok((data.slice(0..train_len), data.slice(train_len..data.len())))
+    let val = Dataset {
+        images: data.images.split_off(train_len * data.pixels()),
+        labels: data.labels.split_off(train_len),
+        rows: data.rows,
+        cols: data.cols,
+    };
+    Ok((data, val))
 }
 
 #[cfg(test)]
@@ -59,9 +66,9 @@ mod tests {
     #[test]
     fn validation_is_the_tail() {
         let d = Dataset::new((0..10).collect(), vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 1, 1).unwrap();
-        let (t, v) = split_validation(&d, 0.2).unwrap();
-        assert_eq!((t.len(), v.labels.clone()), (8, vec![8, 9]));
-        assert!(split_validation(&d, 1.0).is_err());
-        assert_eq!(split_validation(&d, 0.0).unwrap().1.len(), 0);
+        let (t, v) = split_validation(d.clone(), 0.2).unwrap();
+        assert_eq!((t.len(), v.labels.clone(), v.images.clone()), (8, vec![8, 9], vec![8, 9]));
+        assert!(split_validation(d.clone(), 1.0).is_err());
+        assert_eq!(split_validation(d, 0.0).unwrap().1.len(), 0);
     }
 }

@@ -73,8 +73,12 @@ pub trait TrainObserver {
     fn epoch_done(&mut self, _stats: &EpochStats) {}
 }
 
+/// Sub-batch per thread for evaluation: large enough for efficient matrix products, small enough
+/// to stay in cache.
+pub const INFERENCE_BATCH: usize = 64;
+
 /// Largest number of samples a thread pushes through the layers at once.
-pub const MICRO_BATCH: usize = 8;
+pub const MICRO_BATCH: usize = 32;
 
 /// One thread's share of a step.
 struct Replica {
@@ -216,6 +220,6 @@ pub fn evaluate(model: &Model, data: &Dataset) -> Evaluation {
 
 /// Evaluates `model` on `data` with the given class names.
 pub fn evaluate_named(model: &Model, data: &Dataset, names: &[String]) -> Evaluation {
-    let probs = Predictor::new(model, 500).probabilities(&data.images);
+    let probs = Predictor::new(model, INFERENCE_BATCH).probabilities(&data.images);
     Evaluation::from_probabilities(&probs, &data.labels, names)
 }
