@@ -18,7 +18,7 @@ fn uniform(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
 /// Values in (−1, 1) at least 4·EPS apart and away from 0, in random order, so that no max-pool
 /// tie or ReLU kink lies within a finite-difference step.
 fn distinct(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let step = (2.0 / (len as f32 + 1.0)).min(0.05).max(4.0 * EPS);
+    let step = (2.0 / (len as f32 + 1.0)).clamp(4.0 * EPS, 0.05);
     let mut values: Vec<f32> = (0..len).map(|i| (i as f32 - len as f32 / 2.0 + 0.5) * step).collect();
     values.shuffle(rng);
     values

@@ -90,7 +90,7 @@ impl Layer for MaxPool2d {
     fn backward(&self, b: Backward) {
         let Some(dx_all) = b.dx else { return };
         let (c, in_size) = (self.input.c, self.input.size());
-        if self.input.h % self.size != 0 || self.input.w % self.size != 0 {
+        if !self.input.h.is_multiple_of(self.size) || !self.input.w.is_multiple_of(self.size) {
             dx_all[..b.n * in_size].fill(0.0);
         }
         let pending_all = &mut b.scratch[..b.n * self.output.size()];
