@@ -1,6 +1,7 @@
 //! `wardrobe bench`: engine speed on this machine, in one process — the sgemm ceiling, seed-CNN
 //! training and inference throughput, single-image latency, achieved GFLOP/s and peak memory.
 
+use crate::data::augment::Augment;
 use crate::data::dataset::{Dataset, Split};
 use crate::data::source::DataSource;
 use crate::error::Result;
@@ -9,6 +10,7 @@ use crate::nn::matmul::{matmul, n as plain};
 use crate::nn::model::Model;
 use crate::nn::spec::ModelSpec;
 use crate::optim::adam::AdamConfig;
+use crate::optim::schedule::Schedule;
 use crate::train::trainer::{TrainConfig, TrainObserver, Trainer};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -74,7 +76,14 @@ struct Silent;
 impl TrainObserver for Silent {}
 
 fn config(batch_size: usize) -> TrainConfig {
-    TrainConfig { epochs: 1, batch_size, adam: AdamConfig::default(), seed: 1 }
+    TrainConfig {
+        epochs: 1,
+        batch_size,
+        adam: AdamConfig::default(),
+        schedule: Schedule::Constant,
+        augment: Augment::default(),
+        seed: 1,
+    }
 }
 
 /// Images/s of `steps` optimiser steps (after 5 warm-up steps).

@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use wardrobe::data::augment::Augment;
 use wardrobe::data::convert::convert;
 use wardrobe::data::dataset::{CLASS_NAMES, Split};
 use wardrobe::data::image_input::load_28x28;
@@ -12,6 +13,7 @@ use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
 use wardrobe::nn::store;
 use wardrobe::optim::adam::AdamConfig;
+use wardrobe::optim::schedule::Schedule;
 use wardrobe::predict::top_k;
 use wardrobe::train::progress::ConsoleProgress;
 use wardrobe::train::trainer::{TrainConfig, Trainer, evaluate_named};
@@ -89,9 +91,15 @@ struct TrainArgs {
     /// Images per optimiser step.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    /// Adam learning rate.
+    /// Adam learning rate (the schedule's base rate).
     #[arg(long, default_value_t = 1e-3)]
     lr: f32,
+    /// Learning-rate schedule: constant, step:EVERY:GAMMA, cosine[:WARMUP_EPOCHS], one-cycle.
+    #[arg(long, default_value = "cosine", value_parser = Schedule::parse)]
+    schedule: Schedule,
+    /// Training augmentation: none, or a comma list of shift=N, flip, rotate=DEG, erase=P.
+    #[arg(long, default_value = "none", value_parser = Augment::parse)]
+    augment: Augment,
     /// Seed for initialisation, shuffling and dropout.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -207,6 +215,8 @@ fn run_train(a: TrainArgs) -> Result<()> {
         epochs: a.epochs,
         batch_size: a.batch_size,
         adam: AdamConfig { lr: a.lr, ..Default::default() },
+        schedule: a.schedule,
+        augment: a.augment,
         seed: a.seed,
     };
     Trainer::new(&mut model, config).fit(&train, &val, &mut ConsoleProgress::new(a.epochs));

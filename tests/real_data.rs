@@ -4,11 +4,13 @@ mod common;
 
 use common::{data_dir, load};
 use std::io::Read;
+use wardrobe::data::augment::Augment;
 use wardrobe::data::convert::convert;
 use wardrobe::data::dataset::{Dataset, Split};
 use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
 use wardrobe::optim::adam::AdamConfig;
+use wardrobe::optim::schedule::Schedule;
 use wardrobe::train::trainer::{TrainConfig, TrainObserver, Trainer, evaluate};
 
 struct Quiet;
@@ -45,7 +47,14 @@ fn idx_csv_idx_round_trip_is_byte_identical_on_the_real_test_set() {
 
 fn train_subset(train: &Dataset, epochs: usize, seed: u64) -> Model {
     let mut model = Model::initialised(ModelSpec::seed(), 10, seed).unwrap();
-    let config = TrainConfig { epochs, batch_size: 64, adam: AdamConfig::default(), seed };
+    let config = TrainConfig {
+        epochs,
+        batch_size: 64,
+        adam: AdamConfig::default(),
+        schedule: Schedule::Constant,
+        augment: Augment::default(),
+        seed,
+    };
     Trainer::new(&mut model, config).fit(train, &train.slice(0..200), &mut Quiet);
     model
 }

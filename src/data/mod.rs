@@ -1,5 +1,6 @@
 //! Data: IDX and CSV readers/writers, the in-memory dataset, and batching.
 
+pub mod augment;
 pub mod batch;
 pub mod convert;
 pub mod csv;

@@ -60,6 +60,10 @@ impl Optimizer for Adam {
     fn learning_rate(&self) -> f32 {
         self.config.lr
     }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.config.lr = lr;
+    }
 }
 
 #[cfg(test)]

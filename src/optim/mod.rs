@@ -1,6 +1,7 @@
 //! Optimisers: one step updates the flat parameter buffer from the flat gradient buffer.
 
 pub mod adam;
+pub mod schedule;
 
 /// A parameter update rule.
 pub trait Optimizer: Send {
@@ -8,4 +9,6 @@ pub trait Optimizer: Send {
     fn step(&mut self, params: &mut [f32], grads: &[f32]);
     /// Current learning rate.
     fn learning_rate(&self) -> f32;
+    /// Sets the learning rate for the following steps.
+    fn set_learning_rate(&mut self, lr: f32);
 }

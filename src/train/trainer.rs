@@ -3,6 +3,7 @@
 //! buffers are then summed in a fixed order, so results do not depend on thread timing), the
 //! optimiser update, and validation after each epoch.
 
+use crate::data::augment::Augment;
 use crate::data::batch::Batcher;
 use crate::data::dataset::Dataset;
 use crate::nn::infer::Predictor;
@@ -10,7 +11,10 @@ use crate::nn::loss::{BatchScore, softmax_cross_entropy};
 use crate::nn::model::{Model, Workspace, mix_seed};
 use crate::optim::Optimizer;
 use crate::optim::adam::{Adam, AdamConfig};
+use crate::optim::schedule::Schedule;
 use crate::train::metrics::Evaluation;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -22,8 +26,12 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Samples per optimiser step.
     pub batch_size: usize,
-    /// Adam settings.
+    /// Adam settings (its `lr` is the schedule's base rate).
     pub adam: AdamConfig,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Augmentation of training images.
+    pub augment: Augment,
     /// Seed of initialisation, shuffling and dropout.
     pub seed: u64,
 }
@@ -41,6 +49,8 @@ pub struct EpochStats {
     pub val_loss: f64,
     /// Validation accuracy.
     pub val_accuracy: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f32,
     /// Wall time of the epoch including validation.
     pub seconds: f64,
     /// Training images per second (optimiser steps only).
@@ -80,40 +90,58 @@ pub const INFERENCE_BATCH: usize = 64;
 /// Largest number of samples a thread pushes through the layers at once.
 pub const MICRO_BATCH: usize = 32;
 
+/// What every part of one step shares.
+#[derive(Clone, Copy)]
+struct StepSettings {
+    /// Gradient scale (1 / batch size, for a mean loss).
+    scale: f32,
+    /// Seed of this part's dropout and augmentation.
+    seed: u64,
+    /// Augmentation to apply.
+    augment: Augment,
+}
+
 /// One thread's share of a step.
 struct Replica {
     ws: Workspace,
     grads: Vec<f32>,
     labels: Vec<u8>,
+    augmented: Vec<u8>,
 }
 
 impl Replica {
     /// Forward and backward over `indices`, leaving this part's gradient (of the batch-mean loss) in
     /// `grads`. The part is processed in micro-batches of the workspace's capacity, small enough for
     /// every layer's buffers to stay in the core's cache; their gradients accumulate.
-    fn run(&mut self, model: &Model, data: &Dataset, indices: &[u32], scale: f32, seed: u64) -> BatchScore {
+    fn run(&mut self, model: &Model, data: &Dataset, indices: &[u32], step: StepSettings) -> BatchScore {
         self.grads.fill(0.0);
         let mut score = BatchScore::default();
         for (m, micro) in indices.chunks(self.ws.capacity()).enumerate() {
-            let s = self.run_micro(model, data, micro, scale, mix_seed(seed, m as u64));
+            let s = self.run_micro(model, data, micro, StepSettings { seed: mix_seed(step.seed, m as u64), ..step });
             score.loss_sum += s.loss_sum;
             score.correct += s.correct;
         }
         score
     }
 
-    fn run_micro(&mut self, model: &Model, data: &Dataset, indices: &[u32], scale: f32, seed: u64) -> BatchScore {
+    fn run_micro(&mut self, model: &Model, data: &Dataset, indices: &[u32], step: StepSettings) -> BatchScore {
         let pixels = data.pixels();
         for (k, &i) in indices.iter().enumerate() {
+            let mut image = data.image(i as usize);
+            if !step.augment.is_off() {
+                let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(step.seed, k as u64 | 1 << 40));
+                step.augment.apply(image, &mut self.augmented, data.rows, &mut rng);
+                image = &self.augmented;
+            }
             let dst = &mut self.ws.input[k * pixels..(k + 1) * pixels];
-            dst.iter_mut().zip(data.image(i as usize)).for_each(|(x, &p)| *x = f32::from(p) * (1.0 / 255.0));
+            dst.iter_mut().zip(image).for_each(|(x, &p)| *x = f32::from(p) * (1.0 / 255.0));
         }
         self.labels.clear();
         self.labels.extend(indices.iter().map(|&i| data.labels[i as usize]));
         let n = indices.len();
-        model.forward(&mut self.ws, n, true, seed);
+        model.forward(&mut self.ws, n, true, step.seed);
         let (logits, dlogits) = self.ws.logits_and_grad(n, model.classes());
-        let score = softmax_cross_entropy(logits, &self.labels, model.classes(), scale, dlogits);
+        let score = softmax_cross_entropy(logits, &self.labels, model.classes(), step.scale, dlogits);
         model.backward(&mut self.ws, n, &mut self.grads);
         score
     }
@@ -142,15 +170,13 @@ impl<'a> Trainer<'a> {
     /// Prepares to train `model` (already initialised) with `config`.
     pub fn new(model: &'a mut Model, config: TrainConfig) -> Trainer<'a> {
         let threads = rayon::current_num_threads().max(1);
-        let part = config
-            .batch_size
-            .div_ceil(threads)
-            .min(std::env::var("MB").ok().and_then(|v| v.parse().ok()).unwrap_or(MICRO_BATCH));
+        let part = config.batch_size.div_ceil(threads).min(MICRO_BATCH);
         let replicas = (0..threads)
             .map(|_| Replica {
                 ws: model.workspace(part),
                 grads: vec![0.0; model.params.len()],
                 labels: Vec::with_capacity(part),
+                augmented: vec![0; model.input_size()],
             })
             .collect();
         let optimizer = Box::new(Adam::new(config.adam, model.params.len()));
@@ -161,13 +187,13 @@ impl<'a> Trainer<'a> {
     pub fn step(&mut self, data: &Dataset, batch: &[u32], seed: u64) -> BatchScore {
         let per = batch.len().div_ceil(self.replicas.len());
         let used = batch.len().div_ceil(per);
-        let scale = 1.0 / batch.len() as f32;
+        let shared = StepSettings { scale: 1.0 / batch.len() as f32, seed, augment: self.config.augment };
         let model = &*self.model;
         let scores: Vec<BatchScore> = self.replicas[..used]
             .par_iter_mut()
             .zip(batch.par_chunks(per))
             .enumerate()
-            .map(|(i, (r, idx))| r.run(model, data, idx, scale, mix_seed(seed, i as u64)))
+            .map(|(i, (r, idx))| r.run(model, data, idx, StepSettings { seed: mix_seed(seed, i as u64), ..shared }))
             .collect();
         reduce_gradients(&mut self.replicas[..used]);
         self.optimizer.step(&mut self.model.params, &self.replicas[0].grads);
@@ -187,7 +213,11 @@ impl<'a> Trainer<'a> {
             let mut total = BatchScore::default();
             let mut seen = 0usize;
             let batches: Vec<Vec<u32>> = batcher.epoch(epoch).map(<[u32]>::to_vec).collect();
+            let steps = batches.len() as f64;
             for (step, batch) in batches.iter().enumerate() {
+                let progress = (epoch - 1) as f64 + step as f64 / steps;
+                let lr = self.config.schedule.rate(self.config.adam.lr, progress, self.config.epochs as f64);
+                self.optimizer.set_learning_rate(lr);
                 let s = self.step(train, batch, mix_seed(self.config.seed, ((epoch as u64) << 32) | step as u64));
                 total.loss_sum += s.loss_sum;
                 total.correct += s.correct;
@@ -202,6 +232,7 @@ impl<'a> Trainer<'a> {
                 accuracy: total.correct as f64 / seen.max(1) as f64,
                 val_loss: eval.loss,
                 val_accuracy: eval.accuracy,
+                lr: self.optimizer.learning_rate(),
                 seconds: started.elapsed().as_secs_f64(),
                 images_per_second: seen as f64 / train_seconds,
             };

@@ -1,0 +1,197 @@
+//! Training-time augmentation on u8 images, seeded per sample: random translation (zero fill),
+//! horizontal flip, small rotation (bilinear, zero fill) and random erasing. Each is switchable;
+//! the label is never changed.
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Which augmentations to apply, and how strongly.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Augment {
+    /// Largest shift in pixels along each axis (0 = off).
+    pub shift: u8,
+    /// Mirror left–right with probability ½.
+    pub flip: bool,
+    /// Largest rotation in degrees either way (0 = off).
+    pub rotate: f32,
+    /// Probability of erasing one random rectangle (0 = off).
+    pub erase: f32,
+}
+
+impl Augment {
+    /// Parses the command-line form: `none`, or a comma list of `shift=N`, `flip`, `rotate=DEG`,
+    /// `erase=P`.
+    pub fn parse(text: &str) -> Result<Augment, String> {
+        let mut aug = Augment::default();
+        if text == "none" {
+            return Ok(aug);
+        }
+        for item in text.split(',') {
+            let (key, value) = item.split_once('=').unwrap_or((item, ""));
+            let bad = || format!("augmentation '{item}': expected shift=N, flip, rotate=DEG or erase=P");
+            match key {
+                "flip" if value.is_empty() => aug.flip = true,
+                "shift" => aug.shift = value.parse().ok().filter(|&s| s <= 8).ok_or_else(bad)?,
+                "rotate" => {
+                    aug.rotate = value.parse().ok().filter(|r: &f32| (0.0..=45.0).contains(r)).ok_or_else(bad)?
+                }
+                "erase" => aug.erase = value.parse().ok().filter(|p: &f32| (0.0..=1.0).contains(p)).ok_or_else(bad)?,
+                _ => return Err(bad()),
+            }
+        }
+        Ok(aug)
+    }
+
+    /// True when no augmentation is switched on.
+    pub fn is_off(&self) -> bool {
+        *self == Augment::default()
+    }
+
+    /// Writes an augmented copy of the `side × side` image `src` into `dst`.
+    pub fn apply(&self, src: &[u8], dst: &mut [u8], side: usize, rng: &mut ChaCha8Rng) {
+        let s = f32::from(self.shift);
+        let (dx, dy) = if self.shift > 0 {
+            (rng.random_range(-s..=s).round(), rng.random_range(-s..=s).round())
+        } else {
+            (0.0, 0.0)
+        };
+        let flip = self.flip && rng.random::<bool>();
+        let angle = if self.rotate > 0.0 { rng.random_range(-self.rotate..=self.rotate).to_radians() } else { 0.0 };
+        sample_transformed(src, dst, side, Transform { dx, dy, flip, angle });
+        if self.erase > 0.0 && rng.random::<f32>() < self.erase {
+            erase_rectangle(dst, side, rng);
+        }
+    }
+}
+
+/// Where each output pixel samples the input.
+struct Transform {
+    dx: f32,
+    dy: f32,
+    flip: bool,
+    angle: f32,
+}
+
+/// Output pixel `(x, y)` reads the input at the inverse transform of its position: undo the
+/// shift, undo the rotation about the centre, undo the flip. Bilinear, zero outside.
+fn sample_transformed(src: &[u8], dst: &mut [u8], side: usize, t: Transform) {
+    let c = (side as f32 - 1.0) / 2.0;
+    let (sin, cos) = t.angle.sin_cos();
+    for y in 0..side {
+        for x in 0..side {
+            let (px, py) = (x as f32 - t.dx - c, y as f32 - t.dy - c);
+            let (mut sx, sy) = (cos * px + sin * py + c, -sin * px + cos * py + c);
+            if t.flip {
+                sx = 2.0 * c - sx;
+            }
+            dst[y * side + x] = bilinear(src, side, sx, sy);
+        }
+    }
+}
+
+/// The input at a fractional position (0 outside the image).
+fn bilinear(src: &[u8], side: usize, x: f32, y: f32) -> u8 {
+    let (x0, y0) = (x.floor(), y.floor());
+    let (fx, fy) = (x - x0, y - y0);
+    let at = |xi: f32, yi: f32| {
+        if xi < 0.0 || yi < 0.0 || xi >= side as f32 || yi >= side as f32 {
+            0.0
+        } else {
+            f32::from(src[yi as usize * side + xi as usize])
+        }
+    };
+    let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
+    let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
+    (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8
+}
+
+/// Sets a random rectangle covering 2–20% of the image to black.
+fn erase_rectangle(img: &mut [u8], side: usize, rng: &mut ChaCha8Rng) {
+    let area = rng.random_range(0.02..0.2) * (side * side) as f32;
+    let aspect = rng.random_range(0.3f32..3.3);
+    let h = ((area * aspect).sqrt().round() as usize).clamp(1, side);
+    let w = ((area / aspect).sqrt().round() as usize).clamp(1, side);
+    let (top, left) = (rng.random_range(0..=side - h), rng.random_range(0..=side - w));
+    for row in img.chunks_exact_mut(side).skip(top).take(h) {
+        row[left..left + w].fill(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn image() -> Vec<u8> {
+        (0..28 * 28).map(|i| ((i * 7) % 256) as u8).collect()
+    }
+
+    fn run(aug: Augment, seed: u64) -> Vec<u8> {
+        let mut out = vec![0; 784];
+        aug.apply(&image(), &mut out, 28, &mut ChaCha8Rng::seed_from_u64(seed));
+        out
+    }
+
+    #[test]
+    fn identity_when_off() {
+        assert!(Augment::default().is_off());
+        assert_eq!(run(Augment::default(), 1), image());
+    }
+
+    #[test]
+    fn flip_mirrors_rows_exactly() {
+        let aug = Augment { flip: true, ..Default::default() };
+        let flipped = (0..20).map(|s| run(aug, s)).find(|o| *o != image()).unwrap();
+        for y in 0..28 {
+            for x in 0..28 {
+                assert_eq!(flipped[y * 28 + x], image()[y * 28 + 27 - x]);
+            }
+        }
+    }
+
+    #[test]
+    fn shift_moves_content_by_whole_pixels_within_bounds() {
+        let aug = Augment { shift: 2, ..Default::default() };
+        for seed in 0..10 {
+            let out = run(aug, seed);
+            let src = image();
+            let found = (-2i32..=2).any(|dy| {
+                (-2i32..=2).any(|dx| {
+                    (0..28i32).all(|y| {
+                        (0..28i32).all(|x| {
+                            let (sx, sy) = (x - dx, y - dy);
+                            let want = if (0..28).contains(&sx) && (0..28).contains(&sy) {
+                                src[(sy * 28 + sx) as usize]
+                            } else {
+                                0
+                            };
+                            out[(y * 28 + x) as usize] == want
+                        })
+                    })
+                })
+            });
+            assert!(found, "seed {seed}: not a whole-pixel shift of at most 2");
+        }
+    }
+
+    #[test]
+    fn rotation_and_erasing_change_the_image_deterministically() {
+        let aug = Augment { rotate: 10.0, erase: 1.0, ..Default::default() };
+        assert_eq!(run(aug, 3), run(aug, 3));
+        assert_ne!(run(aug, 3), image());
+        assert_ne!(run(aug, 3), run(aug, 4));
+        assert!(run(Augment { erase: 1.0, ..Default::default() }, 5).iter().filter(|&&p| p == 0).count() > 15);
+    }
+
+    #[test]
+    fn parses_lists_and_rejects_bad_items() {
+        let a = Augment::parse("shift=2,flip,rotate=10,erase=0.5").unwrap();
+        assert_eq!(a, Augment { shift: 2, flip: true, rotate: 10.0, erase: 0.5 });
+        assert!(Augment::parse("none").unwrap().is_off());
+        assert!(Augment::parse("shift=99").is_err());
+        assert!(Augment::parse("flip=yes").is_err());
+        assert!(Augment::parse("zoom").unwrap_err().contains("'zoom'"));
+    }
+}
