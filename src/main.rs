@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use wardrobe::data::augment::Augment;
 use wardrobe::data::convert::convert;
 use wardrobe::data::dataset::{CLASS_NAMES, Split};
@@ -15,8 +16,10 @@ use wardrobe::nn::store;
 use wardrobe::optim::adam::AdamConfig;
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::predict::top_k;
+use wardrobe::train::checkpoint;
 use wardrobe::train::progress::ConsoleProgress;
-use wardrobe::train::trainer::{TrainConfig, Trainer, evaluate_named};
+use wardrobe::train::session;
+use wardrobe::train::trainer::{EarlyStopping, FitEnd, Monitor, TrainConfig, evaluate_named};
 use wardrobe::{Error, Result};
 
 /// Train, evaluate and use a Fashion-MNIST clothing classifier on the CPU.
@@ -106,9 +109,24 @@ struct TrainArgs {
     /// Fraction of the training set held out for validation (the last images).
     #[arg(long, default_value_t = 0.1)]
     val_split: f64,
-    /// Directory for the trained model.
+    /// Directory for the trained model, its checkpoint and history.
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
+    /// Continue the run in this directory from its checkpoint (its saved settings apply).
+    #[arg(long, conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Enable early stopping after this many epochs without improvement.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Metric early stopping watches.
+    #[arg(long, value_enum, default_value = "val-loss")]
+    monitor: Monitor,
+    /// Smallest change that counts as an improvement.
+    #[arg(long, default_value_t = 0.0)]
+    min_delta: f64,
+    /// Keep the last epoch's weights instead of restoring the best.
+    #[arg(long)]
+    no_restore_best: bool,
 }
 
 #[derive(Args)]
@@ -194,16 +212,51 @@ fn positive(name: &str, value: usize) -> Result<()> {
     if value == 0 { Err(Error::Invalid(format!("--{name} must be at least 1"))) } else { Ok(()) }
 }
 
-fn run_train(a: TrainArgs) -> Result<()> {
+/// Raised by Ctrl-C; training checks it between steps.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn early_stopping(a: &TrainArgs) -> Option<EarlyStopping> {
+    a.patience.map(|patience| EarlyStopping {
+        monitor: a.monitor,
+        patience,
+        min_delta: a.min_delta,
+        restore_best: !a.no_restore_best,
+    })
+}
+
+fn fresh_run(a: &TrainArgs) -> Result<(Model, TrainConfig)> {
     positive("epochs", a.epochs)?;
     positive("batch-size", a.batch_size)?;
     if !(a.lr > 0.0 && a.lr.is_finite()) {
         return Err(Error::Invalid(format!("--lr must be a positive number, got {}", a.lr)));
     }
+    let model = Model::initialised(ModelSpec::preset(&a.preset)?, CLASS_NAMES.len(), a.seed)?;
+    let config = TrainConfig {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        adam: AdamConfig { lr: a.lr, ..Default::default() },
+        schedule: a.schedule,
+        augment: a.augment,
+        early_stopping: early_stopping(a),
+        seed: a.seed,
+    };
+    Ok((model, config))
+}
+
+fn run_train(a: TrainArgs) -> Result<()> {
+    let (mut model, config, resume, run_dir) = match &a.resume {
+        Some(dir) => {
+            let checkpoint::Checkpoint { model, config, resume } = checkpoint::load(&checkpoint::checkpoint_dir(dir))?;
+            println!("resuming {} at epoch {} step {}", dir.display(), resume.state.epoch, resume.state.step);
+            (model, config, Some(resume), dir.clone())
+        }
+        None => {
+            let (model, config) = fresh_run(&a)?;
+            (model, config, None, a.out.clone())
+        }
+    };
     let full = a.data.source().load(Split::Train)?;
     let (train, val) = split_validation(full, a.val_split)?;
-    let spec = ModelSpec::preset(&a.preset)?;
-    let mut model = Model::initialised(spec, CLASS_NAMES.len(), a.seed)?;
     println!("{}", model.summary());
     println!(
         "training on {} images, validating on {}, {} threads",
@@ -211,17 +264,27 @@ fn run_train(a: TrainArgs) -> Result<()> {
         val.len(),
         rayon::current_num_threads()
     );
-    let config = TrainConfig {
-        epochs: a.epochs,
-        batch_size: a.batch_size,
-        adam: AdamConfig { lr: a.lr, ..Default::default() },
-        schedule: a.schedule,
-        augment: a.augment,
-        seed: a.seed,
-    };
-    Trainer::new(&mut model, config).fit(&train, &val, &mut ConsoleProgress::new(a.epochs));
-    store::save(&model, &CLASS_NAMES, &a.out)?;
-    println!("saved {}", a.out.display());
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed))
+        .map_err(|e| Error::Invalid(format!("cannot install the Ctrl-C handler: {e}")))?;
+    let epochs = config.epochs;
+    let end = session::run(
+        &mut model,
+        config,
+        resume,
+        (&train, &val),
+        &run_dir,
+        &mut ConsoleProgress::new(epochs),
+        &INTERRUPTED,
+    )?;
+    match end {
+        FitEnd::Interrupted => {
+            println!("interrupted; checkpoint saved, continue with: wardrobe train --resume {}", run_dir.display());
+            return Err(Error::Interrupted);
+        }
+        FitEnd::StoppedEarly => println!("early stopping: validation stopped improving"),
+        FitEnd::Completed => {}
+    }
+    println!("saved {}", run_dir.display());
     Ok(())
 }
 

@@ -4,6 +4,7 @@ mod common;
 
 use common::{data_dir, load};
 use std::io::Read;
+use std::sync::atomic::AtomicBool;
 use wardrobe::data::augment::Augment;
 use wardrobe::data::convert::convert;
 use wardrobe::data::dataset::{Dataset, Split};
@@ -53,9 +54,11 @@ fn train_subset(train: &Dataset, epochs: usize, seed: u64) -> Model {
         adam: AdamConfig::default(),
         schedule: Schedule::Constant,
         augment: Augment::default(),
+        early_stopping: None,
         seed,
     };
-    Trainer::new(&mut model, config).fit(train, &train.slice(0..200), &mut Quiet);
+    let never = AtomicBool::new(false);
+    Trainer::new(&mut model, config).fit(train, &train.slice(0..200), &mut Quiet, &never, &mut |_| Ok(())).unwrap();
     model
 }
 

@@ -17,3 +17,4 @@ pub mod model;
 pub mod pool;
 pub mod spec;
 pub mod store;
+pub mod tensorfile;

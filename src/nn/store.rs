@@ -6,8 +6,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::nn::model::Model;
 use crate::nn::spec::ModelSpec;
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+use crate::nn::tensorfile;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -29,19 +28,9 @@ struct ModelFile {
 /// Saves `model` with its class names into `dir` (created if needed).
 pub fn save(model: &Model, class_names: &[&str], dir: &Path) -> Result<()> {
     fsutil::create_dir_all(dir)?;
-    let bytes: Vec<u8> = model.params.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let tensors = model.tensors();
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(name, spec, range)| {
-            let view = TensorView::new(Dtype::F32, spec.dims.clone(), &bytes[range.start * 4..range.end * 4])
-                .expect("tensor view matches its shape");
-            (name.clone(), view)
-        })
-        .collect();
-    let weights_path = dir.join(WEIGHTS_FILE);
-    let encoded = safetensors::serialize(views, None).map_err(|e| Error::model(&weights_path, e.to_string()))?;
-    fsutil::write_atomic(&weights_path, |out| out.write_all(&encoded))?;
+    let tensors: Vec<(String, Vec<usize>, &[f32])> =
+        model.tensors().into_iter().map(|(name, spec, range)| (name, spec.dims, &model.params[range])).collect();
+    tensorfile::write(&dir.join(WEIGHTS_FILE), &tensors)?;
     let file = ModelFile {
         format: FORMAT.into(),
         class_names: class_names.iter().map(|s| s.to_string()).collect(),
@@ -69,6 +58,14 @@ fn read_model_file(path: &Path) -> Result<ModelFile> {
     Ok(file)
 }
 
+/// A malformed tensor file is a model error; I/O errors stay as they are.
+fn as_model_error(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Format { message, .. } => Error::model(path, message),
+        other => other,
+    }
+}
+
 /// Loads a model directory written by [`save`].
 pub fn load(dir: &Path) -> Result<Loaded> {
     let spec_path = dir.join(SPEC_FILE);
@@ -76,31 +73,24 @@ pub fn load(dir: &Path) -> Result<Loaded> {
     let mut model =
         Model::new(file.spec, file.class_names.len()).map_err(|e| Error::model(&spec_path, e.to_string()))?;
     let weights_path = dir.join(WEIGHTS_FILE);
-    let bytes = fsutil::read(&weights_path)?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::model(&weights_path, format!("not a safetensors file: {e}")))?;
+    let stored = tensorfile::read(&weights_path).map_err(|e| as_model_error(&weights_path, e))?;
     let tensors = model.tensors();
-    if st.len() != tensors.len() {
+    if stored.len() != tensors.len() {
         return Err(Error::model(
             &weights_path,
-            format!("{} tensors, the architecture has {}", st.len(), tensors.len()),
+            format!("{} tensors, the architecture has {}", stored.len(), tensors.len()),
         ));
     }
     for (name, spec, range) in tensors {
-        let view = st.tensor(&name).map_err(|_| Error::model(&weights_path, format!("tensor '{name}' is missing")))?;
-        if view.dtype() != Dtype::F32 || view.shape() != spec.dims.as_slice() {
+        let tensor =
+            stored.get(&name).ok_or_else(|| Error::model(&weights_path, format!("tensor '{name}' is missing")))?;
+        if tensor.dims != spec.dims {
             return Err(Error::model(
                 &weights_path,
-                format!(
-                    "tensor '{name}' is {:?} {:?}, the architecture needs F32 {:?}",
-                    view.dtype(),
-                    view.shape(),
-                    spec.dims
-                ),
+                format!("tensor '{name}' is F32 {:?}, the architecture needs F32 {:?}", tensor.dims, spec.dims),
             ));
         }
-        let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-        model.params[range].iter_mut().zip(values).for_each(|(p, v)| *p = v);
+        model.params[range].copy_from_slice(&tensor.values);
     }
     Ok(Loaded { model, class_names: file.class_names })
 }

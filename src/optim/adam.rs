@@ -1,6 +1,6 @@
 //! Adam with Keras' defaults and update form: `p -= lr·√(1−β2ᵗ)/(1−β1ᵗ) · m / (√v + ε)`.
 
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, OptimizerState};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +64,20 @@ impl Optimizer for Adam {
     fn set_learning_rate(&mut self, lr: f32) {
         self.config.lr = lr;
     }
+
+    fn state(&self) -> OptimizerState {
+        OptimizerState { step: self.t, slots: vec![self.m.clone(), self.v.clone()] }
+    }
+
+    fn restore(&mut self, state: OptimizerState) -> Result<(), String> {
+        match <[Vec<f32>; 2]>::try_from(state.slots) {
+            Ok([m, v]) if m.len() == self.m.len() && v.len() == self.v.len() => {
+                (self.m, self.v, self.t) = (m, v, state.step);
+                Ok(())
+            }
+            _ => Err(format!("Adam state must be two slots of {} values", self.m.len())),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +90,20 @@ mod tests {
         let mut p = vec![1.0, 1.0, 1.0];
         adam.step(&mut p, &[0.5, -2.0, 0.0]);
         assert!((p[0] - 0.999).abs() < 1e-6 && (p[1] - 1.001).abs() < 1e-6 && p[2] == 1.0, "{p:?}");
+    }
+
+    #[test]
+    fn restored_state_continues_identically() {
+        let mut a = Adam::new(AdamConfig::default(), 2);
+        let mut p = vec![1.0, 2.0];
+        a.step(&mut p, &[0.3, -0.1]);
+        let mut b = Adam::new(AdamConfig::default(), 2);
+        b.restore(a.state()).unwrap();
+        let mut q = p.clone();
+        a.step(&mut p, &[0.2, 0.4]);
+        b.step(&mut q, &[0.2, 0.4]);
+        assert_eq!(p, q);
+        assert!(b.restore(OptimizerState { step: 1, slots: vec![vec![0.0; 3]] }).is_err());
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Training: the loop, and the metrics it reports.
 
+pub mod checkpoint;
+pub mod history;
 pub mod metrics;
 pub mod progress;
+pub mod session;
 pub mod trainer;

@@ -9,14 +9,15 @@ use crate::data::dataset::Dataset;
 use crate::nn::infer::Predictor;
 use crate::nn::loss::{BatchScore, softmax_cross_entropy};
 use crate::nn::model::{Model, Workspace, mix_seed};
-use crate::optim::Optimizer;
 use crate::optim::adam::{Adam, AdamConfig};
 use crate::optim::schedule::Schedule;
+use crate::optim::{Optimizer, OptimizerState};
 use crate::train::metrics::Evaluation;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Settings of a training run.
@@ -32,8 +33,76 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Augmentation of training images.
     pub augment: Augment,
+    /// Stop when validation stops improving.
+    pub early_stopping: Option<EarlyStopping>,
     /// Seed of initialisation, shuffling and dropout.
     pub seed: u64,
+}
+
+/// The validation metric early stopping watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Monitor {
+    /// Validation loss, lower is better.
+    ValLoss,
+    /// Validation accuracy, higher is better.
+    ValAccuracy,
+}
+
+impl Monitor {
+    /// The watched value of an epoch, oriented so that larger is better.
+    fn score(self, stats: &EpochStats) -> f64 {
+        match self {
+            Monitor::ValLoss => -stats.val_loss,
+            Monitor::ValAccuracy => stats.val_accuracy,
+        }
+    }
+}
+
+/// Early stopping: end training after `patience` epochs without an improvement of more than
+/// `min_delta` in `monitor`, optionally restoring the best epoch's weights.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopping {
+    /// Watched metric.
+    pub monitor: Monitor,
+    /// Epochs without improvement tolerated.
+    pub patience: usize,
+    /// Smallest change that counts as an improvement.
+    pub min_delta: f64,
+    /// Put back the best epoch's weights at the end.
+    pub restore_best: bool,
+}
+
+/// Where a run stands: enough to resume it exactly.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Epoch in progress (1-based).
+    pub epoch: usize,
+    /// Next step within that epoch.
+    pub step: usize,
+    /// Partial epoch totals.
+    pub loss_sum: f64,
+    /// Partial epoch correct predictions.
+    pub correct: usize,
+    /// Partial epoch samples.
+    pub seen: usize,
+    /// Finished epochs.
+    pub history: Vec<EpochStats>,
+    /// Best epoch so far (1-based) by the early-stopping metric.
+    pub best_epoch: Option<usize>,
+    /// The run ended because validation stopped improving.
+    pub stopped_early: bool,
+}
+
+/// How `fit` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitEnd {
+    /// All epochs ran.
+    Completed,
+    /// Early stopping ended the run.
+    StoppedEarly,
+    /// The interrupt flag was raised; the state is saved for resuming.
+    Interrupted,
 }
 
 /// What one epoch achieved.
@@ -164,6 +233,8 @@ pub struct Trainer<'a> {
     optimizer: Box<dyn Optimizer>,
     replicas: Vec<Replica>,
     config: TrainConfig,
+    state: RunState,
+    best_params: Option<Vec<f32>>,
 }
 
 impl<'a> Trainer<'a> {
@@ -180,7 +251,8 @@ impl<'a> Trainer<'a> {
             })
             .collect();
         let optimizer = Box::new(Adam::new(config.adam, model.params.len()));
-        Trainer { model, optimizer, replicas, config }
+        let state = RunState { epoch: 1, ..Default::default() };
+        Trainer { model, optimizer, replicas, config, state, best_params: None }
     }
 
     /// One optimiser step on the samples `batch` of `data`.
@@ -203,43 +275,104 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// Trains for the configured epochs, validating on `val` after each.
-    pub fn fit(&mut self, train: &Dataset, val: &Dataset, observer: &mut dyn TrainObserver) -> Vec<EpochStats> {
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Where the run stands.
+    pub fn state(&self) -> &RunState {
+        &self.state
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &Model {
+        self.model
+    }
+
+    /// Everything a checkpoint needs: run state, optimiser state and the best weights so far.
+    pub fn snapshot(&self) -> (RunState, OptimizerState, Option<&[f32]>) {
+        (self.state.clone(), self.optimizer.state(), self.best_params.as_deref())
+    }
+
+    /// Continues from a checkpoint's run state, optimiser state and best weights.
+    pub fn resume(&mut self, state: RunState, optimizer: OptimizerState, best: Option<Vec<f32>>) -> Result<(), String> {
+        self.optimizer.restore(optimizer)?;
+        self.state = state;
+        self.best_params = best;
+        Ok(())
+    }
+
+    /// Trains until the configured epochs are done, early stopping ends the run, or `interrupt`
+    /// is raised (checked between steps). `on_epoch` runs after every epoch, e.g. to checkpoint.
+    pub fn fit(
+        &mut self,
+        train: &Dataset,
+        val: &Dataset,
+        observer: &mut dyn TrainObserver,
+        interrupt: &AtomicBool,
+        on_epoch: &mut dyn FnMut(&Trainer) -> crate::Result<()>,
+    ) -> crate::Result<FitEnd> {
         let mut batcher = Batcher::new(train.len(), self.config.batch_size, mix_seed(self.config.seed, 1));
-        let mut history = Vec::with_capacity(self.config.epochs);
-        for epoch in 1..=self.config.epochs {
+        while self.state.epoch <= self.config.epochs && !self.state.stopped_early {
+            let epoch = self.state.epoch;
             let started = Instant::now();
             observer.epoch_started(epoch, batcher.batches_per_epoch());
-            let mut total = BatchScore::default();
-            let mut seen = 0usize;
             let batches: Vec<Vec<u32>> = batcher.epoch(epoch).map(<[u32]>::to_vec).collect();
-            let steps = batches.len() as f64;
-            for (step, batch) in batches.iter().enumerate() {
+            let (steps, first_step, seen_before) = (batches.len() as f64, self.state.step, self.state.seen);
+            for (step, batch) in batches.iter().enumerate().skip(first_step) {
+                if interrupt.load(Ordering::Relaxed) {
+                    return Ok(FitEnd::Interrupted);
+                }
                 let progress = (epoch - 1) as f64 + step as f64 / steps;
                 let lr = self.config.schedule.rate(self.config.adam.lr, progress, self.config.epochs as f64);
                 self.optimizer.set_learning_rate(lr);
                 let s = self.step(train, batch, mix_seed(self.config.seed, ((epoch as u64) << 32) | step as u64));
-                total.loss_sum += s.loss_sum;
-                total.correct += s.correct;
-                seen += batch.len();
-                observer.step_done(total.loss_sum / seen as f64, total.correct as f64 / seen as f64);
+                let st = &mut self.state;
+                (st.loss_sum, st.correct, st.seen, st.step) =
+                    (st.loss_sum + s.loss_sum, st.correct + s.correct, st.seen + batch.len(), step + 1);
+                observer.step_done(st.loss_sum / st.seen as f64, st.correct as f64 / st.seen as f64);
             }
             let train_seconds = started.elapsed().as_secs_f64();
             let eval = evaluate(self.model, val);
+            let st = &self.state;
             let stats = EpochStats {
                 epoch,
-                loss: total.loss_sum / seen.max(1) as f64,
-                accuracy: total.correct as f64 / seen.max(1) as f64,
+                loss: st.loss_sum / st.seen.max(1) as f64,
+                accuracy: st.correct as f64 / st.seen.max(1) as f64,
                 val_loss: eval.loss,
                 val_accuracy: eval.accuracy,
                 lr: self.optimizer.learning_rate(),
                 seconds: started.elapsed().as_secs_f64(),
-                images_per_second: seen as f64 / train_seconds,
+                images_per_second: (st.seen - seen_before) as f64 / train_seconds,
             };
             observer.epoch_done(&stats);
-            history.push(stats);
+            self.finish_epoch(stats);
+            on_epoch(self)?;
         }
-        history
+        if let (Some(es), Some(best)) = (self.config.early_stopping, &self.best_params)
+            && es.restore_best
+        {
+            self.model.params.copy_from_slice(best);
+        }
+        Ok(if self.state.stopped_early { FitEnd::StoppedEarly } else { FitEnd::Completed })
+    }
+
+    /// Records an epoch, tracks the best one and decides on early stopping.
+    fn finish_epoch(&mut self, stats: EpochStats) {
+        let st = &mut self.state;
+        if let Some(es) = self.config.early_stopping {
+            let best_score = st.best_epoch.map(|b| es.monitor.score(&st.history[b - 1]));
+            if best_score.is_none_or(|best| es.monitor.score(&stats) > best + es.min_delta) {
+                st.best_epoch = Some(stats.epoch);
+                if es.restore_best {
+                    self.best_params = Some(self.model.params.clone());
+                }
+            }
+            st.stopped_early = stats.epoch - st.best_epoch.unwrap_or(stats.epoch) >= es.patience;
+        }
+        st.history.push(stats);
+        (st.epoch, st.step, st.loss_sum, st.correct, st.seen) = (st.epoch + 1, 0, 0.0, 0, 0);
     }
 }
 

@@ -1,0 +1,117 @@
+//! Training checkpoints: everything needed to continue a run exactly — weights, optimiser state,
+//! the best weights so far, the run state (epoch, step, partial totals, history) and the training
+//! configuration. A checkpoint is written into a fresh sibling directory and swapped in by
+//! renames, so a crash at any moment leaves a complete earlier checkpoint.
+
+use crate::data::dataset::CLASS_NAMES;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::nn::model::Model;
+use crate::nn::{store, tensorfile};
+use crate::optim::OptimizerState;
+use crate::train::trainer::{RunState, TrainConfig, Trainer};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+const TRAINER_FILE: &str = "trainer.json";
+const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+const FORMAT: &str = "wardrobe-checkpoint/1";
+
+/// `trainer.json`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainerFile {
+    format: String,
+    config: TrainConfig,
+    state: RunState,
+    optimizer_step: i32,
+}
+
+/// What a trainer needs, beyond model and configuration, to continue a run.
+pub struct Resume {
+    /// Where the run stood.
+    pub state: RunState,
+    /// Optimiser state.
+    pub optimizer: OptimizerState,
+    /// Best weights so far, when early stopping restores them.
+    pub best: Option<Vec<f32>>,
+}
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    /// The model with the checkpoint's weights.
+    pub model: Model,
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// The trainer's state.
+    pub resume: Resume,
+}
+
+/// The checkpoint directory inside a run directory.
+pub fn checkpoint_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoint")
+}
+
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    dir.with_file_name(name)
+}
+
+fn remove_dir_if_present(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| Error::io(from, e))
+}
+
+/// Saves the trainer's current state as the checkpoint in `dir`.
+pub fn save(dir: &Path, trainer: &Trainer) -> Result<()> {
+    let (fresh, old) = (sibling(dir, ".new"), sibling(dir, ".old"));
+    remove_dir_if_present(&fresh)?;
+    store::save(trainer.model(), &CLASS_NAMES, &fresh)?;
+    let (state, optimizer, best) = trainer.snapshot();
+    let mut tensors: Vec<(String, Vec<usize>, &[f32])> =
+        optimizer.slots.iter().enumerate().map(|(i, s)| (format!("slot{i}"), vec![s.len()], &s[..])).collect();
+    if let Some(best) = best {
+        tensors.push(("best".into(), vec![best.len()], best));
+    }
+    tensorfile::write(&fresh.join(OPTIMIZER_FILE), &tensors)?;
+    let file =
+        TrainerFile { format: FORMAT.into(), config: trainer.config().clone(), state, optimizer_step: optimizer.step };
+    let json = serde_json::to_string_pretty(&file).expect("trainer state serialises");
+    fsutil::write_atomic(&fresh.join(TRAINER_FILE), |out| out.write_all(json.as_bytes()))?;
+    remove_dir_if_present(&old)?;
+    if dir.exists() {
+        rename(dir, &old)?;
+    }
+    rename(&fresh, dir)?;
+    remove_dir_if_present(&old)
+}
+
+/// Loads the checkpoint in `dir` (or the previous one, if a save was cut off mid-swap).
+pub fn load(dir: &Path) -> Result<Checkpoint> {
+    let old = sibling(dir, ".old");
+    let dir = if !dir.exists() && old.exists() { old.as_path() } else { dir };
+    let loaded = store::load(dir)?;
+    let path = dir.join(TRAINER_FILE);
+    let file: TrainerFile = serde_json::from_slice(&fsutil::read(&path)?)
+        .map_err(|e| Error::format(&path, format!("invalid checkpoint state: {e}")))?;
+    if file.format != FORMAT {
+        return Err(Error::format(&path, format!("format is '{}', expected '{FORMAT}'", file.format)));
+    }
+    let mut tensors = tensorfile::read(&dir.join(OPTIMIZER_FILE))?;
+    let best = tensors.remove("best").map(|t| t.values);
+    let slots =
+        (0..tensors.len()).map(|i| tensors.remove(&format!("slot{i}")).map(|t| t.values)).collect::<Option<Vec<_>>>();
+    let slots = slots.ok_or_else(|| Error::format(&dir.join(OPTIMIZER_FILE), "optimizer slots are not slot0…slotN"))?;
+    Ok(Checkpoint {
+        model: loaded.model,
+        config: file.config,
+        resume: Resume { state: file.state, optimizer: OptimizerState { step: file.optimizer_step, slots }, best },
+    })
+}

@@ -1,0 +1,138 @@
+//! Early stopping, checkpoints and resuming, on real Fashion-MNIST subsets.
+
+mod common;
+
+use common::{bin, load, run};
+use std::sync::atomic::{AtomicBool, Ordering};
+use wardrobe::data::augment::Augment;
+use wardrobe::data::dataset::{Dataset, Split};
+use wardrobe::nn::model::Model;
+use wardrobe::nn::spec::ModelSpec;
+use wardrobe::optim::adam::AdamConfig;
+use wardrobe::optim::schedule::Schedule;
+use wardrobe::train::checkpoint::{self, checkpoint_dir};
+use wardrobe::train::session;
+use wardrobe::train::trainer::{EarlyStopping, FitEnd, Monitor, TrainConfig, TrainObserver, Trainer, evaluate};
+
+struct Quiet;
+impl TrainObserver for Quiet {}
+
+/// Raises the interrupt flag after `after` steps.
+struct InterruptAfter<'a> {
+    after: usize,
+    steps: usize,
+    flag: &'a AtomicBool,
+}
+
+impl TrainObserver for InterruptAfter<'_> {
+    fn step_done(&mut self, _: f64, _: f64) {
+        self.steps += 1;
+        if self.steps == self.after {
+            self.flag.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+fn config(epochs: usize, early_stopping: Option<EarlyStopping>) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 64,
+        adam: AdamConfig::default(),
+        schedule: Schedule::Cosine { warmup: 0.5 },
+        augment: Augment { shift: 1, flip: true, ..Default::default() },
+        early_stopping,
+        seed: 5,
+    }
+}
+
+fn subsets() -> (Dataset, Dataset) {
+    let train = load(Split::Train);
+    (train.slice(0..1_280), train.slice(50_000..51_000))
+}
+
+#[test]
+fn early_stopping_stops_and_restores_the_best_epoch() {
+    let (train, val) = (load(Split::Train).slice(0..320), load(Split::Train).slice(50_000..51_000));
+    let es = EarlyStopping { monitor: Monitor::ValLoss, patience: 2, min_delta: 0.0, restore_best: true };
+    let mut cfg = config(40, Some(es));
+    cfg.augment = Augment::default();
+    cfg.adam.lr = 3e-3;
+    let mut model = Model::initialised(ModelSpec::seed(), 10, 1).unwrap();
+    let mut trainer = Trainer::new(&mut model, cfg);
+    let end = trainer.fit(&train, &val, &mut Quiet, &AtomicBool::new(false), &mut |_| Ok(())).unwrap();
+    let state = trainer.state().clone();
+    assert_eq!(end, FitEnd::StoppedEarly, "320 images overfit well before 40 epochs");
+    let best = state.best_epoch.unwrap();
+    assert_eq!(state.history.len(), best + 2, "stops exactly `patience` epochs after the best");
+    let best_loss = state.history.iter().map(|e| e.val_loss).fold(f64::INFINITY, f64::min);
+    assert_eq!(state.history[best - 1].val_loss, best_loss);
+    assert!(state.history.last().unwrap().val_loss > best_loss);
+    let restored = evaluate(&model, &val);
+    assert!((restored.loss - best_loss).abs() < 1e-9, "restored weights score {} not {best_loss}", restored.loss);
+}
+
+#[test]
+fn interrupted_then_resumed_run_ends_exactly_like_an_uninterrupted_one() {
+    let (train, val) = subsets();
+    let never = AtomicBool::new(false);
+    let straight_dir = tempfile::tempdir().unwrap();
+    let mut straight = Model::initialised(ModelSpec::seed(), 10, 5).unwrap();
+    session::run(&mut straight, config(3, None), None, (&train, &val), straight_dir.path(), &mut Quiet, &never)
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let flag = AtomicBool::new(false);
+    let mut model = Model::initialised(ModelSpec::seed(), 10, 5).unwrap();
+    let mut observer = InterruptAfter { after: 27, steps: 0, flag: &flag };
+    let end =
+        session::run(&mut model, config(3, None), None, (&train, &val), dir.path(), &mut observer, &flag).unwrap();
+    assert_eq!(end, FitEnd::Interrupted);
+    let ck = checkpoint::load(&checkpoint_dir(dir.path())).unwrap();
+    assert_eq!((ck.resume.state.epoch, ck.resume.state.step), (2, 7), "20 steps per epoch: interrupted in epoch 2");
+    let mut resumed = ck.model;
+    session::run(&mut resumed, ck.config, Some(ck.resume), (&train, &val), dir.path(), &mut Quiet, &never).unwrap();
+    assert!(resumed.params == straight.params, "resumed weights differ from the uninterrupted run");
+    let a = std::fs::read_to_string(straight_dir.path().join("history.csv")).unwrap();
+    let b = std::fs::read_to_string(dir.path().join("history.csv")).unwrap();
+    let metrics = |s: &str| s.lines().map(|l| l.split(',').take(6).collect::<Vec<_>>().join(",")).collect::<Vec<_>>();
+    assert_eq!(metrics(&a), metrics(&b));
+}
+
+#[test]
+fn kill_9_mid_training_then_resume_matches_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("train.csv");
+    wardrobe::data::csv::write(&csv, &load(Split::Train).slice(0..3_000)).unwrap();
+    let csv = csv.to_str().unwrap();
+    let args = |out: &str| -> Vec<String> {
+        ["train", "--train-csv", csv, "--epochs", "4", "--out", out].iter().map(|s| s.to_string()).collect()
+    };
+    let straight = dir.path().join("straight");
+    let (ok, _, err) = run(&args(straight.to_str().unwrap()).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+
+    let killed = dir.path().join("killed");
+    let mut child = std::process::Command::new(bin())
+        .args(args(killed.to_str().unwrap()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state_file = killed.join("checkpoint/trainer.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(&state_file).unwrap_or_default();
+        if text.contains("\"epoch\": 2,") || text.contains("\"epoch\": 3,") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let (ok, out, err) = run(&["train", "--train-csv", csv, "--resume", killed.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("resuming"), "{out}");
+    let weights = |d: &std::path::Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert!(weights(&straight) == weights(&killed), "resumed run's weights differ");
+}
