@@ -9,7 +9,7 @@ use crate::nn::infer::Predictor;
 use crate::nn::matmul::{matmul, n as plain};
 use crate::nn::model::Model;
 use crate::nn::spec::ModelSpec;
-use crate::optim::adam::AdamConfig;
+use crate::optim::config::OptimizerConfig;
 use crate::optim::schedule::Schedule;
 use crate::train::trainer::{INFERENCE_BATCH, TrainConfig, TrainObserver, Trainer};
 use rayon::prelude::*;
@@ -80,7 +80,7 @@ fn config(batch_size: usize) -> TrainConfig {
     TrainConfig {
         epochs: 1,
         batch_size,
-        adam: AdamConfig::default(),
+        optimizer: OptimizerConfig::default(),
         schedule: Schedule::Constant,
         augment: Augment::default(),
         early_stopping: None,

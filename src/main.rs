@@ -13,7 +13,7 @@ use wardrobe::nn::infer::Predictor;
 use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
 use wardrobe::nn::store;
-use wardrobe::optim::adam::AdamConfig;
+use wardrobe::optim::config::{OptimizerConfig, OptimizerKind};
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::predict::top_k;
 use wardrobe::train::checkpoint;
@@ -85,18 +85,36 @@ struct ConvertArgs {
 struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Named architecture.
+    /// Named architecture: seed (the notebook's CNN) or default (deeper, same padding).
     #[arg(long, default_value = "seed")]
     preset: String,
+    /// Architecture from a JSON spec file instead of a preset.
+    #[arg(long, conflicts_with = "preset")]
+    spec: Option<PathBuf>,
     /// Passes over the training set.
     #[arg(long, default_value_t = 10)]
     epochs: usize,
     /// Images per optimiser step.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    /// Adam learning rate (the schedule's base rate).
+    /// Update rule.
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: OptimizerKind,
+    /// Base learning rate (the schedule scales it).
     #[arg(long, default_value_t = 1e-3)]
     lr: f32,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f32,
+    /// SGD Nesterov momentum.
+    #[arg(long)]
+    nesterov: bool,
+    /// L2 penalty λ on kernels, added to the loss as λ·Σw².
+    #[arg(long, default_value_t = 0.0)]
+    l2: f32,
+    /// Decoupled weight decay on kernels (default 0.004 for adamw, else 0).
+    #[arg(long)]
+    weight_decay: Option<f32>,
     /// Learning-rate schedule: constant, step:EVERY:GAMMA, cosine[:WARMUP_EPOCHS], one-cycle.
     #[arg(long, default_value = "cosine", value_parser = Schedule::parse)]
     schedule: Schedule,
@@ -139,6 +157,9 @@ struct EvaluateArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+    /// Test-time augmentation: average each image with its mirror image.
+    #[arg(long)]
+    tta: bool,
 }
 
 #[derive(Args)]
@@ -159,6 +180,9 @@ struct PredictArgs {
     /// Print JSON lines instead of text.
     #[arg(long)]
     json: bool,
+    /// Test-time augmentation: average each image with its mirror image.
+    #[arg(long)]
+    tta: bool,
 }
 
 #[derive(Args)]
@@ -230,11 +254,22 @@ fn fresh_run(a: &TrainArgs) -> Result<(Model, TrainConfig)> {
     if !(a.lr > 0.0 && a.lr.is_finite()) {
         return Err(Error::Invalid(format!("--lr must be a positive number, got {}", a.lr)));
     }
-    let model = Model::initialised(ModelSpec::preset(&a.preset)?, CLASS_NAMES.len(), a.seed)?;
+    let spec = match &a.spec {
+        Some(path) => ModelSpec::from_file(path)?,
+        None => ModelSpec::preset(&a.preset)?,
+    };
+    let model = Model::initialised(spec, CLASS_NAMES.len(), a.seed)?;
     let config = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch_size,
-        adam: AdamConfig { lr: a.lr, ..Default::default() },
+        optimizer: OptimizerConfig {
+            kind: a.optimizer,
+            lr: a.lr,
+            momentum: a.momentum,
+            nesterov: a.nesterov,
+            l2: a.l2,
+            weight_decay: a.weight_decay.unwrap_or(if a.optimizer == OptimizerKind::Adamw { 0.004 } else { 0.0 }),
+        },
         schedule: a.schedule,
         augment: a.augment,
         early_stopping: early_stopping(a),
@@ -291,7 +326,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
 fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     let loaded = store::load(&a.model)?;
     let test = a.data.source().load(Split::Test)?;
-    let eval = evaluate_named(&loaded.model, &test, &loaded.class_names);
+    let eval = evaluate_named(&loaded.model, &test, &loaded.class_names, a.tta);
     if a.json {
         println!("{}", serde_json::to_string(&eval).expect("evaluation serialises"));
     } else {
@@ -319,7 +354,8 @@ fn run_predict(a: PredictArgs) -> Result<()> {
         items.push((path.display().to_string(), load_28x28(path)?, None));
     }
     let pixels: Vec<u8> = items.iter().flat_map(|(_, p, _)| p.iter().copied()).collect();
-    let probs = Predictor::new(&loaded.model, 64).probabilities(&pixels);
+    let mut predictor = Predictor::new(&loaded.model, 64);
+    let probs = if a.tta { predictor.probabilities_tta(&pixels) } else { predictor.probabilities(&pixels) };
     for ((name, _, truth), probs) in items.iter().zip(probs.chunks_exact(loaded.class_names.len())) {
         let ranked = top_k(probs, &loaded.class_names, a.top_k);
         let truth = truth.map(|t| loaded.class_names[t as usize].clone());

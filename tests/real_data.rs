@@ -10,7 +10,7 @@ use wardrobe::data::convert::convert;
 use wardrobe::data::dataset::{Dataset, Split};
 use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
-use wardrobe::optim::adam::AdamConfig;
+use wardrobe::optim::config::OptimizerConfig;
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::train::trainer::{TrainConfig, TrainObserver, Trainer, evaluate};
 
@@ -51,7 +51,7 @@ fn train_subset(train: &Dataset, epochs: usize, seed: u64) -> Model {
     let config = TrainConfig {
         epochs,
         batch_size: 64,
-        adam: AdamConfig::default(),
+        optimizer: OptimizerConfig::default(),
         schedule: Schedule::Constant,
         augment: Augment::default(),
         early_stopping: None,

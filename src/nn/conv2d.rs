@@ -141,8 +141,12 @@ impl Layer for Conv2d {
 
     fn param_specs(&self) -> Vec<ParamSpec> {
         vec![
-            ParamSpec { name: "kernel", dims: vec![self.kernel, self.kernel, self.input.c, self.filters] },
-            ParamSpec { name: "bias", dims: vec![self.filters] },
+            ParamSpec {
+                name: "kernel",
+                trainable: true,
+                dims: vec![self.kernel, self.kernel, self.input.c, self.filters],
+            },
+            ParamSpec { name: "bias", trainable: true, dims: vec![self.filters] },
         ]
     }
 

@@ -37,8 +37,8 @@ impl Layer for Dense {
 
     fn param_specs(&self) -> Vec<ParamSpec> {
         vec![
-            ParamSpec { name: "kernel", dims: vec![self.inputs, self.units] },
-            ParamSpec { name: "bias", dims: vec![self.units] },
+            ParamSpec { name: "kernel", trainable: true, dims: vec![self.inputs, self.units] },
+            ParamSpec { name: "bias", trainable: true, dims: vec![self.units] },
         ]
     }
 

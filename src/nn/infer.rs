@@ -23,6 +23,14 @@ impl<'m> Predictor<'m> {
         self.model
     }
 
+    /// Test-time augmentation: the mean of the probabilities of each image and of its mirror image.
+    pub fn probabilities_tta(&mut self, pixels: &[u8]) -> Vec<f32> {
+        let mirrored = mirror(pixels, self.model.spec.input.w);
+        let mut probs = self.probabilities(pixels);
+        probs.iter_mut().zip(self.probabilities(&mirrored)).for_each(|(p, q)| *p = 0.5 * (*p + q));
+        probs
+    }
+
     /// Class probabilities (rows of `classes`) for images given as u8 pixels, image after image.
     pub fn probabilities(&mut self, pixels: &[u8]) -> Vec<f32> {
         let (model, input, classes) = (self.model, self.model.input_size(), self.model.classes());
@@ -39,6 +47,11 @@ impl<'m> Predictor<'m> {
             .for_each(|((ws, part), out)| run_part(model, ws, part, out));
         out
     }
+}
+
+/// Mirrors every row (of `width` pixels) left–right.
+pub fn mirror(pixels: &[u8], width: usize) -> Vec<u8> {
+    pixels.chunks_exact(width).flat_map(|row| row.iter().rev().copied()).collect()
 }
 
 /// The low-latency path for one image at a time: one reused workspace, no threads, no allocation.
@@ -93,6 +106,10 @@ mod tests {
         }
         let single = Predictor::new(&model, 1).probabilities(&pixels[36 * 784..]);
         assert!(single.iter().zip(&a[360..]).all(|(x, y)| (x - y).abs() < 1e-5));
+        assert_eq!(mirror(&[1, 2, 3, 4, 5, 6], 3), vec![3, 2, 1, 6, 5, 4]);
+        let tta = Predictor::new(&model, 8).probabilities_tta(&pixels);
+        let mirrored = Predictor::new(&model, 8).probabilities(&mirror(&pixels, 28));
+        assert!((tta[3] - 0.5 * (a[3] + mirrored[3])).abs() < 1e-6);
         let mut one = SingleImage::new(&model);
         assert!(one.probabilities(&pixels[36 * 784..]).iter().zip(&a[360..]).all(|(x, y)| (x - y).abs() < 1e-5));
         assert!((a[..10].iter().sum::<f32>() - 1.0).abs() < 1e-5);

@@ -51,6 +51,8 @@ pub struct ParamSpec {
     pub name: &'static str,
     /// Dimensions, Keras order (a conv kernel is `[kh, kw, in, out]`).
     pub dims: Vec<usize>,
+    /// Updated by the optimiser (false for statistics such as moving averages).
+    pub trainable: bool,
 }
 
 impl ParamSpec {
@@ -129,6 +131,11 @@ pub trait Layer: Send + Sync {
     fn forward(&self, f: Forward);
     /// Computes the input and parameter gradients.
     fn backward(&self, b: Backward);
+    /// After a training forward over `n` samples, adds the statistics its scratch holds into
+    /// `acc` (laid out like this layer's parameters).
+    fn accumulate_state(&self, _scratch: &[f32], _n: usize, _acc: &mut [f32]) {}
+    /// Updates the non-trainable parameters from statistics summed over `count` forward calls.
+    fn update_state(&self, _params: &mut [f32], _acc: &[f32], _count: usize) {}
 }
 
 /// Total number of parameter values of a layer.

@@ -2,10 +2,12 @@
 //! a sequential model with flat parameter storage, and its serialisation.
 
 pub mod activation;
+pub mod batchnorm;
 pub mod conv2d;
 pub mod dense;
 pub mod dropout;
 pub mod flatten;
+pub mod global_pool;
 #[cfg(test)]
 pub mod gradcheck;
 pub mod infer;

@@ -110,6 +110,26 @@ impl Model {
         out
     }
 
+    /// True when some parameters are statistics updated outside the optimiser (batch norm).
+    pub fn has_state(&self) -> bool {
+        self.tensors().iter().any(|(_, spec, _)| !spec.trainable)
+    }
+
+    /// Adds the statistics of the last training forward over `n` samples in `ws` into `acc`
+    /// (laid out like `params`).
+    pub fn accumulate_state(&self, ws: &Workspace, n: usize, acc: &mut [f32]) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.accumulate_state(&ws.scratch[i], n, &mut acc[self.ranges[i].clone()]);
+        }
+    }
+
+    /// Updates the non-trainable parameters from statistics summed over `count` forward calls.
+    pub fn update_state(&mut self, acc: &[f32], count: usize) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.update_state(&mut self.params[self.ranges[i].clone()], &acc[self.ranges[i].clone()], count);
+        }
+    }
+
     /// Forward multiply-adds per sample.
     pub fn macs_per_sample(&self) -> usize {
         self.layers.iter().map(|l| l.macs()).sum()
@@ -179,7 +199,12 @@ impl Model {
         }
         s.push_str(&"=".repeat(62));
         let total = self.params.len();
-        s.push_str(&format!("\nTotal params: {total}\nTrainable params: {total}\nNon-trainable params: 0\n"));
+        let fixed: usize =
+            self.tensors().iter().filter(|(_, spec, _)| !spec.trainable).map(|(_, spec, _)| spec.len()).sum();
+        s.push_str(&format!(
+            "\nTotal params: {total}\nTrainable params: {}\nNon-trainable params: {fixed}\n",
+            total - fixed
+        ));
         s
     }
 }

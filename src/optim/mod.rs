@@ -1,7 +1,9 @@
 //! Optimisers: one step updates the flat parameter buffer from the flat gradient buffer.
 
 pub mod adam;
+pub mod config;
 pub mod schedule;
+pub mod sgd;
 
 use serde::{Deserialize, Serialize};
 

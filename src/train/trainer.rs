@@ -9,7 +9,7 @@ use crate::data::dataset::Dataset;
 use crate::nn::infer::Predictor;
 use crate::nn::loss::{BatchScore, softmax_cross_entropy};
 use crate::nn::model::{Model, Workspace, mix_seed};
-use crate::optim::adam::{Adam, AdamConfig};
+use crate::optim::config::OptimizerConfig;
 use crate::optim::schedule::Schedule;
 use crate::optim::{Optimizer, OptimizerState};
 use crate::train::metrics::Evaluation;
@@ -27,8 +27,8 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Samples per optimiser step.
     pub batch_size: usize,
-    /// Adam settings (its `lr` is the schedule's base rate).
-    pub adam: AdamConfig,
+    /// Optimiser settings (its `lr` is the schedule's base rate).
+    pub optimizer: OptimizerConfig,
     /// Learning-rate schedule.
     pub schedule: Schedule,
     /// Augmentation of training images.
@@ -176,6 +176,10 @@ struct Replica {
     grads: Vec<f32>,
     labels: Vec<u8>,
     augmented: Vec<u8>,
+    /// Batch statistics summed over this step's micro-batches (batch-norm models only).
+    state: Vec<f32>,
+    /// Micro-batches summed into `state`.
+    state_count: usize,
 }
 
 impl Replica {
@@ -184,6 +188,8 @@ impl Replica {
     /// every layer's buffers to stay in the core's cache; their gradients accumulate.
     fn run(&mut self, model: &Model, data: &Dataset, indices: &[u32], step: StepSettings) -> BatchScore {
         self.grads.fill(0.0);
+        self.state.fill(0.0);
+        self.state_count = 0;
         let mut score = BatchScore::default();
         for (m, micro) in indices.chunks(self.ws.capacity()).enumerate() {
             let s = self.run_micro(model, data, micro, StepSettings { seed: mix_seed(step.seed, m as u64), ..step });
@@ -209,6 +215,10 @@ impl Replica {
         self.labels.extend(indices.iter().map(|&i| data.labels[i as usize]));
         let n = indices.len();
         model.forward(&mut self.ws, n, true, step.seed);
+        if !self.state.is_empty() {
+            model.accumulate_state(&self.ws, n, &mut self.state);
+            self.state_count += 1;
+        }
         let (logits, dlogits) = self.ws.logits_and_grad(n, model.classes());
         let score = softmax_cross_entropy(logits, &self.labels, model.classes(), step.scale, dlogits);
         model.backward(&mut self.ws, n, &mut self.grads);
@@ -235,6 +245,7 @@ pub struct Trainer<'a> {
     config: TrainConfig,
     state: RunState,
     best_params: Option<Vec<f32>>,
+    kernels: Vec<std::ops::Range<usize>>,
 }
 
 impl<'a> Trainer<'a> {
@@ -248,11 +259,15 @@ impl<'a> Trainer<'a> {
                 grads: vec![0.0; model.params.len()],
                 labels: Vec::with_capacity(part),
                 augmented: vec![0; model.input_size()],
+                state: if model.has_state() { vec![0.0; model.params.len()] } else { Vec::new() },
+                state_count: 0,
             })
             .collect();
-        let optimizer = Box::new(Adam::new(config.adam, model.params.len()));
+        let optimizer = config.optimizer.build(model.params.len());
+        let kernels =
+            model.tensors().into_iter().filter(|(name, _, _)| name.ends_with(".kernel")).map(|(_, _, r)| r).collect();
         let state = RunState { epoch: 1, ..Default::default() };
-        Trainer { model, optimizer, replicas, config, state, best_params: None }
+        Trainer { model, optimizer, replicas, config, state, best_params: None, kernels }
     }
 
     /// One optimiser step on the samples `batch` of `data`.
@@ -268,11 +283,28 @@ impl<'a> Trainer<'a> {
             .map(|(i, (r, idx))| r.run(model, data, idx, StepSettings { seed: mix_seed(seed, i as u64), ..shared }))
             .collect();
         reduce_gradients(&mut self.replicas[..used]);
-        self.optimizer.step(&mut self.model.params, &self.replicas[0].grads);
+        let (params, grads, opt) = (&mut self.model.params, &mut self.replicas[0].grads, &self.config.optimizer);
+        opt.add_l2_gradient(params, grads, &self.kernels);
+        self.optimizer.step(params, grads);
+        opt.decay_weights(params, self.optimizer.learning_rate(), &self.kernels);
+        self.update_model_state(used);
         scores.iter().fold(BatchScore::default(), |a, s| BatchScore {
             loss_sum: a.loss_sum + s.loss_sum,
             correct: a.correct + s.correct,
         })
+    }
+
+    /// Folds the batch statistics of the `used` replicas (in replica order) into the model.
+    fn update_model_state(&mut self, used: usize) {
+        let (first, rest) = self.replicas[..used].split_first_mut().expect("at least one replica");
+        if first.state.is_empty() {
+            return;
+        }
+        for r in rest.iter() {
+            first.state.iter_mut().zip(&r.state).for_each(|(a, b)| *a += b);
+            first.state_count += r.state_count;
+        }
+        self.model.update_state(&first.state, first.state_count);
     }
 
     /// The configuration.
@@ -325,7 +357,7 @@ impl<'a> Trainer<'a> {
                     return Ok(FitEnd::Interrupted);
                 }
                 let progress = (epoch - 1) as f64 + step as f64 / steps;
-                let lr = self.config.schedule.rate(self.config.adam.lr, progress, self.config.epochs as f64);
+                let lr = self.config.schedule.rate(self.config.optimizer.lr, progress, self.config.epochs as f64);
                 self.optimizer.set_learning_rate(lr);
                 let s = self.step(train, batch, mix_seed(self.config.seed, ((epoch as u64) << 32) | step as u64));
                 let st = &mut self.state;
@@ -379,11 +411,13 @@ impl<'a> Trainer<'a> {
 /// Evaluates `model` on `data` (inference mode) with generic class names `0..k`.
 pub fn evaluate(model: &Model, data: &Dataset) -> Evaluation {
     let names: Vec<String> = (0..model.classes()).map(|i| i.to_string()).collect();
-    evaluate_named(model, data, &names)
+    evaluate_named(model, data, &names, false)
 }
 
-/// Evaluates `model` on `data` with the given class names.
-pub fn evaluate_named(model: &Model, data: &Dataset, names: &[String]) -> Evaluation {
-    let probs = Predictor::new(model, INFERENCE_BATCH).probabilities(&data.images);
+/// Evaluates `model` on `data` with the given class names, optionally with test-time
+/// augmentation (averaging each image with its mirror image).
+pub fn evaluate_named(model: &Model, data: &Dataset, names: &[String], tta: bool) -> Evaluation {
+    let mut predictor = Predictor::new(model, INFERENCE_BATCH);
+    let probs = if tta { predictor.probabilities_tta(&data.images) } else { predictor.probabilities(&data.images) };
     Evaluation::from_probabilities(&probs, &data.labels, names)
 }
