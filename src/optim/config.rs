@@ -88,9 +88,9 @@ mod tests {
         let cfg = OptimizerConfig { l2: 0.5, weight_decay: 0.1, ..Default::default() };
         let mut params = vec![2.0, 2.0, 2.0];
         let mut grads = vec![0.0; 3];
-        cfg.add_l2_gradient(&params, &mut grads, &[0..2]);
+        cfg.add_l2_gradient(&params, &mut grads, &[Range { start: 0, end: 2 }]);
         assert_eq!(grads, vec![2.0, 2.0, 0.0]);
-        cfg.decay_weights(&mut params, 0.5, &[1..2]);
+        cfg.decay_weights(&mut params, 0.5, &[Range { start: 1, end: 2 }]);
         assert_eq!(params, vec![2.0, 1.9, 2.0]);
     }
 
@@ -101,9 +101,9 @@ mod tests {
             let mut p = vec![1.0];
             for _ in 0..3 {
                 let mut g = vec![0.1];
-                cfg.add_l2_gradient(&p, &mut g, &[0..1]);
+                cfg.add_l2_gradient(&p, &mut g, &[Range { start: 0, end: 1 }]);
                 opt.step(&mut p, &g);
-                cfg.decay_weights(&mut p, cfg.lr, &[0..1]);
+                cfg.decay_weights(&mut p, cfg.lr, &[Range { start: 0, end: 1 }]);
             }
             p[0]
         };
