@@ -70,33 +70,41 @@ impl Conv2d {
         lo..hi.max(lo)
     }
 
-    /// Calls `visit(col_offset, input_offset, len)` for every contiguous run that im2col copies:
-    /// one image row per kernel offset (kernel-major), or the whole in-image part of one patch
-    /// row, all kernel columns × channels at once (patch-major). Runs outside the image
-    /// (padding) are skipped; their columns stay zero.
-    fn for_each_run(&self, n: usize, mut visit: impl FnMut(usize, usize, usize)) {
+    /// Calls `visit(col_offset, source, len)` for every contiguous run of `cols`: one image row per
+    /// kernel offset (kernel-major), or one patch row, all kernel columns × channels at once
+    /// (patch-major). `source` is the input offset to copy from, or `None` where the run lies in
+    /// the zero padding.
+    fn for_each_run(&self, n: usize, mut visit_any: impl FnMut(usize, Option<usize>, usize)) {
+        let mut visit = |col, source, len| {
+            if len > 0 {
+                visit_any(col, source, len)
+            }
+        };
         let (c, k, in_size) = (self.input.c, self.kernel, self.input.size());
         let (oh, ow, rows, patch) = (self.output.h, self.output.w, n * self.out_pixels(), self.patch_len());
         for b in 0..n {
             for oy in 0..oh {
                 let row = (b * oh + oy) * ow;
                 for ky in 0..k {
-                    let Some(iy) = (oy + ky).checked_sub(self.pad).filter(|&v| v < self.input.h) else { continue };
-                    let input_at = |ix: usize| b * in_size + (iy * self.input.w + ix) * c;
+                    let iy = (oy + ky).checked_sub(self.pad).filter(|&v| v < self.input.h);
+                    let input_at = |ix: usize| iy.map(|iy| b * in_size + (iy * self.input.w + ix) * c);
                     if self.kernel_major() {
                         for kx in 0..k {
+                            let start = (ky * k + kx) * rows + row;
                             let cols = self.valid_columns(kx);
+                            visit(start, None, cols.start);
                             let ix = (cols.start + kx).saturating_sub(self.pad);
-                            visit((ky * k + kx) * rows + row + cols.start, input_at(ix), cols.len());
+                            visit(start + cols.start, input_at(ix), cols.len());
+                            visit(start + cols.end, None, ow - cols.end);
                         }
                     } else {
                         for ox in 0..ow {
                             let kx_lo = self.pad.saturating_sub(ox);
-                            let kx_hi = (self.input.w + self.pad).saturating_sub(ox).min(k);
-                            if kx_lo < kx_hi {
-                                let dst = (row + ox) * patch + (ky * k + kx_lo) * c;
-                                visit(dst, input_at(ox + kx_lo - self.pad), (kx_hi - kx_lo) * c);
-                            }
+                            let kx_hi = (self.input.w + self.pad).saturating_sub(ox).min(k).max(kx_lo);
+                            let start = (row + ox) * patch + ky * k * c;
+                            visit(start, None, kx_lo * c);
+                            visit(start + kx_lo * c, input_at(ox + kx_lo - self.pad), (kx_hi - kx_lo) * c);
+                            visit(start + kx_hi * c, None, (k - kx_hi) * c);
                         }
                     }
                 }
@@ -104,19 +112,21 @@ impl Conv2d {
         }
     }
 
-    /// Unfolds input patches into `cols` (zero where the patch leaves the image).
+    /// Unfolds input patches into `cols`, writing zeros where a patch leaves the image.
     fn im2col(&self, x: &[f32], n: usize, cols: &mut [f32]) {
-        if self.pad > 0 {
-            cols.fill(0.0);
-        }
-        self.for_each_run(n, |col, inp, len| cols[col..col + len].copy_from_slice(&x[inp..inp + len]));
+        self.for_each_run(n, |col, source, len| match source {
+            Some(inp) => cols[col..col + len].copy_from_slice(&x[inp..inp + len]),
+            None => cols[col..col + len].fill(0.0),
+        });
     }
 
     /// Folds patch gradients back onto the input, summing overlaps.
     fn col2im(&self, dcols: &[f32], n: usize, dx: &mut [f32]) {
         dx[..n * self.input.size()].fill(0.0);
-        self.for_each_run(n, |col, inp, len| {
-            dx[inp..inp + len].iter_mut().zip(&dcols[col..col + len]).for_each(|(d, g)| *d += g)
+        self.for_each_run(n, |col, source, len| {
+            if let Some(inp) = source {
+                dx[inp..inp + len].iter_mut().zip(&dcols[col..col + len]).for_each(|(d, g)| *d += g)
+            }
         });
     }
 
