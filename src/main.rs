@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wardrobe::data::augment::Augment;
 use wardrobe::data::convert::convert;
 use wardrobe::data::dataset::{CLASS_NAMES, Split};
-use wardrobe::data::image_input::load_28x28;
+use wardrobe::data::photo;
 use wardrobe::data::source::{DataSource, split_validation};
+use wardrobe::label::{self, LabelOptions, label_folder};
 use wardrobe::nn::infer::Predictor;
 use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
@@ -43,8 +44,41 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Classify test-set items or image files with a saved model.
     Predict(PredictArgs),
+    /// Label every photo in a folder (recursively) into a CSV or JSON-lines file.
+    Label(LabelArgs),
+    /// Convert a photo the way Fashion-MNIST was made and save the 28×28 result.
+    Photo(PhotoArgs),
     /// Measure engine speed: sgemm ceiling, training and inference throughput, latency, memory.
     Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct LabelArgs {
+    /// Model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Folder of photos.
+    folder: PathBuf,
+    /// Output file, .csv or .jsonl; rerunning with the same file skips labelled photos.
+    #[arg(long)]
+    out: PathBuf,
+    /// Flag photos whose confidence is below this for human review.
+    #[arg(long, default_value_t = 0.6)]
+    review_below: f32,
+    /// Photos per batch (each batch is flushed to the output).
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Largest accepted image in pixels (guards against decompression bombs).
+    #[arg(long, default_value_t = wardrobe::data::photo::DEFAULT_MAX_PIXELS)]
+    max_pixels: u64,
+}
+
+#[derive(Args)]
+struct PhotoArgs {
+    /// Input photo (PNG, JPEG, WebP, BMP, GIF).
+    input: PathBuf,
+    /// Output PNG (28×28 grey).
+    output: PathBuf,
 }
 
 /// Where the data comes from.
@@ -85,7 +119,7 @@ struct ConvertArgs {
 struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Named architecture: seed (the notebook's CNN) or default (deeper, same padding).
+    /// Named architecture: seed (the notebook's CNN), default (conv + batch-norm blocks), best (default with dense 512).
     #[arg(long, default_value = "seed")]
     preset: String,
     /// Architecture from a JSON spec file instead of a preset.
@@ -170,7 +204,7 @@ struct PredictArgs {
     /// Classify test-set item N (repeatable).
     #[arg(long)]
     index: Vec<usize>,
-    /// Image files (28×28 grey; other sizes are resized).
+    /// Photos (any size; 28×28 grey images are taken as data-set items as they are).
     images: Vec<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
@@ -223,6 +257,48 @@ fn run_bench(a: BenchArgs) -> Result<()> {
         r.latency_ms_median, r.latency_ms_p99, r.latency_calls
     );
     println!("peak RSS {:.1} MiB", r.peak_rss_mib);
+    Ok(())
+}
+
+fn run_label(a: LabelArgs) -> Result<()> {
+    let loaded = store::load(&a.model)?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} photos {per_sec} ({eta})")
+            .expect("valid template"),
+    );
+    let options = LabelOptions { review_below: a.review_below, batch: a.batch, max_pixels: a.max_pixels };
+    let summary = label_folder(&loaded.model, &loaded.class_names, &a.folder, &a.out, options, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "{} photos: {} labelled now, {} already labelled, {} failed, {} need review",
+        summary.found,
+        summary.labelled,
+        summary.skipped,
+        summary.failed.len(),
+        summary.needs_review
+    );
+    for (label, count) in &summary.per_label {
+        println!("  {label:<12} {count}");
+    }
+    for f in &summary.failed {
+        println!("  failed: {}", f.reason);
+    }
+    println!("labels: {}  errors: {}", a.out.display(), label::errors_path(&a.out).display());
+    Ok(())
+}
+
+fn run_photo(a: PhotoArgs) -> Result<()> {
+    let pixels = photo::load(&a.input, photo::DEFAULT_MAX_PIXELS)?;
+    let img = image::GrayImage::from_raw(28, 28, pixels).expect("28×28 pixels");
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| Error::Invalid(format!("cannot encode PNG: {e}")))?;
+    wardrobe::fsutil::write_atomic(&a.output, |out| out.write_all(&png))?;
+    println!("wrote {} (28×28, what the model sees)", a.output.display());
     Ok(())
 }
 
@@ -351,7 +427,7 @@ fn run_predict(a: PredictArgs) -> Result<()> {
         }
     }
     for path in &a.images {
-        items.push((path.display().to_string(), load_28x28(path)?, None));
+        items.push((path.display().to_string(), photo::load(path, photo::DEFAULT_MAX_PIXELS)?, None));
     }
     let pixels: Vec<u8> = items.iter().flat_map(|(_, p, _)| p.iter().copied()).collect();
     let mut predictor = Predictor::new(&loaded.model, 64);
@@ -386,6 +462,8 @@ fn main() -> ExitCode {
         Command::Train(a) => run_train(a),
         Command::Evaluate(a) => run_evaluate(a),
         Command::Predict(a) => run_predict(a),
+        Command::Label(a) => run_label(a),
+        Command::Photo(a) => run_photo(a),
         Command::Bench(a) => run_bench(a),
     };
     match result {

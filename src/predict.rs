@@ -1,9 +1,9 @@
 //! Ranking a model's class probabilities for display.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One class with its probability.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ranked {
     /// Class index.
     pub index: usize,

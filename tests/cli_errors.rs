@@ -169,6 +169,6 @@ fn predict_on_a_non_image() {
     let model = model_dir();
     let fake = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
     std::fs::write(fake.path(), b"not a png").unwrap();
-    assert_clean_failure(&["predict", "--model", s(model.path()), s(fake.path())], "cannot decode image");
+    assert_clean_failure(&["predict", "--model", s(model.path()), s(fake.path())], "not an image");
     assert_clean_failure(&["predict", "--model", s(model.path()), "--index", "10000"], "--index 10000 is past");
 }

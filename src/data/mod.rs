@@ -6,5 +6,5 @@ pub mod convert;
 pub mod csv;
 pub mod dataset;
 pub mod idx;
-pub mod image_input;
+pub mod photo;
 pub mod source;

@@ -180,6 +180,17 @@ impl ModelSpec {
     /// convolution followed by batch norm and ReLU, each block by max pooling and dropout .25;
     /// then dense 256 with batch norm, ReLU and dropout .5.
     pub fn default_preset() -> ModelSpec {
+        ModelSpec::conv_bn_net(256)
+    }
+
+    /// The strongest preset within reason on two cores: the default network with a dense layer
+    /// of 512.
+    pub fn best_preset() -> ModelSpec {
+        ModelSpec::conv_bn_net(512)
+    }
+
+    /// Two conv-BN-ReLU blocks (32 then 64 filters) and a dense layer of `dense` units.
+    fn conv_bn_net(dense: usize) -> ModelSpec {
         let conv_bn_relu = |filters| {
             [
                 LayerSpec::Conv2d {
@@ -202,7 +213,7 @@ impl ModelSpec {
         }
         layers.extend([
             LayerSpec::Flatten,
-            LayerSpec::Dense { units: 256, activation: Activation::Linear, init: Init::HeNormal },
+            LayerSpec::Dense { units: dense, activation: Activation::Linear, init: Init::HeNormal },
             LayerSpec::BatchNorm { momentum: 0.99 },
             LayerSpec::Relu,
             LayerSpec::Dropout { rate: 0.5 },
@@ -216,7 +227,8 @@ impl ModelSpec {
         match name {
             "seed" => Ok(ModelSpec::seed()),
             "default" => Ok(ModelSpec::default_preset()),
-            other => Err(Error::Invalid(format!("unknown preset '{other}' (available: seed, default)"))),
+            "best" => Ok(ModelSpec::best_preset()),
+            other => Err(Error::Invalid(format!("unknown preset '{other}' (available: seed, default, best)"))),
         }
     }
 

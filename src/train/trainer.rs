@@ -130,12 +130,13 @@ impl EpochStats {
     /// The Keras-like one-line report.
     pub fn line(&self, epochs: usize) -> String {
         format!(
-            "epoch {}/{epochs}  loss {:.4}  acc {:.4}  val_loss {:.4}  val_acc {:.4}  {:.1}s  {:.0} img/s",
+            "epoch {}/{epochs}  loss {:.4}  acc {:.4}  val_loss {:.4}  val_acc {:.4}  lr {:.1e}  {:.1}s  {:.0} img/s",
             self.epoch,
             self.loss,
             self.accuracy,
             self.val_loss,
             self.val_accuracy,
+            self.lr,
             self.seconds,
             self.images_per_second
         )

@@ -1,0 +1,299 @@
+//! Labelling a folder of seller photos: every image file below the folder (recursively) goes
+//! through the photo conversion and the model, in parallel batches; one row per photo is
+//! appended to the output (CSV or JSON lines) and flushed after every batch, so a crash loses at
+//! most the batch in flight. Rerunning with the same output skips photos already labelled. Files
+//! that cannot be read or decoded are reported, never fatal.
+
+use crate::data::photo;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::nn::infer::Predictor;
+use crate::nn::model::Model;
+use crate::predict::{Ranked, top_k};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// File extensions treated as images.
+pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "webp", "bmp", "gif"];
+
+/// Settings of a labelling run.
+#[derive(Debug, Clone, Copy)]
+pub struct LabelOptions {
+    /// Photos below this confidence are flagged for a human.
+    pub review_below: f32,
+    /// Photos per batch.
+    pub batch: usize,
+    /// Largest accepted image, in pixels.
+    pub max_pixels: u64,
+}
+
+/// One labelled photo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelRow {
+    /// The photo's path.
+    pub path: String,
+    /// Most probable class.
+    pub label: String,
+    /// Its probability.
+    pub confidence: f32,
+    /// The three most probable classes.
+    pub top: Vec<Ranked>,
+    /// Confidence below the review threshold.
+    pub needs_review: bool,
+}
+
+/// A photo that could not be labelled.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    /// The file.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// Image files found.
+    pub found: usize,
+    /// Skipped because the output already had them.
+    pub skipped: usize,
+    /// Labelled by this run.
+    pub labelled: usize,
+    /// Of those, flagged for review.
+    pub needs_review: usize,
+    /// Labelled photos per class (this run).
+    pub per_label: BTreeMap<String, usize>,
+    /// Photos that failed, with reasons.
+    pub failed: Vec<Failure>,
+}
+
+/// Output format, chosen by the output file's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    JsonLines,
+}
+
+impl Format {
+    fn of(path: &Path) -> Result<Format> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => Ok(Format::Csv),
+            Some("jsonl") => Ok(Format::JsonLines),
+            _ => Err(Error::Invalid(format!("{}: output must end in .csv or .jsonl", path.display()))),
+        }
+    }
+}
+
+const CSV_HEADER: &str = "path,label,confidence,top3,needs_review";
+
+/// Image files below `folder`, recursively, in sorted order.
+pub fn find_images(folder: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_lowercase().as_str()))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Quotes a CSV field when needed.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+}
+
+/// The first field of a CSV line (handles quoting).
+fn first_csv_field(line: &str) -> String {
+    match line.strip_prefix('"') {
+        Some(rest) => {
+            let mut out = String::new();
+            let mut chars = rest.chars().peekable();
+            while let Some(c) = chars.next() {
+                match (c, chars.peek()) {
+                    ('"', Some('"')) => {
+                        out.push('"');
+                        chars.next();
+                    }
+                    ('"', _) => break,
+                    _ => out.push(c),
+                }
+            }
+            out
+        }
+        None => line.split(',').next().unwrap_or("").to_string(),
+    }
+}
+
+impl LabelRow {
+    fn render(&self, format: Format) -> String {
+        match format {
+            Format::JsonLines => serde_json::to_string(self).expect("row serialises"),
+            Format::Csv => {
+                let top: Vec<String> = self.top.iter().map(|r| format!("{}:{:.4}", r.label, r.probability)).collect();
+                format!(
+                    "{},{},{:.4},{},{}",
+                    csv_field(&self.path),
+                    csv_field(&self.label),
+                    self.confidence,
+                    csv_field(&top.join(";")),
+                    self.needs_review
+                )
+            }
+        }
+    }
+}
+
+/// Opens the output for appending: drops a torn last line left by a crash, writes the CSV header
+/// to a new file, and returns the paths already labelled.
+fn open_output(out: &Path, format: Format) -> Result<(std::fs::File, HashSet<String>)> {
+    let mut file = OpenOptions::new().create(true).read(true).append(true).open(out).map_err(|e| Error::io(out, e))?;
+    let mut done = HashSet::new();
+    let mut complete_len = 0u64;
+    let mut reader = BufReader::new(&file);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).map_err(|e| Error::io(out, e))?;
+        if n == 0 || !line.ends_with('\n') {
+            break;
+        }
+        complete_len += n as u64;
+        let text = line.trim_end();
+        match format {
+            Format::Csv if text == CSV_HEADER => {}
+            Format::Csv => {
+                done.insert(first_csv_field(text));
+            }
+            Format::JsonLines => {
+                let row: LabelRow =
+                    serde_json::from_str(text).map_err(|e| Error::format(out, format!("not a labels file: {e}")))?;
+                done.insert(row.path);
+            }
+        }
+    }
+    drop(reader);
+    file.set_len(complete_len).map_err(|e| Error::io(out, e))?;
+    file.seek(SeekFrom::End(0)).map_err(|e| Error::io(out, e))?;
+    if complete_len == 0 && format == Format::Csv {
+        writeln!(file, "{CSV_HEADER}").map_err(|e| Error::io(out, e))?;
+    }
+    Ok((file, done))
+}
+
+/// The errors file written beside the output: `<output>.errors.csv`.
+pub fn errors_path(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".errors.csv");
+    out.with_file_name(name)
+}
+
+/// Labels every photo below `folder` into `out`; `progress(done, total)` is called after each batch.
+pub fn label_folder(
+    model: &Model,
+    names: &[String],
+    folder: &Path,
+    out: &Path,
+    options: LabelOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Summary> {
+    let format = Format::of(out)?;
+    let photos = find_images(folder)?;
+    let (mut file, done) = open_output(out, format)?;
+    let todo: Vec<&PathBuf> = photos.iter().filter(|p| !done.contains(&p.display().to_string())).collect();
+    let mut summary = Summary { found: photos.len(), skipped: photos.len() - todo.len(), ..Default::default() };
+    let mut predictor = Predictor::new(model, 64);
+    for (b, batch) in todo.chunks(options.batch.max(1)).enumerate() {
+        let converted: Vec<Result<Vec<u8>>> = batch.par_iter().map(|p| photo::load(p, options.max_pixels)).collect();
+        let mut pixels = Vec::with_capacity(batch.len() * photo::SIDE * photo::SIDE);
+        let mut ok_paths = Vec::new();
+        for (path, result) in batch.iter().zip(converted) {
+            match result {
+                Ok(p) => {
+                    pixels.extend(p);
+                    ok_paths.push(path.display().to_string());
+                }
+                Err(e) => summary.failed.push(Failure { path: path.display().to_string(), reason: e.to_string() }),
+            }
+        }
+        let probs = predictor.probabilities(&pixels);
+        let mut text = String::new();
+        for (path, p) in ok_paths.into_iter().zip(probs.chunks_exact(names.len())) {
+            let top = top_k(p, names, 3);
+            let row = LabelRow {
+                path,
+                label: top[0].label.clone(),
+                confidence: top[0].probability,
+                needs_review: top[0].probability < options.review_below,
+                top,
+            };
+            *summary.per_label.entry(row.label.clone()).or_default() += 1;
+            summary.needs_review += usize::from(row.needs_review);
+            summary.labelled += 1;
+            text.push_str(&row.render(format));
+            text.push('\n');
+        }
+        file.write_all(text.as_bytes()).and_then(|_| file.sync_data()).map_err(|e| Error::io(out, e))?;
+        progress((b * options.batch + batch.len()).min(todo.len()), todo.len());
+    }
+    let failures = &summary.failed;
+    fsutil::write_atomic(&errors_path(out), |w| {
+        writeln!(w, "path,reason")?;
+        failures.iter().try_for_each(|f| writeln!(w, "{},{}", csv_field(&f.path), csv_field(&f.reason)))
+    })?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_round_trip_through_quoting() {
+        for text in ["plain/path.png", "with,comma.png", "with \"quote\".png"] {
+            let line = format!("{},Bag,0.5", csv_field(text));
+            assert_eq!(first_csv_field(&line), text);
+        }
+    }
+
+    #[test]
+    fn finds_images_recursively_by_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        for f in ["x.PNG", "a/y.jpg", "a/b/z.webp", "a/notes.txt", "a/b/raw.bin"] {
+            std::fs::write(dir.path().join(f), b"").unwrap();
+        }
+        let found: Vec<String> = find_images(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(found, ["a/b/z.webp", "a/y.jpg", "x.PNG"]);
+    }
+
+    #[test]
+    fn torn_last_line_is_dropped_and_labelled_paths_are_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("labels.csv");
+        std::fs::write(&out, format!("{CSV_HEADER}\n\"a,1.png\",Bag,0.9,Bag:0.9,false\nb.png,Ba")).unwrap();
+        let (_, done) = open_output(&out, Format::Csv).unwrap();
+        assert_eq!(done, HashSet::from(["a,1.png".to_string()]));
+        assert!(std::fs::read_to_string(&out).unwrap().ends_with("false\n"));
+        assert!(Format::of(Path::new("x.txt")).is_err());
+    }
+}
