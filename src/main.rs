@@ -449,7 +449,17 @@ fn run_predict(a: PredictArgs) -> Result<()> {
     Ok(())
 }
 
+/// Dies quietly on a closed pipe (`wardrobe … | head`), as Unix tools do, instead of panicking
+/// in `println!`.
+fn restore_default_sigpipe() {
+    // SAFETY: setting a signal disposition to its default before any thread starts is sound.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     if let Some(threads) = cli.threads
         && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global()
