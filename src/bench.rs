@@ -22,7 +22,7 @@ use std::time::Instant;
 pub struct BenchReport {
     /// Rayon worker threads.
     pub threads: usize,
-    /// Best sgemm rate over all threads (independent 512³ products per thread), GFLOP/s.
+    /// Best sgemm rate over all threads (independent 1024³ products per thread), GFLOP/s.
     pub sgemm_gflops_all_threads: f64,
     /// Best sgemm rate on one thread, GFLOP/s.
     pub sgemm_gflops_one_thread: f64,
@@ -59,9 +59,10 @@ pub struct TrainingBench {
     pub fraction_of_ceiling: f64,
 }
 
-/// Best GFLOP/s of `reps` 512³ products on each of `threads` threads at once.
+/// Best GFLOP/s of `reps` 1024³ products on each of `threads` threads at once (the best run is
+/// the one least disturbed by other load on a shared machine).
 fn sgemm_gflops(threads: usize, reps: usize) -> f64 {
-    const N: usize = 512;
+    const N: usize = 1024;
     let a: Vec<f32> = (0..N * N).map(|i| (i % 7) as f32 * 0.1).collect();
     let mut outs: Vec<Vec<f32>> = (0..threads).map(|_| vec![0.0; N * N]).collect();
     let mut best = 0.0f64;
@@ -135,7 +136,7 @@ pub fn run(source: &DataSource, quick: bool) -> Result<BenchReport> {
     let test = source.load(Split::Test)?;
     let model = Model::initialised(ModelSpec::seed(), 10, 1)?;
     let flops = 2 * model.macs_per_sample();
-    let reps = if quick { 2 } else { 10 };
+    let reps = if quick { 2 } else { 30 };
     let ceiling = sgemm_gflops(threads, reps);
     let one = sgemm_gflops(1, reps);
     let gflops = |ips: f64| ips * flops as f64 / 1e9;

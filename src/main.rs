@@ -251,7 +251,7 @@ fn run_bench(a: BenchArgs) -> Result<()> {
             100.0 * t.fraction_of_ceiling
         );
     }
-    println!("inference batch 1000 {:.0} img/s ({:.1} GFLOP/s)", r.inference_images_per_second, r.inference_gflops);
+    println!("inference, calls of 1000 {:.0} img/s ({:.1} GFLOP/s)", r.inference_images_per_second, r.inference_gflops);
     println!(
         "single image {:.4} ms median, {:.4} ms p99 over {} calls",
         r.latency_ms_median, r.latency_ms_p99, r.latency_calls
