@@ -140,26 +140,19 @@ pub fn run(source: &DataSource, quick: bool) -> Result<BenchReport> {
     let ceiling = sgemm_gflops(threads, reps);
     let one = sgemm_gflops(1, reps);
     let gflops = |ips: f64| ips * flops as f64 / 1e9;
+    let entry = |batch_size, mode, ips: f64| TrainingBench {
+        batch_size,
+        mode,
+        images_per_second: ips,
+        gflops: 3.0 * gflops(ips),
+        fraction_of_ceiling: 3.0 * gflops(ips) / ceiling,
+    };
     let mut training = Vec::new();
     for batch in [64, 256] {
         let steps = if quick { 10 } else { 20_000 / batch };
-        let ips = training_steps(&train, batch, steps)?;
-        training.push(TrainingBench {
-            batch_size: batch,
-            mode: "steps",
-            images_per_second: ips,
-            gflops: 3.0 * gflops(ips),
-            fraction_of_ceiling: 3.0 * gflops(ips) / ceiling,
-        });
+        training.push(entry(batch, "steps", training_steps(&train, batch, steps)?));
         if !quick {
-            let ips = training_epoch(&train, batch)?;
-            training.push(TrainingBench {
-                batch_size: batch,
-                mode: "epoch",
-                images_per_second: ips,
-                gflops: 3.0 * gflops(ips),
-                fraction_of_ceiling: 3.0 * gflops(ips) / ceiling,
-            });
+            training.push(entry(batch, "epoch", training_epoch(&train, batch)?));
         }
     }
     let mut predictor = Predictor::new(&model, INFERENCE_BATCH);

@@ -62,6 +62,11 @@ fn write_photo(item: &[u8], i: usize, dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// Runs `wardrobe label --model MODEL PHOTOS --out OUT`.
+fn label(model: &Path, photos: &Path, out: &Path) -> (bool, String, String) {
+    run(&["label", "--model", model.to_str().unwrap(), photos.to_str().unwrap(), "--out", out.to_str().unwrap()])
+}
+
 fn labels_of(out: &Path) -> Vec<(String, String)> {
     std::fs::read_to_string(out)
         .unwrap()
@@ -87,14 +92,7 @@ fn photos_of_test_items_are_labelled_about_as_well_as_the_originals() {
     }
     let direct = wardrobe::train::trainer::evaluate(&model, &test).accuracy;
     let out = dir.path().join("labels.csv");
-    let (ok, stdout, err) = run(&[
-        "label",
-        "--model",
-        model_dir.to_str().unwrap(),
-        photos.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, stdout, err) = label(&model_dir, &photos, &out);
     assert!(ok, "{err}");
     assert!(stdout.contains("1000 photos: 1000 labelled now"), "{stdout}");
     let rows = labels_of(&out);
@@ -111,14 +109,7 @@ fn photos_of_test_items_are_labelled_about_as_well_as_the_originals() {
     assert!(direct > 0.8, "model too weak for a meaningful comparison: {direct}");
     assert!(via_photos >= direct - 0.03, "photos {via_photos:.3} vs originals {direct:.3}");
 
-    let (ok, stdout, _) = run(&[
-        "label",
-        "--model",
-        model_dir.to_str().unwrap(),
-        photos.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, stdout, _) = label(&model_dir, &photos, &out);
     assert!(ok && stdout.contains("0 labelled now, 1000 already labelled"), "{stdout}");
 }
 
@@ -151,14 +142,7 @@ fn broken_files_are_reported_and_good_photos_still_labelled() {
     std::fs::write(photos.join("readme.txt"), b"not an image, not an image extension").unwrap();
 
     let out = dir.path().join("labels.jsonl");
-    let (ok, stdout, err) = run(&[
-        "label",
-        "--model",
-        model_dir.to_str().unwrap(),
-        photos.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, stdout, err) = label(&model_dir, &photos, &out);
     assert!(ok, "{err}");
     assert!(stdout.contains("6 photos: 2 labelled now, 0 already labelled, 4 failed"), "{stdout}");
     let errors = std::fs::read_to_string(wardrobe::label::errors_path(&out)).unwrap();
