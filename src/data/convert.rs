@@ -23,7 +23,7 @@ fn labels_for(images: &Path, given: Option<&Path>) -> Result<PathBuf> {
 
 /// Reads `path` as CSV or as an IDX pair.
 pub fn read_any(path: &Path, labels: Option<&Path>) -> Result<Dataset> {
-    if is_csv(path) { Dataset::from_csv(path) } else { Dataset::from_idx(path, &labels_for(path, labels)?) }
+    if is_csv(path) { crate::data::csv::read(path) } else { Dataset::from_idx(path, &labels_for(path, labels)?) }
 }
 
 /// Converts `input` to `output`, returning the number of images written.

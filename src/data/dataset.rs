@@ -1,7 +1,7 @@
 //! An in-memory labelled image set: u8 images stored contiguously (N × rows × cols) and u8
 //! labels, loaded from IDX or CSV files.
 
-use crate::data::{csv, idx};
+use crate::data::idx;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -114,11 +114,6 @@ impl Dataset {
         let images = find_idx(dir, &format!("{}-images-idx3-ubyte", split.prefix()))?;
         let labels = find_idx(dir, &format!("{}-labels-idx1-ubyte", split.prefix()))?;
         Dataset::from_idx(&images, &labels)
-    }
-
-    /// Loads a dataset from a Kaggle-style CSV file.
-    pub fn from_csv(path: &Path) -> Result<Dataset> {
-        csv::read(path)
     }
 
     /// Writes the images and labels as a pair of IDX files.

@@ -30,7 +30,7 @@ impl DataSource {
             Split::Test => &self.test_csv,
         };
         let data = match csv {
-            Some(path) => Dataset::from_csv(path)?,
+            Some(path) => crate::data::csv::read(path)?,
             None => Dataset::load_split(&self.dir, split)?,
         };
         if (data.rows, data.cols) != (28, 28) {
