@@ -20,7 +20,8 @@ use wardrobe::predict::top_k;
 use wardrobe::train::checkpoint;
 use wardrobe::train::progress::ConsoleProgress;
 use wardrobe::train::session;
-use wardrobe::train::trainer::{EarlyStopping, FitEnd, Monitor, TrainConfig, evaluate_named};
+use wardrobe::train::tensorboard::TensorBoardLog;
+use wardrobe::train::trainer::{EarlyStopping, FitEnd, Monitor, TrainConfig, TrainObserver, evaluate_named};
 use wardrobe::{Error, Result};
 
 /// Train, evaluate and use a Fashion-MNIST clothing classifier on the CPU.
@@ -164,6 +165,9 @@ struct TrainArgs {
     /// Directory for the trained model, its checkpoint and history.
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
+    /// Write TensorBoard event files (train/ and validation/ runs) into this directory.
+    #[arg(long)]
+    logdir: Option<PathBuf>,
     /// Continue the run in this directory from its checkpoint (its saved settings apply).
     #[arg(long, conflicts_with = "out")]
     resume: Option<PathBuf>,
@@ -377,16 +381,16 @@ fn run_train(a: TrainArgs) -> Result<()> {
     );
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed))
         .map_err(|e| Error::Invalid(format!("cannot install the Ctrl-C handler: {e}")))?;
-    let epochs = config.epochs;
-    let end = session::run(
-        &mut model,
-        config,
-        resume,
-        (&train, &val),
-        &run_dir,
-        &mut ConsoleProgress::new(epochs),
-        &INTERRUPTED,
-    )?;
+    let mut console = ConsoleProgress::new(config.epochs);
+    let mut tensorboard = a.logdir.as_deref().map(TensorBoardLog::create).transpose()?;
+    let mut observers: Vec<&mut dyn TrainObserver> = vec![&mut console];
+    if let Some(tb) = tensorboard.as_mut() {
+        observers.push(tb);
+    }
+    let end = session::run(&mut model, config, resume, (&train, &val), &run_dir, &mut observers, &INTERRUPTED)?;
+    if let Some(e) = tensorboard.as_mut().and_then(TensorBoardLog::take_error) {
+        return Err(e);
+    }
     match end {
         FitEnd::Interrupted => {
             println!("interrupted; checkpoint saved, continue with: wardrobe train --resume {}", run_dir.display());

@@ -5,4 +5,5 @@ pub mod history;
 pub mod metrics;
 pub mod progress;
 pub mod session;
+pub mod tensorboard;
 pub mod trainer;

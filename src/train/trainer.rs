@@ -171,6 +171,21 @@ struct StepSettings {
     augment: Augment,
 }
 
+/// Several observers in turn.
+impl TrainObserver for Vec<&mut dyn TrainObserver> {
+    fn epoch_started(&mut self, epoch: usize, steps: usize) {
+        self.iter_mut().for_each(|o| o.epoch_started(epoch, steps));
+    }
+
+    fn step_done(&mut self, loss: f64, accuracy: f64) {
+        self.iter_mut().for_each(|o| o.step_done(loss, accuracy));
+    }
+
+    fn epoch_done(&mut self, stats: &EpochStats) {
+        self.iter_mut().for_each(|o| o.epoch_done(stats));
+    }
+}
+
 /// One thread's share of a step.
 struct Replica {
     ws: Workspace,

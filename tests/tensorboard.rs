@@ -1,0 +1,181 @@
+//! `train --logdir` event files, read back with a decoder written here from the formats' specs
+//! (TFRecord framing with masked CRC-32C; protobuf wire format of Event/Summary), not with the
+//! library's own types.
+
+mod common;
+
+use common::{load, run};
+use wardrobe::data::dataset::Split;
+
+/// Bitwise CRC-32C (Castagnoli, reflected polynomial 0x82F63B78).
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn masked(data: &[u8]) -> u32 {
+    let c = crc32c(data);
+    ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8)
+}
+
+/// Splits a TFRecord file into payloads, checking both CRCs of every record.
+fn records(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let len_bytes = &bytes[at..at + 8];
+        let len = u64::from_le_bytes(len_bytes.try_into().unwrap()) as usize;
+        assert_eq!(u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()), masked(len_bytes), "length CRC");
+        let payload = &bytes[at + 12..at + 12 + len];
+        let crc = u32::from_le_bytes(bytes[at + 12 + len..at + 16 + len].try_into().unwrap());
+        assert_eq!(crc, masked(payload), "payload CRC");
+        out.push(payload.to_vec());
+        at += 16 + len;
+    }
+    out
+}
+
+fn varint(b: &[u8], at: &mut usize) -> u64 {
+    let (mut v, mut shift) = (0u64, 0);
+    loop {
+        let byte = b[*at];
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+/// A protobuf field value: varint, fixed64, length-delimited bytes or fixed32.
+#[derive(Debug)]
+enum Field {
+    Varint(u64),
+    Fixed64([u8; 8]),
+    Bytes(Vec<u8>),
+    Fixed32([u8; 4]),
+}
+
+fn fields(b: &[u8]) -> Vec<(u64, Field)> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    while at < b.len() {
+        let key = varint(b, &mut at);
+        let field = match key & 7 {
+            0 => Field::Varint(varint(b, &mut at)),
+            1 => {
+                at += 8;
+                Field::Fixed64(b[at - 8..at].try_into().unwrap())
+            }
+            2 => {
+                let len = varint(b, &mut at) as usize;
+                at += len;
+                Field::Bytes(b[at - len..at].to_vec())
+            }
+            5 => {
+                at += 4;
+                Field::Fixed32(b[at - 4..at].try_into().unwrap())
+            }
+            other => panic!("unexpected wire type {other}"),
+        };
+        out.push((key >> 3, field));
+    }
+    out
+}
+
+/// `(step, [(tag, value)])` of every summary event, after checking the file-version event.
+fn scalars(dir: &std::path::Path) -> Vec<(i64, Vec<(String, f32)>)> {
+    let files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].file_name().unwrap().to_str().unwrap().starts_with("events.out.tfevents."));
+    let events = records(&std::fs::read(&files[0]).unwrap());
+    let first = fields(&events[0]);
+    assert!(first.iter().any(|(n, f)| *n == 3 && matches!(f, Field::Bytes(v) if v == b"brain.Event:2")));
+    events[1..]
+        .iter()
+        .map(|e| {
+            let f = fields(e);
+            let step = f
+                .iter()
+                .find_map(|(n, v)| match (n, v) {
+                    (2, Field::Varint(s)) => Some(*s as i64),
+                    _ => None,
+                })
+                .unwrap();
+            let summary = f
+                .iter()
+                .find_map(|(n, v)| match (n, v) {
+                    (5, Field::Bytes(b)) => Some(b.clone()),
+                    _ => None,
+                })
+                .unwrap();
+            let values = fields(&summary)
+                .into_iter()
+                .map(|(n, v)| {
+                    assert_eq!(n, 1);
+                    let Field::Bytes(value) = v else { panic!("value is a message") };
+                    let vf = fields(&value);
+                    let tag = vf
+                        .iter()
+                        .find_map(|(n, v)| match (n, v) {
+                            (1, Field::Bytes(t)) => Some(String::from_utf8(t.clone()).unwrap()),
+                            _ => None,
+                        })
+                        .unwrap();
+                    let x = vf
+                        .iter()
+                        .find_map(|(n, v)| match (n, v) {
+                            (2, Field::Fixed32(x)) => Some(f32::from_le_bytes(*x)),
+                            _ => None,
+                        })
+                        .unwrap();
+                    (tag, x)
+                })
+                .collect();
+            (step, values)
+        })
+        .collect()
+}
+
+#[test]
+fn event_files_hold_the_training_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("train.csv");
+    wardrobe::data::csv::write(&csv, &load(Split::Train).slice(0..2_000)).unwrap();
+    let (logdir, out) = (dir.path().join("logs"), dir.path().join("run"));
+    let (ok, _, err) = run(&[
+        "train",
+        "--train-csv",
+        csv.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        "--logdir",
+        logdir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let history: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("history.json")).unwrap()).unwrap();
+    let train = scalars(&logdir.join("train"));
+    let val = scalars(&logdir.join("validation"));
+    assert_eq!((train.len(), val.len()), (3, 3));
+    for (i, epoch) in history.as_array().unwrap().iter().enumerate() {
+        let get = |k: &str| epoch[k].as_f64().unwrap() as f32;
+        assert_eq!(train[i].0, i as i64 + 1);
+        let t: std::collections::HashMap<_, _> = train[i].1.iter().cloned().collect();
+        let v: std::collections::HashMap<_, _> = val[i].1.iter().cloned().collect();
+        assert_eq!(t["epoch_loss"], get("loss"));
+        assert_eq!(t["epoch_accuracy"], get("accuracy"));
+        assert_eq!(t["epoch_learning_rate"], get("lr"));
+        assert_eq!(v["epoch_loss"], get("val_loss"));
+        assert_eq!(v["epoch_accuracy"], get("val_accuracy"));
+    }
+}
