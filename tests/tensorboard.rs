@@ -96,6 +96,13 @@ fn scalars(dir: &std::path::Path) -> Vec<(i64, Vec<(String, f32)>)> {
     assert_eq!(files.len(), 1);
     assert!(files[0].file_name().unwrap().to_str().unwrap().starts_with("events.out.tfevents."));
     let events = records(&std::fs::read(&files[0]).unwrap());
+    for event in &events {
+        let wall = fields(event).into_iter().find_map(|(n, v)| match (n, v) {
+            (1, Field::Fixed64(b)) => Some(f64::from_le_bytes(b)),
+            _ => None,
+        });
+        assert!(wall.is_some_and(|t| t > 1.6e9), "wall_time is seconds since 1970");
+    }
     let first = fields(&events[0]);
     assert!(first.iter().any(|(n, f)| *n == 3 && matches!(f, Field::Bytes(v) if v == b"brain.Event:2")));
     events[1..]
