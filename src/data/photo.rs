@@ -21,6 +21,12 @@ pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
 /// Decodes image bytes (PNG, JPEG, WebP, BMP, GIF first frame), applies EXIF orientation and
 /// composites transparency onto white. `name` is used in error messages.
 pub fn decode(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbImage> {
+    Ok(flatten_on_white(&decode_oriented(bytes, name, max_pixels)?))
+}
+
+/// Decodes with the pixel limit checked from the header before any pixel is decoded, and
+/// applies EXIF orientation.
+fn decode_oriented(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<DynamicImage> {
     let fail = |what: String| Error::format(name, what);
     if bytes.is_empty() {
         return Err(fail("empty file".into()));
@@ -44,7 +50,7 @@ pub fn decode(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbImage> {
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| fail(format!("cannot decode image: {e}")))?;
     img.apply_orientation(orientation);
-    Ok(flatten_on_white(&img))
+    Ok(img)
 }
 
 /// Whether JPEG data ends with its end-of-image marker (FF D9), ignoring trailing padding. The
@@ -178,18 +184,9 @@ pub fn load(path: &Path, max_pixels: u64) -> Result<Vec<u8>> {
 
 /// [`load`] on bytes already read.
 pub fn from_bytes(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<Vec<u8>> {
-    if let Some(grey) = as_dataset_item(bytes) {
-        return Ok(grey);
-    }
-    to_fashion_mnist(&decode(bytes, name, max_pixels)?, name)
-}
-
-/// The pixels of a 28×28 grey image (no alpha), the data set's own form.
-fn as_dataset_item(bytes: &[u8]) -> Option<Vec<u8>> {
-    let img = image::load_from_memory(bytes).ok()?;
-    match img {
-        DynamicImage::ImageLuma8(g) if g.dimensions() == (SIDE as u32, SIDE as u32) => Some(g.into_raw()),
-        _ => None,
+    match decode_oriented(bytes, name, max_pixels)? {
+        DynamicImage::ImageLuma8(grey) if grey.dimensions() == (SIDE as u32, SIDE as u32) => Ok(grey.into_raw()),
+        img => to_fashion_mnist(&flatten_on_white(&img), name),
     }
 }
 
