@@ -284,6 +284,23 @@ mod tests {
     }
 
     #[test]
+    fn exif_orientation_is_honoured() {
+        use image::ImageEncoder;
+        // A minimal little-endian TIFF/Exif block: one IFD entry, Orientation (0x0112) = 6
+        // ("rotate 90° clockwise to display").
+        let exif = vec![b'I', b'I', 0x2a, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0];
+        let wide = RgbImage::from_fn(20, 10, |x, _| if x < 2 { Rgb([0, 0, 0]) } else { Rgb([255, 255, 255]) });
+        let mut png = Vec::new();
+        let mut encoder = image::codecs::png::PngEncoder::new(&mut png);
+        encoder.set_exif_metadata(exif).unwrap();
+        encoder.write_image(wide.as_raw(), 20, 10, image::ExtendedColorType::Rgb8).unwrap();
+        let shown = decode(&png, name(), DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(shown.dimensions(), (10, 20), "rotated to portrait");
+        assert_eq!(shown.get_pixel(5, 0).0, [0, 0, 0], "the left edge is now the top edge");
+        assert_eq!(shown.get_pixel(5, 19).0, [255, 255, 255]);
+    }
+
+    #[test]
     fn truncated_jpeg_is_refused() {
         let mut jpg = Vec::new();
         DynamicImage::ImageRgb8(RgbImage::from_pixel(64, 64, Rgb([200, 10, 10])))
