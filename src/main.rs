@@ -348,7 +348,7 @@ fn fresh_run(a: &TrainArgs) -> Result<(Model, TrainConfig)> {
             momentum: a.momentum,
             nesterov: a.nesterov,
             l2: a.l2,
-            weight_decay: a.weight_decay.unwrap_or(if a.optimizer == OptimizerKind::Adamw { 0.004 } else { 0.0 }),
+            weight_decay: a.weight_decay.unwrap_or(a.optimizer.default_weight_decay()),
         },
         schedule: a.schedule,
         augment: a.augment,

@@ -22,6 +22,22 @@ pub struct BatchScore {
     pub correct: usize,
 }
 
+impl std::ops::AddAssign for BatchScore {
+    fn add_assign(&mut self, other: BatchScore) {
+        self.loss_sum += other.loss_sum;
+        self.correct += other.correct;
+    }
+}
+
+impl std::iter::Sum for BatchScore {
+    fn sum<I: Iterator<Item = BatchScore>>(scores: I) -> BatchScore {
+        scores.fold(BatchScore::default(), |mut total, s| {
+            total += s;
+            total
+        })
+    }
+}
+
 /// Index of the largest value (first on ties).
 pub fn argmax(values: &[f32]) -> usize {
     values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })

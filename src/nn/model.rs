@@ -38,7 +38,13 @@ impl Workspace {
 
     /// Writes images (u8 pixels) into the input as floats in [0, 1].
     pub fn load_images(&mut self, pixels: &[u8]) {
-        self.input.iter_mut().zip(pixels).for_each(|(x, &p)| *x = f32::from(p) * (1.0 / 255.0));
+        normalise(&mut self.input[..pixels.len()], pixels);
+    }
+
+    /// Writes one image (u8 pixels) into input slot `slot` as floats in [0, 1].
+    pub fn load_image(&mut self, slot: usize, pixels: &[u8]) {
+        let size = pixels.len();
+        normalise(&mut self.input[slot * size..(slot + 1) * size], pixels);
     }
 
     /// Gradient buffer for the logits of `n` samples (written by the loss before `backward`).
@@ -46,6 +52,11 @@ impl Workspace {
         let logits = &self.acts.last().expect("model has layers")[..n * classes];
         (logits, &mut self.grad[..n * classes])
     }
+}
+
+/// u8 pixels to floats in [0, 1].
+fn normalise(dst: &mut [f32], pixels: &[u8]) {
+    dst.iter_mut().zip(pixels).for_each(|(x, &p)| *x = f32::from(p) * (1.0 / 255.0));
 }
 
 /// Mixes two numbers into a well-spread seed (SplitMix64 finaliser).

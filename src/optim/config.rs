@@ -20,6 +20,13 @@ pub enum OptimizerKind {
     Sgd,
 }
 
+impl OptimizerKind {
+    /// Decoupled weight decay when none is given: 0.004 for AdamW (as Keras), else none.
+    pub fn default_weight_decay(self) -> f32 {
+        if self == OptimizerKind::Adamw { 0.004 } else { 0.0 }
+    }
+}
+
 /// Optimiser settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerConfig {

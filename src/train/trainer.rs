@@ -208,15 +208,12 @@ impl Replica {
         self.state_count = 0;
         let mut score = BatchScore::default();
         for (m, micro) in indices.chunks(self.ws.capacity()).enumerate() {
-            let s = self.run_micro(model, data, micro, StepSettings { seed: mix_seed(step.seed, m as u64), ..step });
-            score.loss_sum += s.loss_sum;
-            score.correct += s.correct;
+            score += self.run_micro(model, data, micro, StepSettings { seed: mix_seed(step.seed, m as u64), ..step });
         }
         score
     }
 
     fn run_micro(&mut self, model: &Model, data: &Dataset, indices: &[u32], step: StepSettings) -> BatchScore {
-        let pixels = data.pixels();
         for (k, &i) in indices.iter().enumerate() {
             let mut image = data.image(i as usize);
             if !step.augment.is_off() {
@@ -224,8 +221,7 @@ impl Replica {
                 step.augment.apply(image, &mut self.augmented, data.rows, &mut rng);
                 image = &self.augmented;
             }
-            let dst = &mut self.ws.input[k * pixels..(k + 1) * pixels];
-            dst.iter_mut().zip(image).for_each(|(x, &p)| *x = f32::from(p) * (1.0 / 255.0));
+            self.ws.load_image(k, image);
         }
         self.labels.clear();
         self.labels.extend(indices.iter().map(|&i| data.labels[i as usize]));
@@ -304,10 +300,7 @@ impl<'a> Trainer<'a> {
         self.optimizer.step(params, grads);
         opt.decay_weights(params, self.optimizer.learning_rate(), &self.kernels);
         self.update_model_state(used);
-        scores.iter().fold(BatchScore::default(), |a, s| BatchScore {
-            loss_sum: a.loss_sum + s.loss_sum,
-            correct: a.correct + s.correct,
-        })
+        scores.into_iter().sum()
     }
 
     /// Folds the batch statistics of the `used` replicas (in replica order) into the model.
