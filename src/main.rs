@@ -17,6 +17,8 @@ use wardrobe::nn::store;
 use wardrobe::optim::config::{OptimizerConfig, OptimizerKind};
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::predict::top_k;
+use wardrobe::serve::batcher::BatchSettings;
+use wardrobe::serve::state::ServeSettings;
 use wardrobe::train::checkpoint;
 use wardrobe::train::progress::ConsoleProgress;
 use wardrobe::train::session;
@@ -51,6 +53,81 @@ enum Command {
     Photo(PhotoArgs),
     /// Measure engine speed: sgemm ceiling, training and inference throughput, latency, memory.
     Bench(BenchArgs),
+    /// Serve a model over HTTP: Open Inference Protocol v2, photo labelling, a web page, metrics.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Name the model is served under (/v2/models/NAME).
+    #[arg(long, default_value = "wardrobe")]
+    name: String,
+    /// Most images the model runs together.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_batch: u64,
+    /// Longest a request waits for others to join its batch, in microseconds.
+    #[arg(long, default_value_t = 500)]
+    max_wait_us: u64,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    max_body_bytes: usize,
+    /// Per-request time limit in seconds, body upload included.
+    #[arg(long, default_value_t = 10.0)]
+    timeout_secs: f64,
+    /// Requests handled at once; more are answered 503.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
+    max_concurrent: u64,
+    /// Flag photos whose confidence is below this for human review.
+    #[arg(long, default_value_t = 0.6)]
+    review_below: f32,
+    /// Most photos in one /v1/label upload.
+    #[arg(long, default_value_t = 64)]
+    max_photos: usize,
+    /// Largest accepted photo in pixels (guards against decompression bombs).
+    #[arg(long, default_value_t = wardrobe::data::photo::DEFAULT_MAX_PIXELS)]
+    max_pixels: u64,
+    /// Do not log each request to standard error.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn run_serve(a: ServeArgs) -> Result<()> {
+    if !(a.timeout_secs.is_finite() && a.timeout_secs > 0.0) {
+        return Err(Error::Invalid(format!("--timeout-secs must be positive, got {}", a.timeout_secs)));
+    }
+    let loaded = store::load(&a.model)?;
+    let settings = ServeSettings {
+        model_name: a.name,
+        max_body_bytes: a.max_body_bytes,
+        request_timeout: std::time::Duration::from_secs_f64(a.timeout_secs),
+        max_concurrent: a.max_concurrent as usize,
+        batch: BatchSettings {
+            max_batch: a.max_batch as usize,
+            max_wait: std::time::Duration::from_micros(a.max_wait_us),
+        },
+        review_below: a.review_below,
+        max_pixels: a.max_pixels,
+        max_photos: a.max_photos,
+        access_log: !a.quiet,
+    };
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| Error::Invalid(format!("cannot start the runtime: {e}")))?;
+    let model_dir = a.model.display().to_string();
+    runtime.block_on(wardrobe::serve::serve(
+        loaded,
+        settings,
+        a.addr,
+        |bound| println!("serving {model_dir} on http://{bound} (Ctrl-C to stop)"),
+        wardrobe::serve::shutdown_signal(),
+    ))?;
+    println!("stopped");
+    Ok(())
 }
 
 #[derive(Args)]
@@ -297,10 +374,7 @@ fn run_label(a: LabelArgs) -> Result<()> {
 
 fn run_photo(a: PhotoArgs) -> Result<()> {
     let pixels = photo::load(&a.input, photo::DEFAULT_MAX_PIXELS)?;
-    let img = image::GrayImage::from_raw(28, 28, pixels).expect("28×28 pixels");
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| Error::Invalid(format!("cannot encode PNG: {e}")))?;
+    let png = photo::to_png(&pixels)?;
     wardrobe::fsutil::write_atomic(&a.output, |out| out.write_all(&png))?;
     println!("wrote {} (28×28, what the model sees)", a.output.display());
     Ok(())
@@ -479,6 +553,7 @@ fn main() -> ExitCode {
         Command::Label(a) => run_label(a),
         Command::Photo(a) => run_photo(a),
         Command::Bench(a) => run_bench(a),
+        Command::Serve(a) => run_serve(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

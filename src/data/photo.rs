@@ -190,6 +190,16 @@ pub fn from_bytes(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<Vec<u8>>
     }
 }
 
+/// Encodes `SIDE × SIDE` grey pixels (what the model sees) as PNG bytes.
+pub fn to_png(pixels: &[u8]) -> Result<Vec<u8>> {
+    let img = image::GrayImage::from_raw(SIDE as u32, SIDE as u32, pixels.to_vec())
+        .ok_or_else(|| Error::Invalid(format!("expected {} pixels, got {}", SIDE * SIDE, pixels.len())))?;
+    let mut png = Vec::new();
+    img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| Error::Invalid(format!("cannot encode PNG: {e}")))?;
+    Ok(png)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

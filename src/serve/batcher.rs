@@ -1,0 +1,128 @@
+//! Micro-batching: requests hand their images to one worker thread, which gathers whatever is
+//! queued (up to a maximum batch, waiting at most a short time for more) and runs them through
+//! the model together, so throughput grows with load while a lone request waits only briefly.
+
+use super::api_error::ApiError;
+use super::metrics::Metrics;
+use crate::nn::infer::Predictor;
+use crate::nn::model::Model;
+use axum::http::StatusCode;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How batches are formed.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSettings {
+    /// Most images run together (a single larger request still runs whole).
+    pub max_batch: usize,
+    /// Longest a request waits for others to join its batch.
+    pub max_wait: Duration,
+}
+
+/// Images of one request and where to send their probabilities.
+struct Job {
+    pixels: Vec<u8>,
+    reply: oneshot::Sender<Vec<f32>>,
+}
+
+/// Handle to the batching worker; cloning shares the worker.
+#[derive(Clone)]
+pub struct Batcher {
+    jobs: Sender<Job>,
+}
+
+impl Batcher {
+    /// Starts the worker thread over `model`; it ends when every handle is dropped.
+    pub fn start(model: Arc<Model>, settings: BatchSettings, metrics: Arc<Metrics>) -> Batcher {
+        let (jobs, queue) = channel();
+        std::thread::Builder::new()
+            .name("batcher".into())
+            .spawn(move || work(&model, settings, &queue, &metrics))
+            .expect("spawn the batching thread");
+        Batcher { jobs }
+    }
+
+    /// Class probabilities (one row per image) of u8 `pixels`, image after image.
+    pub async fn probabilities(&self, pixels: Vec<u8>) -> Result<Vec<f32>, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the model worker has stopped");
+        self.jobs.send(Job { pixels, reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())
+    }
+}
+
+/// The worker loop: take a job, gather more, run them, answer each.
+fn work(model: &Model, settings: BatchSettings, queue: &Receiver<Job>, metrics: &Metrics) {
+    let input = model.input_size();
+    let mut predictor = Predictor::new(model, settings.max_batch);
+    let mut pixels = Vec::with_capacity(settings.max_batch * input);
+    while let Ok(first) = queue.recv() {
+        let jobs = gather(first, queue, settings, input);
+        pixels.clear();
+        jobs.iter().for_each(|job| pixels.extend_from_slice(&job.pixels));
+        let probs = predictor.probabilities(&pixels);
+        metrics.record_batch(pixels.len() / input);
+        answer(jobs, &probs, model.classes(), input);
+    }
+}
+
+/// `first` plus the jobs that arrive before the batch is full or the wait is over.
+fn gather(first: Job, queue: &Receiver<Job>, settings: BatchSettings, input: usize) -> Vec<Job> {
+    let deadline = Instant::now() + settings.max_wait;
+    let mut images = first.pixels.len() / input;
+    let mut jobs = vec![first];
+    while images < settings.max_batch {
+        match queue.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(job) => {
+                images += job.pixels.len() / input;
+                jobs.push(job);
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    jobs
+}
+
+/// Sends each job its rows of `probs`; a client that has gone away is skipped.
+fn answer(jobs: Vec<Job>, probs: &[f32], classes: usize, input: usize) {
+    let mut start = 0;
+    for job in jobs {
+        let end = start + job.pixels.len() / input * classes;
+        let _gone = job.reply.send(probs[start..end].to_vec());
+        start = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::spec::ModelSpec;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_get_their_own_rows_and_share_batches() {
+        let model = Arc::new(Model::initialised(ModelSpec::seed(), 10, 3).unwrap());
+        let metrics = Arc::new(Metrics::default());
+        let settings = BatchSettings { max_batch: 16, max_wait: Duration::from_millis(20) };
+        let batcher = Batcher::start(model.clone(), settings, metrics.clone());
+        let images: Vec<Vec<u8>> =
+            (0..24).map(|i| (0..784).map(|p| ((p * 7 + i * 13) % 256) as u8).collect()).collect();
+        let tasks: Vec<_> = images
+            .iter()
+            .map(|img| {
+                let (b, img) = (batcher.clone(), img.clone());
+                tokio::spawn(async move { b.probabilities(img).await.unwrap() })
+            })
+            .collect();
+        let mut expected = Predictor::new(&model, 1);
+        for (task, img) in tasks.into_iter().zip(&images) {
+            let got = task.await.unwrap();
+            let want = expected.probabilities(img);
+            assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5));
+        }
+        let (batches, images_run) = metrics.batch_totals();
+        assert_eq!(images_run, 24);
+        assert!(batches < 24, "24 concurrent requests ran in {batches} batches");
+    }
+}

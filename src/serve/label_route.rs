@@ -1,0 +1,162 @@
+//! POST /v1/label: seller photos as multipart/form-data (one file field per photo) → for each
+//! photo its label, confidence, top classes, whether a human should review it, and the 28×28
+//! image the model saw (as a PNG data URL). A photo that cannot be read gets an `error` entry;
+//! the request fails only when no photo could be read.
+
+use super::api_error::ApiError;
+use super::state::AppState;
+use crate::data::photo;
+use crate::predict::{Ranked, top_k};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::multipart::MultipartError;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, Query, State};
+use axum::http::StatusCode;
+use base64::Engine;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Query parameters of /v1/label.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelQuery {
+    /// How many classes to rank per photo (default 3).
+    #[serde(default = "default_top")]
+    top: usize,
+}
+
+fn default_top() -> usize {
+    3
+}
+
+/// The answer for one photo.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum PhotoResult {
+    /// The photo was classified.
+    Labelled {
+        /// Uploaded file name.
+        file: String,
+        /// Most probable class.
+        label: String,
+        /// Its probability.
+        confidence: f32,
+        /// Most probable classes, best first.
+        top: Vec<Ranked>,
+        /// Confidence below the review threshold.
+        needs_review: bool,
+        /// The 28×28 image the model saw, as a PNG data URL.
+        model_input: String,
+    },
+    /// The photo could not be read.
+    Failed {
+        /// Uploaded file name.
+        file: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// An uploaded photo.
+struct Upload {
+    file: String,
+    bytes: Bytes,
+}
+
+/// Handles POST /v1/label.
+pub async fn label(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<LabelQuery>, axum::extract::rejection::QueryRejection>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(query) = query.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let mut multipart = multipart.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
+    let uploads = read_uploads(&mut multipart, state.settings.max_photos).await?;
+    let max_pixels = state.settings.max_pixels;
+    let converted = tokio::task::spawn_blocking(move || convert_all(uploads, max_pixels))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("photo conversion failed: {e}")))?;
+    let pixels: Vec<u8> = converted.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten().copied().collect();
+    let probs = if pixels.is_empty() { Vec::new() } else { state.batcher.probabilities(pixels).await? };
+    let results = results(converted, &probs, &state, query.top);
+    if results.iter().all(|r| matches!(r, PhotoResult::Failed { .. })) {
+        let reasons: Vec<String> = results
+            .iter()
+            .filter_map(|r| match r {
+                PhotoResult::Failed { error, .. } => Some(error.clone()),
+                PhotoResult::Labelled { .. } => None,
+            })
+            .collect();
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("no photo could be read: {}", reasons.join("; ")),
+        ));
+    }
+    Ok(Json(serde_json::json!({ "results": results })))
+}
+
+/// Reads every field of the upload as a photo.
+async fn read_uploads(multipart: &mut Multipart, max_photos: usize) -> Result<Vec<Upload>, ApiError> {
+    let field_error = |e: MultipartError| ApiError::new(e.status(), format!("malformed upload: {}", e.body_text()));
+    let mut uploads = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(field_error)? {
+        if uploads.len() == max_photos {
+            return Err(ApiError::bad_request(format!("more than {max_photos} photos in one upload")));
+        }
+        let file = field.file_name().or(field.name()).unwrap_or("photo").to_string();
+        let bytes = field.bytes().await.map_err(field_error)?;
+        uploads.push(Upload { file, bytes });
+    }
+    if uploads.is_empty() {
+        return Err(ApiError::bad_request("no photos: send multipart/form-data with one file field per photo"));
+    }
+    Ok(uploads)
+}
+
+/// Converts every upload to model input, in parallel, keeping the order.
+fn convert_all(uploads: Vec<Upload>, max_pixels: u64) -> Vec<(String, Result<Vec<u8>, String>)> {
+    uploads
+        .into_par_iter()
+        .map(|u| {
+            let pixels = photo::from_bytes(&u.bytes, Path::new(&u.file), max_pixels).map_err(|e| e.to_string());
+            (u.file, pixels)
+        })
+        .collect()
+}
+
+/// One result per upload, in upload order; `probs` has a row for each readable one.
+fn results(
+    converted: Vec<(String, Result<Vec<u8>, String>)>,
+    probs: &[f32],
+    state: &AppState,
+    top: usize,
+) -> Vec<PhotoResult> {
+    let mut rows = probs.chunks_exact(state.class_names.len());
+    converted
+        .into_iter()
+        .map(|(file, pixels)| match pixels {
+            Ok(pixels) => {
+                let row = rows.next().expect("one row per readable photo");
+                labelled(file, &pixels, row, state, top)
+            }
+            Err(error) => PhotoResult::Failed { file, error },
+        })
+        .collect()
+}
+
+fn labelled(file: String, pixels: &[u8], probs: &[f32], state: &AppState, top: usize) -> PhotoResult {
+    let top = top_k(probs, &state.class_names, top.max(1));
+    let best = &top[0];
+    let png = photo::to_png(pixels).unwrap_or_default();
+    PhotoResult::Labelled {
+        label: best.label.clone(),
+        confidence: best.probability,
+        needs_review: best.probability < state.settings.review_below,
+        model_input: format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png)),
+        top,
+        file,
+    }
+}

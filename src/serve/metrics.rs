@@ -1,0 +1,154 @@
+//! Server metrics in the Prometheus text exposition format: requests by route and status, a
+//! request-latency histogram per route, a batch-size histogram and images classified.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency buckets.
+const LATENCY_BOUNDS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+/// Upper bounds (images) of the batch-size buckets.
+const BATCH_BOUNDS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+/// A cumulative histogram with fixed bucket bounds.
+#[derive(Debug, Clone)]
+struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram { bounds, counts: vec![0; bounds.len()], sum: 0.0, count: 0 }
+    }
+
+    fn observe(&mut self, value: f64) {
+        if let Some(i) = self.bounds.iter().position(|&b| value <= b) {
+            self.counts[i] += 1;
+        }
+        self.sum += value;
+        self.count += 1;
+    }
+
+    /// Appends the `_bucket`, `_sum` and `_count` lines of `name` with extra `labels`.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            cumulative += count;
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+    }
+}
+
+#[derive(Debug)]
+struct Counts {
+    requests: BTreeMap<(String, u16), u64>,
+    latency: BTreeMap<String, Histogram>,
+    batch_sizes: Histogram,
+    images: u64,
+}
+
+/// The server's metrics, safe to update from every request.
+#[derive(Debug)]
+pub struct Metrics {
+    counts: Mutex<Counts>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let counts = Counts {
+            requests: BTreeMap::new(),
+            latency: BTreeMap::new(),
+            batch_sizes: Histogram::new(&BATCH_BOUNDS),
+            images: 0,
+        };
+        Metrics { counts: Mutex::new(counts) }
+    }
+}
+
+impl Metrics {
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts a finished request.
+    pub fn record_request(&self, route: &str, status: u16, latency: Duration) {
+        let mut c = self.counts();
+        *c.requests.entry((route.to_string(), status)).or_default() += 1;
+        c.latency
+            .entry(route.to_string())
+            .or_insert_with(|| Histogram::new(&LATENCY_BOUNDS))
+            .observe(latency.as_secs_f64());
+    }
+
+    /// Counts a batch the model ran.
+    pub fn record_batch(&self, images: usize) {
+        let mut c = self.counts();
+        c.batch_sizes.observe(images as f64);
+        c.images += images as u64;
+    }
+
+    /// Batches run and images classified so far.
+    pub fn batch_totals(&self) -> (u64, u64) {
+        let c = self.counts();
+        (c.batch_sizes.count, c.images)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let c = self.counts();
+        let mut out = String::new();
+        out.push_str("# HELP wardrobe_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE wardrobe_requests_total counter\n");
+        for ((route, status), n) in &c.requests {
+            let _ = writeln!(out, "wardrobe_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+        }
+        out.push_str("# HELP wardrobe_request_duration_seconds Time from request to response, by route.\n");
+        out.push_str("# TYPE wardrobe_request_duration_seconds histogram\n");
+        for (route, h) in &c.latency {
+            h.render(&mut out, "wardrobe_request_duration_seconds", &format!("route=\"{route}\""));
+        }
+        out.push_str("# HELP wardrobe_batch_size Images per model batch.\n");
+        out.push_str("# TYPE wardrobe_batch_size histogram\n");
+        c.batch_sizes.render(&mut out, "wardrobe_batch_size", "");
+        out.push_str("# HELP wardrobe_images_total Images classified.\n");
+        out.push_str("# TYPE wardrobe_images_total counter\n");
+        let _ = writeln!(out, "wardrobe_images_total {}", c.images);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.record_request("/v2", 200, Duration::from_micros(300));
+        m.record_request("/v2", 200, Duration::from_millis(3));
+        m.record_request("/v2", 404, Duration::from_secs(9));
+        m.record_batch(3);
+        m.record_batch(64);
+        let text = m.render();
+        assert!(text.contains("wardrobe_requests_total{route=\"/v2\",status=\"200\"} 2\n"));
+        assert!(text.contains("wardrobe_requests_total{route=\"/v2\",status=\"404\"} 1\n"));
+        assert!(text.contains("wardrobe_request_duration_seconds_bucket{route=\"/v2\",le=\"0.0005\"} 1\n"));
+        assert!(text.contains("wardrobe_request_duration_seconds_bucket{route=\"/v2\",le=\"0.005\"} 2\n"));
+        assert!(text.contains("wardrobe_request_duration_seconds_bucket{route=\"/v2\",le=\"+Inf\"} 3\n"));
+        assert!(text.contains("wardrobe_request_duration_seconds_count{route=\"/v2\"} 3\n"));
+        assert!(text.contains("wardrobe_batch_size_bucket{le=\"4\"} 1\n"));
+        assert!(text.contains("wardrobe_batch_size_bucket{le=\"64\"} 2\n"));
+        assert!(text.contains("wardrobe_batch_size_sum 67\n"));
+        assert!(text.contains("wardrobe_images_total 67\n"));
+        assert_eq!(m.batch_totals(), (2, 67));
+    }
+}

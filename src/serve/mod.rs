@@ -1,0 +1,92 @@
+//! The HTTP inference server: Open Inference Protocol v2 REST endpoints, photo labelling, a
+//! single-page UI and Prometheus metrics, in front of one micro-batching model worker.
+
+pub mod admission;
+pub mod api_error;
+pub mod batcher;
+pub mod flat_numbers;
+pub mod label_route;
+pub mod metrics;
+pub mod oip;
+pub mod oip_routes;
+pub mod state;
+
+use crate::error::{Error, Result};
+use crate::nn::store::Loaded;
+use api_error::ApiError;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse};
+use axum::routing::{get, post};
+use state::{AppState, ServeSettings};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The single-page UI, embedded in the binary.
+const PAGE: &str = include_str!("page.html");
+
+/// All routes over `state`, with the admission layer and the body limit.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.settings.max_body_bytes;
+    Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/metrics", get(metrics))
+        .route("/v1/label", post(label_route::label))
+        .route("/v2", get(oip_routes::server_metadata))
+        .route("/v2/health/live", get(oip_routes::health))
+        .route("/v2/health/ready", get(oip_routes::health))
+        .route("/v2/models/{name}", get(oip_routes::model_metadata))
+        .route("/v2/models/{name}/ready", get(oip_routes::model_ready))
+        .route("/v2/models/{name}/infer", post(oip_routes::infer))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no such endpoint: {}", uri.path()))
+}
+
+/// Serves `loaded` on `addr` until `shutdown` completes, then finishes the requests in flight.
+/// `on_bound` is told the actual address (useful with port 0).
+pub async fn serve(
+    loaded: Loaded,
+    settings: ServeSettings,
+    addr: SocketAddr,
+    on_bound: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener.local_addr().map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
+    let app = router(Arc::new(AppState::new(loaded, settings)));
+    on_bound(bound);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Invalid(format!("server on {bound} failed: {e}")))
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}

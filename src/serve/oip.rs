@@ -1,0 +1,277 @@
+//! Open Inference Protocol v2 (KServe / Triton REST) messages for an image classifier: the
+//! request is decoded and checked into u8 pixels, and the probabilities are encoded as the
+//! response, either as FP32 rows or, with Triton's classification extension, as top-k strings.
+
+use super::api_error::ApiError;
+use super::flat_numbers::FlatNumbers;
+use crate::predict::top_k;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Name of the model's only input.
+pub const INPUT_NAME: &str = "images";
+/// Name of the model's only output.
+pub const OUTPUT_NAME: &str = "probabilities";
+/// Most images one infer request may carry.
+pub const MAX_IMAGES_PER_REQUEST: usize = 4096;
+
+/// An inference request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferRequest {
+    /// Echoed in the response.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Request parameters (accepted, unused).
+    #[serde(default)]
+    pub parameters: Option<Value>,
+    /// Exactly one input tensor.
+    pub inputs: Vec<InputTensor>,
+    /// Requested outputs (default: the probabilities).
+    #[serde(default)]
+    pub outputs: Option<Vec<RequestedOutput>>,
+}
+
+/// One input tensor of a request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputTensor {
+    /// Tensor name.
+    pub name: String,
+    /// Dimensions, the first being the batch size.
+    pub shape: Vec<i64>,
+    /// Element type: UINT8 or FP32.
+    pub datatype: String,
+    /// Tensor parameters (accepted, unused).
+    #[serde(default)]
+    pub parameters: Option<Value>,
+    /// Elements, flat or nested, row-major.
+    pub data: FlatNumbers,
+}
+
+/// An output the client asks for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestedOutput {
+    /// Output name.
+    pub name: String,
+    /// `classification: k` asks for the top-k classes as strings.
+    #[serde(default)]
+    pub parameters: Option<OutputParameters>,
+}
+
+/// Parameters of a requested output.
+#[derive(Debug, Default, Deserialize)]
+pub struct OutputParameters {
+    /// Top-k classification (Triton's classification extension).
+    #[serde(default)]
+    pub classification: Option<usize>,
+}
+
+/// The images of a decoded request.
+#[derive(Debug, PartialEq)]
+pub struct DecodedInput {
+    /// u8 pixels, image after image.
+    pub pixels: Vec<u8>,
+    /// Number of images.
+    pub count: usize,
+}
+
+/// Parses and checks a request body for a model with `side × side` inputs.
+pub fn decode(body: &[u8], side: usize) -> Result<(InferRequest, DecodedInput), ApiError> {
+    let request: InferRequest =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request JSON: {e}")))?;
+    let [input] = request.inputs.as_slice() else {
+        return Err(ApiError::bad_request(format!("expected exactly one input tensor, got {}", request.inputs.len())));
+    };
+    let count = batch_size(input, side)?;
+    let pixels = pixels(input)?;
+    check_outputs(&request)?;
+    Ok((request, DecodedInput { pixels, count }))
+}
+
+/// The batch size implied by the input's shape, after checking the shape fits the data.
+fn batch_size(input: &InputTensor, side: usize) -> Result<usize, ApiError> {
+    if input.name != INPUT_NAME {
+        return Err(ApiError::bad_request(format!(
+            "unknown input '{}'; the model's input is '{INPUT_NAME}'",
+            input.name
+        )));
+    }
+    let image = side as i64;
+    let shape_ok = match input.shape.as_slice() {
+        [_, h, w] => *h == image && *w == image,
+        [_, len] => *len == image * image,
+        [_, c, h, w] => *c == 1 && *h == image && *w == image,
+        _ => false,
+    };
+    let n = input.shape.first().copied().unwrap_or(0);
+    if !shape_ok || n < 1 {
+        return Err(ApiError::bad_request(format!(
+            "input '{INPUT_NAME}': shape {:?} not accepted; use [N,{side},{side}], [N,{}] or [N,1,{side},{side}] with N ≥ 1",
+            input.shape,
+            side * side
+        )));
+    }
+    let n = n as usize;
+    if n > MAX_IMAGES_PER_REQUEST {
+        return Err(ApiError::bad_request(format!(
+            "input '{INPUT_NAME}': {n} images; at most {MAX_IMAGES_PER_REQUEST} per request"
+        )));
+    }
+    if input.data.0.len() != n * side * side {
+        return Err(ApiError::bad_request(format!(
+            "input '{INPUT_NAME}': shape {:?} needs {} values, data has {}",
+            input.shape,
+            n * side * side,
+            input.data.0.len()
+        )));
+    }
+    Ok(n)
+}
+
+/// The input's values as u8 pixels: UINT8 as they are, FP32 in [0, 1] scaled by 255 and rounded.
+fn pixels(input: &InputTensor) -> Result<Vec<u8>, ApiError> {
+    let values = &input.data.0;
+    let (scale, what) = match input.datatype.as_str() {
+        "UINT8" => (1.0, "an integer in 0..=255"),
+        "FP32" => (255.0, "a number in [0, 1]"),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "input '{INPUT_NAME}': datatype '{other}' not supported; use UINT8 or FP32"
+            )));
+        }
+    };
+    let bad = |i: usize| {
+        ApiError::bad_request(format!(
+            "input '{INPUT_NAME}': element {i} is {}, expected {what} for {}",
+            values[i], input.datatype
+        ))
+    };
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let scaled = v * scale;
+            let integral = scale != 1.0 || v.fract() == 0.0;
+            if (0.0..=255.0).contains(&scaled) && integral { Ok(scaled.round() as u8) } else { Err(bad(i)) }
+        })
+        .collect()
+}
+
+fn check_outputs(request: &InferRequest) -> Result<(), ApiError> {
+    for output in request.outputs.iter().flatten() {
+        if output.name != OUTPUT_NAME {
+            return Err(ApiError::bad_request(format!(
+                "unknown output '{}'; the model's output is '{OUTPUT_NAME}'",
+                output.name
+            )));
+        }
+        if output.parameters.as_ref().and_then(|p| p.classification) == Some(0) {
+            return Err(ApiError::bad_request(format!("output '{OUTPUT_NAME}': classification must be at least 1")));
+        }
+    }
+    Ok(())
+}
+
+/// How the client wants the probabilities returned.
+fn classification_k(request: &InferRequest) -> Option<usize> {
+    request.outputs.iter().flatten().find_map(|o| o.parameters.as_ref().and_then(|p| p.classification))
+}
+
+/// An output tensor of a response.
+#[derive(Debug, Serialize)]
+struct OutputTensor {
+    name: &'static str,
+    datatype: &'static str,
+    shape: [usize; 2],
+    data: Value,
+}
+
+/// The response to `request` given the `probs` (rows of `class_names.len()`) of its images.
+pub fn response(model_name: &str, request: &InferRequest, probs: &[f32], class_names: &[String]) -> Value {
+    let classes = class_names.len();
+    let n = probs.len() / classes;
+    let output = match classification_k(request) {
+        Some(k) => {
+            let k = k.min(classes);
+            let strings: Vec<String> = probs
+                .chunks_exact(classes)
+                .flat_map(|row| top_k(row, class_names, k))
+                .map(|r| format!("{}:{}:{}", r.probability, r.index, r.label))
+                .collect();
+            OutputTensor { name: OUTPUT_NAME, datatype: "BYTES", shape: [n, k], data: json!(strings) }
+        }
+        None => OutputTensor { name: OUTPUT_NAME, datatype: "FP32", shape: [n, classes], data: json!(probs) },
+    };
+    let mut body = json!({ "model_name": model_name, "model_version": "1", "outputs": [output] });
+    if let Some(id) = &request.id {
+        body["id"] = json!(id);
+    }
+    body
+}
+
+/// The model metadata document.
+pub fn model_metadata(model_name: &str, side: usize, classes: usize) -> Value {
+    json!({
+        "name": model_name,
+        "versions": ["1"],
+        "platform": "wardrobe",
+        "inputs": [{ "name": INPUT_NAME, "datatype": "UINT8", "shape": [-1, side, side] }],
+        "outputs": [{ "name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, classes] }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(shape: &str, datatype: &str, data: &str) -> String {
+        format!(r#"{{"inputs":[{{"name":"images","shape":{shape},"datatype":"{datatype}","data":{data}}}]}}"#)
+    }
+
+    fn error_of(body: &str) -> String {
+        decode(body.as_bytes(), 2).unwrap_err().message
+    }
+
+    #[test]
+    fn accepts_every_documented_shape_and_nesting() {
+        for shape in ["[1,2,2]", "[1,4]", "[1,1,2,2]"] {
+            let (_, input) = decode(request(shape, "UINT8", "[0,1,254,255]").as_bytes(), 2).unwrap();
+            assert_eq!(input, DecodedInput { pixels: vec![0, 1, 254, 255], count: 1 });
+        }
+        let (_, input) = decode(request("[2,2,2]", "FP32", "[[[0,0.5],[1,0]],[[0,0],[0,1.0]]]").as_bytes(), 2).unwrap();
+        assert_eq!(input, DecodedInput { pixels: vec![0, 128, 255, 0, 0, 0, 0, 255], count: 2 });
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        assert!(error_of("{").contains("invalid request JSON"));
+        assert!(error_of(r#"{"inputs":[]}"#).contains("exactly one input"));
+        assert!(error_of(&request("[1,3,3]", "UINT8", "[0,0,0,0]")).contains("shape [1, 3, 3] not accepted"));
+        assert!(error_of(&request("[0,2,2]", "UINT8", "[]")).contains("N ≥ 1"));
+        assert!(error_of(&request("[2,2,2]", "UINT8", "[0,0,0,0]")).contains("needs 8 values, data has 4"));
+        assert!(error_of(&request("[1,2,2]", "INT64", "[0,0,0,0]")).contains("datatype 'INT64' not supported"));
+        assert!(error_of(&request("[1,2,2]", "UINT8", "[0,0,0,256]")).contains("element 3 is 256"));
+        assert!(error_of(&request("[1,2,2]", "UINT8", "[0,0.5,0,0]")).contains("element 1 is 0.5"));
+        assert!(error_of(&request("[1,2,2]", "FP32", "[0,0,1.5,0]")).contains("element 2 is 1.5"));
+        assert!(error_of(&request("[1,2,2]", "UINT8", r#"[0,0,"a",0]"#)).contains("invalid request JSON"));
+        let wrong_output = r#"{"inputs":[{"name":"images","shape":[1,4],"datatype":"UINT8","data":[0,0,0,0]}],"outputs":[{"name":"x"}]}"#;
+        assert!(error_of(wrong_output).contains("unknown output 'x'"));
+    }
+
+    #[test]
+    fn classification_returns_top_k_strings() {
+        let body = r#"{"id":"r1","inputs":[{"name":"images","shape":[1,4],"datatype":"UINT8","data":[0,0,0,0]}],
+            "outputs":[{"name":"probabilities","parameters":{"classification":2}}]}"#;
+        let (asked, _) = decode(body.as_bytes(), 2).unwrap();
+        let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let out = response("m", &asked, &[0.25, 0.5, 0.25], &names);
+        assert_eq!(out["id"], "r1");
+        assert_eq!(out["outputs"][0]["datatype"], "BYTES");
+        assert_eq!(out["outputs"][0]["shape"], json!([1, 2]));
+        assert_eq!(out["outputs"][0]["data"], json!(["0.5:1:b", "0.25:0:a"]));
+        let plain = decode(request("[1,4]", "UINT8", "[0,0,0,0]").as_bytes(), 2).unwrap().0;
+        assert_eq!(response("m", &plain, &[0.25, 0.5, 0.25], &names)["outputs"][0]["shape"], json!([1, 3]));
+    }
+}
