@@ -1,0 +1,215 @@
+//! `wardrobe serve` end to end: a model trained on real data is served on a free loopback port,
+//! and every endpoint is called over real TCP, with good requests and bad ones.
+
+mod common;
+
+use common::http::{Response, Server, connect, head, multipart, read_response};
+use common::{load, trained_model, write_photo};
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use wardrobe::data::dataset::{CLASS_NAMES, Dataset, Split};
+
+/// A seed CNN trained briefly on real data, trained once for all tests in this file.
+fn model_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-model");
+        trained_model(&dir);
+        dir
+    })
+}
+
+fn start(extra: &[&str]) -> Server {
+    let log = std::env::temp_dir().join(format!("wardrobe-serve-{}-{}.log", std::process::id(), extra.join("_")));
+    Server::start(model_dir(), extra, log)
+}
+
+fn test_images(n: usize) -> Dataset {
+    load(Split::Test).slice(0..n)
+}
+
+fn infer_body(shape: serde_json::Value, datatype: &str, data: serde_json::Value) -> serde_json::Value {
+    json!({ "id": "t1", "inputs": [{ "name": "images", "shape": shape, "datatype": datatype, "data": data }] })
+}
+
+fn probabilities(response: &Response) -> Vec<f32> {
+    assert_eq!(response.status, 200, "{}", response.text());
+    let out = &response.json()["outputs"][0];
+    assert_eq!(out["datatype"], "FP32");
+    out["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
+}
+
+fn argmax(row: &[f32]) -> usize {
+    (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap()
+}
+
+#[test]
+fn health_metadata_page_and_metrics_endpoints_answer() {
+    let server = start(&[]);
+    for path in ["/v2/health/live", "/v2/health/ready", "/v2/models/wardrobe/ready"] {
+        let r = server.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let meta = server.get("/v2").json();
+    assert_eq!(meta["name"], "wardrobe");
+    assert_eq!(meta["extensions"], json!(["classification"]));
+    let model = server.get("/v2/models/wardrobe").json();
+    assert_eq!(model["inputs"][0], json!({ "name": "images", "datatype": "UINT8", "shape": [-1, 28, 28] }));
+    assert_eq!(model["outputs"][0], json!({ "name": "probabilities", "datatype": "FP32", "shape": [-1, 10] }));
+    let unknown = server.get("/v2/models/other");
+    assert_eq!((unknown.status, unknown.error()), (404, "unknown model 'other'; this server serves 'wardrobe'".into()));
+    assert_eq!(server.get("/v2/models/other/ready").status, 404);
+    assert_eq!(server.get("/nothing/here").status, 404);
+    let page = server.get("/");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains(r#"<input id="photos" type="file""#) && !page.text().contains("http"));
+    let metrics = server.get("/metrics").text();
+    assert!(metrics.contains("wardrobe_requests_total{route=\"/v2/models/{name}\",status=\"404\"} 1"), "{metrics}");
+    assert!(metrics.contains("# TYPE wardrobe_request_duration_seconds histogram"));
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.lines().any(|l| l.starts_with("GET /v2/models/other 404 ") && l.ends_with("ms")), "{log}");
+}
+
+#[test]
+fn infer_classifies_real_images_the_same_in_every_accepted_layout() {
+    let server = start(&[]);
+    let test = test_images(200);
+    let pixels: Vec<u8> = test.images.clone();
+    let n = test.len();
+    let uint8 = probabilities(
+        &server.post_json("/v2/models/wardrobe/infer", &infer_body(json!([n, 28, 28]), "UINT8", json!(pixels))),
+    );
+    assert_eq!(uint8.len(), n * 10);
+    let correct = uint8.chunks(10).zip(&test.labels).filter(|(row, l)| argmax(row) == **l as usize).count();
+    assert!(correct as f64 / n as f64 > 0.8, "served accuracy {correct}/{n}");
+
+    let nested: Vec<Vec<u8>> = pixels.chunks(784).map(|c| c.to_vec()).collect();
+    let floats: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
+    for (shape, datatype, data) in
+        [(json!([n, 784]), "UINT8", json!(nested)), (json!([n, 1, 28, 28]), "FP32", json!(floats))]
+    {
+        let other = probabilities(&server.post_json("/v2/models/wardrobe/infer", &infer_body(shape, datatype, data)));
+        assert!(other.iter().zip(&uint8).all(|(a, b)| (a - b).abs() < 1e-5), "{datatype} differs");
+    }
+
+    let mut top3 = infer_body(json!([2, 784]), "UINT8", json!(&pixels[..2 * 784]));
+    top3["outputs"] = json!([{ "name": "probabilities", "parameters": { "classification": 3 } }]);
+    let r = server.post_json("/v2/models/wardrobe/infer", &top3).json();
+    assert_eq!(r["id"], "t1");
+    assert_eq!(r["outputs"][0]["shape"], json!([2, 3]));
+    let first: Vec<String> = r["outputs"][0]["data"][0].as_str().unwrap().split(':').map(String::from).collect();
+    assert_eq!(first[1], argmax(&uint8[..10]).to_string());
+    assert_eq!(first[2], CLASS_NAMES[argmax(&uint8[..10])]);
+    assert!((first[0].parse::<f32>().unwrap() - uint8[argmax(&uint8[..10])]).abs() < 1e-6);
+}
+
+#[test]
+fn bad_infer_requests_get_4xx_naming_the_problem() {
+    let server = start(&["--max-body-bytes", "100000"]);
+    let url = "/v2/models/wardrobe/infer";
+    let zeros = json!(vec![0; 784]);
+    let cases = [
+        (server.request("POST", url, Some("application/json"), b"{\"inputs\": ["), 400, "invalid request JSON"),
+        (server.post_json(url, &infer_body(json!([1, 784]), "INT64", zeros.clone())), 400, "datatype 'INT64'"),
+        (server.post_json(url, &infer_body(json!([1, 27, 29]), "UINT8", zeros.clone())), 400, "shape [1, 27, 29]"),
+        (server.post_json(url, &infer_body(json!([2, 784]), "UINT8", zeros.clone())), 400, "needs 1568 values"),
+        (server.post_json(url, &infer_body(json!([1, 784]), "UINT8", json!(vec![300; 784]))), 400, "element 0 is 300"),
+        (server.post_json(url, &json!({ "inputs": "x" })), 400, "invalid request JSON"),
+        (server.post_json("/v2/models/nope/infer", &infer_body(json!([1, 784]), "UINT8", zeros)), 404, "unknown model"),
+        (server.request("POST", url, Some("application/json"), &vec![b' '; 200_000]), 413, "length limit"),
+    ];
+    for (response, status, needle) in cases {
+        assert_eq!(response.status, status, "{}", response.text());
+        assert!(response.error().contains(needle), "'{}' lacks '{needle}'", response.error());
+    }
+    assert_eq!(server.get(url).status, 405);
+    let metrics = server.get("/metrics").text();
+    assert!(metrics.contains("route=\"/v2/models/{name}/infer\",status=\"400\"} 6"), "{metrics}");
+}
+
+#[test]
+fn label_endpoint_labels_seller_photos_and_reports_unreadable_ones() {
+    let server = start(&[]);
+    let test = test_images(40);
+    let dir = tempfile::tempdir().unwrap();
+    let photos: Vec<(String, Vec<u8>)> = (0..test.len())
+        .map(|i| {
+            let path = write_photo(test.image(i), i, dir.path());
+            (path.file_name().unwrap().to_str().unwrap().to_string(), std::fs::read(path).unwrap())
+        })
+        .collect();
+    let mut files: Vec<(&str, &[u8])> = photos.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    files.insert(3, ("notes.txt", b"not a photo at all"));
+    let (content_type, body) = multipart(&files);
+    let r = server.request("POST", "/v1/label?top=2", Some(&content_type), &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let results = r.json()["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 41);
+    assert_eq!(results[3]["file"], "notes.txt");
+    assert!(results[3]["error"].as_str().unwrap().contains("not an image"), "{}", results[3]);
+    let labelled: Vec<&serde_json::Value> = results.iter().filter(|r| r.get("error").is_none()).collect();
+    let correct = labelled.iter().zip(&test.labels).filter(|(r, l)| r["label"] == CLASS_NAMES[**l as usize]).count();
+    assert!(correct >= 30, "{correct}/40 seller photos labelled correctly");
+    let first = labelled[0];
+    assert_eq!(first["file"], photos[0].0);
+    assert_eq!(first["top"].as_array().unwrap().len(), 2);
+    assert_eq!(first["top"][0]["label"], first["label"]);
+    assert_eq!(first["needs_review"], json!(first["confidence"].as_f64().unwrap() < 0.6));
+    assert!(first["model_input"].as_str().unwrap().starts_with("data:image/png;base64,iVBOR"));
+
+    let (ct, only_bad) = multipart(&[("a.txt", b"text"), ("b.png", b"")]);
+    let r = server.request("POST", "/v1/label", Some(&ct), &only_bad);
+    assert_eq!(r.status, 422);
+    assert!(r.error().contains("a.txt") && r.error().contains("b.png"), "{}", r.error());
+    let (ct, empty) = multipart(&[]);
+    let r = server.request("POST", "/v1/label", Some(&ct), &empty);
+    assert_eq!((r.status, r.error().starts_with("no photos")), (400, true), "{}", r.text());
+    let r = server.request("POST", "/v1/label", Some(&ct), b"--wardrobe-test-boundary-7f3a\r\nContent-Disp");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.error().starts_with("malformed upload"), "{}", r.error());
+    assert_eq!(server.request("POST", "/v1/label", Some("application/json"), b"{}").status, 400);
+    assert_eq!(server.request("POST", "/v1/label?top=x", Some(&ct), &body).status, 400);
+}
+
+#[test]
+fn saturated_server_answers_503_and_stalled_requests_time_out() {
+    let server = start(&["--max-concurrent", "1", "--timeout-secs", "1"]);
+    let mut stalled = connect(&server.addr);
+    stalled.write_all(head("POST", "/v2/models/wardrobe/infer", Some("application/json"), 100).as_bytes()).unwrap();
+    stalled.write_all(b"{\"inputs\"").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let busy = server.get("/v2/health/live");
+    assert_eq!(busy.status, 503);
+    assert!(busy.error().contains("server busy"), "{}", busy.error());
+    let start = Instant::now();
+    let timed_out = read_response(&mut stalled);
+    assert_eq!(timed_out.status, 408, "{}", timed_out.text());
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(server.get("/v2/health/live").status, 200);
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_exits_cleanly() {
+    let mut server = start(&[]);
+    let body = infer_body(json!([1, 784]), "UINT8", json!(test_images(1).images)).to_string();
+    let mut in_flight = connect(&server.addr);
+    in_flight
+        .write_all(head("POST", "/v2/models/wardrobe/infer", Some("application/json"), body.len()).as_bytes())
+        .unwrap();
+    in_flight.write_all(&body.as_bytes()[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    server.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    in_flight.write_all(&body.as_bytes()[10..]).unwrap();
+    let response = read_response(&mut in_flight);
+    assert_eq!(probabilities(&response).len(), 10);
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut server.stdout, &mut rest).unwrap();
+    assert_eq!(rest, "stopped\n");
+    assert!(std::net::TcpStream::connect(&server.addr).is_err(), "still accepting after shutdown");
+}
