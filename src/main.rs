@@ -18,6 +18,7 @@ use wardrobe::optim::config::{OptimizerConfig, OptimizerKind};
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::predict::top_k;
 use wardrobe::serve::batcher::BatchSettings;
+use wardrobe::serve::load_test::{self, LoadSettings};
 use wardrobe::serve::state::ServeSettings;
 use wardrobe::train::checkpoint;
 use wardrobe::train::progress::ConsoleProgress;
@@ -302,6 +303,8 @@ struct PredictArgs {
 
 #[derive(Args)]
 struct BenchArgs {
+    #[command(subcommand)]
+    target: Option<BenchTarget>,
     #[command(flatten)]
     data: DataArgs,
     /// Print one JSON object instead of a table.
@@ -312,7 +315,62 @@ struct BenchArgs {
     quick: bool,
 }
 
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// Load-test `wardrobe serve` with single-image infer requests from keep-alive connections.
+    Serve(ServeBenchArgs),
+}
+
+#[derive(Args)]
+struct ServeBenchArgs {
+    /// Model directory to serve.
+    #[arg(long)]
+    model: PathBuf,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    connections: u64,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Unmeasured warm-up seconds before that.
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+fn run_bench_serve(a: ServeBenchArgs) -> Result<()> {
+    let images = a.data.source().load(Split::Test)?;
+    let settings = LoadSettings {
+        connections: a.connections as usize,
+        duration: std::time::Duration::from_secs(a.seconds.max(1)),
+        warmup: std::time::Duration::from_secs(a.warmup_secs),
+    };
+    let r = load_test::run(&a.model, &images, settings)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r).expect("report serialises"));
+        return Ok(());
+    }
+    println!(
+        "{} connections, {:.0} s: {} requests, {} errors, {:.0} req/s",
+        r.connections, r.seconds, r.requests, r.errors, r.requests_per_second
+    );
+    println!(
+        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}   mean batch {:.1} images",
+        r.latency_ms_p50, r.latency_ms_p90, r.latency_ms_p99, r.latency_ms_max, r.mean_batch_size
+    );
+    let rss: Vec<String> = r.server_rss_mib.iter().map(|m| format!("{m:.0}")).collect();
+    println!("server RSS MiB, each second: {}", rss.join(" "));
+    Ok(())
+}
+
 fn run_bench(a: BenchArgs) -> Result<()> {
+    if let Some(BenchTarget::Serve(serve)) = a.target {
+        return run_bench_serve(serve);
+    }
     let r = wardrobe::bench::run(&a.data.source(), a.quick)?;
     if a.json {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));

@@ -6,6 +6,7 @@ pub mod api_error;
 pub mod batcher;
 pub mod flat_numbers;
 pub mod label_route;
+pub mod load_test;
 pub mod metrics;
 pub mod oip;
 pub mod oip_routes;

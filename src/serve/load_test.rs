@@ -1,0 +1,238 @@
+//! `wardrobe bench serve`: starts `wardrobe serve` as a child process on a free loopback port and
+//! loads it from keep-alive connections with single-image OIP v2 infer requests (real test
+//! images), measuring throughput, latency percentiles, errors, the server's resident memory over
+//! time and the batch sizes the server formed.
+
+use crate::bench::proc_status_mib;
+use crate::data::dataset::Dataset;
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::net::TcpStream;
+
+/// Load-test settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSettings {
+    /// Concurrent keep-alive connections.
+    pub connections: usize,
+    /// Measured duration.
+    pub duration: Duration,
+    /// Unmeasured warm-up before it.
+    pub warmup: Duration,
+}
+
+/// What the load test measured.
+#[derive(Debug, Serialize)]
+pub struct LoadReport {
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Measured seconds.
+    pub seconds: f64,
+    /// Requests answered 200 in the measured window.
+    pub requests: u64,
+    /// Requests that failed (non-200 or connection errors).
+    pub errors: u64,
+    /// Requests per second.
+    pub requests_per_second: f64,
+    /// Latency percentiles, ms.
+    pub latency_ms_p50: f64,
+    /// 90th percentile, ms.
+    pub latency_ms_p90: f64,
+    /// 99th percentile, ms.
+    pub latency_ms_p99: f64,
+    /// Slowest request, ms.
+    pub latency_ms_max: f64,
+    /// Server resident memory sampled once a second over the measured window, MiB.
+    pub server_rss_mib: Vec<f64>,
+    /// Mean images per model batch on the server.
+    pub mean_batch_size: f64,
+}
+
+/// A served model in a child process; killed when dropped.
+struct ServerProcess {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(model: &Path) -> Result<ServerProcess> {
+    let exe = std::env::current_exe().map_err(|e| Error::Invalid(format!("cannot find the wardrobe binary: {e}")))?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--quiet", "--addr", "127.0.0.1:0", "--model"])
+        .arg(model)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Invalid(format!("cannot start the server: {e}")))?;
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    BufReader::new(stdout).read_line(&mut line).map_err(|e| Error::Invalid(format!("server output: {e}")))?;
+    let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).map(String::from);
+    match addr {
+        Some(addr) => Ok(ServerProcess { child, addr }),
+        None => Err(Error::Invalid(format!("the server did not start (model {})", model.display()))),
+    }
+}
+
+/// One request per test image: a complete HTTP/1.1 keep-alive request for a [1,28,28] UINT8 infer.
+fn requests(images: &Dataset, count: usize) -> Vec<Vec<u8>> {
+    (0..count.min(images.len()))
+        .map(|i| {
+            let body = serde_json::json!({
+                "inputs": [{ "name": "images", "shape": [1, 28, 28], "datatype": "UINT8", "data": images.image(i) }]
+            })
+            .to_string();
+            format!(
+                "POST /v2/models/wardrobe/infer HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+/// Runs the load test against a fresh server over `model`.
+pub fn run(model: &Path, images: &Dataset, settings: LoadSettings) -> Result<LoadReport> {
+    let server = start_server(model)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start the runtime: {e}")))?;
+    let requests = std::sync::Arc::new(requests(images, 256));
+    let pid = server.child.id().to_string();
+    let (latencies, errors, rss, measured) = runtime.block_on(async {
+        let start = Instant::now();
+        let measure_from = start + settings.warmup;
+        let end = measure_from + settings.duration;
+        let tasks: Vec<_> = (0..settings.connections)
+            .map(|c| tokio::spawn(connection(server.addr.clone(), requests.clone(), c, measure_from, end)))
+            .collect();
+        let mut rss = Vec::new();
+        tokio::time::sleep_until(measure_from.into()).await;
+        while Instant::now() < end {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            rss.push(proc_status_mib(&pid, "VmRSS"));
+        }
+        let (mut latencies, mut errors) = (Vec::new(), 0);
+        for task in tasks {
+            let (l, e) = task.await.unwrap_or_default();
+            latencies.extend(l);
+            errors += e;
+        }
+        (latencies, errors, rss, (end - measure_from).as_secs_f64())
+    });
+    let mean_batch_size = mean_batch_size(&server.addr);
+    Ok(report(latencies, errors, rss, measured, settings.connections, mean_batch_size))
+}
+
+/// One connection's loop: send, read the response, record; reconnect after an error.
+async fn connection(
+    addr: String,
+    requests: std::sync::Arc<Vec<Vec<u8>>>,
+    offset: usize,
+    measure_from: Instant,
+    end: Instant,
+) -> (Vec<f64>, u64) {
+    let (mut latencies, mut errors) = (Vec::new(), 0u64);
+    let mut i = offset;
+    while Instant::now() < end {
+        let Ok(stream) = TcpStream::connect(&addr).await else {
+            errors += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let mut stream = AsyncBufReader::new(stream);
+        while Instant::now() < end {
+            let sent = Instant::now();
+            let ok = exchange(&mut stream, &requests[i % requests.len()]).await;
+            i += 1;
+            let counted = sent >= measure_from && Instant::now() <= end;
+            match ok {
+                Ok(true) if counted => latencies.push(sent.elapsed().as_secs_f64() * 1e3),
+                Ok(true) => {}
+                _ if counted => errors += 1,
+                _ => {}
+            }
+            if !matches!(ok, Ok(true)) {
+                break;
+            }
+        }
+    }
+    (latencies, errors)
+}
+
+/// Sends one request and reads its response; `Ok(true)` for a 200.
+async fn exchange(stream: &mut AsyncBufReader<TcpStream>, request: &[u8]) -> std::io::Result<bool> {
+    stream.get_mut().write_all(request).await?;
+    let mut line = String::new();
+    stream.read_line(&mut line).await?;
+    let ok = line.split_whitespace().nth(1) == Some("200");
+    let mut length = 0;
+    loop {
+        line.clear();
+        if stream.read_line(&mut line).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).await?;
+    Ok(ok)
+}
+
+/// Mean batch size from the server's /metrics.
+fn mean_batch_size(addr: &str) -> f64 {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return 0.0 };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    let value = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    let count = value("wardrobe_batch_size_count ");
+    if count > 0.0 { value("wardrobe_batch_size_sum ") / count } else { 0.0 }
+}
+
+fn report(
+    mut latencies: Vec<f64>,
+    errors: u64,
+    server_rss_mib: Vec<f64>,
+    seconds: f64,
+    connections: usize,
+    mean_batch_size: f64,
+) -> LoadReport {
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    LoadReport {
+        connections,
+        seconds,
+        requests: latencies.len() as u64,
+        errors,
+        requests_per_second: latencies.len() as f64 / seconds,
+        latency_ms_p50: pct(0.5),
+        latency_ms_p90: pct(0.9),
+        latency_ms_p99: pct(0.99),
+        latency_ms_max: latencies.last().copied().unwrap_or(0.0),
+        server_rss_mib,
+        mean_batch_size,
+    }
+}
