@@ -75,6 +75,9 @@ struct ServeArgs {
     /// Longest a request waits for others to join its batch, in microseconds.
     #[arg(long, default_value_t = 500)]
     max_wait_us: u64,
+    /// Model worker threads, each running whole batches (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 32 << 20)]
     max_body_bytes: usize,
@@ -111,6 +114,7 @@ fn run_serve(a: ServeArgs) -> Result<()> {
         batch: BatchSettings {
             max_batch: a.max_batch as usize,
             max_wait: std::time::Duration::from_micros(a.max_wait_us),
+            workers: a.workers.unwrap_or_else(rayon::current_num_threads),
         },
         review_below: a.review_below,
         max_pixels: a.max_pixels,
@@ -335,11 +339,17 @@ struct ServeBenchArgs {
     /// Unmeasured warm-up seconds before that.
     #[arg(long, default_value_t = 2)]
     warmup_secs: u64,
+    /// Offer this many requests per second in all (open loop) instead of as many as answered.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     data: DataArgs,
+    /// Extra `wardrobe serve` options, after `--` (e.g. `-- --max-batch 128`).
+    #[arg(last = true)]
+    server_args: Vec<String>,
 }
 
 fn run_bench_serve(a: ServeBenchArgs) -> Result<()> {
@@ -348,14 +358,16 @@ fn run_bench_serve(a: ServeBenchArgs) -> Result<()> {
         connections: a.connections as usize,
         duration: std::time::Duration::from_secs(a.seconds.max(1)),
         warmup: std::time::Duration::from_secs(a.warmup_secs),
+        rate: a.rate,
     };
-    let r = load_test::run(&a.model, &images, settings)?;
+    let r = load_test::run(&a.model, &a.server_args, &images, settings)?;
     if a.json {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
         return Ok(());
     }
+    let offered = r.offered_rate.map(|rate| format!(" (offered {rate:.0} req/s)")).unwrap_or_default();
     println!(
-        "{} connections, {:.0} s: {} requests, {} errors, {:.0} req/s",
+        "{} connections, {:.0} s: {} requests, {} errors, {:.0} req/s{offered}",
         r.connections, r.seconds, r.requests, r.errors, r.requests_per_second
     );
     println!(

@@ -44,7 +44,7 @@ impl<'m> Predictor<'m> {
             .par_iter_mut()
             .zip(pixels.par_chunks(per_thread * input))
             .zip(out.par_chunks_mut(per_thread * classes))
-            .for_each(|((ws, part), out)| run_part(model, ws, part, out));
+            .for_each(|((ws, part), out)| probabilities_into(model, ws, part, out));
         out
     }
 }
@@ -76,8 +76,9 @@ impl<'m> SingleImage<'m> {
     }
 }
 
-/// Runs `pixels` through `ws` in sub-batches, writing probabilities into `out`.
-fn run_part(model: &Model, ws: &mut Workspace, pixels: &[u8], out: &mut [f32]) {
+/// Runs `pixels` through `ws` on the calling thread, in sub-batches of its capacity, writing
+/// class probabilities (one row per image) into `out`.
+pub fn probabilities_into(model: &Model, ws: &mut Workspace, pixels: &[u8], out: &mut [f32]) {
     let (input, classes, cap) = (model.input_size(), model.classes(), ws.capacity());
     for (batch, out) in pixels.chunks(cap * input).zip(out.chunks_mut(cap * classes)) {
         let n = batch.len() / input;

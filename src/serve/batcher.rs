@@ -1,14 +1,16 @@
-//! Micro-batching: requests hand their images to one worker thread, which gathers whatever is
-//! queued (up to a maximum batch, waiting at most a short time for more) and runs them through
-//! the model together, so throughput grows with load while a lone request waits only briefly.
+//! Micro-batching: requests queue their images for a few worker threads. A free worker takes the
+//! queue, gathers whatever is waiting (up to a maximum batch, waiting at most a short time for
+//! more), hands the queue on and runs its batch through the model on its own thread, so one
+//! worker gathers while the others compute. Throughput grows with load while a lone request waits
+//! only briefly.
 
 use super::api_error::ApiError;
 use super::metrics::Metrics;
-use crate::nn::infer::Predictor;
+use crate::nn::infer::probabilities_into;
 use crate::nn::model::Model;
 use axum::http::StatusCode;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -19,6 +21,8 @@ pub struct BatchSettings {
     pub max_batch: usize,
     /// Longest a request waits for others to join its batch.
     pub max_wait: Duration,
+    /// Worker threads, each running whole batches.
+    pub workers: usize,
 }
 
 /// Images of one request and where to send their probabilities.
@@ -34,13 +38,17 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the worker thread over `model`; it ends when every handle is dropped.
+    /// Starts the worker threads over `model`; they end when every handle is dropped.
     pub fn start(model: Arc<Model>, settings: BatchSettings, metrics: Arc<Metrics>) -> Batcher {
         let (jobs, queue) = channel();
-        std::thread::Builder::new()
-            .name("batcher".into())
-            .spawn(move || work(&model, settings, &queue, &metrics))
-            .expect("spawn the batching thread");
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..settings.workers.max(1) {
+            let (model, queue, metrics) = (model.clone(), queue.clone(), metrics.clone());
+            std::thread::Builder::new()
+                .name(format!("batcher-{i}"))
+                .spawn(move || work(&model, settings, &queue, &metrics))
+                .expect("spawn a batching thread");
+        }
         Batcher { jobs }
     }
 
@@ -53,19 +61,27 @@ impl Batcher {
     }
 }
 
-/// The worker loop: take a job, gather more, run them, answer each.
-fn work(model: &Model, settings: BatchSettings, queue: &Receiver<Job>, metrics: &Metrics) {
+/// A worker's loop: take a batch of jobs from the queue, run them, answer each.
+fn work(model: &Model, settings: BatchSettings, queue: &Mutex<Receiver<Job>>, metrics: &Metrics) {
     let input = model.input_size();
-    let mut predictor = Predictor::new(model, settings.max_batch);
-    let mut pixels = Vec::with_capacity(settings.max_batch * input);
-    while let Ok(first) = queue.recv() {
-        let jobs = gather(first, queue, settings, input);
+    let mut ws = model.workspace(settings.max_batch);
+    let (mut pixels, mut probs) = (Vec::new(), Vec::new());
+    while let Some(jobs) = next_batch(queue, settings, input) {
         pixels.clear();
         jobs.iter().for_each(|job| pixels.extend_from_slice(&job.pixels));
-        let probs = predictor.probabilities(&pixels);
-        metrics.record_batch(pixels.len() / input);
+        let images = pixels.len() / input;
+        probs.resize(images * model.classes(), 0.0);
+        probabilities_into(model, &mut ws, &pixels, &mut probs);
+        metrics.record_batch(images);
         answer(jobs, &probs, model.classes(), input);
     }
+}
+
+/// The next batch, gathered while holding the queue; `None` once every handle is gone.
+fn next_batch(queue: &Mutex<Receiver<Job>>, settings: BatchSettings, input: usize) -> Option<Vec<Job>> {
+    let queue = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let first = queue.recv().ok()?;
+    Some(gather(first, &queue, settings, input))
 }
 
 /// `first` plus the jobs that arrive before the batch is full or the wait is over.
@@ -104,7 +120,7 @@ mod tests {
     async fn concurrent_requests_get_their_own_rows_and_share_batches() {
         let model = Arc::new(Model::initialised(ModelSpec::seed(), 10, 3).unwrap());
         let metrics = Arc::new(Metrics::default());
-        let settings = BatchSettings { max_batch: 16, max_wait: Duration::from_millis(20) };
+        let settings = BatchSettings { max_batch: 16, max_wait: Duration::from_millis(20), workers: 2 };
         let batcher = Batcher::start(model.clone(), settings, metrics.clone());
         let images: Vec<Vec<u8>> =
             (0..24).map(|i| (0..784).map(|p| ((p * 7 + i * 13) % 256) as u8).collect()).collect();
@@ -115,7 +131,7 @@ mod tests {
                 tokio::spawn(async move { b.probabilities(img).await.unwrap() })
             })
             .collect();
-        let mut expected = Predictor::new(&model, 1);
+        let mut expected = crate::nn::infer::Predictor::new(&model, 1);
         for (task, img) in tasks.into_iter().zip(&images) {
             let got = task.await.unwrap();
             let want = expected.probabilities(img);

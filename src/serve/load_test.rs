@@ -23,6 +23,9 @@ pub struct LoadSettings {
     pub duration: Duration,
     /// Unmeasured warm-up before it.
     pub warmup: Duration,
+    /// Offered load in requests per second over all connections (open loop, latency counted
+    /// from each request's scheduled time); `None` sends as fast as answers come back.
+    pub rate: Option<f64>,
 }
 
 /// What the load test measured.
@@ -30,6 +33,8 @@ pub struct LoadSettings {
 pub struct LoadReport {
     /// Concurrent connections.
     pub connections: usize,
+    /// Offered load, requests per second (absent: as fast as possible).
+    pub offered_rate: Option<f64>,
     /// Measured seconds.
     pub seconds: f64,
     /// Requests answered 200 in the measured window.
@@ -65,11 +70,12 @@ impl Drop for ServerProcess {
     }
 }
 
-fn start_server(model: &Path) -> Result<ServerProcess> {
+fn start_server(model: &Path, extra: &[String]) -> Result<ServerProcess> {
     let exe = std::env::current_exe().map_err(|e| Error::Invalid(format!("cannot find the wardrobe binary: {e}")))?;
     let mut child = Command::new(exe)
         .args(["serve", "--quiet", "--addr", "127.0.0.1:0", "--model"])
         .arg(model)
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Invalid(format!("cannot start the server: {e}")))?;
@@ -100,11 +106,12 @@ fn requests(images: &Dataset, count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Runs the load test against a fresh server over `model`.
-pub fn run(model: &Path, images: &Dataset, settings: LoadSettings) -> Result<LoadReport> {
-    let server = start_server(model)?;
+/// Runs the load test against a fresh server over `model`, started with `server_args` besides.
+pub fn run(model: &Path, server_args: &[String], images: &Dataset, settings: LoadSettings) -> Result<LoadReport> {
+    let server = start_server(model, server_args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_name("load-generator")
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start the runtime: {e}")))?;
@@ -115,7 +122,10 @@ pub fn run(model: &Path, images: &Dataset, settings: LoadSettings) -> Result<Loa
         let measure_from = start + settings.warmup;
         let end = measure_from + settings.duration;
         let tasks: Vec<_> = (0..settings.connections)
-            .map(|c| tokio::spawn(connection(server.addr.clone(), requests.clone(), c, measure_from, end)))
+            .map(|c| {
+                let pacing = settings.rate.map(|rate| Pacing::new(rate, settings.connections, c, start));
+                tokio::spawn(connection(server.addr.clone(), requests.clone(), c, pacing, measure_from, end))
+            })
             .collect();
         let mut rss = Vec::new();
         tokio::time::sleep_until(measure_from.into()).await;
@@ -132,7 +142,31 @@ pub fn run(model: &Path, images: &Dataset, settings: LoadSettings) -> Result<Loa
         (latencies, errors, rss, (end - measure_from).as_secs_f64())
     });
     let mean_batch_size = mean_batch_size(&server.addr);
-    Ok(report(latencies, errors, rss, measured, settings.connections, mean_batch_size))
+    let mut report = report(latencies, errors, rss, measured, settings.connections, mean_batch_size);
+    report.offered_rate = settings.rate;
+    Ok(report)
+}
+
+/// When one connection of an open-loop test sends its requests.
+struct Pacing {
+    next: Instant,
+    interval: Duration,
+}
+
+impl Pacing {
+    /// Connection `index` of `connections` sharing `rate` requests per second, staggered.
+    fn new(rate: f64, connections: usize, index: usize, start: Instant) -> Pacing {
+        let interval = Duration::from_secs_f64(connections as f64 / rate.max(1e-3));
+        Pacing { next: start + interval.mul_f64(index as f64 / connections as f64), interval }
+    }
+
+    /// Waits for the next scheduled send and returns its time.
+    async fn tick(&mut self) -> Instant {
+        let scheduled = self.next;
+        self.next += self.interval;
+        tokio::time::sleep_until(scheduled.into()).await;
+        scheduled
+    }
 }
 
 /// One connection's loop: send, read the response, record; reconnect after an error.
@@ -140,6 +174,7 @@ async fn connection(
     addr: String,
     requests: std::sync::Arc<Vec<Vec<u8>>>,
     offset: usize,
+    mut pacing: Option<Pacing>,
     measure_from: Instant,
     end: Instant,
 ) -> (Vec<f64>, u64) {
@@ -154,7 +189,10 @@ async fn connection(
         let _ = stream.set_nodelay(true);
         let mut stream = AsyncBufReader::new(stream);
         while Instant::now() < end {
-            let sent = Instant::now();
+            let sent = match pacing.as_mut() {
+                Some(p) => p.tick().await,
+                None => Instant::now(),
+            };
             let ok = exchange(&mut stream, &requests[i % requests.len()]).await;
             i += 1;
             let counted = sent >= measure_from && Instant::now() <= end;
@@ -205,9 +243,7 @@ fn mean_batch_size(addr: &str) -> f64 {
     let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
     let mut text = String::new();
     let _ = stream.read_to_string(&mut text);
-    let value = |name: &str| {
-        text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
-    };
+    let value = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0);
     let count = value("wardrobe_batch_size_count ");
     if count > 0.0 { value("wardrobe_batch_size_sum ") / count } else { 0.0 }
 }
@@ -221,9 +257,15 @@ fn report(
     mean_batch_size: f64,
 ) -> LoadReport {
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
     LoadReport {
         connections,
+        offered_rate: None,
         seconds,
         requests: latencies.len() as u64,
         errors,

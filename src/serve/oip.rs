@@ -133,30 +133,35 @@ fn batch_size(input: &InputTensor, side: usize) -> Result<usize, ApiError> {
 /// The input's values as u8 pixels: UINT8 as they are, FP32 in [0, 1] scaled by 255 and rounded.
 fn pixels(input: &InputTensor) -> Result<Vec<u8>, ApiError> {
     let values = &input.data.0;
-    let (scale, what) = match input.datatype.as_str() {
-        "UINT8" => (1.0, "an integer in 0..=255"),
-        "FP32" => (255.0, "a number in [0, 1]"),
+    let (convert, what): (fn(f64) -> Option<u8>, &str) = match input.datatype.as_str() {
+        "UINT8" => (exact_byte, "an integer in 0..=255"),
+        "FP32" => (unit_to_byte, "a number in [0, 1]"),
         other => {
             return Err(ApiError::bad_request(format!(
                 "input '{INPUT_NAME}': datatype '{other}' not supported; use UINT8 or FP32"
             )));
         }
     };
-    let bad = |i: usize| {
-        ApiError::bad_request(format!(
-            "input '{INPUT_NAME}': element {i} is {}, expected {what} for {}",
-            values[i], input.datatype
-        ))
-    };
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let scaled = v * scale;
-            let integral = scale != 1.0 || v.fract() == 0.0;
-            if (0.0..=255.0).contains(&scaled) && integral { Ok(scaled.round() as u8) } else { Err(bad(i)) }
-        })
-        .collect()
+    let pixels: Vec<u8> = values.iter().map_while(|&v| convert(v)).collect();
+    match values.get(pixels.len()) {
+        None => Ok(pixels),
+        Some(bad) => Err(ApiError::bad_request(format!(
+            "input '{INPUT_NAME}': element {} is {bad}, expected {what} for {}",
+            pixels.len(),
+            input.datatype
+        ))),
+    }
+}
+
+/// `v` as a byte if it is exactly one.
+fn exact_byte(v: f64) -> Option<u8> {
+    let byte = v as u8;
+    (f64::from(byte) == v).then_some(byte)
+}
+
+/// `v` in [0, 1] scaled to a byte, rounding to nearest.
+fn unit_to_byte(v: f64) -> Option<u8> {
+    (0.0..=1.0).contains(&v).then(|| (v * 255.0 + 0.5) as u8)
 }
 
 fn check_outputs(request: &InferRequest) -> Result<(), ApiError> {
