@@ -111,7 +111,9 @@ pub fn connect(addr: &str) -> TcpStream {
 /// The request head for `body_len` bytes of body.
 pub fn head(method: &str, path: &str, content_type: Option<&str>, body_len: usize) -> String {
     let ct = content_type.map(|c| format!("Content-Type: {c}\r\n")).unwrap_or_default();
-    format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{ct}Content-Length: {body_len}\r\n\r\n")
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{ct}Content-Length: {body_len}\r\n\r\n"
+    )
 }
 
 /// One request on a fresh connection.
@@ -123,11 +125,20 @@ pub fn request(addr: &str, method: &str, path: &str, content_type: Option<&str>,
     read_response(&mut stream)
 }
 
-/// Reads a response until the server closes the connection.
+/// Reads one response: up to its Content-Length, the last chunk, or the connection's end.
 pub fn read_response(stream: &mut TcpStream) -> Response {
     let mut raw = Vec::new();
-    if let Err(e) = stream.read_to_end(&mut raw) {
-        assert!(!raw.is_empty(), "no response: {e}");
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = response_end(&raw) {
+            raw.truncate(end);
+            break;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("reading the response failed after {} bytes: {e}", raw.len()),
+        }
     }
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("response has a header block");
     let headers = String::from_utf8_lossy(&raw[..split]).into_owned();
@@ -135,6 +146,17 @@ pub fn read_response(stream: &mut TcpStream) -> Response {
     let body = raw[split + 4..].to_vec();
     let chunked = headers.to_ascii_lowercase().contains("transfer-encoding: chunked");
     Response { status, body: if chunked { dechunk(&body) } else { body }, headers }
+}
+
+/// Where the response in `raw` ends, once it is complete.
+fn response_end(raw: &[u8]) -> Option<usize> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let headers = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    if headers.contains("transfer-encoding: chunked") {
+        return raw[split..].windows(5).position(|w| w == b"0\r\n\r\n").map(|p| split + p + 5);
+    }
+    let length = headers.lines().find_map(|l| l.strip_prefix("content-length:")?.trim().parse::<usize>().ok())?;
+    (raw.len() >= split + length).then_some(split + length)
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {

@@ -1,0 +1,146 @@
+//! The web page in a real browser: headless Chromium, driven over the WebDriver protocol by
+//! ChromeDriver, uploads a seller photo through the page's file input and the label appears in
+//! the DOM. Needs Debian's `chromium` and `chromium-driver`; without them the test says it skipped.
+
+mod common;
+
+use common::http::{Server, request};
+use common::{load, trained_model, write_photo};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wardrobe::data::dataset::{CLASS_NAMES, Split};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// WebDriver's key for element references.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A ChromeDriver process; killed when dropped.
+struct Driver {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver { child, addr }
+    }
+
+    /// A WebDriver command; returns its `value`.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let r = request(&self.addr, method, path, Some("application/json"), body.as_bytes());
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
+        r.json()["value"].clone()
+    }
+}
+
+/// A browser session on the driver.
+struct Session<'d> {
+    driver: &'d Driver,
+    id: String,
+}
+
+impl Session<'_> {
+    fn open(driver: &Driver) -> Session<'_> {
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,800"
+            ] }
+        } } });
+        let value = driver.call("POST", "/session", Some(capabilities));
+        Session { driver, id: value["sessionId"].as_str().unwrap().to_string() }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.driver.call(method, &format!("/session/{}{path}", self.id), body)
+    }
+
+    /// The elements matching a CSS selector.
+    fn find_all(&self, css: &str) -> Vec<String> {
+        let found = self.call("POST", "/elements", Some(json!({ "using": "css selector", "value": css })));
+        found.as_array().unwrap().iter().map(|e| e[ELEMENT].as_str().unwrap().to_string()).collect()
+    }
+
+    /// The first element matching `css`, waiting for it to appear.
+    fn wait_for(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(e) = self.find_all(css).into_iter().next() {
+                return e;
+            }
+            let status = self.find_all("#status").first().map(|s| self.text(s)).unwrap_or_default();
+            assert!(Instant::now() < deadline, "'{css}' never appeared; status: {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn text(&self, element: &str) -> String {
+        self.call("GET", &format!("/element/{element}/text"), None).as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        let _ = request(&self.driver.addr, "DELETE", &format!("/session/{}", self.id), None, b"");
+    }
+}
+
+#[test]
+fn uploading_a_photo_through_the_page_shows_its_label() {
+    if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
+        eprintln!(
+            "SKIPPED: browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    trained_model(&dir.path().join("model"));
+    let server = Server::start(&dir.path().join("model"), &["--quiet"], dir.path().join("server.log"));
+    let test = load(Split::Test);
+    let item = 2; // a pair of trousers: distinctive, so a briefly trained model gets it right
+    assert_eq!(CLASS_NAMES[test.labels[item] as usize], "Trouser");
+    let photo = write_photo(test.image(item), item, dir.path());
+
+    let driver = Driver::start();
+    let session = Session::open(&driver);
+    session.call("POST", "/url", Some(json!({ "url": format!("http://{}/", server.addr) })));
+    let input = session.wait_for("#photos");
+    session.call("POST", &format!("/element/{input}/value"), Some(json!({ "text": photo.to_str().unwrap() })));
+    let label = session.wait_for(".result .label");
+    assert_eq!(session.text(&label), "Trouser");
+    assert_eq!(session.find_all(".result img.model-input").len(), 1, "the 28×28 model input is shown");
+    assert_eq!(session.find_all(".result .bar").len(), 10, "one probability bar per class");
+    let status = session.wait_for("#status");
+    assert_eq!(session.text(&status), "Labelled 1 photo(s).");
+
+    let screenshot = session.call("GET", "/screenshot", None);
+    let png = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, screenshot.as_str().unwrap()).unwrap();
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-label.png");
+    std::fs::write(&shot, &png).unwrap();
+    eprintln!("screenshot: {} ({} bytes)", shot.display(), png.len());
+    assert!(png.starts_with(b"\x89PNG"));
+}
