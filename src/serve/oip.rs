@@ -161,7 +161,7 @@ fn exact_byte(v: f64) -> Option<u8> {
 
 /// `v` in [0, 1] scaled to a byte, rounding to nearest.
 fn unit_to_byte(v: f64) -> Option<u8> {
-    (0.0..=1.0).contains(&v).then(|| (v * 255.0 + 0.5) as u8)
+    (0.0..=1.0).contains(&v).then_some((v * 255.0 + 0.5) as u8)
 }
 
 fn check_outputs(request: &InferRequest) -> Result<(), ApiError> {
