@@ -10,6 +10,7 @@ pub mod label;
 pub mod nn;
 pub mod optim;
 pub mod predict;
+pub mod report;
 pub mod serve;
 pub mod train;
 

@@ -17,14 +17,16 @@ use wardrobe::nn::store;
 use wardrobe::optim::config::{OptimizerConfig, OptimizerKind};
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::predict::top_k;
+use wardrobe::report::{self, ReportInput};
 use wardrobe::serve::batcher::BatchSettings;
 use wardrobe::serve::load_test::{self, LoadSettings};
 use wardrobe::serve::state::ServeSettings;
 use wardrobe::train::checkpoint;
+use wardrobe::train::metrics::Evaluation;
 use wardrobe::train::progress::ConsoleProgress;
 use wardrobe::train::session;
 use wardrobe::train::tensorboard::TensorBoardLog;
-use wardrobe::train::trainer::{EarlyStopping, FitEnd, Monitor, TrainConfig, TrainObserver, evaluate_named};
+use wardrobe::train::trainer::{self, EarlyStopping, FitEnd, Monitor, TrainConfig, TrainObserver};
 use wardrobe::{Error, Result};
 
 /// Train, evaluate and use a Fashion-MNIST clothing classifier on the CPU.
@@ -280,6 +282,10 @@ struct EvaluateArgs {
     /// Test-time augmentation: average each image with its mirror image.
     #[arg(long)]
     tta: bool,
+    /// Also write figures (confusion matrix, training curves, misclassified images) and
+    /// report.json into this directory.
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -526,7 +532,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed))
         .map_err(|e| Error::Invalid(format!("cannot install the Ctrl-C handler: {e}")))?;
     let mut console = ConsoleProgress::new(config.epochs);
-    let mut tensorboard = a.logdir.as_deref().map(TensorBoardLog::create).transpose()?;
+    let mut tensorboard = a.logdir.as_deref().map(|dir| TensorBoardLog::create(dir, &CLASS_NAMES)).transpose()?;
     let mut observers: Vec<&mut dyn TrainObserver> = vec![&mut console];
     if let Some(tb) = tensorboard.as_mut() {
         observers.push(tb);
@@ -550,7 +556,23 @@ fn run_train(a: TrainArgs) -> Result<()> {
 fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     let loaded = store::load(&a.model)?;
     let test = a.data.source().load(Split::Test)?;
-    let eval = evaluate_named(&loaded.model, &test, &loaded.class_names, a.tta);
+    let probs = trainer::probabilities(&loaded.model, &test, a.tta);
+    let eval = Evaluation::from_probabilities(&probs, &test.labels, &loaded.class_names);
+    if let Some(dir) = &a.report {
+        let history = wardrobe::train::history::load(&a.model)?;
+        let input = ReportInput {
+            model: &a.model,
+            evaluation: &eval,
+            probabilities: &probs,
+            data: &test,
+            names: &loaded.class_names,
+            history: history.as_deref(),
+            tta: a.tta,
+        };
+        for path in report::write(dir, &input)? {
+            eprintln!("wrote {}", path.display());
+        }
+    }
     if a.json {
         println!("{}", serde_json::to_string(&eval).expect("evaluation serialises"));
     } else {

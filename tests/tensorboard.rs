@@ -90,10 +90,54 @@ fn fields(b: &[u8]) -> Vec<(u64, Field)> {
     out
 }
 
-/// `(step, [(tag, value)])` of every summary event, after checking the file-version event.
-fn scalars(dir: &std::path::Path) -> Vec<(i64, Vec<(String, f32)>)> {
-    let files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(files.len(), 1);
+/// What a summary value holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// `simple_value`.
+    Scalar(f32),
+    /// `image`: width, height, encoded bytes.
+    Image(i64, i64, Vec<u8>),
+    /// A plugin's value: plugin name and its content bytes (from the metadata).
+    Plugin(String, Vec<u8>),
+}
+
+fn bytes_field(f: &[(u64, Field)], number: u64) -> Option<Vec<u8>> {
+    f.iter().find_map(|(n, v)| match v {
+        Field::Bytes(b) if *n == number => Some(b.clone()),
+        _ => None,
+    })
+}
+
+fn varint_field(f: &[(u64, Field)], number: u64) -> Option<u64> {
+    f.iter().find_map(|(n, v)| match v {
+        Field::Varint(x) if *n == number => Some(*x),
+        _ => None,
+    })
+}
+
+fn payload(value: &[(u64, Field)]) -> Payload {
+    if let Some(x) = value.iter().find_map(|(n, v)| match v {
+        Field::Fixed32(x) if *n == 2 => Some(f32::from_le_bytes(*x)),
+        _ => None,
+    }) {
+        return Payload::Scalar(x);
+    }
+    if let Some(image) = bytes_field(value, 4) {
+        let f = fields(&image);
+        let (h, w) = (varint_field(&f, 1).unwrap() as i64, varint_field(&f, 2).unwrap() as i64);
+        return Payload::Image(w, h, bytes_field(&f, 4).unwrap());
+    }
+    let metadata = fields(&bytes_field(value, 9).expect("a value without scalar or image has metadata"));
+    let plugin = fields(&bytes_field(&metadata, 1).unwrap());
+    let name = String::from_utf8(bytes_field(&plugin, 1).unwrap()).unwrap();
+    Payload::Plugin(name, bytes_field(&plugin, 2).unwrap_or_default())
+}
+
+/// `(step, [(tag, payload)])` of every summary event of the one event file in `dir`, after
+/// checking the file-version event and every wall time.
+pub fn summaries(dir: &std::path::Path) -> Vec<(i64, Vec<(String, Payload)>)> {
+    let files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].file_name().unwrap().to_str().unwrap().starts_with("events.out.tfevents."));
     let events = records(&std::fs::read(&files[0]).unwrap());
     for event in &events {
@@ -109,45 +153,36 @@ fn scalars(dir: &std::path::Path) -> Vec<(i64, Vec<(String, f32)>)> {
         .iter()
         .map(|e| {
             let f = fields(e);
-            let step = f
-                .iter()
-                .find_map(|(n, v)| match (n, v) {
-                    (2, Field::Varint(s)) => Some(*s as i64),
-                    _ => None,
-                })
-                .unwrap();
-            let summary = f
-                .iter()
-                .find_map(|(n, v)| match (n, v) {
-                    (5, Field::Bytes(b)) => Some(b.clone()),
-                    _ => None,
-                })
-                .unwrap();
-            let values = fields(&summary)
+            let step = varint_field(&f, 2).unwrap_or(0) as i64;
+            let values = fields(&bytes_field(&f, 5).unwrap())
                 .into_iter()
                 .map(|(n, v)| {
                     assert_eq!(n, 1);
                     let Field::Bytes(value) = v else { panic!("value is a message") };
                     let vf = fields(&value);
-                    let tag = vf
-                        .iter()
-                        .find_map(|(n, v)| match (n, v) {
-                            (1, Field::Bytes(t)) => Some(String::from_utf8(t.clone()).unwrap()),
-                            _ => None,
-                        })
-                        .unwrap();
-                    let x = vf
-                        .iter()
-                        .find_map(|(n, v)| match (n, v) {
-                            (2, Field::Fixed32(x)) => Some(f32::from_le_bytes(*x)),
-                            _ => None,
-                        })
-                        .unwrap();
-                    (tag, x)
+                    (String::from_utf8(bytes_field(&vf, 1).unwrap()).unwrap(), payload(&vf))
                 })
                 .collect();
             (step, values)
         })
+        .collect()
+}
+
+/// The scalar values of each summary event.
+fn scalars(dir: &std::path::Path) -> Vec<(i64, Vec<(String, f32)>)> {
+    summaries(dir)
+        .into_iter()
+        .map(|(step, values)| {
+            let scalars = values
+                .into_iter()
+                .filter_map(|(tag, p)| match p {
+                    Payload::Scalar(x) => Some((tag, x)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>();
+            (step, scalars)
+        })
+        .filter(|(_, v)| !v.is_empty())
         .collect()
 }
 
@@ -184,5 +219,19 @@ fn event_files_hold_the_training_history() {
         assert_eq!(t["epoch_learning_rate"], get("lr"));
         assert_eq!(v["epoch_loss"], get("val_loss"));
         assert_eq!(v["epoch_accuracy"], get("val_accuracy"));
+    }
+    let images: Vec<(i64, i64, i64, Vec<u8>)> = summaries(&logdir.join("validation"))
+        .into_iter()
+        .flat_map(|(step, values)| values.into_iter().map(move |v| (step, v)))
+        .filter_map(|(step, (tag, p))| match p {
+            Payload::Image(w, h, png) if tag == "epoch_confusion_matrix" => Some((step, w, h, png)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(images.iter().map(|i| i.0).collect::<Vec<_>>(), [1, 2, 3], "one confusion matrix per epoch");
+    for (_, w, h, png) in images {
+        let decoded = image::load_from_memory(&png).expect("the image is a valid PNG");
+        assert_eq!((i64::from(decoded.width()), i64::from(decoded.height())), (w, h));
+        assert!(w > 400 && h > 400, "legible size: {w}×{h}");
     }
 }

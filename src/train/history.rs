@@ -1,6 +1,6 @@
 //! The metrics history of a run, saved beside the model as `history.json` and `history.csv`.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::train::trainer::EpochStats;
 use std::path::Path;
@@ -21,4 +21,14 @@ pub fn save(dir: &Path, history: &[EpochStats]) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Reads the history `save` wrote into `dir`; `None` when there is none.
+pub fn load(dir: &Path) -> Result<Option<Vec<EpochStats>>> {
+    let path = dir.join("history.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = fsutil::read(&path)?;
+    serde_json::from_slice(&text).map(Some).map_err(|e| Error::format(&path, format!("invalid history: {e}")))
 }

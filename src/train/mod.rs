@@ -5,5 +5,6 @@ pub mod history;
 pub mod metrics;
 pub mod progress;
 pub mod session;
+pub mod tb_proto;
 pub mod tensorboard;
 pub mod trainer;

@@ -1,6 +1,7 @@
 //! Terminal progress for training: an indicatif bar per epoch with the running loss and accuracy,
 //! then the epoch's one-line summary.
 
+use crate::train::metrics::Evaluation;
 use crate::train::trainer::{EpochStats, TrainObserver};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -37,7 +38,7 @@ impl TrainObserver for ConsoleProgress {
         }
     }
 
-    fn epoch_done(&mut self, stats: &EpochStats) {
+    fn epoch_done(&mut self, stats: &EpochStats, _validation: &Evaluation) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }

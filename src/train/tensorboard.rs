@@ -5,55 +5,15 @@
 //! with Keras' tag names.
 
 use crate::error::{Error, Result};
+use crate::report::canvas::Figure;
+use crate::report::confusion::confusion_png;
+use crate::train::metrics::Evaluation;
+use crate::train::tb_proto::{Event, Image, Summary, SummaryValue, Value, What};
 use crate::train::trainer::{EpochStats, TrainObserver};
 use prost::Message;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-
-/// `tensorflow.Event`, the fields we write.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Event {
-    /// Seconds since the epoch.
-    #[prost(double, tag = "1")]
-    pub wall_time: f64,
-    /// Global step (here: the epoch).
-    #[prost(int64, tag = "2")]
-    pub step: i64,
-    /// What the event carries.
-    #[prost(oneof = "What", tags = "3, 5")]
-    pub what: Option<What>,
-}
-
-/// `Event.what`.
-#[derive(Clone, PartialEq, prost::Oneof)]
-pub enum What {
-    /// File format version, first event of a file.
-    #[prost(string, tag = "3")]
-    FileVersion(String),
-    /// A summary of values.
-    #[prost(message, tag = "5")]
-    Summary(Summary),
-}
-
-/// `tensorflow.Summary`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Summary {
-    /// The values.
-    #[prost(message, repeated, tag = "1")]
-    pub value: Vec<SummaryValue>,
-}
-
-/// `tensorflow.Summary.Value` with a scalar.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SummaryValue {
-    /// Tag, e.g. `epoch_loss`.
-    #[prost(string, tag = "1")]
-    pub tag: String,
-    /// `simple_value`.
-    #[prost(float, tag = "2")]
-    pub simple_value: f32,
-}
 
 /// The CRC mask of the TFRecord format.
 pub fn masked_crc(data: &[u8]) -> u32 {
@@ -94,28 +54,58 @@ impl EventWriter {
             .map_err(|e| Error::io(&self.path, e))
     }
 
+    /// Writes summary values at `step`.
+    pub fn summary(&mut self, step: i64, value: Vec<SummaryValue>) -> Result<()> {
+        self.write(&Event { wall_time: now(), step, what: Some(What::Summary(Summary { value })) })
+    }
+
     /// Writes scalars `(tag, value)` at `step`.
     pub fn scalars(&mut self, step: i64, values: &[(&str, f32)]) -> Result<()> {
-        let value = values.iter().map(|&(tag, v)| SummaryValue { tag: tag.into(), simple_value: v }).collect();
-        self.write(&Event { wall_time: now(), step, what: Some(What::Summary(Summary { value })) })
+        let value = values.iter().map(|&(tag, v)| SummaryValue::simple(tag, v)).collect();
+        self.summary(step, value)
+    }
+
+    /// Writes a figure as an image summary under `tag` at `step`.
+    pub fn image(&mut self, step: i64, tag: &str, figure: Figure) -> Result<()> {
+        let (height, width) = (figure.height as i32, figure.width as i32);
+        let image = Image { height, width, colorspace: 3, encoded_image_string: figure.png };
+        self.summary(step, vec![SummaryValue { tag: tag.into(), metadata: None, value: Some(Value::Image(image)) }])
     }
 }
 
-/// Writes each epoch's metrics to `train/` and `validation/` runs under a log directory.
+/// Writes each epoch's metrics to `train/` and `validation/` runs under a log directory, and the
+/// validation confusion matrix as an image.
 pub struct TensorBoardLog {
     train: EventWriter,
     validation: EventWriter,
+    class_names: Vec<String>,
     error: Option<Error>,
 }
 
+/// Tag of the per-epoch confusion-matrix image.
+pub const CONFUSION_TAG: &str = "epoch_confusion_matrix";
+
 impl TensorBoardLog {
-    /// Opens the two runs under `logdir`.
-    pub fn create(logdir: &Path) -> Result<TensorBoardLog> {
+    /// Opens the two runs under `logdir`; `class_names` label the confusion matrix.
+    pub fn create(logdir: &Path, class_names: &[&str]) -> Result<TensorBoardLog> {
         Ok(TensorBoardLog {
             train: EventWriter::create(&logdir.join("train"))?,
             validation: EventWriter::create(&logdir.join("validation"))?,
+            class_names: class_names.iter().map(|s| s.to_string()).collect(),
             error: None,
         })
+    }
+
+    fn log_epoch(&mut self, s: &EpochStats, validation: &Evaluation) -> Result<()> {
+        let step = s.epoch as i64;
+        let train =
+            [("epoch_loss", s.loss as f32), ("epoch_accuracy", s.accuracy as f32), ("epoch_learning_rate", s.lr)];
+        self.train.scalars(step, &train)?;
+        self.validation
+            .scalars(step, &[("epoch_loss", s.val_loss as f32), ("epoch_accuracy", s.val_accuracy as f32)])?;
+        let title = format!("validation, epoch {}: accuracy {:.2}%", s.epoch, 100.0 * s.val_accuracy);
+        let figure = confusion_png(&validation.confusion, &self.class_names, &title)?;
+        self.validation.image(step, CONFUSION_TAG, figure)
     }
 
     /// The first write error, if any (observers cannot fail the run themselves).
@@ -125,13 +115,8 @@ impl TensorBoardLog {
 }
 
 impl TrainObserver for TensorBoardLog {
-    fn epoch_done(&mut self, s: &EpochStats) {
-        let step = s.epoch as i64;
-        let train =
-            [("epoch_loss", s.loss as f32), ("epoch_accuracy", s.accuracy as f32), ("epoch_learning_rate", s.lr)];
-        let val = [("epoch_loss", s.val_loss as f32), ("epoch_accuracy", s.val_accuracy as f32)];
-        let result = self.train.scalars(step, &train).and_then(|_| self.validation.scalars(step, &val));
-        if let Err(e) = result {
+    fn epoch_done(&mut self, s: &EpochStats, validation: &Evaluation) {
+        if let Err(e) = self.log_epoch(s, validation) {
             self.error.get_or_insert(e);
         }
     }

@@ -149,8 +149,8 @@ pub trait TrainObserver {
     fn epoch_started(&mut self, _epoch: usize, _steps: usize) {}
     /// A step finished; running mean loss and accuracy of the epoch so far.
     fn step_done(&mut self, _loss: f64, _accuracy: f64) {}
-    /// An epoch finished.
-    fn epoch_done(&mut self, _stats: &EpochStats) {}
+    /// An epoch finished; `validation` is the evaluation its validation figures come from.
+    fn epoch_done(&mut self, _stats: &EpochStats, _validation: &Evaluation) {}
 }
 
 /// Sub-batch per thread for evaluation: large enough for efficient matrix products, small enough
@@ -181,8 +181,8 @@ impl TrainObserver for Vec<&mut dyn TrainObserver> {
         self.iter_mut().for_each(|o| o.step_done(loss, accuracy));
     }
 
-    fn epoch_done(&mut self, stats: &EpochStats) {
-        self.iter_mut().for_each(|o| o.epoch_done(stats));
+    fn epoch_done(&mut self, stats: &EpochStats, validation: &Evaluation) {
+        self.iter_mut().for_each(|o| o.epoch_done(stats, validation));
     }
 }
 
@@ -387,7 +387,7 @@ impl<'a> Trainer<'a> {
                 seconds: started.elapsed().as_secs_f64(),
                 images_per_second: (st.seen - seen_before) as f64 / train_seconds,
             };
-            observer.epoch_done(&stats);
+            observer.epoch_done(&stats, &eval);
             self.finish_epoch(stats);
             on_epoch(self)?;
         }
@@ -426,7 +426,12 @@ pub fn evaluate(model: &Model, data: &Dataset) -> Evaluation {
 /// Evaluates `model` on `data` with the given class names, optionally with test-time
 /// augmentation (averaging each image with its mirror image).
 pub fn evaluate_named(model: &Model, data: &Dataset, names: &[String], tta: bool) -> Evaluation {
+    Evaluation::from_probabilities(&probabilities(model, data, tta), &data.labels, names)
+}
+
+/// Class probabilities of every image of `data` (rows of the class count), optionally with
+/// test-time augmentation.
+pub fn probabilities(model: &Model, data: &Dataset, tta: bool) -> Vec<f32> {
     let mut predictor = Predictor::new(model, INFERENCE_BATCH);
-    let probs = if tta { predictor.probabilities_tta(&data.images) } else { predictor.probabilities(&data.images) };
-    Evaluation::from_probabilities(&probs, &data.labels, names)
+    if tta { predictor.probabilities_tta(&data.images) } else { predictor.probabilities(&data.images) }
 }

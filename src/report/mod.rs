@@ -1,0 +1,88 @@
+//! Evaluation reports as files: the confusion-matrix heat-map, training curves, a grid of
+//! misclassified images, and `report.json` with every figure behind them.
+
+pub mod canvas;
+pub mod confusion;
+pub mod curves;
+pub mod mistakes;
+
+use crate::data::dataset::Dataset;
+use crate::error::Result;
+use crate::fsutil;
+use crate::train::metrics::Evaluation;
+use crate::train::trainer::EpochStats;
+use canvas::Figure;
+use mistakes::Mistake;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Misclassified images drawn in the grid.
+pub const MISTAKES_SHOWN: usize = 40;
+
+/// What a report is made from.
+pub struct ReportInput<'a> {
+    /// The model directory evaluated.
+    pub model: &'a Path,
+    /// The evaluation.
+    pub evaluation: &'a Evaluation,
+    /// Class probabilities of every sample (rows of the class count).
+    pub probabilities: &'a [f32],
+    /// The evaluated set.
+    pub data: &'a Dataset,
+    /// Class names.
+    pub names: &'a [String],
+    /// The model's training history, when its run directory has one.
+    pub history: Option<&'a [EpochStats]>,
+    /// Whether test-time augmentation was used.
+    pub tta: bool,
+}
+
+/// The `report.json` document.
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    model: String,
+    tta: bool,
+    evaluation: &'a Evaluation,
+    confusion_row_percent: Vec<Vec<f64>>,
+    misclassified: usize,
+    most_confident_mistakes: &'a [Mistake],
+    history: Option<&'a [EpochStats]>,
+    files: &'a [String],
+}
+
+/// Writes the figures and `report.json` into `dir` (each atomically); returns the files written.
+pub fn write(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
+    fsutil::create_dir_all(dir)?;
+    let mut figures: Vec<(&str, Figure)> = Vec::new();
+    let title =
+        format!("confusion matrix, {} samples, accuracy {:.2}%", input.data.len(), 100.0 * input.evaluation.accuracy);
+    figures.push(("confusion.png", confusion::confusion_png(&input.evaluation.confusion, input.names, &title)?));
+    if let Some(history) = input.history.filter(|h| !h.is_empty()) {
+        figures.push(("curves.png", curves::curves_png(history)?));
+    }
+    let wrong = mistakes::mistakes(input.probabilities, &input.data.labels, input.names);
+    let shown = &wrong[..wrong.len().min(MISTAKES_SHOWN)];
+    figures.push(("mistakes.png", mistakes::mistakes_png(shown, input.data)?));
+    let mut written = Vec::new();
+    for (name, figure) in &figures {
+        let path = dir.join(name);
+        fsutil::write_atomic(&path, |out| out.write_all(&figure.png))?;
+        written.push(path);
+    }
+    let files: Vec<String> = figures.iter().map(|(name, _)| name.to_string()).collect();
+    let json = ReportJson {
+        model: input.model.display().to_string(),
+        tta: input.tta,
+        evaluation: input.evaluation,
+        confusion_row_percent: input.evaluation.confusion.row_percent(),
+        misclassified: wrong.len(),
+        most_confident_mistakes: shown,
+        history: input.history,
+        files: &files,
+    };
+    let text = serde_json::to_string_pretty(&json).expect("report serialises");
+    let path = dir.join("report.json");
+    fsutil::write_atomic(&path, |out| out.write_all(text.as_bytes()))?;
+    written.push(path);
+    Ok(written)
+}

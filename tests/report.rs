@@ -1,0 +1,45 @@
+//! `evaluate --report DIR` on a model trained from real data: the figures are valid PNGs of a
+//! legible size, and report.json agrees with `evaluate --json` and the run's history.
+
+mod common;
+
+use common::{load, run};
+use wardrobe::data::dataset::Split;
+
+#[test]
+fn evaluate_report_writes_figures_and_a_consistent_report_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("train.csv");
+    wardrobe::data::csv::write(&csv, &load(Split::Train).slice(0..3_000)).unwrap();
+    let (model, report) = (dir.path().join("run"), dir.path().join("report"));
+    let (ok, _, err) =
+        run(&["train", "--train-csv", csv.to_str().unwrap(), "--epochs", "2", "--out", model.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, stdout, err) =
+        run(&["evaluate", "--model", model.to_str().unwrap(), "--json", "--report", report.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let printed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for name in ["confusion.png", "curves.png", "mistakes.png"] {
+        let img = image::open(report.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(img.width() >= 600 && img.height() >= 400, "{name} is {}×{}", img.width(), img.height());
+        assert!(err.contains(&format!("wrote {}", report.join(name).display())), "{err}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["evaluation"], printed);
+    let accuracy = printed["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.7, "a model trained on 2,700 real images: {accuracy}");
+    let wrong = json["misclassified"].as_u64().unwrap();
+    assert_eq!(wrong, (10_000.0 * (1.0 - accuracy)).round() as u64);
+    let shown = json["most_confident_mistakes"].as_array().unwrap();
+    assert_eq!(shown.len(), 40);
+    let confidences: Vec<f64> = shown.iter().map(|m| m["confidence"].as_f64().unwrap()).collect();
+    assert!(confidences.windows(2).all(|w| w[0] >= w[1]), "most confident first");
+    assert!(shown.iter().all(|m| m["truth"] != m["predicted"]));
+    assert_eq!(json["history"].as_array().unwrap().len(), 2);
+    let rows = json["confusion_row_percent"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| (r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).sum::<f64>() - 100.0).abs() < 1e-6)
+    );
+}
