@@ -13,5 +13,6 @@ pub mod predict;
 pub mod report;
 pub mod serve;
 pub mod train;
+pub mod tune;
 
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! The `wardrobe` command line: parses flags, calls the library, prints, sets the exit code.
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,9 +25,14 @@ use wardrobe::serve::state::ServeSettings;
 use wardrobe::train::checkpoint;
 use wardrobe::train::metrics::Evaluation;
 use wardrobe::train::progress::ConsoleProgress;
+use wardrobe::train::run_spec::{RunSpec, SpecFile};
 use wardrobe::train::session;
 use wardrobe::train::tensorboard::TensorBoardLog;
 use wardrobe::train::trainer::{self, EarlyStopping, FitEnd, Monitor, TrainConfig, TrainObserver};
+use wardrobe::tune::apply::apply;
+use wardrobe::tune::output as tune_output;
+use wardrobe::tune::space::{Search, SearchSpace};
+use wardrobe::tune::tuner::{self, TrialResult, TuneSettings};
 use wardrobe::{Error, Result};
 
 /// Train, evaluate and use a Fashion-MNIST clothing classifier on the CPU.
@@ -58,6 +64,138 @@ enum Command {
     Bench(BenchArgs),
     /// Serve a model over HTTP: Open Inference Protocol v2, photo labelling, a web page, metrics.
     Serve(ServeArgs),
+    /// Search hyper-parameters on the validation split; save the best as a run spec.
+    Tune(TuneArgs),
+}
+
+#[derive(Args)]
+struct TuneArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Base architecture: seed, default or best.
+    #[arg(long, default_value = "seed")]
+    preset: String,
+    /// Base architecture or run spec file instead of a preset.
+    #[arg(long, conflicts_with = "preset")]
+    spec: Option<PathBuf>,
+    /// A hyper-parameter and the values to try, NAME=V1,V2,… (repeat the flag for more). Names:
+    /// optimizer, lr, batch_size, momentum, l2, weight_decay, dropout, filters (of the first
+    /// convolution), schedule, augment (parts joined by +, e.g. flip+shift=2). Default:
+    /// lr=0.0003,0.001,0.003 batch_size=64,128 dropout=0.25,0.5 optimizer=adam,adamw.
+    #[arg(long = "param")]
+    params: Vec<String>,
+    /// Trials to run (at most the grid size).
+    #[arg(long, default_value_t = 6)]
+    trials: usize,
+    /// Epochs per trial.
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+    /// How trials are picked from the grid.
+    #[arg(long, value_enum, default_value = "random")]
+    search: Search,
+    /// Stop the search after this many minutes (the trial then running is left out).
+    #[arg(long)]
+    budget_minutes: Option<f64>,
+    /// Seed of every trial (initialisation, shuffling, dropout) and of the random search.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Fraction of the training set held out for validation (the last images).
+    #[arg(long, default_value_t = 0.1)]
+    val_split: f64,
+    /// Directory for the ranking (trials.json, trials.csv) and the best run spec (best.json).
+    #[arg(long, default_value = "runs/tune")]
+    out: PathBuf,
+    /// TensorBoard directory with the HParams experiment and one run per trial (default OUT/logs).
+    #[arg(long)]
+    logdir: Option<PathBuf>,
+}
+
+fn tune_base(a: &TuneArgs) -> Result<RunSpec> {
+    let training = TrainConfig {
+        epochs: a.epochs,
+        batch_size: 64,
+        optimizer: OptimizerConfig::default(),
+        schedule: Schedule::parse("cosine").map_err(Error::Invalid)?,
+        augment: Augment::default(),
+        early_stopping: None,
+        seed: a.seed,
+    };
+    let mut base = match a.spec.as_deref().map(SpecFile::load).transpose()? {
+        Some(SpecFile::Run(run)) => run,
+        Some(SpecFile::Model(model)) => RunSpec { model, training, val_split: a.val_split },
+        None => RunSpec { model: ModelSpec::preset(&a.preset)?, training, val_split: a.val_split },
+    };
+    (base.training.epochs, base.training.seed, base.val_split) = (a.epochs, a.seed, a.val_split);
+    Ok(base)
+}
+
+fn run_tune(a: TuneArgs) -> Result<()> {
+    positive("epochs", a.epochs)?;
+    positive("trials", a.trials)?;
+    if a.budget_minutes.is_some_and(|m| !(m > 0.0 && m.is_finite())) {
+        return Err(Error::Invalid("--budget-minutes must be a positive number".into()));
+    }
+    let space = if a.params.is_empty() { SearchSpace::default_space() } else { SearchSpace::parse(&a.params)? };
+    let base = tune_base(&a)?;
+    let trials = space.trials(a.search, a.trials, a.seed);
+    for trial in &trials {
+        apply(trial, &base.model, &base.training)?;
+    }
+    let (train, val) = split_validation(a.data.source().load(Split::Train)?, base.val_split)?;
+    let logdir = a.logdir.clone().unwrap_or_else(|| a.out.join("logs"));
+    println!(
+        "tuning: {} of {} grid points, {} epochs each, {} training / {} validation images; TensorBoard: {}",
+        trials.len(),
+        space.grid().len(),
+        base.training.epochs,
+        train.len(),
+        val.len(),
+        logdir.display()
+    );
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed))
+        .map_err(|e| Error::Invalid(format!("cannot install the Ctrl-C handler: {e}")))?;
+    let settings =
+        TuneSettings { logdir, budget: a.budget_minutes.map(|m| std::time::Duration::from_secs_f64(m * 60.0)) };
+    let epochs = base.training.epochs;
+    let mut observer = |number: usize, trial: &wardrobe::tune::space::Trial| -> Box<dyn TrainObserver> {
+        let values: Vec<String> = trial.iter().map(|(p, v)| format!("{}={v}", p.name())).collect();
+        println!("trial {number}/{}: {}", trials.len(), values.join(" "));
+        Box::new(ConsoleProgress::new(epochs))
+    };
+    let results = tuner::run(&base, &space, &trials, (&train, &val), &settings, &mut observer, &INTERRUPTED)?;
+    let ranking = tuner::ranked(&results);
+    print_ranking(&ranking);
+    tune_output::save(&a.out, &results, &ranking)?;
+    match ranking.first() {
+        Some(best) => println!(
+            "best: trial {} (val_acc {:.4}); saved {}; repeat it with: wardrobe train --spec {}",
+            best.trial,
+            best.val_accuracy,
+            a.out.join("best.json").display(),
+            a.out.join("best.json").display()
+        ),
+        None => println!("no trial completed"),
+    }
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
+    Ok(())
+}
+
+fn print_ranking(ranking: &[&TrialResult]) {
+    println!("{:<5}{:<7}{:>9}{:>10}{:>8}  hyper-parameters", "rank", "trial", "val_acc", "val_loss", "time");
+    for (rank, r) in ranking.iter().enumerate() {
+        let values: Vec<String> = r.hparams.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "{:<5}{:<7}{:>9.4}{:>10.4}{:>7.1}s  {}",
+            rank + 1,
+            r.trial,
+            r.val_accuracy,
+            r.val_loss,
+            r.seconds,
+            values.join(" ")
+        );
+    }
 }
 
 #[derive(Args)]
@@ -207,7 +345,8 @@ struct TrainArgs {
     /// Named architecture: seed (the notebook's CNN), default (conv + batch-norm blocks), best (default with dense 512).
     #[arg(long, default_value = "seed")]
     preset: String,
-    /// Architecture from a JSON spec file instead of a preset.
+    /// Architecture from a JSON spec file instead of a preset; a run spec (as `tune` saves) also
+    /// sets the training options and validation split, and flags given here override them.
     #[arg(long, conflicts_with = "preset")]
     spec: Option<PathBuf>,
     /// Passes over the training set.
@@ -478,18 +617,9 @@ fn early_stopping(a: &TrainArgs) -> Option<EarlyStopping> {
     })
 }
 
-fn fresh_run(a: &TrainArgs) -> Result<(Model, TrainConfig)> {
-    positive("epochs", a.epochs)?;
-    positive("batch-size", a.batch_size)?;
-    if !(a.lr > 0.0 && a.lr.is_finite()) {
-        return Err(Error::Invalid(format!("--lr must be a positive number, got {}", a.lr)));
-    }
-    let spec = match &a.spec {
-        Some(path) => ModelSpec::from_file(path)?,
-        None => ModelSpec::preset(&a.preset)?,
-    };
-    let model = Model::initialised(spec, CLASS_NAMES.len(), a.seed)?;
-    let config = TrainConfig {
+/// Training settings from the flags alone.
+fn config_from_flags(a: &TrainArgs) -> TrainConfig {
+    TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch_size,
         optimizer: OptimizerConfig {
@@ -504,24 +634,77 @@ fn fresh_run(a: &TrainArgs) -> Result<(Model, TrainConfig)> {
         augment: a.augment,
         early_stopping: early_stopping(a),
         seed: a.seed,
-    };
-    Ok((model, config))
+    }
 }
 
-fn run_train(a: TrainArgs) -> Result<()> {
-    let (mut model, config, resume, run_dir) = match &a.resume {
+/// A run spec's training settings and validation split, with the flags typed on the command
+/// line (`explicit`) taking precedence.
+fn merge_flags(
+    run: &RunSpec,
+    flags: TrainConfig,
+    a: &TrainArgs,
+    explicit: &dyn Fn(&str) -> bool,
+) -> (TrainConfig, f64) {
+    let mut c = run.training.clone();
+    let o = &mut c.optimizer;
+    let any = |ids: &[&str]| ids.iter().any(|id| explicit(id));
+    (c.epochs, c.batch_size) = (
+        pick(explicit("epochs"), flags.epochs, c.epochs),
+        pick(explicit("batch_size"), flags.batch_size, c.batch_size),
+    );
+    o.kind = pick(explicit("optimizer"), flags.optimizer.kind, o.kind);
+    o.lr = pick(explicit("lr"), flags.optimizer.lr, o.lr);
+    o.momentum = pick(explicit("momentum"), flags.optimizer.momentum, o.momentum);
+    o.nesterov = pick(explicit("nesterov"), flags.optimizer.nesterov, o.nesterov);
+    o.l2 = pick(explicit("l2"), flags.optimizer.l2, o.l2);
+    o.weight_decay = pick(any(&["weight_decay", "optimizer"]), flags.optimizer.weight_decay, o.weight_decay);
+    c.schedule = pick(explicit("schedule"), flags.schedule, c.schedule);
+    c.augment = pick(explicit("augment"), flags.augment, c.augment);
+    c.seed = pick(explicit("seed"), flags.seed, c.seed);
+    let stopping = any(&["patience", "monitor", "min_delta", "no_restore_best"]);
+    c.early_stopping = pick(stopping, flags.early_stopping, c.early_stopping);
+    (c, pick(explicit("val_split"), a.val_split, run.val_split))
+}
+
+fn pick<T>(flag_given: bool, flag: T, spec: T) -> T {
+    if flag_given { flag } else { spec }
+}
+
+/// A new model and its training settings and validation split.
+fn fresh_run(a: &TrainArgs, explicit: &dyn Fn(&str) -> bool) -> Result<(Model, TrainConfig, f64)> {
+    let flags = config_from_flags(a);
+    let (spec, config, val_split) = match a.spec.as_deref().map(SpecFile::load).transpose()? {
+        Some(SpecFile::Run(run)) => {
+            let (config, val_split) = merge_flags(&run, flags, a, explicit);
+            (run.model, config, val_split)
+        }
+        Some(SpecFile::Model(model)) => (model, flags, a.val_split),
+        None => (ModelSpec::preset(&a.preset)?, flags, a.val_split),
+    };
+    positive("epochs", config.epochs)?;
+    positive("batch-size", config.batch_size)?;
+    let lr = config.optimizer.lr;
+    if !(lr > 0.0 && lr.is_finite()) {
+        return Err(Error::Invalid(format!("--lr must be a positive number, got {lr}")));
+    }
+    let model = Model::initialised(spec, CLASS_NAMES.len(), config.seed)?;
+    Ok((model, config, val_split))
+}
+
+fn run_train(a: TrainArgs, explicit: &dyn Fn(&str) -> bool) -> Result<()> {
+    let (mut model, config, resume, run_dir, val_split) = match &a.resume {
         Some(dir) => {
             let checkpoint::Checkpoint { model, config, resume } = checkpoint::load(&checkpoint::checkpoint_dir(dir))?;
             println!("resuming {} at epoch {} step {}", dir.display(), resume.state.epoch, resume.state.step);
-            (model, config, Some(resume), dir.clone())
+            (model, config, Some(resume), dir.clone(), a.val_split)
         }
         None => {
-            let (model, config) = fresh_run(&a)?;
-            (model, config, None, a.out.clone())
+            let (model, config, val_split) = fresh_run(&a, explicit)?;
+            (model, config, None, a.out.clone(), val_split)
         }
     };
     let full = a.data.source().load(Split::Train)?;
-    let (train, val) = split_validation(full, a.val_split)?;
+    let (train, val) = split_validation(full, val_split)?;
     println!("{}", model.summary());
     println!(
         "training on {} images, validating on {}, {} threads",
@@ -630,7 +813,8 @@ fn restore_default_sigpipe() {
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Some(threads) = cli.threads
         && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global()
     {
@@ -639,13 +823,17 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Convert(a) => run_convert(a),
-        Command::Train(a) => run_train(a),
+        Command::Train(a) => {
+            let train = matches.subcommand_matches("train");
+            run_train(a, &|id| train.and_then(|m| m.value_source(id)) == Some(ValueSource::CommandLine))
+        }
         Command::Evaluate(a) => run_evaluate(a),
         Command::Predict(a) => run_predict(a),
         Command::Label(a) => run_label(a),
         Command::Photo(a) => run_photo(a),
         Command::Bench(a) => run_bench(a),
         Command::Serve(a) => run_serve(a),
+        Command::Tune(a) => run_tune(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -77,15 +77,25 @@ fn start_server(model: &Path, extra: &[String]) -> Result<ServerProcess> {
         .arg(model)
         .args(extra)
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Invalid(format!("cannot start the server: {e}")))?;
     let mut line = String::new();
     let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
     BufReader::new(stdout).read_line(&mut line).map_err(|e| Error::Invalid(format!("server output: {e}")))?;
     let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).map(String::from);
     match addr {
-        Some(addr) => Ok(ServerProcess { child, addr }),
-        None => Err(Error::Invalid(format!("the server did not start (model {})", model.display()))),
+        Some(addr) => {
+            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::stderr()));
+            Ok(ServerProcess { child, addr })
+        }
+        None => {
+            let mut said = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut said);
+            let said = said.trim().trim_start_matches("error: ");
+            Err(Error::Invalid(format!("the server did not start: {said}")))
+        }
     }
 }
 

@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod history;
 pub mod metrics;
 pub mod progress;
+pub mod run_spec;
 pub mod session;
 pub mod tb_proto;
 pub mod tensorboard;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod tfevents;
 
 use image::{GrayImage, Rgb, RgbImage, imageops::FilterType};
 use std::path::{Path, PathBuf};
