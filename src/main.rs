@@ -212,12 +212,16 @@ struct ServeArgs {
     /// Most images the model runs together.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     max_batch: u64,
-    /// Longest a request waits for others to join its batch, in microseconds.
-    #[arg(long, default_value_t = 500)]
+    /// Longest a request waits for others to join its batch, in microseconds (0: a batch is
+    /// whatever queued while the model was busy).
+    #[arg(long, default_value_t = 0)]
     max_wait_us: u64,
-    /// Model worker threads, each running whole batches (default: one per core).
+    /// Model worker threads, each running whole batches (default: half the cores, at least 1).
     #[arg(long)]
     workers: Option<usize>,
+    /// Threads handling HTTP and JSON (default: half the cores, at least 1).
+    #[arg(long)]
+    http_threads: Option<usize>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 32 << 20)]
     max_body_bytes: usize,
@@ -241,6 +245,11 @@ struct ServeArgs {
     quiet: bool,
 }
 
+/// Half the worker threads (at least one): the server's split between HTTP and the model.
+fn half_the_cores() -> usize {
+    (rayon::current_num_threads() / 2).max(1)
+}
+
 fn run_serve(a: ServeArgs) -> Result<()> {
     if !(a.timeout_secs.is_finite() && a.timeout_secs > 0.0) {
         return Err(Error::Invalid(format!("--timeout-secs must be positive, got {}", a.timeout_secs)));
@@ -254,7 +263,7 @@ fn run_serve(a: ServeArgs) -> Result<()> {
         batch: BatchSettings {
             max_batch: a.max_batch as usize,
             max_wait: std::time::Duration::from_micros(a.max_wait_us),
-            workers: a.workers.unwrap_or_else(rayon::current_num_threads),
+            workers: a.workers.unwrap_or_else(half_the_cores).max(1),
         },
         review_below: a.review_below,
         max_pixels: a.max_pixels,

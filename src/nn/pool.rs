@@ -25,16 +25,17 @@ impl MaxPool2d {
 
     /// Calls `visit(sample, output offset, window offsets)` for every output pixel, window
     /// positions in row-major order.
-    fn for_each_window(&self, n: usize, mut visit: impl FnMut(usize, usize, &mut dyn Iterator<Item = usize>)) {
+    fn for_each_window(&self, n: usize, mut visit: impl FnMut(usize, usize, &[usize])) {
         let c = self.input.c;
+        let mut starts = vec![0; self.size * self.size];
         for b in 0..n {
             for oy in 0..self.output.h {
                 for ox in 0..self.output.w {
                     let out = b * self.output.size() + (oy * self.output.w + ox) * c;
-                    let mut starts = (0..self.size)
-                        .flat_map(|wy| (0..self.size).map(move |wx| (wy, wx)))
-                        .map(|(wy, wx)| self.window_start(oy, ox, wy, wx));
-                    visit(b, out, &mut starts);
+                    for (i, start) in starts.iter_mut().enumerate() {
+                        *start = self.window_start(oy, ox, i / self.size, i % self.size);
+                    }
+                    visit(b, out, &starts);
                 }
             }
         }
@@ -79,9 +80,9 @@ impl Layer for MaxPool2d {
             let x = &f.x[b * in_size..(b + 1) * in_size];
             let y = &mut f.y[out..out + c];
             y.fill(f32::NEG_INFINITY);
-            for start in starts {
+            for &start in starts {
                 for (y, &v) in y.iter_mut().zip(&x[start..start + c]) {
-                    *y = if v > *y { v } else { *y };
+                    *y = y.max(v);
                 }
             }
         });
@@ -99,7 +100,7 @@ impl Layer for MaxPool2d {
             let x = &b.x[s * in_size..(s + 1) * in_size];
             let dx = &mut dx_all[s * in_size..(s + 1) * in_size];
             let (y, pending) = (&b.y[out..out + c], &mut pending_all[out..out + c]);
-            for start in starts {
+            for &start in starts {
                 hand_out(&x[start..start + c], y, pending, &mut dx[start..start + c]);
             }
         });

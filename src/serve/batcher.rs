@@ -6,7 +6,7 @@
 
 use super::api_error::ApiError;
 use super::metrics::Metrics;
-use crate::nn::infer::probabilities_into;
+use crate::nn::infer::{INFERENCE_BATCH, probabilities_into};
 use crate::nn::model::Model;
 use axum::http::StatusCode;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -64,7 +64,7 @@ impl Batcher {
 /// A worker's loop: take a batch of jobs from the queue, run them, answer each.
 fn work(model: &Model, settings: BatchSettings, queue: &Mutex<Receiver<Job>>, metrics: &Metrics) {
     let input = model.input_size();
-    let mut ws = model.workspace(settings.max_batch);
+    let mut ws = model.workspace(settings.max_batch.min(INFERENCE_BATCH));
     let (mut pixels, mut probs) = (Vec::new(), Vec::new());
     while let Some(jobs) = next_batch(queue, settings, input) {
         pixels.clear();

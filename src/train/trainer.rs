@@ -6,7 +6,7 @@
 use crate::data::augment::Augment;
 use crate::data::batch::Batcher;
 use crate::data::dataset::Dataset;
-use crate::nn::infer::Predictor;
+use crate::nn::infer::{INFERENCE_BATCH, Predictor};
 use crate::nn::loss::{BatchScore, softmax_cross_entropy};
 use crate::nn::model::{Model, Workspace, mix_seed};
 use crate::optim::config::OptimizerConfig;
@@ -152,10 +152,6 @@ pub trait TrainObserver {
     /// An epoch finished; `validation` is the evaluation its validation figures come from.
     fn epoch_done(&mut self, _stats: &EpochStats, _validation: &Evaluation) {}
 }
-
-/// Sub-batch per thread for evaluation: large enough for efficient matrix products, small enough
-/// to stay in cache.
-pub const INFERENCE_BATCH: usize = 64;
 
 /// Largest number of samples a thread pushes through the layers at once.
 pub const MICRO_BATCH: usize = 32;
