@@ -91,6 +91,16 @@ impl Format {
 
 const CSV_HEADER: &str = "path,label,confidence,top3,needs_review";
 
+/// Appends `text` and syncs it; if that fails (a full disk, say), cuts the file back to where it
+/// was, so the output never ends in a torn row.
+fn append_whole(file: &mut std::fs::File, text: &str, out: &Path) -> Result<()> {
+    let before = file.metadata().map_err(|e| Error::io(out, e))?.len();
+    file.write_all(text.as_bytes()).and_then(|_| file.sync_data()).map_err(|e| {
+        let _ = file.set_len(before);
+        Error::io(out, e)
+    })
+}
+
 /// Image files below `folder`, recursively, in sorted order.
 pub fn find_images(folder: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
@@ -248,7 +258,7 @@ pub fn label_folder(
             text.push_str(&row.render(format));
             text.push('\n');
         }
-        file.write_all(text.as_bytes()).and_then(|_| file.sync_data()).map_err(|e| Error::io(out, e))?;
+        append_whole(&mut file, &text, out)?;
         progress((b * options.batch + batch.len()).min(todo.len()), todo.len());
     }
     let failures = &summary.failed;

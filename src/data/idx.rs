@@ -25,16 +25,28 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
+/// Largest decompressed IDX file accepted (the Fashion-MNIST training images are 47 MB).
+pub const MAX_DECOMPRESSED: u64 = 1 << 31;
+
 /// Reads a file, transparently decompressing it when it starts with the gzip magic.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let raw = fsutil::read(path)?;
+    gunzip_if_gzipped(fsutil::read(path)?, path)
+}
+
+/// The bytes themselves, or their decompression when they start with the gzip magic (at most
+/// [`MAX_DECOMPRESSED`] bytes, so a small malicious file cannot exhaust memory).
+pub fn gunzip_if_gzipped(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if !raw.starts_with(&GZIP_MAGIC) {
         return Ok(raw);
     }
     let mut out = Vec::new();
     GzDecoder::new(&raw[..])
+        .take(MAX_DECOMPRESSED + 1)
         .read_to_end(&mut out)
         .map_err(|e| Error::format(path, format!("corrupt gzip stream: {e}")))?;
+    if out.len() as u64 > MAX_DECOMPRESSED {
+        return Err(Error::format(path, format!("decompresses to more than {MAX_DECOMPRESSED} bytes")));
+    }
     Ok(out)
 }
 
@@ -58,8 +70,11 @@ pub fn parse(mut bytes: Vec<u8>, expected_magic: u32, path: &Path) -> Result<Idx
     }
     let dims: Vec<usize> =
         bytes[4..header_len].chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
-    let expected: usize = dims.iter().product();
     let payload_len = bytes.len() - header_len;
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| Error::format(path, format!("dimensions {dims:?} multiply to more than any file can hold")))?;
     if payload_len != expected {
         return Err(Error::format(
             path,
@@ -139,6 +154,14 @@ mod tests {
         assert!(err.contains("need 3 payload bytes but the file has 2"), "{err}");
         bytes.extend_from_slice(&[1, 2]);
         assert!(parse(bytes, LABELS_MAGIC, p()).is_err());
+    }
+
+    #[test]
+    fn overflowing_dimensions_are_rejected() {
+        let mut bytes = vec![0, 0, 8, 3];
+        bytes.extend_from_slice(&[0xff; 12]);
+        let err = parse(bytes, IMAGES_MAGIC, p()).unwrap_err().to_string();
+        assert!(err.contains("multiply to more than any file can hold"), "{err}");
     }
 
     #[test]

@@ -102,9 +102,14 @@ impl LayerSpec {
         Ok(match *self {
             LayerSpec::Conv2d { filters, kernel, padding, activation, init } => {
                 require(filters > 0 && kernel > 0, index, "conv2d needs filters > 0 and kernel > 0")?;
-                let reach =
-                    if padding == Padding::Same { kernel % 2 == 1 } else { kernel <= input.h && kernel <= input.w };
-                require(reach, index, "conv2d kernel must fit the input (and be odd for same padding)")?;
+                let patch = kernel.checked_mul(kernel).and_then(|k| k.checked_mul(input.c));
+                require(patch.is_some_and(|p| p <= MAX_VALUES_PER_SAMPLE), index, "conv2d patch is too large")?;
+                let fits = kernel <= input.h && kernel <= input.w;
+                require(
+                    fits && (padding == Padding::Valid || kernel % 2 == 1),
+                    index,
+                    "conv2d kernel must fit the input (and be odd for same padding)",
+                )?;
                 Box::new(Conv2d::new(input, filters, kernel, padding, activation, init))
             }
             LayerSpec::MaxPool2d { size } => {
@@ -131,14 +136,54 @@ impl LayerSpec {
     }
 }
 
+/// Most values one sample's activation may hold in any layer (guards against absurd specs).
+pub const MAX_VALUES_PER_SAMPLE: usize = 1 << 22;
+/// Most values all layers' activations and scratch may hold for one sample.
+pub const MAX_WORKSPACE_PER_SAMPLE: usize = 1 << 24;
+/// Most parameters an architecture may have.
+pub const MAX_PARAMETERS: usize = 1 << 28;
+
+/// Values in a shape, if within [`MAX_VALUES_PER_SAMPLE`].
+fn bounded_size(shape: Shape) -> Option<usize> {
+    shape.h.checked_mul(shape.w)?.checked_mul(shape.c).filter(|&n| n <= MAX_VALUES_PER_SAMPLE)
+}
+
+/// Parameters of a layer, if countable without overflow.
+fn checked_params(layer: &dyn Layer) -> Option<usize> {
+    layer
+        .param_specs()
+        .iter()
+        .try_fold(0usize, |sum, p| sum.checked_add(p.dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?))
+}
+
 impl ModelSpec {
-    /// Builds every layer, checking that the output is a vector of `classes` logits.
+    /// Builds every layer, checking sizes stay within [`MAX_VALUES_PER_SAMPLE`] and
+    /// [`MAX_PARAMETERS`] and that the output is a vector of `classes` logits.
     pub fn build(&self, classes: usize) -> Result<Vec<Box<dyn Layer>>> {
         let mut shape = self.input;
+        let too_big = |what: &str| {
+            Error::Invalid(format!(
+                "{what} is too large (limits per sample: {MAX_VALUES_PER_SAMPLE} values per layer, \
+                 {MAX_WORKSPACE_PER_SAMPLE} in all; {MAX_PARAMETERS} parameters)"
+            ))
+        };
+        if shape.h == 0 || shape.w == 0 || shape.c == 0 || bounded_size(shape).is_none() {
+            return Err(Error::Invalid(format!("input shape {} must be non-empty and bounded", shape.describe())));
+        }
         let mut layers = Vec::with_capacity(self.layers.len());
+        let (mut parameters, mut workspace) = (0usize, 0usize);
         for (i, spec) in self.layers.iter().enumerate() {
             let layer = spec.build(shape, i)?;
             shape = layer.output_shape();
+            let values = bounded_size(shape).ok_or_else(|| too_big(&format!("layer {i}'s output")))?;
+            workspace += values + layer.scratch_len(1);
+            if workspace > MAX_WORKSPACE_PER_SAMPLE {
+                return Err(too_big(&format!("the workspace at layer {i}")));
+            }
+            parameters = checked_params(layer.as_ref())
+                .and_then(|n| parameters.checked_add(n))
+                .filter(|&n| n <= MAX_PARAMETERS)
+                .ok_or_else(|| too_big(&format!("the parameter count at layer {i}")))?;
             layers.push(layer);
         }
         if shape != Shape::vector(classes) {
@@ -243,6 +288,26 @@ impl ModelSpec {
 mod tests {
     use super::*;
     use crate::nn::layer::param_count;
+
+    #[test]
+    fn absurd_sizes_are_refused_not_allocated() {
+        let huge_conv =
+            r#"{"input":{"h":28,"w":28,"c":1},"layers":[{"type":"conv2d","filters":4000000000,"kernel":3}]}"#;
+        let spec: ModelSpec = serde_json::from_str(huge_conv).unwrap();
+        assert!(spec.build(10).err().unwrap().to_string().contains("too large"));
+        let huge_input = r#"{"input":{"h":4294967296,"w":4294967296,"c":4294967296},"layers":[]}"#;
+        let spec: ModelSpec = serde_json::from_str(huge_input).unwrap();
+        assert!(spec.build(10).err().unwrap().to_string().contains("must be non-empty and bounded"));
+        let empty = r#"{"input":{"h":0,"w":28,"c":1},"layers":[]}"#;
+        assert!(serde_json::from_str::<ModelSpec>(empty).unwrap().build(10).is_err());
+        let big_same =
+            r#"{"input":{"h":3,"w":3,"c":1},"layers":[{"type":"conv2d","filters":2,"kernel":9,"padding":"same"}]}"#;
+        let e = serde_json::from_str::<ModelSpec>(big_same).unwrap().build(10).err().unwrap().to_string();
+        assert!(e.contains("kernel must fit"), "{e}");
+        let wide_dense = r#"{"input":{"h":1,"w":1,"c":4096},"layers":[{"type":"dense","units":100000000}]}"#;
+        let e = serde_json::from_str::<ModelSpec>(wide_dense).unwrap().build(10).err().unwrap().to_string();
+        assert!(e.contains("too large"), "{e}");
+    }
 
     #[test]
     fn seed_preset_has_the_notebooks_shapes_and_parameter_count() {

@@ -1,0 +1,16 @@
+//! An Open Inference Protocol v2 request body: a 4xx error, or images consistent with the shape
+//! whose response encodes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use wardrobe::serve::oip::{decode, response};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok((request, input)) = decode(data, 28) {
+        assert_eq!(input.pixels.len(), input.count * 784);
+        let names: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        let probs = vec![0.1; input.count * 10];
+        let body = response("m", &request, &probs, &names);
+        assert!(body["outputs"][0]["shape"][0] == input.count);
+    }
+});
