@@ -225,12 +225,16 @@ struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 32 << 20)]
     max_body_bytes: usize,
-    /// Per-request time limit in seconds, body upload included.
+    /// Per-request time limit in seconds, body upload included; also the longest a client may take
+    /// to send its headers or leave a kept-alive connection idle.
     #[arg(long, default_value_t = 10.0)]
     timeout_secs: f64,
     /// Requests handled at once; more are answered 503.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
     max_concurrent: u64,
+    /// Open connections at most; more are closed at once.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
     /// Flag photos whose confidence is below this for human review.
     #[arg(long, default_value_t = 0.6)]
     review_below: f32,
@@ -260,6 +264,7 @@ fn run_serve(a: ServeArgs) -> Result<()> {
         max_body_bytes: a.max_body_bytes,
         request_timeout: std::time::Duration::from_secs_f64(a.timeout_secs),
         max_concurrent: a.max_concurrent as usize,
+        max_connections: a.max_connections as usize,
         batch: BatchSettings {
             max_batch: a.max_batch as usize,
             max_wait: std::time::Duration::from_micros(a.max_wait_us),

@@ -4,27 +4,14 @@
 mod common;
 
 use common::http::{Response, Server, connect, head, multipart, read_response};
-use common::{load, trained_model, write_photo};
+use common::{load, shared_trained_model, write_photo};
 use serde_json::json;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use wardrobe::data::dataset::{CLASS_NAMES, Dataset, Split};
 
-/// A seed CNN trained briefly on real data, trained once for all tests in this file.
-fn model_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-model");
-        trained_model(&dir);
-        dir
-    })
-}
-
 fn start(extra: &[&str]) -> Server {
-    let log = std::env::temp_dir().join(format!("wardrobe-serve-{}-{}.log", std::process::id(), extra.join("_")));
-    Server::start(model_dir(), extra, log)
+    Server::start_logged(shared_trained_model("serve-model"), extra)
 }
 
 fn test_images(n: usize) -> Dataset {

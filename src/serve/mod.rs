@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod api_error;
 pub mod batcher;
+pub mod connections;
 pub mod flat_numbers;
 pub mod label_route;
 pub mod load_test;
@@ -20,6 +21,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
+use connections::ConnectionLimits;
 use state::{AppState, ServeSettings};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,12 +70,12 @@ pub async fn serve(
         .await
         .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
     let bound = listener.local_addr().map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
+    let limits =
+        ConnectionLimits { max_connections: settings.max_connections, header_timeout: settings.request_timeout };
     let app = router(Arc::new(AppState::new(loaded, settings)));
     on_bound(bound);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Invalid(format!("server on {bound} failed: {e}")))
+    connections::serve(listener, app, limits, shutdown).await;
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

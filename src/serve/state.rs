@@ -19,6 +19,8 @@ pub struct ServeSettings {
     pub request_timeout: Duration,
     /// Requests handled at once; more get 503.
     pub max_concurrent: usize,
+    /// Open connections at most; more are closed at once.
+    pub max_connections: usize,
     /// Micro-batching.
     pub batch: BatchSettings,
     /// Photos below this confidence are flagged for a human.

@@ -41,6 +41,14 @@ impl Server {
         Server { child, addr, log, stdout }
     }
 
+    /// Starts a server whose log goes to a file of its own in the temporary directory.
+    pub fn start_logged(model: &Path, extra: &[&str]) -> Server {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = std::env::temp_dir().join(format!("wardrobe-serve-{}-{n}.log", std::process::id()));
+        Server::start(model, extra, log)
+    }
+
     /// Sends a request and reads the whole response.
     pub fn request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> Response {
         request(&self.addr, method, path, content_type, body)

@@ -57,6 +57,16 @@ pub fn assert_clean_failure(args: &[&str], needle: &str) {
 struct Quiet;
 impl TrainObserver for Quiet {}
 
+/// [`trained_model`] saved once per test binary under the build's temporary directory as `name`.
+pub fn shared_trained_model(name: &str) -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        trained_model(&dir);
+        dir
+    })
+}
+
 /// A seed CNN trained briefly on real data and saved into `dir`.
 pub fn trained_model(dir: &Path) -> Model {
     let train = load(Split::Train).slice(0..12_000);

@@ -1,0 +1,126 @@
+//! `wardrobe serve` under abuse: slow clients, huge headers, a thousand connections at once,
+//! malformed uploads. The server answers 4xx/503 or closes the connection, keeps its memory
+//! bounded, and keeps serving good requests meanwhile.
+
+mod common;
+
+use common::http::{Server, connect, multipart};
+use common::{load, shared_trained_model};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use wardrobe::data::dataset::Split;
+
+fn start(extra: &[&str]) -> Server {
+    Server::start_logged(shared_trained_model("abuse-model"), &[&["--quiet"], extra].concat())
+}
+
+/// One good single-image infer request; panics unless it is answered 200.
+fn good_request(server: &Server) {
+    let body = json!({ "inputs": [{ "name": "images", "shape": [1, 784], "datatype": "UINT8", "data": load(Split::Test).image(0) }] });
+    let r = server.post_json("/v2/models/wardrobe/infer", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+fn rss_mib(server: &Server) -> f64 {
+    wardrobe::bench::proc_status_mib(&server.child.id().to_string(), "VmRSS")
+}
+
+/// Whether the server has closed `stream` (end of file or reset), waiting up to `within`.
+fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // a 408 answer before closing
+            Err(e) => return !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        }
+    }
+}
+
+#[test]
+fn slow_and_idle_clients_are_cut_off_while_others_are_served() {
+    let server = start(&["--timeout-secs", "1"]);
+    let mut slow: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = connect(&server.addr);
+            s.write_all(b"POST /v2/models/wardrobe/infer HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+            s
+        })
+        .collect();
+    let mut idle: Vec<TcpStream> = (0..50).map(|_| connect(&server.addr)).collect();
+    let started = Instant::now();
+    for _ in 0..5 {
+        for s in &mut slow {
+            let _ = s.write_all(b"a");
+        }
+        good_request(&server);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for s in slow.iter_mut().chain(idle.iter_mut()) {
+        assert!(closed_by_server(s, Duration::from_secs(5)), "a slow or idle connection was kept open");
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    good_request(&server);
+}
+
+#[test]
+fn huge_headers_and_malformed_uploads_get_4xx() {
+    let server = start(&[]);
+    let mut s = connect(&server.addr);
+    let huge = format!("GET /v2 HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n", "a".repeat(1 << 20));
+    let _ = s.write_all(huge.as_bytes());
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{}", &answer[..answer.len().min(200)]);
+    let many: String = (0..2000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let mut s = connect(&server.addr);
+    let _ = s.write_all(format!("GET /v2 HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes());
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{}", &answer[..answer.len().min(200)]);
+
+    let (ct, _) = multipart(&[]);
+    for body in [&b"--wardrobe-test-boundary-7f3a\r\n\r\n\r\n"[..], b"\x00\xff garbage", b"--wrong-boundary\r\n"] {
+        let r = server.request("POST", "/v1/label", Some(&ct), body);
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.error().starts_with("malformed upload") || r.error().starts_with("no photos"), "{}", r.error());
+    }
+    let (ct, body) = multipart(&[("a.png", &[0x89, b'P', b'N', b'G', 0, 0, 0, 13])]);
+    let r = server.request("POST", "/v1/label", Some(&ct), &body);
+    assert_eq!(r.status, 422, "{}", r.text());
+    good_request(&server);
+}
+
+#[test]
+fn a_thousand_connections_at_once_get_answers_and_memory_stays_bounded() {
+    let server = start(&["--max-concurrent", "256"]);
+    good_request(&server);
+    let rss_before = rss_mib(&server);
+    let body = json!({ "inputs": [{ "name": "images", "shape": [1, 784], "datatype": "UINT8", "data": load(Split::Test).image(1) }] }).to_string();
+    let request = format!(
+        "POST /v2/models/wardrobe/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut streams: Vec<TcpStream> = (0..1000).map(|_| connect(&server.addr)).collect();
+    for s in &mut streams {
+        s.write_all(request.as_bytes()).unwrap();
+    }
+    let (mut ok, mut busy) = (0, 0);
+    for s in &mut streams {
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        match answer.split_whitespace().nth(1) {
+            Some("200") => ok += 1,
+            Some("503") => busy += 1,
+            other => panic!("unexpected answer {other:?}: {}", &answer[..answer.len().min(200)]),
+        }
+    }
+    assert_eq!(ok + busy, 1000);
+    assert!(ok >= 256, "only {ok} of 1000 served");
+    let rss_after = rss_mib(&server);
+    assert!(rss_after < rss_before + 200.0, "RSS grew from {rss_before:.0} to {rss_after:.0} MiB");
+    good_request(&server);
+}
