@@ -282,7 +282,7 @@ fn run_serve(a: ServeArgs) -> Result<()> {
         loaded,
         settings,
         a.addr,
-        |bound| println!("serving {model_dir} on http://{bound} (Ctrl-C to stop)"),
+        |bound| println!("{}", wardrobe::serve::serving_line(&model_dir, bound)),
         wardrobe::serve::shutdown_signal(),
     ))?;
     println!("stopped");

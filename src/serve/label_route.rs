@@ -60,6 +60,16 @@ pub enum PhotoResult {
     },
 }
 
+impl PhotoResult {
+    /// Why the photo could not be read, if it could not.
+    fn error(&self) -> Option<&str> {
+        match self {
+            PhotoResult::Failed { error, .. } => Some(error),
+            PhotoResult::Labelled { .. } => None,
+        }
+    }
+}
+
 /// An uploaded photo.
 struct Upload {
     file: String,
@@ -82,18 +92,10 @@ pub async fn label(
     let pixels: Vec<u8> = converted.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten().copied().collect();
     let probs = if pixels.is_empty() { Vec::new() } else { state.batcher.probabilities(pixels).await? };
     let results = results(converted, &probs, &state, query.top);
-    if results.iter().all(|r| matches!(r, PhotoResult::Failed { .. })) {
-        let reasons: Vec<String> = results
-            .iter()
-            .filter_map(|r| match r {
-                PhotoResult::Failed { error, .. } => Some(error.clone()),
-                PhotoResult::Labelled { .. } => None,
-            })
-            .collect();
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("no photo could be read: {}", reasons.join("; ")),
-        ));
+    let all_failed: Option<Vec<&str>> = results.iter().map(PhotoResult::error).collect();
+    if let Some(reasons) = all_failed {
+        let message = format!("no photo could be read: {}", reasons.join("; "));
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message));
     }
     Ok(Json(serde_json::json!({ "results": results })))
 }

@@ -84,7 +84,7 @@ fn start_server(model: &Path, extra: &[String]) -> Result<ServerProcess> {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     BufReader::new(stdout).read_line(&mut line).map_err(|e| Error::Invalid(format!("server output: {e}")))?;
-    let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).map(String::from);
+    let addr = super::address_in_serving_line(&line).map(String::from);
     match addr {
         Some(addr) => {
             std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::stderr()));

@@ -78,6 +78,16 @@ pub async fn serve(
     Ok(())
 }
 
+/// The line `wardrobe serve` prints once it listens.
+pub fn serving_line(model_dir: &str, bound: SocketAddr) -> String {
+    format!("serving {model_dir} on http://{bound} (Ctrl-C to stop)")
+}
+
+/// The address in a [`serving_line`], as `host:port`.
+pub fn address_in_serving_line(line: &str) -> Option<&str> {
+    line.split("http://").nth(1)?.split_whitespace().next()
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let terminate = async {

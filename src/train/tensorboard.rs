@@ -27,7 +27,8 @@ pub struct EventWriter {
     out: BufWriter<File>,
 }
 
-fn now() -> f64 {
+/// Seconds since the Unix epoch, as event files and HParams data record time.
+pub fn now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 

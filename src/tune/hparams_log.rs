@@ -9,7 +9,7 @@ use crate::train::tb_proto::{
     Dim, Experiment, HParamInfo, HParamsData, HParamsPluginData, Kind, ListValue, MetricInfo, MetricName, PluginData,
     ProtoValue, SessionEndInfo, SessionStartInfo, SummaryMetadata, SummaryValue, TensorProto, TensorShape, Value,
 };
-use crate::train::tensorboard::EventWriter;
+use crate::train::tensorboard::{EventWriter, now};
 use prost::Message;
 use std::path::Path;
 
@@ -21,10 +21,6 @@ pub const SESSION_START_TAG: &str = "_hparams_/session_start_info";
 pub const SESSION_END_TAG: &str = "_hparams_/session_end_info";
 /// Metrics each session reports, from its `validation/` run.
 const METRICS: [(&str, &str); 2] = [("epoch_accuracy", "validation accuracy"), ("epoch_loss", "validation loss")];
-
-fn seconds_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-}
 
 /// A summary value carrying hparams plugin data (its tensor is the plugin's empty float tensor).
 fn plugin_value(tag: &str, data: HParamsData) -> SummaryValue {
@@ -65,7 +61,7 @@ pub fn write_experiment(logdir: &Path, space: &SearchSpace, name: &str) -> Resul
     let experiment = Experiment {
         name: name.into(),
         description: "wardrobe tune".into(),
-        time_created_secs: seconds_now(),
+        time_created_secs: now(),
         hparam_infos,
         metric_infos,
     };
@@ -81,7 +77,7 @@ impl SessionLog {
     /// Records that the trial with `values` started, in its run directory `dir`.
     pub fn start(dir: &Path, values: &Trial) -> Result<SessionLog> {
         let hparams = values.iter().map(|(p, v)| (p.name().to_string(), proto_value(*p, v))).collect();
-        let start = SessionStartInfo { hparams, group_name: String::new(), start_time_secs: seconds_now() };
+        let start = SessionStartInfo { hparams, group_name: String::new(), start_time_secs: now() };
         let mut writer = EventWriter::create(dir)?;
         writer.summary(0, vec![plugin_value(SESSION_START_TAG, HParamsData::SessionStartInfo(start))])?;
         Ok(SessionLog { writer })
@@ -89,7 +85,7 @@ impl SessionLog {
 
     /// Records how the trial ended.
     pub fn end(mut self, success: bool) -> Result<()> {
-        let end = SessionEndInfo { status: if success { 1 } else { 2 }, end_time_secs: seconds_now() };
+        let end = SessionEndInfo { status: if success { 1 } else { 2 }, end_time_secs: now() };
         self.writer.summary(0, vec![plugin_value(SESSION_END_TAG, HParamsData::SessionEndInfo(end))])
     }
 }
