@@ -68,16 +68,24 @@ enum Command {
     Tune(TuneArgs),
 }
 
+/// Which architecture to start from.
+#[derive(Args)]
+struct ArchitectureArgs {
+    /// Named architecture: seed (the notebook's CNN), default (conv + batch-norm blocks), best (default with dense 512).
+    #[arg(long, default_value = "seed")]
+    preset: String,
+    /// Architecture from a JSON spec file instead of a preset; a run spec (as `tune` saves) also
+    /// sets the training options and validation split, and flags given here override them.
+    #[arg(long, conflicts_with = "preset")]
+    spec: Option<PathBuf>,
+}
+
 #[derive(Args)]
 struct TuneArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Base architecture: seed, default or best.
-    #[arg(long, default_value = "seed")]
-    preset: String,
-    /// Base architecture or run spec file instead of a preset.
-    #[arg(long, conflicts_with = "preset")]
-    spec: Option<PathBuf>,
+    #[command(flatten)]
+    architecture: ArchitectureArgs,
     /// A hyper-parameter and the values to try, NAME=V1,V2,… (repeat the flag for more). Names:
     /// optimizer, lr, batch_size, momentum, l2, weight_decay, dropout, filters (of the first
     /// convolution), schedule, augment (parts joined by +, e.g. flip+shift=2). Default:
@@ -110,6 +118,13 @@ struct TuneArgs {
     logdir: Option<PathBuf>,
 }
 
+impl ArchitectureArgs {
+    /// The spec file given with `--spec`, read.
+    fn spec_file(&self) -> Result<Option<SpecFile>> {
+        self.spec.as_deref().map(SpecFile::load).transpose()
+    }
+}
+
 fn tune_base(a: &TuneArgs) -> Result<RunSpec> {
     let training = TrainConfig {
         epochs: a.epochs,
@@ -120,10 +135,10 @@ fn tune_base(a: &TuneArgs) -> Result<RunSpec> {
         early_stopping: None,
         seed: a.seed,
     };
-    let mut base = match a.spec.as_deref().map(SpecFile::load).transpose()? {
+    let mut base = match a.architecture.spec_file()? {
         Some(SpecFile::Run(run)) => run,
         Some(SpecFile::Model(model)) => RunSpec { model, training, val_split: a.val_split },
-        None => RunSpec { model: ModelSpec::preset(&a.preset)?, training, val_split: a.val_split },
+        None => RunSpec { model: ModelSpec::preset(&a.architecture.preset)?, training, val_split: a.val_split },
     };
     (base.training.epochs, base.training.seed, base.val_split) = (a.epochs, a.seed, a.val_split);
     Ok(base)
@@ -356,13 +371,8 @@ struct ConvertArgs {
 struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Named architecture: seed (the notebook's CNN), default (conv + batch-norm blocks), best (default with dense 512).
-    #[arg(long, default_value = "seed")]
-    preset: String,
-    /// Architecture from a JSON spec file instead of a preset; a run spec (as `tune` saves) also
-    /// sets the training options and validation split, and flags given here override them.
-    #[arg(long, conflicts_with = "preset")]
-    spec: Option<PathBuf>,
+    #[command(flatten)]
+    architecture: ArchitectureArgs,
     /// Passes over the training set.
     #[arg(long, default_value_t = 10)]
     epochs: usize,
@@ -687,13 +697,13 @@ fn pick<T>(flag_given: bool, flag: T, spec: T) -> T {
 /// A new model and its training settings and validation split.
 fn fresh_run(a: &TrainArgs, explicit: &dyn Fn(&str) -> bool) -> Result<(Model, TrainConfig, f64)> {
     let flags = config_from_flags(a);
-    let (spec, config, val_split) = match a.spec.as_deref().map(SpecFile::load).transpose()? {
+    let (spec, config, val_split) = match a.architecture.spec_file()? {
         Some(SpecFile::Run(run)) => {
             let (config, val_split) = merge_flags(&run, flags, a, explicit);
             (run.model, config, val_split)
         }
         Some(SpecFile::Model(model)) => (model, flags, a.val_split),
-        None => (ModelSpec::preset(&a.preset)?, flags, a.val_split),
+        None => (ModelSpec::preset(&a.architecture.preset)?, flags, a.val_split),
     };
     positive("epochs", config.epochs)?;
     positive("batch-size", config.batch_size)?;

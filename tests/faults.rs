@@ -4,19 +4,13 @@
 
 mod common;
 
-use common::{bin, load, run};
+use common::{bin, load, run, train_csv};
 use image::GrayImage;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use wardrobe::data::dataset::Split;
 use wardrobe::train::checkpoint;
-
-fn train_csv(dir: &Path, n: usize) -> PathBuf {
-    let csv = dir.join("train.csv");
-    wardrobe::data::csv::write(&csv, &load(Split::Train).slice(0..n)).unwrap();
-    csv
-}
 
 #[test]
 fn sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_resume_matches() {

@@ -3,14 +3,12 @@
 
 mod common;
 
-use common::{load, run};
-use wardrobe::data::dataset::Split;
+use common::{run, train_csv};
 
 #[test]
 fn evaluate_report_writes_figures_and_a_consistent_report_json() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("train.csv");
-    wardrobe::data::csv::write(&csv, &load(Split::Train).slice(0..3_000)).unwrap();
+    let csv = train_csv(dir.path(), 3_000);
     let (model, report) = (dir.path().join("run"), dir.path().join("report"));
     let (ok, _, err) =
         run(&["train", "--train-csv", csv.to_str().unwrap(), "--epochs", "2", "--out", model.to_str().unwrap()]);

@@ -4,14 +4,12 @@
 mod common;
 
 use common::tfevents::{Payload, scalars, summaries};
-use common::{load, run};
-use wardrobe::data::dataset::Split;
+use common::{run, train_csv};
 
 #[test]
 fn event_files_hold_the_training_history() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("train.csv");
-    wardrobe::data::csv::write(&csv, &load(Split::Train).slice(0..2_000)).unwrap();
+    let csv = train_csv(dir.path(), 2_000);
     let (logdir, out) = (dir.path().join("logs"), dir.path().join("run"));
     let (ok, _, err) = run(&[
         "train",

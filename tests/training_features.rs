@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{bin, load, run};
+use common::{bin, load, run, train_csv};
 use std::sync::atomic::{AtomicBool, Ordering};
 use wardrobe::data::augment::Augment;
 use wardrobe::data::dataset::{Dataset, Split};
@@ -101,8 +101,7 @@ fn interrupted_then_resumed_run_ends_exactly_like_an_uninterrupted_one() {
 #[test]
 fn kill_9_mid_training_then_resume_matches_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("train.csv");
-    wardrobe::data::csv::write(&csv, &load(Split::Train).slice(0..3_000)).unwrap();
+    let csv = train_csv(dir.path(), 3_000);
     let csv = csv.to_str().unwrap();
     let args = |out: &str| -> Vec<String> {
         ["train", "--train-csv", csv, "--epochs", "4", "--out", out].iter().map(|s| s.to_string()).collect()

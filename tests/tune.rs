@@ -4,9 +4,8 @@
 mod common;
 
 use common::tfevents::{Payload, bytes_field, fields, summaries};
-use common::{load, run};
+use common::{run, train_csv};
 use std::path::Path;
-use wardrobe::data::dataset::Split;
 
 /// The hparams plugin payloads of the event file in `dir`, by tag.
 fn hparams_payloads(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -35,8 +34,7 @@ fn names(message: &[u8], number: u64) -> Vec<String> {
 #[test]
 fn tune_ranks_trials_logs_hparams_and_the_best_spec_retrains_identically() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("train.csv");
-    wardrobe::data::csv::write(&csv, &load(Split::Train).slice(0..3_000)).unwrap();
+    let csv = train_csv(dir.path(), 3_000);
     let out = dir.path().join("tune");
     let csv_arg = csv.to_str().unwrap();
     let (ok, stdout, err) =

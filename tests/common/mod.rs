@@ -57,6 +57,13 @@ pub fn assert_clean_failure(args: &[&str], needle: &str) {
 struct Quiet;
 impl TrainObserver for Quiet {}
 
+/// The first `n` real training images written as a Kaggle CSV `train.csv` in `dir`.
+pub fn train_csv(dir: &Path, n: usize) -> PathBuf {
+    let csv = dir.join("train.csv");
+    wardrobe::data::csv::write(&csv, &load(Split::Train).slice(0..n)).unwrap();
+    csv
+}
+
 /// [`trained_model`] saved once per test binary under the build's temporary directory as `name`.
 pub fn shared_trained_model(name: &str) -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
