@@ -3,7 +3,7 @@
 
 use image::{ImageFormat, Rgb, RgbImage};
 use proptest::prelude::*;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use wardrobe::data::augment::Augment;
@@ -100,19 +100,30 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(60))]
 
-    /// Any decodable picture, whatever its size, background or content, becomes 28×28 pixels.
+    /// Any picture with a product on it, whatever its size, background or product colour,
+    /// becomes 28×28 pixels. (A picture of nothing but background is refused with an error.)
     #[test]
-    fn photo_pipeline_always_gives_28_by_28(w in 1u32..300, h in 1u32..300, bg: [u8; 3], seed: u64, jpeg: bool) {
+    fn photo_pipeline_always_gives_28_by_28(w in 8u32..300, h in 8u32..300, bg: [u8; 3], seed: u64, jpeg: bool) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let light_background = bg.iter().map(|&c| u32::from(c)).sum::<u32>() > 382;
         let img = RgbImage::from_fn(w, h, |x, y| {
             let inside = x > w / 4 && x < 3 * w / 4 && y > h / 5 && y < 4 * h / 5;
-            if inside { Rgb([rng.random(), 40, 90]) } else { Rgb(bg) }
+            let product = if light_background { Rgb([rng.random_range(0..60), 30, 30]) } else { Rgb([rng.random_range(195..=255), 220, 220]) };
+            if inside { product } else { Rgb(bg) }
         });
         let mut bytes = Vec::new();
         let format = if jpeg { ImageFormat::Jpeg } else { ImageFormat::Png };
         img.write_to(&mut std::io::Cursor::new(&mut bytes), format).unwrap();
         let pixels = photo::from_bytes(&bytes, Path::new("p"), photo::DEFAULT_MAX_PIXELS).unwrap();
         prop_assert_eq!(pixels.len(), 784);
+    }
+
+    #[test]
+    fn a_picture_of_nothing_is_refused_cleanly(w in 1u32..100, h in 1u32..100, bg: [u8; 3]) {
+        let mut bytes = Vec::new();
+        RgbImage::from_pixel(w, h, Rgb(bg)).write_to(&mut std::io::Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
+        let err = photo::from_bytes(&bytes, Path::new("p"), photo::DEFAULT_MAX_PIXELS).unwrap_err().to_string();
+        prop_assert!(err.contains("nothing but background"), "{}", err);
     }
 
     #[test]
