@@ -3,7 +3,7 @@
 
 use image::{ImageFormat, Rgb, RgbImage};
 use proptest::prelude::*;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use wardrobe::data::augment::Augment;
