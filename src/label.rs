@@ -151,6 +151,14 @@ fn first_csv_field(line: &str) -> String {
 }
 
 impl LabelRow {
+    /// The verdict on `path` from its class probabilities: the `k` most probable classes, the
+    /// best as the label, flagged for review when its probability is below `review_below`.
+    pub fn from_probabilities(path: String, probs: &[f32], names: &[String], k: usize, review_below: f32) -> LabelRow {
+        let top = top_k(probs, names, k.max(1));
+        let (label, confidence) = (top[0].label.clone(), top[0].probability);
+        LabelRow { path, label, confidence, needs_review: confidence < review_below, top }
+    }
+
     fn render(&self, format: Format) -> String {
         match format {
             Format::JsonLines => serde_json::to_string(self).expect("row serialises"),
@@ -244,14 +252,7 @@ pub fn label_folder(
         let probs = predictor.probabilities(&pixels);
         let mut text = String::new();
         for (path, p) in ok_paths.into_iter().zip(probs.chunks_exact(names.len())) {
-            let top = top_k(p, names, 3);
-            let row = LabelRow {
-                path,
-                label: top[0].label.clone(),
-                confidence: top[0].probability,
-                needs_review: top[0].probability < options.review_below,
-                top,
-            };
+            let row = LabelRow::from_probabilities(path, p, names, 3, options.review_below);
             *summary.per_label.entry(row.label.clone()).or_default() += 1;
             summary.needs_review += usize::from(row.needs_review);
             summary.labelled += 1;

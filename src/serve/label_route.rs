@@ -6,7 +6,8 @@
 use super::api_error::ApiError;
 use super::state::AppState;
 use crate::data::photo;
-use crate::predict::{Ranked, top_k};
+use crate::label::LabelRow;
+use crate::predict::Ranked;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartError;
@@ -150,15 +151,9 @@ fn results(
 }
 
 fn labelled(file: String, pixels: &[u8], probs: &[f32], state: &AppState, top: usize) -> PhotoResult {
-    let top = top_k(probs, &state.class_names, top.max(1));
-    let best = &top[0];
+    let LabelRow { path: file, label, confidence, top, needs_review } =
+        LabelRow::from_probabilities(file, probs, &state.class_names, top, state.settings.review_below);
     let png = photo::to_png(pixels).unwrap_or_default();
-    PhotoResult::Labelled {
-        label: best.label.clone(),
-        confidence: best.probability,
-        needs_review: best.probability < state.settings.review_below,
-        model_input: format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png)),
-        top,
-        file,
-    }
+    let model_input = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png));
+    PhotoResult::Labelled { file, label, confidence, top, needs_review, model_input }
 }
