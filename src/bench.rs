@@ -114,8 +114,10 @@ fn training_epoch(train: &Dataset, batch_size: usize) -> Result<f64> {
     Ok(trainer.state().history[0].images_per_second)
 }
 
-fn median(sorted: &[f64]) -> f64 {
-    sorted[sorted.len() / 2]
+/// The value `per_cent` of the way through ascending `sorted` (0 when it is empty).
+pub fn percentile(sorted: &[f64], per_cent: usize) -> f64 {
+    let index = (sorted.len() * per_cent / 100).min(sorted.len().saturating_sub(1));
+    sorted.get(index).copied().unwrap_or(0.0)
 }
 
 /// Peak resident set size of this process from /proc (0 where unavailable).
@@ -172,7 +174,7 @@ pub fn run(source: &DataSource, quick: bool) -> Result<BenchReport> {
         })
         .collect();
     runs.sort_by(f64::total_cmp);
-    let inference = median(&runs);
+    let inference = percentile(&runs, 50);
     let calls = if quick { 100 } else { 2000 };
     let mut single = crate::nn::infer::SingleImage::new(&model);
     let mut lat: Vec<f64> = (0..calls + 50)
@@ -192,9 +194,22 @@ pub fn run(source: &DataSource, quick: bool) -> Result<BenchReport> {
         training,
         inference_images_per_second: inference,
         inference_gflops: gflops(inference),
-        latency_ms_median: median(&lat),
-        latency_ms_p99: lat[(lat.len() * 99) / 100],
+        latency_ms_median: percentile(&lat, 50),
+        latency_ms_p99: percentile(&lat, 99),
         latency_calls: calls,
         peak_rss_mib: peak_rss_mib(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_indexes_the_sorted_values() {
+        let v: Vec<f64> = (0..200).map(f64::from).collect();
+        assert_eq!((percentile(&v, 50), percentile(&v, 99), percentile(&v, 100)), (100.0, 198.0, 199.0));
+        assert_eq!(percentile(&[7.0], 99), 7.0);
+        assert_eq!(percentile(&[], 50), 0.0);
+    }
 }

@@ -3,7 +3,7 @@
 //! images), measuring throughput, latency percentiles, errors, the server's resident memory over
 //! time and the batch sizes the server formed.
 
-use crate::bench::proc_status_mib;
+use crate::bench::{percentile, proc_status_mib};
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -267,12 +267,6 @@ fn report(
     mean_batch_size: f64,
 ) -> LoadReport {
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
     LoadReport {
         connections,
         offered_rate: None,
@@ -280,9 +274,9 @@ fn report(
         requests: latencies.len() as u64,
         errors,
         requests_per_second: latencies.len() as f64 / seconds,
-        latency_ms_p50: pct(0.5),
-        latency_ms_p90: pct(0.9),
-        latency_ms_p99: pct(0.99),
+        latency_ms_p50: percentile(&latencies, 50),
+        latency_ms_p90: percentile(&latencies, 90),
+        latency_ms_p99: percentile(&latencies, 99),
         latency_ms_max: latencies.last().copied().unwrap_or(0.0),
         server_rss_mib,
         mean_batch_size,
