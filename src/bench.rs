@@ -1,5 +1,6 @@
-//! `wardrobe bench`: engine speed on this machine, in one process — the sgemm ceiling, seed-CNN
-//! training and inference throughput, single-image latency, achieved GFLOP/s and peak memory.
+//! `wardrobe bench`: engine speed on this machine, in one process — the sgemm ceiling, training
+//! and inference throughput of an architecture (the seed CNN unless told), single-image latency,
+//! achieved GFLOP/s and peak memory.
 
 use crate::data::augment::Augment;
 use crate::data::dataset::{Dataset, Split};
@@ -26,7 +27,7 @@ pub struct BenchReport {
     pub sgemm_gflops_all_threads: f64,
     /// Best sgemm rate on one thread, GFLOP/s.
     pub sgemm_gflops_one_thread: f64,
-    /// Forward FLOPs per image of the seed CNN.
+    /// Forward FLOPs per image of the measured architecture.
     pub forward_flops_per_image: usize,
     /// Training runs.
     pub training: Vec<TrainingBench>,
@@ -90,8 +91,8 @@ fn config(batch_size: usize) -> TrainConfig {
 }
 
 /// Images/s of `steps` optimiser steps (after 5 warm-up steps).
-fn training_steps(train: &Dataset, batch_size: usize, steps: usize) -> Result<f64> {
-    let mut model = Model::initialised(ModelSpec::seed(), 10, 1)?;
+fn training_steps(spec: &ModelSpec, train: &Dataset, batch_size: usize, steps: usize) -> Result<f64> {
+    let mut model = Model::initialised(spec.clone(), 10, 1)?;
     let mut trainer = Trainer::new(&mut model, config(batch_size));
     let batches: Vec<Vec<u32>> = (0..steps + 5)
         .map(|s| (0..batch_size).map(|i| ((s * batch_size + i) % train.len()) as u32).collect())
@@ -107,8 +108,8 @@ fn training_steps(train: &Dataset, batch_size: usize, steps: usize) -> Result<f6
 }
 
 /// Images/s of one full epoch (shuffled batches; validation on an empty set).
-fn training_epoch(train: &Dataset, batch_size: usize) -> Result<f64> {
-    let mut model = Model::initialised(ModelSpec::seed(), 10, 1)?;
+fn training_epoch(spec: &ModelSpec, train: &Dataset, batch_size: usize) -> Result<f64> {
+    let mut model = Model::initialised(spec.clone(), 10, 1)?;
     let mut trainer = Trainer::new(&mut model, config(batch_size));
     trainer.fit(train, &train.slice(0..0), &mut Silent, &AtomicBool::new(false), &mut |_| Ok(()))?;
     Ok(trainer.state().history[0].images_per_second)
@@ -135,13 +136,13 @@ pub fn proc_status_mib(process: &str, field: &str) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Runs every measurement; `quick` shortens them (for tests).
-pub fn run(source: &DataSource, quick: bool) -> Result<BenchReport> {
+/// Runs every measurement on the architecture `spec`; `quick` shortens them (for tests).
+pub fn run(source: &DataSource, spec: &ModelSpec, quick: bool) -> Result<BenchReport> {
     let threads = rayon::current_num_threads();
     let full = source.load(Split::Train)?;
     let train = full.slice(0..54_000);
     let test = source.load(Split::Test)?;
-    let model = Model::initialised(ModelSpec::seed(), 10, 1)?;
+    let model = Model::initialised(spec.clone(), 10, 1)?;
     let flops = 2 * model.macs_per_sample();
     let reps = if quick { 2 } else { 30 };
     let ceiling = sgemm_gflops(threads, reps);
@@ -157,9 +158,9 @@ pub fn run(source: &DataSource, quick: bool) -> Result<BenchReport> {
     let mut training = Vec::new();
     for batch in [64, 256] {
         let steps = if quick { 10 } else { 20_000 / batch };
-        training.push(entry(batch, "steps", training_steps(&train, batch, steps)?));
+        training.push(entry(batch, "steps", training_steps(spec, &train, batch, steps)?));
         if !quick {
-            training.push(entry(batch, "epoch", training_epoch(&train, batch)?));
+            training.push(entry(batch, "epoch", training_epoch(spec, &train, batch)?));
         }
     }
     let mut predictor = Predictor::new(&model, INFERENCE_BATCH);

@@ -486,6 +486,9 @@ struct BenchArgs {
     /// Short runs (a smoke test, not a measurement).
     #[arg(long)]
     quick: bool,
+    /// Architecture to measure: seed, default or best.
+    #[arg(long, default_value = "seed")]
+    preset: String,
 }
 
 #[derive(Subcommand)]
@@ -552,7 +555,7 @@ fn run_bench(a: BenchArgs) -> Result<()> {
     if let Some(BenchTarget::Serve(serve)) = a.target {
         return run_bench_serve(serve);
     }
-    let r = wardrobe::bench::run(&a.data.source(), a.quick)?;
+    let r = wardrobe::bench::run(&a.data.source(), &ModelSpec::preset(&a.preset)?, a.quick)?;
     if a.json {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
         return Ok(());

@@ -1,6 +1,8 @@
 //! 2-D convolution, stride 1, "valid" or "same" padding, NHWC, with fused bias and activation.
-//! Computed as im2col followed by one matrix multiply per (sub-)batch:
-//! `cols[n·OH·OW, KH·KW·C] · kernel[KH·KW·C, F] → y[n·OH·OW, F]`, which is already NHWC.
+//! Computed as im2col followed by one matrix multiply per chunk of images:
+//! `cols[n·OH·OW, KH·KW·C] · kernel[KH·KW·C, F] → y[n·OH·OW, F]`, which is already NHWC. Chunks
+//! are sized so the patch matrix stays in the core's cache; backward unfolds each chunk again
+//! rather than keeping a batch-sized patch matrix, which would only stream through memory.
 
 use crate::nn::activation::{Activation, activation_backward, add_bias_activate, bias_backward};
 use crate::nn::init::Init;
@@ -8,6 +10,10 @@ use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
 use crate::nn::matmul::{Operand, matmul, n as plain, t as transposed};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+/// Most im2col values per chunk (256 KiB of f32): a chunk's patches and their gradients stay in
+/// a core's L2 cache while the matrix multiplies read them.
+const CHUNK_VALUES: usize = 64 * 1024;
 
 /// Border handling of a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -55,6 +61,17 @@ impl Conv2d {
     /// Output pixels per sample.
     fn out_pixels(&self) -> usize {
         self.output.h * self.output.w
+    }
+
+    /// Images per chunk: as many as fit `CHUNK_VALUES`, at least one.
+    fn chunk_images(&self) -> usize {
+        (CHUNK_VALUES / (self.out_pixels() * self.patch_len())).max(1)
+    }
+
+    /// `(first image, images)` of each chunk of a batch of `n`.
+    fn chunks(&self, n: usize) -> impl Iterator<Item = (usize, usize)> {
+        let step = self.chunk_images();
+        (0..n).step_by(step).map(move |first| (first, step.min(n - first)))
     }
 
     /// Whether im2col is stored kernel-major (`[K, rows]`), used for single-channel inputs: each
@@ -168,7 +185,7 @@ impl Layer for Conv2d {
     }
 
     fn scratch_len(&self, n: usize) -> usize {
-        2 * n * self.out_pixels() * self.patch_len()
+        2 * n.min(self.chunk_images()) * self.out_pixels() * self.patch_len()
     }
 
     fn macs(&self) -> usize {
@@ -176,34 +193,42 @@ impl Layer for Conv2d {
     }
 
     fn forward(&self, f: Forward) {
-        let rows = f.n * self.out_pixels();
         let (k, fo) = (self.patch_len(), self.filters);
+        let (in_size, out_size) = (self.input.size(), self.output.size());
         let (kernel, bias) = f.params.split_at(k * fo);
-        let cols = &mut f.scratch[..rows * k];
-        self.im2col(f.x, f.n, cols);
-        let y = &mut f.y[..rows * fo];
-        matmul(rows, fo, k, self.cols_view(cols), plain(kernel), y, false);
-        add_bias_activate(y, bias, self.activation);
+        for (first, n) in self.chunks(f.n) {
+            let rows = n * self.out_pixels();
+            let cols = &mut f.scratch[..rows * k];
+            self.im2col(&f.x[first * in_size..], n, cols);
+            let y = &mut f.y[first * out_size..][..rows * fo];
+            matmul(rows, fo, k, self.cols_view(cols), plain(kernel), y, false);
+            add_bias_activate(y, bias, self.activation);
+        }
     }
 
-    fn backward(&self, b: Backward) {
-        let rows = b.n * self.out_pixels();
+    fn backward(&self, mut b: Backward) {
         let (k, fo) = (self.patch_len(), self.filters);
-        let dy = &mut b.dy[..rows * fo];
-        activation_backward(dy, &b.y[..rows * fo], self.activation);
+        let (in_size, out_size) = (self.input.size(), self.output.size());
         let (dkernel, dbias) = b.dparams.split_at_mut(k * fo);
-        bias_backward(dbias, dy);
-        let (cols, dcols) = b.scratch.split_at_mut(rows * k);
-        let cols_t = Operand { data: cols, t: !self.kernel_major() };
-        matmul(k, fo, rows, cols_t, plain(dy), dkernel, true);
-        if let Some(dx) = b.dx {
-            let (kernel, dcols) = (&b.params[..k * fo], &mut dcols[..rows * k]);
-            if self.kernel_major() {
-                matmul(k, rows, fo, plain(kernel), transposed(dy), dcols, false);
-            } else {
-                matmul(rows, k, fo, plain(dy), transposed(kernel), dcols, false);
+        let kernel = &b.params[..k * fo];
+        for (first, n) in self.chunks(b.n) {
+            let rows = n * self.out_pixels();
+            let dy = &mut b.dy[first * out_size..][..rows * fo];
+            activation_backward(dy, &b.y[first * out_size..][..rows * fo], self.activation);
+            bias_backward(dbias, dy);
+            let (cols, dcols) = b.scratch.split_at_mut(rows * k);
+            self.im2col(&b.x[first * in_size..], n, cols);
+            let cols_t = Operand { data: cols, t: !self.kernel_major() };
+            matmul(k, fo, rows, cols_t, plain(dy), dkernel, true);
+            if let Some(dx) = b.dx.as_deref_mut() {
+                let dcols = &mut dcols[..rows * k];
+                if self.kernel_major() {
+                    matmul(k, rows, fo, plain(kernel), transposed(dy), dcols, false);
+                } else {
+                    matmul(rows, k, fo, plain(dy), transposed(kernel), dcols, false);
+                }
+                self.col2im(dcols, n, &mut dx[first * in_size..]);
             }
-            self.col2im(dcols, b.n, dx);
         }
     }
 }
@@ -212,6 +237,7 @@ impl Layer for Conv2d {
 mod tests {
     use super::*;
     use crate::nn::gradcheck::check_layer;
+    use crate::nn::layer::param_count;
 
     #[test]
     fn valid_convolution_by_hand() {
@@ -256,5 +282,61 @@ mod tests {
     #[test]
     fn gradients_single_channel_5x5() {
         check_layer(&Conv2d::new(Shape::new(7, 7, 1), 2, 5, Padding::Valid, Activation::Relu, Init::HeNormal), 2);
+    }
+
+    /// Convolutions whose batches of three images split into more than one chunk.
+    fn chunked_convolutions() -> [Conv2d; 2] {
+        let patch_major = Conv2d::new(Shape::new(8, 8, 40), 2, 3, Padding::Same, Activation::Linear, Init::HeNormal);
+        let kernel_major = Conv2d::new(Shape::new(48, 48, 1), 2, 5, Padding::Same, Activation::Linear, Init::HeNormal);
+        [patch_major, kernel_major]
+    }
+
+    #[test]
+    fn gradients_of_chunk_sized_images() {
+        for conv in chunked_convolutions() {
+            check_layer(&conv, 1);
+        }
+    }
+
+    /// Forward output, input gradient and parameter gradient of one batch.
+    fn pass(conv: &Conv2d, params: &[f32], x: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let n = x.len() / conv.input.size();
+        let (mut y, mut scratch) = (vec![0.0; n * conv.output.size()], vec![0.0; conv.scratch_len(n)]);
+        conv.forward(Forward { n, params, x, y: &mut y, scratch: &mut scratch, train: true, seed: 0 });
+        let mut dy: Vec<f32> = y.iter().map(|v| 0.5 * v - 0.1).collect();
+        let (mut dx, mut dparams) = (vec![0.0; x.len()], vec![0.0; params.len()]);
+        let dx_out = Some(dx.as_mut_slice());
+        conv.backward(Backward {
+            n,
+            params,
+            x,
+            y: &y,
+            dy: &mut dy,
+            dx: dx_out,
+            dparams: &mut dparams,
+            scratch: &mut scratch,
+        });
+        (y, dx, dparams)
+    }
+
+    #[test]
+    fn a_chunked_batch_equals_its_images_one_by_one() {
+        for conv in chunked_convolutions() {
+            assert!(conv.chunks(3).count() >= 2, "the batch is split");
+            let params: Vec<f32> = (0..param_count(&conv)).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
+            let x: Vec<f32> = (0..3 * conv.input.size()).map(|i| (i * 7 % 17) as f32 / 17.0).collect();
+            let (y, dx, dparams) = pass(&conv, &params, &x);
+            let mut dparams_sum = vec![0.0; params.len()];
+            let (ins, outs) = (conv.input.size(), conv.output.size());
+            for i in 0..3 {
+                let (y1, dx1, dparams1) = pass(&conv, &params, &x[i * ins..(i + 1) * ins]);
+                assert_eq!(y[i * outs..(i + 1) * outs], y1[..]);
+                assert_eq!(dx[i * ins..(i + 1) * ins], dx1[..]);
+                dparams_sum.iter_mut().zip(&dparams1).for_each(|(s, d)| *s += d);
+            }
+            for (a, b) in dparams.iter().zip(&dparams_sum) {
+                assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "parameter gradient {a} vs {b}");
+            }
+        }
     }
 }
