@@ -142,7 +142,7 @@ fn batch_norm_model_learns_and_updates_its_moving_statistics() {
     // Momentum 0.9 instead of 0.99: this short run (40 steps) must still settle the averages.
     let mut spec = ModelSpec::preset("default").unwrap();
     for layer in &mut spec.layers {
-        if let LayerSpec::BatchNorm { momentum } = layer {
+        if let LayerSpec::BatchNorm { momentum, .. } = layer {
             *momentum = 0.9;
         }
     }

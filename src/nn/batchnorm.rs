@@ -1,25 +1,34 @@
 //! Batch normalisation over the channels of NHWC samples (BatchNorm2d for images, BatchNorm1d
-//! for vectors, which are 1×1×C). Training normalises with the (micro-)batch's statistics and
-//! reports them so the trainer can update the moving averages after the step; inference uses the
-//! moving averages. Parameters (Keras names and order): `gamma`, `beta` (trainable), then
-//! `moving_mean`, `moving_variance` (not trainable: their gradients stay zero).
+//! for vectors, which are 1×1×C), optionally followed by a fused ReLU. Training normalises with
+//! the (micro-)batch's statistics and reports them so the trainer can update the moving averages
+//! after the step; inference uses the moving averages. Parameters (Keras names and order):
+//! `gamma`, `beta` (trainable), then `moving_mean`, `moving_variance` (not trainable: their
+//! gradients stay zero). Each pass is one sweep over the activations with per-channel
+//! coefficients: forward `y = act(x·scale + shift)`; backward recomputes the normalised input from
+//! `x` rather than keeping a batch-sized copy of it.
 
+use crate::nn::activation::{Activation, activation_backward};
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
 use rand_chacha::ChaCha8Rng;
 
 /// Keras' default epsilon.
 const EPSILON: f32 = 1e-3;
 
+/// Per-channel values kept in scratch from forward to backward: mean, variance, 1/std.
+const KEPT: usize = 3;
+
 /// A batch-normalisation layer.
 pub struct BatchNorm {
     shape: Shape,
     momentum: f32,
+    activation: Activation,
 }
 
 impl BatchNorm {
-    /// Normalises samples of `shape` per channel; moving averages decay with `momentum`.
-    pub fn new(shape: Shape, momentum: f32) -> BatchNorm {
-        BatchNorm { shape, momentum }
+    /// Normalises samples of `shape` per channel, then applies `activation`; moving averages
+    /// decay with `momentum`.
+    pub fn new(shape: Shape, momentum: f32, activation: Activation) -> BatchNorm {
+        BatchNorm { shape, momentum, activation }
     }
 
     fn channels(&self) -> usize {
@@ -27,16 +36,49 @@ impl BatchNorm {
     }
 }
 
-/// Per-channel mean and (biased) variance of rows of `c` values.
+/// Per-channel mean and (biased) variance of rows of `c` values, in one sweep: sums of the
+/// values shifted by the first row (which keeps the variance accurate when the mean is large).
 fn channel_stats(x: &[f32], c: usize, mean: &mut [f32], var: &mut [f32]) {
     let rows = (x.len() / c).max(1) as f32;
+    let shift = &x[..c];
     mean.fill(0.0);
     var.fill(0.0);
-    x.chunks_exact(c).for_each(|row| mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v));
-    mean.iter_mut().for_each(|m| *m /= rows);
-    x.chunks_exact(c)
-        .for_each(|row| var.iter_mut().zip(row).zip(&*mean).for_each(|((s, &v), &m)| *s += (v - m) * (v - m)));
-    var.iter_mut().for_each(|s| *s /= rows);
+    for row in x.chunks_exact(c) {
+        for (((m, v), &value), &k) in mean.iter_mut().zip(var.iter_mut()).zip(row).zip(shift) {
+            let d = value - k;
+            *m += d;
+            *v += d * d;
+        }
+    }
+    for ((m, v), &k) in mean.iter_mut().zip(var.iter_mut()).zip(shift) {
+        let shifted_mean = *m / rows;
+        *v = (*v / rows - shifted_mean * shifted_mean).max(0.0);
+        *m = shifted_mean + k;
+    }
+}
+
+/// `y = act(x·scale + shift)` per channel over rows of `scale.len()` values.
+fn scale_shift_activate(x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32], act: Activation) {
+    let c = scale.len();
+    for (xr, yr) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+            let t = x * a + b;
+            *y = if act == Activation::Relu && t <= 0.0 { 0.0 } else { t };
+        }
+    }
+}
+
+/// Per-channel `Σ dy` and `Σ dy·x` over rows of `c` values.
+fn gradient_sums(dy: &[f32], x: &[f32], sum_dy: &mut [f32], sum_dy_x: &mut [f32]) {
+    sum_dy.fill(0.0);
+    sum_dy_x.fill(0.0);
+    let c = sum_dy.len();
+    for (dr, xr) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
+        for (((s, sx), &d), &x) in sum_dy.iter_mut().zip(sum_dy_x.iter_mut()).zip(dr).zip(xr) {
+            *s += d;
+            *sx += d * x;
+        }
+    }
 }
 
 impl Layer for BatchNorm {
@@ -67,68 +109,69 @@ impl Layer for BatchNorm {
         params[3 * c..].fill(1.0);
     }
 
-    /// Normalised inputs, then per channel: batch mean, variance, 1/std, and two sums for backward.
-    fn scratch_len(&self, n: usize) -> usize {
-        n * self.shape.size() + 5 * self.channels()
+    /// Per channel: the statistics kept for backward, then two work rows.
+    fn scratch_len(&self, _n: usize) -> usize {
+        (KEPT + 2) * self.channels()
     }
 
     fn forward(&self, f: Forward) {
         let (c, len) = (self.channels(), f.n * self.shape.size());
         let (gamma, beta) = (&f.params[..c], &f.params[c..2 * c]);
-        let (xhat, stats) = f.scratch.split_at_mut(len);
-        let (mean, rest) = stats.split_at_mut(c);
-        let (var, inv_std) = rest.split_at_mut(c);
+        let (mean, rest) = f.scratch.split_at_mut(c);
+        let (var, rest) = rest.split_at_mut(c);
+        let (inv_std, rest) = rest.split_at_mut(c);
+        let (scale, shift) = rest.split_at_mut(c);
         if f.train {
             channel_stats(&f.x[..len], c, mean, var);
         } else {
             mean.copy_from_slice(&f.params[2 * c..3 * c]);
             var.copy_from_slice(&f.params[3 * c..4 * c]);
         }
-        inv_std.iter_mut().zip(&*var).for_each(|(s, &v)| *s = 1.0 / (v + EPSILON).sqrt());
-        for ((xr, hr), yr) in
-            f.x[..len].chunks_exact(c).zip(xhat.chunks_exact_mut(c)).zip(f.y[..len].chunks_exact_mut(c))
-        {
-            for ch in 0..c {
-                hr[ch] = (xr[ch] - mean[ch]) * inv_std[ch];
-                yr[ch] = gamma[ch] * hr[ch] + beta[ch];
-            }
+        for ch in 0..c {
+            inv_std[ch] = 1.0 / (var[ch] + EPSILON).sqrt();
+            scale[ch] = gamma[ch] * inv_std[ch];
+            shift[ch] = beta[ch] - mean[ch] * scale[ch];
         }
+        scale_shift_activate(&f.x[..len], &mut f.y[..len], scale, shift, self.activation);
     }
 
     fn backward(&self, b: Backward) {
         let (c, len) = (self.channels(), b.n * self.shape.size());
         let rows = (len / c) as f32;
-        let (xhat, stats) = b.scratch.split_at_mut(len);
-        let (stats, sums) = stats.split_at_mut(3 * c);
-        let inv_std = &stats[2 * c..3 * c];
+        let dy = &mut b.dy[..len];
+        activation_backward(dy, &b.y[..len], self.activation);
+        let (kept, sums) = b.scratch.split_at_mut(KEPT * c);
+        let (mean, inv_std) = (&kept[..c], &kept[2 * c..3 * c]);
+        let (sum_dy, sum_dy_x) = sums.split_at_mut(c);
+        gradient_sums(dy, &b.x[..len], sum_dy, sum_dy_x);
+        // Σ dy·x̂ = (Σ dy·x − mean·Σ dy)/std; gradients of gamma and beta.
         let (dgamma, rest) = b.dparams.split_at_mut(c);
-        let dbeta = &mut rest[..c];
-        // This call's batch sums (dgamma/dbeta may already hold earlier micro-batches).
-        let (sum_dy, sum_dy_xhat) = sums.split_at_mut(c);
-        sum_dy.fill(0.0);
-        sum_dy_xhat.fill(0.0);
-        for (dr, hr) in b.dy[..len].chunks_exact(c).zip(xhat.chunks_exact(c)) {
-            for ch in 0..c {
-                sum_dy[ch] += dr[ch];
-                sum_dy_xhat[ch] += dr[ch] * hr[ch];
-            }
+        for ch in 0..c {
+            sum_dy_x[ch] = (sum_dy_x[ch] - mean[ch] * sum_dy[ch]) * inv_std[ch];
+            dgamma[ch] += sum_dy_x[ch];
+            rest[ch] += sum_dy[ch];
         }
-        dbeta.iter_mut().zip(&*sum_dy).for_each(|(d, s)| *d += s);
-        dgamma.iter_mut().zip(&*sum_dy_xhat).for_each(|(d, s)| *d += s);
         let Some(dx) = b.dx else { return };
+        // dx = γ/std · (dy − Σdy/rows − x̂·Σdy·x̂/rows) = a·dy + b·x + k per channel.
         let gamma = &b.params[..c];
-        for ((dxr, dr), hr) in dx[..len].chunks_exact_mut(c).zip(b.dy[..len].chunks_exact(c)).zip(xhat.chunks_exact(c))
-        {
-            for ch in 0..c {
-                let scale = gamma[ch] * inv_std[ch] / rows;
-                dxr[ch] = scale * (rows * dr[ch] - sum_dy[ch] - hr[ch] * sum_dy_xhat[ch]);
+        let coefficients: Vec<[f32; 3]> = (0..c)
+            .map(|ch| {
+                let a = gamma[ch] * inv_std[ch];
+                let per_x = -a * inv_std[ch] * sum_dy_x[ch] / rows;
+                let constant = -a * sum_dy[ch] / rows - per_x * mean[ch];
+                [a, per_x, constant]
+            })
+            .collect();
+        for ((dxr, dr), xr) in dx[..len].chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(b.x[..len].chunks_exact(c)) {
+            for (((dx, &d), &x), k) in dxr.iter_mut().zip(dr).zip(xr).zip(&coefficients) {
+                *dx = k[0] * d + k[1] * x + k[2];
             }
         }
     }
 
-    fn accumulate_state(&self, scratch: &[f32], n: usize, acc: &mut [f32]) {
-        let (c, len) = (self.channels(), n * self.shape.size());
-        let (mean, var) = (&scratch[len..len + c], &scratch[len + c..len + 2 * c]);
+    fn accumulate_state(&self, scratch: &[f32], _n: usize, acc: &mut [f32]) {
+        let c = self.channels();
+        let (mean, var) = (&scratch[..c], &scratch[c..2 * c]);
         acc[2 * c..3 * c].iter_mut().zip(mean).for_each(|(a, &m)| *a += m);
         acc[3 * c..4 * c].iter_mut().zip(var).for_each(|(a, &v)| *a += v);
     }
@@ -143,11 +186,12 @@ impl Layer for BatchNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::activation::Relu;
     use crate::nn::gradcheck::check_layer;
 
     #[test]
     fn normalises_each_channel_in_training() {
-        let bn = BatchNorm::new(Shape::new(1, 2, 2), 0.99);
+        let bn = BatchNorm::new(Shape::new(1, 2, 2), 0.99, Activation::Linear);
         let params = [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0];
         let x = [1.0, 10.0, 3.0, 30.0, 5.0, 50.0, 7.0, 70.0];
         let (mut y, mut scratch) = (vec![0.0; 8], vec![0.0; bn.scratch_len(2)]);
@@ -167,7 +211,7 @@ mod tests {
 
     #[test]
     fn inference_uses_moving_statistics() {
-        let bn = BatchNorm::new(Shape::vector(1), 0.99);
+        let bn = BatchNorm::new(Shape::vector(1), 0.99, Activation::Linear);
         let params = [2.0, 1.0, 3.0, 4.0 - EPSILON];
         let (mut y, mut scratch) = (vec![0.0; 1], vec![0.0; bn.scratch_len(1)]);
         bn.forward(Forward {
@@ -184,7 +228,45 @@ mod tests {
 
     #[test]
     fn gradients_2d_and_1d() {
-        check_layer(&BatchNorm::new(Shape::new(3, 2, 3), 0.99), 2);
-        check_layer(&BatchNorm::new(Shape::vector(4), 0.99), 5);
+        check_layer(&BatchNorm::new(Shape::new(3, 2, 3), 0.99, Activation::Linear), 2);
+        check_layer(&BatchNorm::new(Shape::vector(4), 0.99, Activation::Linear), 5);
+    }
+
+    /// Output and input gradient of `layer` in training mode for the output gradient `dy`.
+    fn pass(layer: &dyn Layer, params: &[f32], x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let n = x.len() / layer.input_shape().size();
+        let (mut y, mut scratch) = (vec![0.0; x.len()], vec![0.0; layer.scratch_len(n)]);
+        layer.forward(Forward { n, params, x, y: &mut y, scratch: &mut scratch, train: true, seed: 0 });
+        let (mut dy, mut dx, mut dparams) = (dy.to_vec(), vec![0.0; x.len()], vec![0.0; params.len()]);
+        let dx_out = Some(dx.as_mut_slice());
+        layer.backward(Backward {
+            n,
+            params,
+            x,
+            y: &y,
+            dy: &mut dy,
+            dx: dx_out,
+            dparams: &mut dparams,
+            scratch: &mut scratch,
+        });
+        (y, dx, dparams)
+    }
+
+    #[test]
+    fn fused_relu_equals_batch_norm_then_the_relu_layer() {
+        let shape = Shape::new(3, 2, 3);
+        let (fused, plain) =
+            (BatchNorm::new(shape, 0.99, Activation::Relu), BatchNorm::new(shape, 0.99, Activation::Linear));
+        let params = [1.5, 0.5, 1.0, 0.2, -0.3, 0.1, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        let x: Vec<f32> = (0..36).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+        let dy: Vec<f32> = (0..36).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+        let (y, dx, dparams) = pass(&fused, &params, &x, &dy);
+        let relu = Relu::new(shape);
+        let (normalised, _, _) = pass(&plain, &params, &x, &dy);
+        let (y_relu, dnormalised, _) = pass(&relu, &[], &normalised, &dy);
+        let (_, dx_plain, dparams_plain) = pass(&plain, &params, &x, &dnormalised);
+        assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0), "the ReLU cuts some values");
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-5 * a.abs().max(1.0));
+        assert!(close(&y, &y_relu) && close(&dx, &dx_plain) && close(&dparams, &dparams_plain));
     }
 }

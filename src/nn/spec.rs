@@ -58,6 +58,9 @@ pub enum LayerSpec {
         /// Decay of the moving averages (Keras: 0.99).
         #[serde(default = "bn_momentum")]
         momentum: f32,
+        /// Fused activation after the normalisation.
+        #[serde(default)]
+        activation: Activation,
     },
     /// Mean of each channel over the image.
     GlobalAvgPool,
@@ -117,9 +120,9 @@ impl LayerSpec {
                 Box::new(MaxPool2d::new(input, size))
             }
             LayerSpec::Relu => Box::new(Relu::new(input)),
-            LayerSpec::BatchNorm { momentum } => {
+            LayerSpec::BatchNorm { momentum, activation } => {
                 require((0.0..1.0).contains(&momentum), index, "batch_norm momentum must be in [0, 1)")?;
-                Box::new(BatchNorm::new(input, momentum))
+                Box::new(BatchNorm::new(input, momentum, activation))
             }
             LayerSpec::GlobalAvgPool => Box::new(GlobalAvgPool::new(input)),
             LayerSpec::Flatten => Box::new(Flatten::new(input)),
@@ -234,7 +237,7 @@ impl ModelSpec {
         ModelSpec::conv_bn_net(512)
     }
 
-    /// Two conv-BN-ReLU blocks (32 then 64 filters) and a dense layer of `dense` units.
+    /// Two blocks of conv → batch norm with fused ReLU (32 then 64 filters) and a dense layer of `dense` units.
     fn conv_bn_net(dense: usize) -> ModelSpec {
         let conv_bn_relu = |filters| {
             [
@@ -245,8 +248,7 @@ impl ModelSpec {
                     activation: Activation::Linear,
                     init: Init::HeNormal,
                 },
-                LayerSpec::BatchNorm { momentum: 0.99 },
-                LayerSpec::Relu,
+                LayerSpec::BatchNorm { momentum: 0.99, activation: Activation::Relu },
             ]
         };
         let pool_and_drop = [LayerSpec::MaxPool2d { size: 2 }, LayerSpec::Dropout { rate: 0.25 }];
@@ -259,8 +261,7 @@ impl ModelSpec {
         layers.extend([
             LayerSpec::Flatten,
             LayerSpec::Dense { units: dense, activation: Activation::Linear, init: Init::HeNormal },
-            LayerSpec::BatchNorm { momentum: 0.99 },
-            LayerSpec::Relu,
+            LayerSpec::BatchNorm { momentum: 0.99, activation: Activation::Relu },
             LayerSpec::Dropout { rate: 0.5 },
             LayerSpec::Dense { units: 10, activation: Activation::Linear, init: Init::GlorotUniform },
         ]);
