@@ -1,10 +1,13 @@
 //! 2-D convolution, stride 1, "valid" or "same" padding, NHWC, with fused bias and activation.
-//! Computed as im2col followed by one matrix multiply per chunk of images:
+//! A single-channel first layer computes its output by direct convolution (`direct_conv`) where
+//! the CPU has it. Otherwise, and for every backward pass, the layer is im2col followed by one
+//! matrix multiply per chunk of images:
 //! `cols[n·OH·OW, KH·KW·C] · kernel[KH·KW·C, F] → y[n·OH·OW, F]`, which is already NHWC. Chunks
 //! are sized so the patch matrix stays in the core's cache; backward unfolds each chunk again
 //! rather than keeping a batch-sized patch matrix, which would only stream through memory.
 
 use crate::nn::activation::{Activation, activation_backward, add_bias_activate, bias_backward};
+use crate::nn::direct_conv;
 use crate::nn::init::Init;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
 use crate::nn::matmul::{Operand, matmul, n as plain, t as transposed};
@@ -72,6 +75,21 @@ impl Conv2d {
     fn chunks(&self, n: usize) -> impl Iterator<Item = (usize, usize)> {
         let step = self.chunk_images();
         (0..n).step_by(step).map(move |first| (first, step.min(n - first)))
+    }
+
+    /// Whether the output is computed by the direct convolution.
+    fn direct(&self) -> bool {
+        self.input.c == 1 && direct_conv::available(self.filters)
+    }
+
+    /// The single-channel geometry, for the direct convolution.
+    fn geometry(&self) -> direct_conv::Geometry {
+        direct_conv::Geometry {
+            input: (self.input.h, self.input.w),
+            output: (self.output.h, self.output.w),
+            kernel: self.kernel,
+            pad: self.pad,
+        }
     }
 
     /// Whether im2col is stored kernel-major (`[K, rows]`), used for single-channel inputs: each
@@ -196,6 +214,9 @@ impl Layer for Conv2d {
         let (k, fo) = (self.patch_len(), self.filters);
         let (in_size, out_size) = (self.input.size(), self.output.size());
         let (kernel, bias) = f.params.split_at(k * fo);
+        if self.direct() {
+            return direct_conv::forward(&self.geometry(), f.x, f.n, kernel, bias, self.activation, f.y);
+        }
         for (first, n) in self.chunks(f.n) {
             let rows = n * self.out_pixels();
             let cols = &mut f.scratch[..rows * k];
@@ -338,5 +359,11 @@ mod tests {
                 assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "parameter gradient {a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn gradients_of_a_direct_first_layer() {
+        check_layer(&Conv2d::new(Shape::new(6, 7, 1), 16, 3, Padding::Same, Activation::Linear, Init::HeNormal), 2);
+        check_layer(&Conv2d::new(Shape::new(12, 12, 1), 32, 5, Padding::Valid, Activation::Linear, Init::HeNormal), 1);
     }
 }

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod batchnorm;
 pub mod conv2d;
 pub mod dense;
+pub mod direct_conv;
 pub mod dropout;
 pub mod flatten;
 pub mod global_pool;

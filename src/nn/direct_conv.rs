@@ -1,0 +1,202 @@
+//! Direct convolution of single-channel images (a network's first layer) with AVX-512. Each
+//! output pixel is the sum, over the kernel taps inside the image, of one input value times that
+//! tap's row of weights: the filters fill the vector lanes, and nothing is unfolded into a patch
+//! matrix (which, with one channel, is 25 values per pixel for a 5×5 kernel and made this layer
+//! memory-bound). Used for the forward pass where the CPU has AVX-512F and the filter count is a
+//! multiple of 16; elsewhere, and for the gradients (where im2col + GEMM measured faster), the
+//! convolution layer keeps its im2col path.
+
+use crate::nn::activation::Activation;
+
+/// Filters in one vector.
+const LANES: usize = 16;
+
+/// Neighbouring output pixels computed together, each with its own accumulator, so that eight
+/// independent multiply-adds are in flight.
+const PIXELS: usize = 8;
+
+/// Where the input and output of a single-channel convolution lie.
+#[derive(Debug, Clone, Copy)]
+pub struct Geometry {
+    /// Input height and width.
+    pub input: (usize, usize),
+    /// Output height and width.
+    pub output: (usize, usize),
+    /// Kernel side.
+    pub kernel: usize,
+    /// Zero padding on each border.
+    pub pad: usize,
+}
+
+impl Geometry {
+    /// Taps of one kernel axis that land inside an input axis of length `len` for output
+    /// coordinate `o`.
+    fn taps(&self, o: usize, len: usize) -> std::ops::Range<usize> {
+        let lo = self.pad.saturating_sub(o);
+        let hi = (len + self.pad).saturating_sub(o).min(self.kernel);
+        lo..hi.max(lo)
+    }
+
+    /// Output columns all of whose taps lie inside the image.
+    fn inner_columns(&self) -> std::ops::Range<usize> {
+        let (w, out) = (self.input.1, self.output.1);
+        self.pad..(w + self.pad + 1).saturating_sub(self.kernel).min(out).max(self.pad)
+    }
+}
+
+/// Whether this CPU runs the direct convolution for `filters` filters.
+pub fn available(filters: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        filters.is_multiple_of(LANES) && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `y = act(conv(x) + bias)` for `n` images; `kernel` is `[k, k, 1, filters]`, `y` NHWC.
+/// Panics unless `available(bias.len())`.
+pub fn forward(g: &Geometry, x: &[f32], n: usize, kernel: &[f32], bias: &[f32], act: Activation, y: &mut [f32]) {
+    assert!(available(bias.len()), "direct convolution needs AVX-512F and a multiple of 16 filters");
+    let (in_size, out_size) = (g.input.0 * g.input.1, g.output.0 * g.output.1 * bias.len());
+    assert!(x.len() >= n * in_size && y.len() >= n * out_size && kernel.len() == g.kernel * g.kernel * bias.len());
+    #[cfg(target_arch = "x86_64")]
+    for (image, out) in x.chunks_exact(in_size).zip(y.chunks_exact_mut(out_size)).take(n) {
+        for first in (0..bias.len()).step_by(LANES) {
+            // SAFETY: AVX-512F is present (asserted); the slices' lengths were checked above.
+            unsafe { avx512::forward_block(g, image, kernel, bias, first, act == Activation::Relu, out) };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Geometry, LANES, PIXELS};
+    use std::arch::x86_64::*;
+
+    /// 16 values from `s[at..]` (bounds-checked).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load(s: &[f32], at: usize) -> __m512 {
+        let v = &s[at..at + LANES];
+        // SAFETY: `v` holds 16 floats.
+        unsafe { _mm512_loadu_ps(v.as_ptr()) }
+    }
+
+    /// Stores 16 values into `s[at..]` (bounds-checked).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn store(s: &mut [f32], at: usize, v: __m512) {
+        let out = &mut s[at..at + LANES];
+        // SAFETY: `out` holds 16 floats.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) }
+    }
+
+    /// One image's outputs for filters `first..first + 16`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn forward_block(
+        g: &Geometry,
+        image: &[f32],
+        kernel: &[f32],
+        bias: &[f32],
+        first: usize,
+        relu: bool,
+        y: &mut [f32],
+    ) {
+        let ((ih, iw), (oh, ow), k) = (g.input, g.output, g.kernel);
+        let filters = bias.len();
+        let start = load(bias, first);
+        let weights = |ky: usize, kx: usize| load(kernel, (ky * k + kx) * filters + first);
+        let finish = |v: __m512| if relu { _mm512_max_ps(v, _mm512_setzero_ps()) } else { v };
+        let inner = g.inner_columns();
+        for oy in 0..oh {
+            let rows = g.taps(oy, ih);
+            let mut ox = 0;
+            while ox < ow {
+                if inner.contains(&ox) && ox + PIXELS <= inner.end {
+                    let mut acc = [start; PIXELS];
+                    for ky in rows.clone() {
+                        let row = &image[(oy + ky - g.pad) * iw + ox - g.pad..][..PIXELS + k - 1];
+                        for kx in 0..k {
+                            let (w, values) = (weights(ky, kx), row[kx..kx + PIXELS].as_ptr());
+                            for (p, a) in acc.iter_mut().enumerate() {
+                                // SAFETY: `values` points at PIXELS floats of `row`.
+                                *a = _mm512_fmadd_ps(_mm512_set1_ps(unsafe { *values.add(p) }), w, *a);
+                            }
+                        }
+                    }
+                    for (p, a) in acc.into_iter().enumerate() {
+                        store(y, (oy * ow + ox + p) * filters + first, finish(a));
+                    }
+                    ox += PIXELS;
+                } else {
+                    let mut acc = start;
+                    for ky in rows.clone() {
+                        let row = &image[(oy + ky - g.pad) * iw..][..iw];
+                        for kx in g.taps(ox, iw) {
+                            acc = _mm512_fmadd_ps(_mm512_set1_ps(row[ox + kx - g.pad]), weights(ky, kx), acc);
+                        }
+                    }
+                    store(y, (oy * ow + ox) * filters + first, finish(acc));
+                    ox += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The textbook sum, one value at a time.
+    fn reference(g: &Geometry, x: &[f32], kernel: &[f32], bias: &[f32]) -> Vec<f32> {
+        let ((ih, iw), (oh, ow), k, filters) = (g.input, g.output, g.kernel, bias.len());
+        let mut y = Vec::new();
+        for image in x.chunks_exact(ih * iw) {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for (filter, &bias) in bias.iter().enumerate() {
+                        let mut sum = bias;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let (iy, ix) = ((oy + ky).wrapping_sub(g.pad), (ox + kx).wrapping_sub(g.pad));
+                                if iy < ih && ix < iw {
+                                    sum += image[iy * iw + ix] * kernel[(ky * k + kx) * filters + filter];
+                                }
+                            }
+                        }
+                        y.push(sum);
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn matches_the_textbook_sum() {
+        if !available(16) {
+            eprintln!("SKIPPED: this CPU has no AVX-512F, so the direct convolution is never used");
+            return;
+        }
+        let same = Geometry { input: (11, 13), output: (11, 13), kernel: 3, pad: 1 };
+        let valid = Geometry { input: (28, 28), output: (24, 24), kernel: 5, pad: 0 };
+        for (g, filters) in [(same, 16), (valid, 32)] {
+            let (outputs, n) = (g.output.0 * g.output.1 * filters, 2);
+            let x: Vec<f32> = (0..n * g.input.0 * g.input.1).map(|i| ((i * 37) % 23) as f32 / 23.0 - 0.4).collect();
+            let kernel: Vec<f32> =
+                (0..g.kernel * g.kernel * filters).map(|i| ((i * 11) % 7) as f32 / 7.0 - 0.5).collect();
+            let bias: Vec<f32> = (0..filters).map(|i| i as f32 * 0.01).collect();
+            let expected = reference(&g, &x, &kernel, &bias);
+            let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+            let mut y = vec![f32::NAN; n * outputs];
+            forward(&g, &x, n, &kernel, &bias, Activation::Linear, &mut y);
+            assert!(y.iter().zip(&expected).all(|(&a, &b)| close(a, b)));
+            forward(&g, &x, n, &kernel, &bias, Activation::Relu, &mut y);
+            assert!(y.iter().zip(&expected).all(|(&a, &b)| close(a, b.max(0.0))));
+        }
+    }
+}
