@@ -187,7 +187,7 @@ impl Layer for BatchNorm {
 mod tests {
     use super::*;
     use crate::nn::activation::Relu;
-    use crate::nn::gradcheck::check_layer;
+    use crate::nn::gradcheck::{check_layer, forward_backward};
 
     #[test]
     fn normalises_each_channel_in_training() {
@@ -232,26 +232,6 @@ mod tests {
         check_layer(&BatchNorm::new(Shape::vector(4), 0.99, Activation::Linear), 5);
     }
 
-    /// Output and input gradient of `layer` in training mode for the output gradient `dy`.
-    fn pass(layer: &dyn Layer, params: &[f32], x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let n = x.len() / layer.input_shape().size();
-        let (mut y, mut scratch) = (vec![0.0; x.len()], vec![0.0; layer.scratch_len(n)]);
-        layer.forward(Forward { n, params, x, y: &mut y, scratch: &mut scratch, train: true, seed: 0 });
-        let (mut dy, mut dx, mut dparams) = (dy.to_vec(), vec![0.0; x.len()], vec![0.0; params.len()]);
-        let dx_out = Some(dx.as_mut_slice());
-        layer.backward(Backward {
-            n,
-            params,
-            x,
-            y: &y,
-            dy: &mut dy,
-            dx: dx_out,
-            dparams: &mut dparams,
-            scratch: &mut scratch,
-        });
-        (y, dx, dparams)
-    }
-
     #[test]
     fn fused_relu_equals_batch_norm_then_the_relu_layer() {
         let shape = Shape::new(3, 2, 3);
@@ -260,11 +240,11 @@ mod tests {
         let params = [1.5, 0.5, 1.0, 0.2, -0.3, 0.1, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
         let x: Vec<f32> = (0..36).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
         let dy: Vec<f32> = (0..36).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
-        let (y, dx, dparams) = pass(&fused, &params, &x, &dy);
+        let (y, dx, dparams) = forward_backward(&fused, &params, &x, &dy);
         let relu = Relu::new(shape);
-        let (normalised, _, _) = pass(&plain, &params, &x, &dy);
-        let (y_relu, dnormalised, _) = pass(&relu, &[], &normalised, &dy);
-        let (_, dx_plain, dparams_plain) = pass(&plain, &params, &x, &dnormalised);
+        let (normalised, _, _) = forward_backward(&plain, &params, &x, &dy);
+        let (y_relu, dnormalised, _) = forward_backward(&relu, &[], &normalised, &dy);
+        let (_, dx_plain, dparams_plain) = forward_backward(&plain, &params, &x, &dnormalised);
         assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0), "the ReLU cuts some values");
         let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-5 * a.abs().max(1.0));
         assert!(close(&y, &y_relu) && close(&dx, &dx_plain) && close(&dparams, &dparams_plain));

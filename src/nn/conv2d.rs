@@ -257,7 +257,7 @@ impl Layer for Conv2d {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::gradcheck::check_layer;
+    use crate::nn::gradcheck::{check_layer, forward_backward};
     use crate::nn::layer::param_count;
 
     #[test]
@@ -319,38 +319,19 @@ mod tests {
         }
     }
 
-    /// Forward output, input gradient and parameter gradient of one batch.
-    fn pass(conv: &Conv2d, params: &[f32], x: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let n = x.len() / conv.input.size();
-        let (mut y, mut scratch) = (vec![0.0; n * conv.output.size()], vec![0.0; conv.scratch_len(n)]);
-        conv.forward(Forward { n, params, x, y: &mut y, scratch: &mut scratch, train: true, seed: 0 });
-        let mut dy: Vec<f32> = y.iter().map(|v| 0.5 * v - 0.1).collect();
-        let (mut dx, mut dparams) = (vec![0.0; x.len()], vec![0.0; params.len()]);
-        let dx_out = Some(dx.as_mut_slice());
-        conv.backward(Backward {
-            n,
-            params,
-            x,
-            y: &y,
-            dy: &mut dy,
-            dx: dx_out,
-            dparams: &mut dparams,
-            scratch: &mut scratch,
-        });
-        (y, dx, dparams)
-    }
-
     #[test]
     fn a_chunked_batch_equals_its_images_one_by_one() {
         for conv in chunked_convolutions() {
             assert!(conv.chunks(3).count() >= 2, "the batch is split");
             let params: Vec<f32> = (0..param_count(&conv)).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
-            let x: Vec<f32> = (0..3 * conv.input.size()).map(|i| (i * 7 % 17) as f32 / 17.0).collect();
-            let (y, dx, dparams) = pass(&conv, &params, &x);
-            let mut dparams_sum = vec![0.0; params.len()];
             let (ins, outs) = (conv.input.size(), conv.output.size());
+            let x: Vec<f32> = (0..3 * ins).map(|i| (i * 7 % 17) as f32 / 17.0).collect();
+            let dy: Vec<f32> = (0..3 * outs).map(|i| (i * 5 % 11) as f32 / 11.0 - 0.5).collect();
+            let (y, dx, dparams) = forward_backward(&conv, &params, &x, &dy);
+            let mut dparams_sum = vec![0.0; params.len()];
             for i in 0..3 {
-                let (y1, dx1, dparams1) = pass(&conv, &params, &x[i * ins..(i + 1) * ins]);
+                let image = |v: &[f32], size: usize| v[i * size..(i + 1) * size].to_vec();
+                let (y1, dx1, dparams1) = forward_backward(&conv, &params, &image(&x, ins), &image(&dy, outs));
                 assert_eq!(y[i * outs..(i + 1) * outs], y1[..]);
                 assert_eq!(dx[i * ins..(i + 1) * ins], dx1[..]);
                 dparams_sum.iter_mut().zip(&dparams1).for_each(|(s, d)| *s += d);

@@ -52,6 +52,27 @@ fn assert_close(what: &str, i: usize, analytic: f32, numeric: f64) {
     );
 }
 
+/// Output, input gradient and parameter gradient of one training-mode forward and backward pass
+/// of `layer` over the samples `x`, for the output gradient `dy`.
+pub fn forward_backward(layer: &dyn Layer, params: &[f32], x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let n = x.len() / layer.input_shape().size();
+    let (mut y, mut scratch) = (vec![0.0; n * layer.output_shape().size()], vec![0.0; layer.scratch_len(n)]);
+    layer.forward(Forward { n, params, x, y: &mut y, scratch: &mut scratch, train: true, seed: 0 });
+    let (mut dy, mut dx, mut dparams) = (dy.to_vec(), vec![0.0; x.len()], vec![0.0; params.len()]);
+    let dx_out = Some(dx.as_mut_slice());
+    layer.backward(Backward {
+        n,
+        params,
+        x,
+        y: &y,
+        dy: &mut dy,
+        dx: dx_out,
+        dparams: &mut dparams,
+        scratch: &mut scratch,
+    });
+    (y, dx, dparams)
+}
+
 /// Checks the gradients of `layer` on a random batch of `n` samples.
 pub fn check_layer(layer: &dyn Layer, n: usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(5);

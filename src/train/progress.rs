@@ -38,10 +38,10 @@ impl TrainObserver for ConsoleProgress {
         }
     }
 
-    fn epoch_done(&mut self, stats: &EpochStats, _validation: &Evaluation) {
+    fn epoch_done(&mut self, stats: &EpochStats, validation: &Evaluation) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        println!("{}", stats.line(self.epochs));
+        println!("{}", stats.line(self.epochs, validation.samples > 0));
     }
 }

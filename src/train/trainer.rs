@@ -127,18 +127,17 @@ pub struct EpochStats {
 }
 
 impl EpochStats {
-    /// The Keras-like one-line report.
-    pub fn line(&self, epochs: usize) -> String {
+    /// The Keras-like one-line report; the validation figures only when there was a validation
+    /// set (`validated`).
+    pub fn line(&self, epochs: usize, validated: bool) -> String {
+        let validation = if validated {
+            format!("  val_loss {:.4}  val_acc {:.4}", self.val_loss, self.val_accuracy)
+        } else {
+            String::new()
+        };
         format!(
-            "epoch {}/{epochs}  loss {:.4}  acc {:.4}  val_loss {:.4}  val_acc {:.4}  lr {:.1e}  {:.1}s  {:.0} img/s",
-            self.epoch,
-            self.loss,
-            self.accuracy,
-            self.val_loss,
-            self.val_accuracy,
-            self.lr,
-            self.seconds,
-            self.images_per_second
+            "epoch {}/{epochs}  loss {:.4}  acc {:.4}{validation}  lr {:.1e}  {:.1}s  {:.0} img/s",
+            self.epoch, self.loss, self.accuracy, self.lr, self.seconds, self.images_per_second
         )
     }
 }
@@ -430,4 +429,26 @@ pub fn evaluate_named(model: &Model, data: &Dataset, names: &[String], tta: bool
 pub fn probabilities(model: &Model, data: &Dataset, tta: bool) -> Vec<f32> {
     let mut predictor = Predictor::new(model, INFERENCE_BATCH);
     if tta { predictor.probabilities_tta(&data.images) } else { predictor.probabilities(&data.images) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_line_shows_validation_only_when_there_was_some() {
+        let stats = EpochStats {
+            epoch: 3,
+            loss: 0.25,
+            accuracy: 0.9,
+            val_loss: 0.0,
+            val_accuracy: 0.0,
+            lr: 1e-3,
+            seconds: 70.0,
+            images_per_second: 800.0,
+        };
+        assert_eq!(stats.line(15, false), "epoch 3/15  loss 0.2500  acc 0.9000  lr 1.0e-3  70.0s  800 img/s");
+        let validated = EpochStats { val_loss: 0.2, val_accuracy: 0.93, ..stats };
+        assert!(validated.line(15, true).contains("  val_loss 0.2000  val_acc 0.9300  lr"));
+    }
 }
