@@ -1,16 +1,18 @@
 //! 2-D convolution, stride 1, "valid" or "same" padding, NHWC, with fused bias and activation.
-//! A single-channel first layer computes its output by direct convolution (`direct_conv`) where
-//! the CPU has it. Otherwise, and for every backward pass, the layer is im2col followed by one
-//! matrix multiply per chunk of images:
-//! `cols[n·OH·OW, KH·KW·C] · kernel[KH·KW·C, F] → y[n·OH·OW, F]`, which is already NHWC. Chunks
-//! are sized so the patch matrix stays in the core's cache; backward unfolds each chunk again
-//! rather than keeping a batch-sized patch matrix, which would only stream through memory.
+//! Multi-channel inputs are convolved image by image as matrix products over the padded image
+//! itself (`implicit_conv`). A single-channel first layer computes its output by direct
+//! convolution (`direct_conv`) where the CPU has it; otherwise, and for its backward pass, it
+//! unfolds its patches kernel-major (im2col, one image row per kernel offset) and multiplies per
+//! chunk of images: `cols[KH·KW, n·OH·OW]ᵀ · kernel[KH·KW, F] → y[n·OH·OW, F]`, already NHWC.
+//! Chunks are sized so the patch matrix stays in the core's cache; backward unfolds each chunk
+//! again rather than keeping a batch-sized patch matrix, which would only stream through memory.
 
 use crate::nn::activation::{Activation, activation_backward, add_bias_activate, bias_backward};
 use crate::nn::direct_conv;
+use crate::nn::implicit_conv::ImplicitConv;
 use crate::nn::init::Init;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
-use crate::nn::matmul::{Operand, matmul, n as plain, t as transposed};
+use crate::nn::matmul::{matmul, n as plain, t as transposed};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +40,8 @@ pub struct Conv2d {
     pad: usize,
     activation: Activation,
     init: Init,
+    /// The image-by-image matrix products of a multi-channel input.
+    implicit: Option<ImplicitConv>,
 }
 
 impl Conv2d {
@@ -53,7 +57,8 @@ impl Conv2d {
         let pad = if padding == Padding::Same { kernel / 2 } else { 0 };
         let out_side = |s: usize| s + 2 * pad + 1 - kernel;
         let output = Shape::new(out_side(input.h), out_side(input.w), filters);
-        Conv2d { input, output, filters, kernel, pad, activation, init }
+        let implicit = (input.c > 1).then(|| ImplicitConv::new(input, output, kernel, pad));
+        Conv2d { input, output, filters, kernel, pad, activation, init, implicit }
     }
 
     /// Length of one im2col row.
@@ -92,12 +97,6 @@ impl Conv2d {
         }
     }
 
-    /// Whether im2col is stored kernel-major (`[K, rows]`), used for single-channel inputs: each
-    /// kernel offset then copies whole image rows instead of one value per patch.
-    fn kernel_major(&self) -> bool {
-        self.input.c == 1
-    }
-
     /// Range of output columns `ox` whose input column `ox + kx − pad` lies inside the image.
     fn valid_columns(&self, kx: usize) -> std::ops::Range<usize> {
         let lo = self.pad.saturating_sub(kx);
@@ -105,42 +104,29 @@ impl Conv2d {
         lo..hi.max(lo)
     }
 
-    /// Calls `visit(col_offset, source, len)` for every contiguous run of `cols`: one image row per
-    /// kernel offset (kernel-major), or one patch row, all kernel columns × channels at once
-    /// (patch-major). `source` is the input offset to copy from, or `None` where the run lies in
-    /// the zero padding.
+    /// Calls `visit(col_offset, source, len)` for every contiguous run of the kernel-major `cols`
+    /// of a single-channel input: one image row per kernel offset. `source` is the input offset
+    /// to copy from, or `None` where the run lies in the zero padding.
     fn for_each_run(&self, n: usize, mut visit_any: impl FnMut(usize, Option<usize>, usize)) {
         let mut visit = |col, source, len| {
             if len > 0 {
                 visit_any(col, source, len)
             }
         };
-        let (c, k, in_size) = (self.input.c, self.kernel, self.input.size());
-        let (oh, ow, rows, patch) = (self.output.h, self.output.w, n * self.out_pixels(), self.patch_len());
+        let (k, in_size) = (self.kernel, self.input.size());
+        let (oh, ow, rows) = (self.output.h, self.output.w, n * self.out_pixels());
         for b in 0..n {
             for oy in 0..oh {
                 let row = (b * oh + oy) * ow;
                 for ky in 0..k {
                     let iy = (oy + ky).checked_sub(self.pad).filter(|&v| v < self.input.h);
-                    let input_at = |ix: usize| iy.map(|iy| b * in_size + (iy * self.input.w + ix) * c);
-                    if self.kernel_major() {
-                        for kx in 0..k {
-                            let start = (ky * k + kx) * rows + row;
-                            let cols = self.valid_columns(kx);
-                            visit(start, None, cols.start);
-                            let ix = (cols.start + kx).saturating_sub(self.pad);
-                            visit(start + cols.start, input_at(ix), cols.len());
-                            visit(start + cols.end, None, ow - cols.end);
-                        }
-                    } else {
-                        for ox in 0..ow {
-                            let kx_lo = self.pad.saturating_sub(ox);
-                            let kx_hi = (self.input.w + self.pad).saturating_sub(ox).min(k).max(kx_lo);
-                            let start = (row + ox) * patch + ky * k * c;
-                            visit(start, None, kx_lo * c);
-                            visit(start + kx_lo * c, input_at(ox + kx_lo - self.pad), (kx_hi - kx_lo) * c);
-                            visit(start + kx_hi * c, None, (k - kx_hi) * c);
-                        }
+                    for kx in 0..k {
+                        let start = (ky * k + kx) * rows + row;
+                        let cols = self.valid_columns(kx);
+                        let ix = (cols.start + kx).saturating_sub(self.pad);
+                        visit(start, None, cols.start);
+                        visit(start + cols.start, iy.map(|iy| b * in_size + iy * self.input.w + ix), cols.len());
+                        visit(start + cols.end, None, ow - cols.end);
                     }
                 }
             }
@@ -163,11 +149,6 @@ impl Conv2d {
                 dx[inp..inp + len].iter_mut().zip(&dcols[col..col + len]).for_each(|(d, g)| *d += g)
             }
         });
-    }
-
-    /// The im2col buffer viewed as a `rows × K` matrix.
-    fn cols_view<'a>(&self, cols: &'a [f32]) -> Operand<'a> {
-        Operand { data: cols, t: self.kernel_major() }
     }
 }
 
@@ -203,6 +184,9 @@ impl Layer for Conv2d {
     }
 
     fn scratch_len(&self, n: usize) -> usize {
+        if let Some(conv) = &self.implicit {
+            return conv.scratch_len();
+        }
         2 * n.min(self.chunk_images()) * self.out_pixels() * self.patch_len()
     }
 
@@ -217,12 +201,19 @@ impl Layer for Conv2d {
         if self.direct() {
             return direct_conv::forward(&self.geometry(), f.x, f.n, kernel, bias, self.activation, f.y);
         }
+        if let Some(conv) = &self.implicit {
+            for (x, y) in f.x.chunks_exact(in_size).zip(f.y.chunks_exact_mut(out_size)).take(f.n) {
+                conv.forward(x, kernel, y, f.scratch);
+                add_bias_activate(y, bias, self.activation);
+            }
+            return;
+        }
         for (first, n) in self.chunks(f.n) {
             let rows = n * self.out_pixels();
             let cols = &mut f.scratch[..rows * k];
             self.im2col(&f.x[first * in_size..], n, cols);
             let y = &mut f.y[first * out_size..][..rows * fo];
-            matmul(rows, fo, k, self.cols_view(cols), plain(kernel), y, false);
+            matmul(rows, fo, k, transposed(cols), plain(kernel), y, false);
             add_bias_activate(y, bias, self.activation);
         }
     }
@@ -232,6 +223,12 @@ impl Layer for Conv2d {
         let (in_size, out_size) = (self.input.size(), self.output.size());
         let (dkernel, dbias) = b.dparams.split_at_mut(k * fo);
         let kernel = &b.params[..k * fo];
+        if let Some(conv) = &self.implicit {
+            let dy = &mut b.dy[..b.n * out_size];
+            activation_backward(dy, &b.y[..b.n * out_size], self.activation);
+            bias_backward(dbias, dy);
+            return conv.backward(b.n, b.x, dy, kernel, dkernel, b.dx, b.scratch);
+        }
         for (first, n) in self.chunks(b.n) {
             let rows = n * self.out_pixels();
             let dy = &mut b.dy[first * out_size..][..rows * fo];
@@ -239,15 +236,10 @@ impl Layer for Conv2d {
             bias_backward(dbias, dy);
             let (cols, dcols) = b.scratch.split_at_mut(rows * k);
             self.im2col(&b.x[first * in_size..], n, cols);
-            let cols_t = Operand { data: cols, t: !self.kernel_major() };
-            matmul(k, fo, rows, cols_t, plain(dy), dkernel, true);
+            matmul(k, fo, rows, plain(cols), plain(dy), dkernel, true);
             if let Some(dx) = b.dx.as_deref_mut() {
                 let dcols = &mut dcols[..rows * k];
-                if self.kernel_major() {
-                    matmul(k, rows, fo, plain(kernel), transposed(dy), dcols, false);
-                } else {
-                    matmul(rows, k, fo, plain(dy), transposed(kernel), dcols, false);
-                }
+                matmul(k, rows, fo, plain(kernel), transposed(dy), dcols, false);
                 self.col2im(dcols, n, &mut dx[first * in_size..]);
             }
         }
@@ -305,24 +297,25 @@ mod tests {
         check_layer(&Conv2d::new(Shape::new(7, 7, 1), 2, 5, Padding::Valid, Activation::Relu, Init::HeNormal), 2);
     }
 
-    /// Convolutions whose batches of three images split into more than one chunk.
-    fn chunked_convolutions() -> [Conv2d; 2] {
-        let patch_major = Conv2d::new(Shape::new(8, 8, 40), 2, 3, Padding::Same, Activation::Linear, Init::HeNormal);
+    /// A multi-channel convolution (image by image) and a single-channel one whose batches of
+    /// three images split into more than one im2col chunk.
+    fn batched_convolutions() -> [Conv2d; 2] {
+        let implicit = Conv2d::new(Shape::new(8, 8, 40), 2, 3, Padding::Same, Activation::Linear, Init::HeNormal);
         let kernel_major = Conv2d::new(Shape::new(48, 48, 1), 2, 5, Padding::Same, Activation::Linear, Init::HeNormal);
-        [patch_major, kernel_major]
+        assert!(kernel_major.chunks(3).count() >= 2, "the batch is split");
+        [implicit, kernel_major]
     }
 
     #[test]
     fn gradients_of_chunk_sized_images() {
-        for conv in chunked_convolutions() {
+        for conv in batched_convolutions() {
             check_layer(&conv, 1);
         }
     }
 
     #[test]
-    fn a_chunked_batch_equals_its_images_one_by_one() {
-        for conv in chunked_convolutions() {
-            assert!(conv.chunks(3).count() >= 2, "the batch is split");
+    fn a_batch_equals_its_images_one_by_one() {
+        for conv in batched_convolutions() {
             let params: Vec<f32> = (0..param_count(&conv)).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
             let (ins, outs) = (conv.input.size(), conv.output.size());
             let x: Vec<f32> = (0..3 * ins).map(|i| (i * 7 % 17) as f32 / 17.0).collect();

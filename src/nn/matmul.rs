@@ -20,14 +20,48 @@ pub fn t(data: &[f32]) -> Operand<'_> {
     Operand { data, t: true }
 }
 
-/// `(column stride, row stride)` of an `m × k` view of `op`.
-fn strides(op: Operand, m: usize, k: usize) -> (isize, isize) {
-    if op.t { (m as isize, 1) } else { (1, k as isize) }
+/// A matrix read in place through strides: element `(i, j)` is `data[i·row_stride + j·col_stride]`.
+/// Rows may overlap (an implicit-GEMM convolution reads its input this way).
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    /// The values the strides reach into.
+    pub data: &'a [f32],
+    /// Distance between consecutive rows.
+    pub row_stride: usize,
+    /// Distance between consecutive columns.
+    pub col_stride: usize,
+}
+
+impl<'a> View<'a> {
+    /// A row-major matrix with rows of `cols` values.
+    pub fn rows(data: &'a [f32], cols: usize) -> View<'a> {
+        View { data, row_stride: cols, col_stride: 1 }
+    }
+
+    /// The transpose, read in place.
+    pub fn transposed(self) -> View<'a> {
+        View { data: self.data, row_stride: self.col_stride, col_stride: self.row_stride }
+    }
+
+    /// Whether every element of a `rows × cols` matrix lies inside `data`.
+    fn reaches(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
+    }
+
+    /// The `rows × cols` view of `op` (stored `cols × rows` when transposed).
+    fn of(op: Operand<'a>, rows: usize, cols: usize) -> View<'a> {
+        if op.t { View::rows(op.data, rows).transposed() } else { View::rows(op.data, cols) }
+    }
 }
 
 /// `c[m×n] (+)= op(a)[m×k] · op(b)[k×n]`; accumulates into `c` when `accumulate`, else overwrites.
 pub fn matmul(m: usize, n: usize, k: usize, a: Operand, b: Operand, c: &mut [f32], accumulate: bool) {
-    assert!(a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n, "matmul operand too small");
+    matmul_views(m, n, k, View::of(a, m, k), View::of(b, k, n), c, accumulate);
+}
+
+/// `c[m×n] (+)= a[m×k] · b[k×n]` over strided views; `c` is row-major.
+pub fn matmul_views(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32], accumulate: bool) {
+    assert!(a.reaches(m, k) && b.reaches(k, n) && c.len() >= m * n, "matmul operand too small");
     if m == 0 || n == 0 {
         return;
     }
@@ -37,8 +71,6 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Operand, b: Operand, c: &mut [f32
         }
         return;
     }
-    let (a_cs, a_rs) = strides(a, m, k);
-    let (b_cs, b_rs) = strides(b, k, n);
     // SAFETY: the assert above guarantees every index the strides reach lies inside the slices,
     // and `c` is borrowed mutably so it cannot alias `a` or `b`.
     unsafe {
@@ -51,11 +83,11 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Operand, b: Operand, c: &mut [f32
             n as isize,
             accumulate,
             a.data.as_ptr(),
-            a_cs,
-            a_rs,
+            a.col_stride as isize,
+            a.row_stride as isize,
             b.data.as_ptr(),
-            b_cs,
-            b_rs,
+            b.col_stride as isize,
+            b.row_stride as isize,
             1.0,
             1.0,
             false,
@@ -102,5 +134,19 @@ mod tests {
                 assert!((got - w).abs() < 1e-5);
             }
         }
+    }
+
+    #[test]
+    fn overlapping_strided_rows_read_in_place() {
+        // Rows start one value apart: row i is data[i..i + 3].
+        let data: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        let a = View { data: &data, row_stride: 1, col_stride: 1 };
+        let ones = [1.0; 3];
+        let mut c = vec![0.0; 4];
+        matmul_views(4, 1, 3, a, View::rows(&ones, 1), &mut c, false);
+        assert_eq!(c, vec![3.0, 6.0, 9.0, 12.0]);
+        let mut ct = vec![0.0; 3];
+        matmul_views(3, 1, 4, a.transposed(), View::rows(&[1.0; 4], 1), &mut ct, false);
+        assert_eq!(ct, vec![6.0, 10.0, 14.0]);
     }
 }

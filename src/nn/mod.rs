@@ -11,6 +11,7 @@ pub mod flatten;
 pub mod global_pool;
 #[cfg(test)]
 pub mod gradcheck;
+pub mod implicit_conv;
 pub mod infer;
 pub mod init;
 pub mod layer;

@@ -4,6 +4,7 @@
 //! vectorise and do not depend on branch prediction over real activations.
 
 use crate::nn::layer::{Backward, Forward, Layer, Shape};
+use std::ops::Range;
 
 /// A `size × size` max-pooling layer.
 pub struct MaxPool2d {
@@ -18,25 +19,15 @@ impl MaxPool2d {
         MaxPool2d { input, output: Shape::new(input.h / size, input.w / size, input.c), size }
     }
 
-    /// Offset (within one sample, channel 0) of window position `(wy, wx)` of output `(oy, ox)`.
-    fn window_start(&self, oy: usize, ox: usize, wy: usize, wx: usize) -> usize {
-        ((oy * self.size + wy) * self.input.w + ox * self.size + wx) * self.input.c
-    }
-
-    /// Calls `visit(sample, output offset, window offsets)` for every output pixel, window
-    /// positions in row-major order.
-    fn for_each_window(&self, n: usize, mut visit: impl FnMut(usize, usize, &[usize])) {
-        let c = self.input.c;
-        let mut starts = vec![0; self.size * self.size];
-        for b in 0..n {
+    /// Calls `visit(x rows, y row)` for every output row of a batch of `n`: `x rows` are the
+    /// input rows its windows cover, one after another.
+    fn for_each_row(&self, n: usize, mut visit: impl FnMut(Range<usize>, Range<usize>)) {
+        let (in_row, out_row) = (self.input.w * self.input.c, self.output.w * self.output.c);
+        for image in 0..n {
             for oy in 0..self.output.h {
-                for ox in 0..self.output.w {
-                    let out = b * self.output.size() + (oy * self.output.w + ox) * c;
-                    for (i, start) in starts.iter_mut().enumerate() {
-                        *start = self.window_start(oy, ox, i / self.size, i % self.size);
-                    }
-                    visit(b, out, &starts);
-                }
+                let x_at = image * self.input.size() + oy * self.size * in_row;
+                let y_at = image * self.output.size() + oy * out_row;
+                visit(x_at..x_at + self.size * in_row, y_at..y_at + out_row);
             }
         }
     }
@@ -69,39 +60,52 @@ impl Layer for MaxPool2d {
         self.output
     }
 
-    /// The output gradients still to be handed out while backward walks a window.
-    fn scratch_len(&self, n: usize) -> usize {
-        n * self.output.size()
+    /// The gradients of one output row still to be handed out while backward walks its windows.
+    fn scratch_len(&self, _n: usize) -> usize {
+        self.output.w * self.output.c
     }
 
+    /// Row by row: each output row starts as the first input pixel of its windows and takes the
+    /// larger value from the rest, one channel run at a time (contiguous, so it vectorises).
     fn forward(&self, f: Forward) {
-        let (c, in_size) = (self.input.c, self.input.size());
-        self.for_each_window(f.n, |b, out, starts| {
-            let x = &f.x[b * in_size..(b + 1) * in_size];
-            let y = &mut f.y[out..out + c];
-            y.fill(f32::NEG_INFINITY);
-            for &start in starts {
-                for (y, &v) in y.iter_mut().zip(&x[start..start + c]) {
-                    *y = y.max(v);
+        let (s, c, in_row) = (self.size, self.input.c, self.input.w * self.input.c);
+        self.for_each_row(f.n, |x_rows, y_row| {
+            let (x_rows, y_row) = (&f.x[x_rows], &mut f.y[y_row]);
+            for (wy, x_row) in x_rows.chunks_exact(in_row).enumerate() {
+                for (ox, y) in y_row.chunks_exact_mut(c).enumerate() {
+                    for wx in 0..s {
+                        let x = &x_row[(ox * s + wx) * c..][..c];
+                        if wy == 0 && wx == 0 {
+                            y.copy_from_slice(x);
+                        } else {
+                            y.iter_mut().zip(x).for_each(|(y, &x)| *y = if x > *y { x } else { *y });
+                        }
+                    }
                 }
             }
         });
     }
 
+    /// Row by row, window positions in row-major order, so the first position holding the
+    /// maximum receives the gradient.
     fn backward(&self, b: Backward) {
         let Some(dx_all) = b.dx else { return };
-        let (c, in_size) = (self.input.c, self.input.size());
-        if !self.input.h.is_multiple_of(self.size) || !self.input.w.is_multiple_of(self.size) {
-            dx_all[..b.n * in_size].fill(0.0);
+        let (s, c, in_row) = (self.size, self.input.c, self.input.w * self.input.c);
+        if !self.input.h.is_multiple_of(s) || !self.input.w.is_multiple_of(s) {
+            dx_all[..b.n * self.input.size()].fill(0.0);
         }
-        let pending_all = &mut b.scratch[..b.n * self.output.size()];
-        pending_all.copy_from_slice(&b.dy[..b.n * self.output.size()]);
-        self.for_each_window(b.n, |s, out, starts| {
-            let x = &b.x[s * in_size..(s + 1) * in_size];
-            let dx = &mut dx_all[s * in_size..(s + 1) * in_size];
-            let (y, pending) = (&b.y[out..out + c], &mut pending_all[out..out + c]);
-            for &start in starts {
-                hand_out(&x[start..start + c], y, pending, &mut dx[start..start + c]);
+        let pending = &mut b.scratch[..self.output.w * c];
+        self.for_each_row(b.n, |x_rows, y_row| {
+            pending.copy_from_slice(&b.dy[y_row.clone()]);
+            let y_row = &b.y[y_row];
+            let dx_rows = &mut dx_all[x_rows.clone()];
+            for (x_row, dx_row) in b.x[x_rows].chunks_exact(in_row).zip(dx_rows.chunks_exact_mut(in_row)) {
+                for (ox, (max, pending)) in y_row.chunks_exact(c).zip(pending.chunks_exact_mut(c)).enumerate() {
+                    for wx in 0..s {
+                        let at = (ox * s + wx) * c;
+                        hand_out(&x_row[at..][..c], max, pending, &mut dx_row[at..][..c]);
+                    }
+                }
             }
         });
     }

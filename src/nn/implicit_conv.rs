@@ -1,0 +1,233 @@
+//! Stride-1 convolution of multi-channel NHWC images as matrix products over the zero-padded
+//! image itself ("implicit GEMM"), with no patch matrix.
+//!
+//! Kernel row `ky` of output pixel `(oy, ox)` reads the `k·C` consecutive values that start at
+//! padded pixel `(oy + ky, ox)`. Counting output pixels as *wide* rows `r = oy·Wp + ox` over the
+//! full padded width `Wp` (the columns `ox ≥ OW` are computed and dropped), row `r` of kernel row
+//! `ky` starts at value `(r + ky·Wp)·C`: a matrix whose rows overlap at stride `C`, which the
+//! GEMM reads in place. One image's output is then `k` products
+//! `wide[M, F] += X_ky[M, k·C] · kernel_ky[k·C, F]`, and the kernel gradient `k` products
+//! `dkernel_ky += X_ky^T · dwide` (the wide output gradient, zero in the dropped columns). The
+//! input gradient is `k²` products, one per kernel tap, each adding `dwide · kernel_tapᵀ` to the
+//! padded input gradient shifted to the tap: rows `r + ky·Wp + kx`, which do not overlap.
+
+use crate::nn::layer::Shape;
+use crate::nn::matmul::{View, matmul_views};
+use std::ops::Range;
+
+/// A stride-1 convolution of multi-channel images, computed image by image without im2col.
+#[derive(Debug, Clone, Copy)]
+pub struct ImplicitConv {
+    input: Shape,
+    output: Shape,
+    kernel: usize,
+    pad: usize,
+}
+
+impl ImplicitConv {
+    /// A `kernel × kernel` convolution from `input` to `output` with `pad` zeros on every side
+    /// (`pad < kernel`, `output = input + 2·pad − kernel + 1`).
+    pub fn new(input: Shape, output: Shape, kernel: usize, pad: usize) -> ImplicitConv {
+        let fits = |i: usize, o: usize| o + kernel == i + 2 * pad + 1;
+        assert!(pad < kernel && fits(input.h, output.h) && fits(input.w, output.w), "inconsistent convolution shapes");
+        ImplicitConv { input, output, kernel, pad }
+    }
+
+    /// The zero-padded input.
+    fn padded(&self) -> Shape {
+        Shape::new(self.input.h + 2 * self.pad, self.input.w + 2 * self.pad, self.input.c)
+    }
+
+    /// Wide output rows: full padded-width rows, but the last one stops at the output width.
+    fn wide_rows(&self) -> usize {
+        (self.output.h - 1) * self.padded().w + self.output.w
+    }
+
+    /// The wide output (or output gradient) as a frame of full padded-width rows.
+    fn wide_frame(&self) -> Shape {
+        Shape::new(self.output.h, self.padded().w, self.output.c)
+    }
+
+    /// Values one kernel row spans in the input (`k·C`).
+    fn band(&self) -> usize {
+        self.kernel * self.input.c
+    }
+
+    /// `X_ky`: wide row `r`, column `j` at `padded[(r + ky·Wp)·C + j]`.
+    fn rows_of<'a>(&self, padded: &'a [f32], ky: usize) -> View<'a> {
+        let c = self.input.c;
+        View { data: &padded[ky * self.padded().w * c..], row_stride: c, col_stride: 1 }
+    }
+
+    /// Where kernel row `ky` (a `k·C × F` matrix) lies in a `[k][k][C][F]` kernel.
+    fn kernel_row(&self, ky: usize) -> Range<usize> {
+        let len = self.band() * self.output.c;
+        ky * len..(ky + 1) * len
+    }
+
+    /// Where tap `(ky, kx)` (a `C × F` matrix) lies in the kernel.
+    fn tap(&self, ky: usize, kx: usize) -> Range<usize> {
+        let len = self.input.c * self.output.c;
+        let at = (ky * self.kernel + kx) * len;
+        at..at + len
+    }
+
+    /// Values of a padded image (none without padding: the image is used where it is).
+    fn padded_len(&self) -> usize {
+        if self.pad > 0 { self.padded().size() } else { 0 }
+    }
+
+    /// Scratch values `forward` and `backward` need, whatever the batch size.
+    pub fn scratch_len(&self) -> usize {
+        self.padded_len() + self.wide_frame().size()
+    }
+
+    /// `x` zero-padded (in `padded`), or `x` itself without padding.
+    fn pad_input<'a>(&self, x: &'a [f32], padded: &'a mut [f32]) -> &'a [f32] {
+        if self.pad == 0 {
+            return x;
+        }
+        embed(x, self.input, padded, self.padded(), self.pad);
+        padded
+    }
+
+    /// One image `x` correlated with `kernel` (`[k][k][C][F]`) into `y`; no bias, no activation.
+    pub fn forward(&self, x: &[f32], kernel: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let (padded, wide) = scratch.split_at_mut(self.padded_len());
+        let x = self.pad_input(x, padded);
+        let (m, band, f) = (self.wide_rows(), self.band(), self.output.c);
+        let wide = &mut wide[..m * f];
+        for ky in 0..self.kernel {
+            let w = View::rows(&kernel[self.kernel_row(ky)], f);
+            matmul_views(m, f, band, self.rows_of(x, ky), w, wide, ky > 0);
+        }
+        crop(wide, self.wide_frame(), 0, self.output, y);
+    }
+
+    /// For `n` images `x` and their output gradients `dy`: adds the kernel gradient to `dkernel`
+    /// and, when `dx` is given, writes the input gradients there.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        n: usize,
+        x: &[f32],
+        dy: &[f32],
+        kernel: &[f32],
+        dkernel: &mut [f32],
+        mut dx: Option<&mut [f32]>,
+        scratch: &mut [f32],
+    ) {
+        let (padded, dwide) = scratch.split_at_mut(self.padded_len());
+        let (in_size, out_size) = (self.input.size(), self.output.size());
+        for b in 0..n {
+            embed(&dy[b * out_size..][..out_size], self.output, dwide, self.wide_frame(), 0);
+            self.kernel_gradient(self.pad_input(&x[b * in_size..][..in_size], padded), dwide, dkernel);
+            if let Some(dx) = dx.as_deref_mut() {
+                let dx = &mut dx[b * in_size..][..in_size];
+                if self.pad == 0 {
+                    self.spread(dwide, kernel, dx);
+                } else {
+                    self.spread(dwide, kernel, padded);
+                    crop(padded, self.padded(), self.pad, self.input, dx);
+                }
+            }
+        }
+    }
+
+    /// `dkernel_ky += X_ky^T · dwide` for every kernel row.
+    fn kernel_gradient(&self, padded: &[f32], dwide: &[f32], dkernel: &mut [f32]) {
+        let (m, band, f) = (self.wide_rows(), self.band(), self.output.c);
+        let dwide = View::rows(&dwide[..m * f], f);
+        for ky in 0..self.kernel {
+            let x_t = self.rows_of(padded, ky).transposed();
+            matmul_views(band, f, m, x_t, dwide, &mut dkernel[self.kernel_row(ky)], true);
+        }
+    }
+
+    /// The padded input gradient from the wide output gradient: for every tap, the rows
+    /// `r + ky·Wp + kx` gain `dwide[r] · kernel_tapᵀ`.
+    fn spread(&self, dwide: &[f32], kernel: &[f32], dpadded: &mut [f32]) {
+        let (m, c, f, wp) = (self.wide_rows(), self.input.c, self.output.c, self.padded().w);
+        let dpadded = &mut dpadded[..self.padded().size()];
+        dpadded.fill(0.0);
+        let dwide = View::rows(&dwide[..m * f], f);
+        for ky in 0..self.kernel {
+            for kx in 0..self.kernel {
+                let tap_t = View::rows(&kernel[self.tap(ky, kx)], f).transposed();
+                matmul_views(m, c, f, dwide, tap_t, &mut dpadded[(ky * wp + kx) * c..][..m * c], true);
+            }
+        }
+    }
+}
+
+/// Copies an image of `shape` into a zeroed `frame`, its top-left corner at `(at, at)`.
+fn embed(image: &[f32], shape: Shape, out: &mut [f32], frame: Shape, at: usize) {
+    let out = &mut out[..frame.size()];
+    out.fill(0.0);
+    let (row, frame_row) = (shape.w * shape.c, frame.w * frame.c);
+    for (y, source) in image[..shape.size()].chunks_exact(row).enumerate() {
+        out[(y + at) * frame_row + at * frame.c..][..row].copy_from_slice(source);
+    }
+}
+
+/// The `shape.h × shape.w` window of `frame` whose top-left corner is at `(at, at)`, into `out`.
+fn crop(values: &[f32], frame: Shape, at: usize, shape: Shape, out: &mut [f32]) {
+    let row = shape.w * shape.c;
+    for (y, out_row) in out[..shape.size()].chunks_exact_mut(row).enumerate() {
+        out_row.copy_from_slice(&values[((y + at) * frame.w + at) * frame.c..][..row]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The textbook sum: `y[oy][ox][f] = Σ x[oy+ky−pad][ox+kx−pad][c] · kernel[ky][kx][c][f]`.
+    fn textbook(x: &[f32], input: Shape, kernel: &[f32], k: usize, pad: usize, output: Shape) -> Vec<f32> {
+        let mut y = vec![0.0; output.size()];
+        for (oy, ox, f) in
+            (0..output.h).flat_map(|a| (0..output.w).flat_map(move |b| (0..output.c).map(move |f| (a, b, f))))
+        {
+            for (ky, kx, c) in (0..k).flat_map(|a| (0..k).flat_map(move |b| (0..input.c).map(move |c| (a, b, c)))) {
+                let (iy, ix) = ((oy + ky).wrapping_sub(pad), (ox + kx).wrapping_sub(pad));
+                if iy < input.h && ix < input.w {
+                    y[(oy * output.w + ox) * output.c + f] +=
+                        x[(iy * input.w + ix) * input.c + c] * kernel[((ky * k + kx) * input.c + c) * output.c + f];
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn matches_the_textbook_sum_with_and_without_padding() {
+        for (k, pad) in [(3, 0), (3, 1), (5, 2), (2, 0)] {
+            let input = Shape::new(6, 7, 3);
+            let output = Shape::new(6 + 2 * pad + 1 - k, 7 + 2 * pad + 1 - k, 4);
+            let conv = ImplicitConv::new(input, output, k, pad);
+            let x: Vec<f32> = (0..input.size()).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+            let kernel: Vec<f32> = (0..k * k * 3 * 4).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect();
+            let mut y = vec![f32::NAN; output.size()];
+            conv.forward(&x, &kernel, &mut y, &mut vec![f32::NAN; conv.scratch_len()]);
+            let want = textbook(&x, input, &kernel, k, pad, output);
+            assert!(y.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-4), "k {k} pad {pad}");
+        }
+    }
+
+    #[test]
+    fn input_gradient_is_the_transposed_correlation() {
+        // ⟨dy, conv(x)⟩ = ⟨dx, x⟩ for the linear map x ↦ conv(x), whatever x and dy are.
+        let (input, output, k, pad) = (Shape::new(5, 6, 2), Shape::new(5, 6, 3), 3, 1);
+        let conv = ImplicitConv::new(input, output, k, pad);
+        let x: Vec<f32> = (0..input.size()).map(|i| (i as f32 * 0.37).sin()).collect();
+        let dy: Vec<f32> = (0..output.size()).map(|i| (i as f32 * 0.11).cos()).collect();
+        let kernel: Vec<f32> = (0..k * k * 2 * 3).map(|i| (i as f32 * 0.23).sin()).collect();
+        let mut scratch = vec![f32::NAN; conv.scratch_len()];
+        let (mut y, mut dx, mut dkernel) = (vec![0.0; output.size()], vec![0.0; input.size()], vec![0.0; kernel.len()]);
+        conv.forward(&x, &kernel, &mut y, &mut scratch);
+        conv.backward(1, &x, &dy, &kernel, &mut dkernel, Some(&mut dx), &mut scratch);
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f32>();
+        assert!((dot(&dy, &y) - dot(&dx, &x)).abs() < 1e-3);
+        assert!((dot(&dy, &y) - dot(&dkernel, &kernel)).abs() < 1e-3);
+    }
+}
