@@ -290,8 +290,11 @@ fn run_serve(a: ServeArgs) -> Result<()> {
         max_photos: a.max_photos,
         access_log: !a.quiet,
     };
-    let runtime =
-        tokio::runtime::Runtime::new().map_err(|e| Error::Invalid(format!("cannot start the runtime: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.http_threads.unwrap_or_else(half_the_cores).max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start the runtime: {e}")))?;
     let model_dir = a.model.display().to_string();
     runtime.block_on(wardrobe::serve::serve(
         loaded,
