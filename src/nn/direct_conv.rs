@@ -11,8 +11,8 @@ use crate::nn::activation::Activation;
 /// Filters in one vector.
 const LANES: usize = 16;
 
-/// Neighbouring output pixels computed together, each with its own accumulator, so that eight
-/// independent multiply-adds are in flight.
+/// Neighbouring output pixels computed together, each with its own accumulators, so that at least
+/// eight independent multiply-adds are in flight.
 const PIXELS: usize = 8;
 
 /// Where the input and output of a single-channel convolution lie.
@@ -64,9 +64,16 @@ pub fn forward(g: &Geometry, x: &[f32], n: usize, kernel: &[f32], bias: &[f32], 
     assert!(x.len() >= n * in_size && y.len() >= n * out_size && kernel.len() == g.kernel * g.kernel * bias.len());
     #[cfg(target_arch = "x86_64")]
     for (image, out) in x.chunks_exact(in_size).zip(y.chunks_exact_mut(out_size)).take(n) {
-        for first in (0..bias.len()).step_by(LANES) {
-            // SAFETY: AVX-512F is present (asserted); the slices' lengths were checked above.
-            unsafe { avx512::forward_block(g, image, kernel, bias, first, act == Activation::Relu, out) };
+        let relu = act == Activation::Relu;
+        // SAFETY (both calls): AVX-512F is present (asserted); the slices' lengths were checked above.
+        if bias.len().is_multiple_of(2 * LANES) {
+            for first in (0..bias.len()).step_by(2 * LANES) {
+                unsafe { avx512::forward_block::<2>(g, image, kernel, bias, first, relu, out) };
+            }
+        } else {
+            for first in (0..bias.len()).step_by(LANES) {
+                unsafe { avx512::forward_block::<1>(g, image, kernel, bias, first, relu, out) };
+            }
         }
     }
 }
@@ -94,9 +101,10 @@ mod avx512 {
         unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) }
     }
 
-    /// One image's outputs for filters `first..first + 16`.
+    /// One image's outputs for filters `first..first + 16·B`: each input value loaded is used for
+    /// `B` vectors of filters, so the multiply-adds, not the loads, set the pace.
     #[target_feature(enable = "avx512f")]
-    pub(super) fn forward_block(
+    pub(super) fn forward_block<const B: usize>(
         g: &Geometry,
         image: &[f32],
         kernel: &[f32],
@@ -107,9 +115,16 @@ mod avx512 {
     ) {
         let ((ih, iw), (oh, ow), k) = (g.input, g.output, g.kernel);
         let filters = bias.len();
-        let start = load(bias, first);
-        let weights = |ky: usize, kx: usize| load(kernel, (ky * k + kx) * filters + first);
+        let start: [__m512; B] = std::array::from_fn(|b| load(bias, first + b * LANES));
+        let weights = |ky: usize, kx: usize| -> [__m512; B] {
+            std::array::from_fn(|b| load(kernel, (ky * k + kx) * filters + first + b * LANES))
+        };
         let finish = |v: __m512| if relu { _mm512_max_ps(v, _mm512_setzero_ps()) } else { v };
+        let store_pixel = |y: &mut [f32], pixel: usize, acc: [__m512; B]| {
+            for (b, a) in acc.into_iter().enumerate() {
+                store(y, pixel * filters + first + b * LANES, finish(a));
+            }
+        };
         let inner = g.inner_columns();
         for oy in 0..oh {
             let rows = g.taps(oy, ih);
@@ -123,12 +138,15 @@ mod avx512 {
                             let (w, values) = (weights(ky, kx), row[kx..kx + PIXELS].as_ptr());
                             for (p, a) in acc.iter_mut().enumerate() {
                                 // SAFETY: `values` points at PIXELS floats of `row`.
-                                *a = _mm512_fmadd_ps(_mm512_set1_ps(unsafe { *values.add(p) }), w, *a);
+                                let v = _mm512_set1_ps(unsafe { *values.add(p) });
+                                for (a, w) in a.iter_mut().zip(w) {
+                                    *a = _mm512_fmadd_ps(v, w, *a);
+                                }
                             }
                         }
                     }
                     for (p, a) in acc.into_iter().enumerate() {
-                        store(y, (oy * ow + ox + p) * filters + first, finish(a));
+                        store_pixel(y, oy * ow + ox + p, a);
                     }
                     ox += PIXELS;
                 } else {
@@ -136,10 +154,13 @@ mod avx512 {
                     for ky in rows.clone() {
                         let row = &image[(oy + ky - g.pad) * iw..][..iw];
                         for kx in g.taps(ox, iw) {
-                            acc = _mm512_fmadd_ps(_mm512_set1_ps(row[ox + kx - g.pad]), weights(ky, kx), acc);
+                            let v = _mm512_set1_ps(row[ox + kx - g.pad]);
+                            for (a, w) in acc.iter_mut().zip(weights(ky, kx)) {
+                                *a = _mm512_fmadd_ps(v, w, *a);
+                            }
                         }
                     }
-                    store(y, (oy * ow + ox) * filters + first, finish(acc));
+                    store_pixel(y, oy * ow + ox, acc);
                     ox += 1;
                 }
             }
@@ -184,7 +205,7 @@ mod tests {
         }
         let same = Geometry { input: (11, 13), output: (11, 13), kernel: 3, pad: 1 };
         let valid = Geometry { input: (28, 28), output: (24, 24), kernel: 5, pad: 0 };
-        for (g, filters) in [(same, 16), (valid, 32)] {
+        for (g, filters) in [(same, 16), (same, 48), (same, 64), (valid, 32)] {
             let (outputs, n) = (g.output.0 * g.output.1 * filters, 2);
             let x: Vec<f32> = (0..n * g.input.0 * g.input.1).map(|i| ((i * 37) % 23) as f32 / 23.0 - 0.4).collect();
             let kernel: Vec<f32> =
