@@ -6,6 +6,7 @@ pub mod bench;
 pub mod data;
 pub mod error;
 pub mod fsutil;
+pub mod jitter;
 pub mod label;
 pub mod nn;
 pub mod optim;

@@ -517,6 +517,10 @@ struct ServeBenchArgs {
     /// Offer this many requests per second in all (open loop) instead of as many as answered.
     #[arg(long)]
     rate: Option<f64>,
+    /// Seconds spent first timing a fixed 5 ms of arithmetic, the machine's own latency tail to
+    /// read the server's against (0: skip).
+    #[arg(long, default_value_t = 5)]
+    reference_secs: u64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -534,6 +538,7 @@ fn run_bench_serve(a: ServeBenchArgs) -> Result<()> {
         duration: std::time::Duration::from_secs(a.seconds.max(1)),
         warmup: std::time::Duration::from_secs(a.warmup_secs),
         rate: a.rate,
+        reference: std::time::Duration::from_secs(a.reference_secs),
     };
     let r = load_test::run(&a.model, &a.server_args, &images, settings)?;
     if a.json {
@@ -551,6 +556,12 @@ fn run_bench_serve(a: ServeBenchArgs) -> Result<()> {
     );
     let rss: Vec<String> = r.server_rss_mib.iter().map(|m| format!("{m:.0}")).collect();
     println!("server RSS MiB, each second: {}", rss.join(" "));
+    if let Some(j) = &r.reference_work {
+        println!(
+            "machine alone, fixed 5 ms of arithmetic ({} times): p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2} ms",
+            j.blocks, j.ms_p50, j.ms_p90, j.ms_p99, j.ms_max
+        );
+    }
     Ok(())
 }
 

@@ -202,3 +202,27 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits_cleanly() {
     assert_eq!(rest, "stopped\n");
     assert!(std::net::TcpStream::connect(&server.addr).is_err(), "still accepting after shutdown");
 }
+
+#[test]
+fn bench_serve_loads_a_real_server_and_reports_latency_memory_batches_and_the_machine_reference() {
+    let model = shared_trained_model("serve-model").to_str().unwrap();
+    let args = ["bench", "serve", "--model", model, "--seconds", "2", "--warmup-secs", "1", "--connections", "8"];
+    let (ok, stdout, stderr) = common::run(&[&args[..], &["--reference-secs", "1", "--json"]].concat());
+    assert!(ok, "{stderr}");
+    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let number = |key: &str| r[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {r}"));
+    assert_eq!((number("errors"), number("connections")), (0.0, 8.0));
+    assert!(number("requests") > 100.0 && number("requests_per_second") > 50.0, "{r}");
+    let latency = ["latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_max"].map(number);
+    assert!(latency[0] > 0.0 && latency.windows(2).all(|w| w[0] <= w[1]), "{r}");
+    let rss = r["server_rss_mib"].as_array().unwrap();
+    assert!(rss.len() == 2 && rss.iter().all(|m| m.as_f64().unwrap() > 1.0), "{r}");
+    assert!(number("mean_batch_size") >= 1.0, "{r}");
+    let reference = &r["reference_work"];
+    let ms = ["ms_p50", "ms_p99"].map(|k| reference[k].as_f64().unwrap());
+    assert!(reference["blocks"].as_u64().unwrap() >= 20 && ms[0] > 1.0 && ms[0] <= ms[1], "{r}");
+
+    let (ok, stdout, stderr) = common::run(&[&args[..], &["--reference-secs", "0"]].concat());
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(" errors, ") && !stdout.contains("machine alone"), "{stdout}");
+}

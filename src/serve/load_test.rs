@@ -1,11 +1,13 @@
 //! `wardrobe bench serve`: starts `wardrobe serve` as a child process on a free loopback port and
 //! loads it from keep-alive connections with single-image OIP v2 infer requests (real test
 //! images), measuring throughput, latency percentiles, errors, the server's resident memory over
-//! time and the batch sizes the server formed.
+//! time and the batch sizes the server formed. Before the server starts, the machine's own
+//! steadiness is measured (see [`crate::jitter`]) so the latency tail can be read against it.
 
 use crate::bench::{percentile, proc_status_mib};
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::jitter::{self, Jitter};
 use serde::Serialize;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -26,7 +28,12 @@ pub struct LoadSettings {
     /// Offered load in requests per second over all connections (open loop, latency counted
     /// from each request's scheduled time); `None` sends as fast as answers come back.
     pub rate: Option<f64>,
+    /// How long to time the reference work before the test (zero: skip it).
+    pub reference: Duration,
 }
+
+/// One block of the reference work: about a request's latency under the default load.
+const REFERENCE_BLOCK: Duration = Duration::from_millis(5);
 
 /// What the load test measured.
 #[derive(Debug, Serialize)]
@@ -55,6 +62,9 @@ pub struct LoadReport {
     pub server_rss_mib: Vec<f64>,
     /// Mean images per model batch on the server.
     pub mean_batch_size: f64,
+    /// Times of a fixed 5 ms of arithmetic on one thread of the idle machine, just before the
+    /// test (absent when skipped).
+    pub reference_work: Option<Jitter>,
 }
 
 /// A served model in a child process; killed when dropped.
@@ -118,6 +128,7 @@ fn requests(images: &Dataset, count: usize) -> Vec<Vec<u8>> {
 
 /// Runs the load test against a fresh server over `model`, started with `server_args` besides.
 pub fn run(model: &Path, server_args: &[String], images: &Dataset, settings: LoadSettings) -> Result<LoadReport> {
+    let reference_work = (!settings.reference.is_zero()).then(|| jitter::measure(REFERENCE_BLOCK, settings.reference));
     let server = start_server(model, server_args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -154,6 +165,7 @@ pub fn run(model: &Path, server_args: &[String], images: &Dataset, settings: Loa
     let mean_batch_size = mean_batch_size(&server.addr);
     let mut report = report(latencies, errors, rss, measured, settings.connections, mean_batch_size);
     report.offered_rate = settings.rate;
+    report.reference_work = reference_work;
     Ok(report)
 }
 
@@ -280,5 +292,6 @@ fn report(
         latency_ms_max: latencies.last().copied().unwrap_or(0.0),
         server_rss_mib,
         mean_batch_size,
+        reference_work: None,
     }
 }
