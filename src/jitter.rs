@@ -37,17 +37,17 @@ fn work(steps: u64) -> f64 {
     black_box(x)
 }
 
-/// Steps of [`work`] that take about `block` on this machine now.
+/// Steps of [`work`] that take about `block` on this machine when it runs at full speed (the
+/// fastest of ten timings, so a slow moment during calibration does not shrink the block).
 fn steps_for(block: Duration) -> u64 {
-    let mut samples: Vec<f64> = (0..5)
+    let fastest = (0..10)
         .map(|_| {
             let start = Instant::now();
             work(CALIBRATION_STEPS);
             start.elapsed().as_secs_f64().max(1e-9)
         })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    ((block.as_secs_f64() / samples[2]) * CALIBRATION_STEPS as f64).max(1.0) as u64
+        .fold(f64::INFINITY, f64::min);
+    ((block.as_secs_f64() / fastest) * CALIBRATION_STEPS as f64).max(1.0) as u64
 }
 
 /// Repeats about `block` of work for `total` on the calling thread and reports the block times.
