@@ -8,22 +8,22 @@ use std::path::Path;
 
 /// The header line for images of `pixels` pixels.
 fn header(pixels: usize) -> String {
-    let mut h = String::from("label");
-    for i in 1..=pixels {
-        h.push_str(",pixel");
-        h.push_str(&i.to_string());
-    }
-    h
+    (0..=pixels).map(column_name).collect::<Vec<_>>().join(",")
 }
 
-/// Parses one field as an integer in `0..=max`, naming line and column on failure.
-fn parse_field(text: &str, max: u8, column: &str, line: usize, path: &Path) -> Result<u8> {
-    let value: u32 = text
-        .trim()
-        .parse()
-        .map_err(|_| Error::format(path, format!("line {line}, column {column}: '{text}' is not a whole number")))?;
+/// The header's name of column `index` (0 is the label).
+fn column_name(index: usize) -> String {
+    if index == 0 { "label".to_string() } else { format!("pixel{index}") }
+}
+
+/// Parses field `column` as an integer in `0..=max`, naming line and column on failure (the name
+/// is only formatted then: this runs for every pixel of every row).
+fn parse_field(text: &str, max: u8, column: usize, line: usize, path: &Path) -> Result<u8> {
+    let at = || format!("line {line}, column {}", column_name(column));
+    let value: u32 =
+        text.trim().parse().map_err(|_| Error::format(path, format!("{}: '{text}' is not a whole number", at())))?;
     if value > u32::from(max) {
-        return Err(Error::format(path, format!("line {line}, column {column}: {value} is out of range 0–{max}")));
+        return Err(Error::format(path, format!("{}: {value} is out of range 0–{max}", at())));
     }
     Ok(value as u8)
 }
@@ -46,9 +46,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Dataset> {
         if fields.len() != columns {
             return Err(Error::format(path, format!("line {line_no}: {} columns, expected {columns}", fields.len())));
         }
-        labels.push(parse_field(fields[0], 9, "label", line_no, path)?);
-        for (i, f) in fields[1..].iter().enumerate() {
-            images.push(parse_field(f, 255, &format!("pixel{}", i + 1), line_no, path)?);
+        labels.push(parse_field(fields[0], 9, 0, line_no, path)?);
+        for (column, f) in fields.iter().enumerate().skip(1) {
+            images.push(parse_field(f, 255, column, line_no, path)?);
         }
     }
     Dataset::new(images, labels, side, side).map_err(|m| Error::format(path, m))
