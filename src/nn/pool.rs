@@ -129,9 +129,45 @@ mod tests {
         assert_eq!(y, vec![6.0, -1.0, 8.0, -3.0]);
     }
 
+    /// The window maxima, one value at a time.
+    fn reference(x: &[f32], input: Shape, size: usize) -> Vec<f32> {
+        let (oh, ow, c) = (input.h / size, input.w / size, input.c);
+        let at = |y: usize, x_: usize, ch: usize| x[(y * input.w + x_) * c + ch];
+        let mut out = Vec::new();
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ch in 0..c {
+                    let window = (0..size).flat_map(|wy| (0..size).map(move |wx| (oy * size + wy, ox * size + wx)));
+                    out.push(window.map(|(y, x_)| at(y, x_, ch)).fold(f32::NEG_INFINITY, f32::max));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn whole_channel_blocks_and_the_rest_pool_alike() {
+        for (input, size) in [(Shape::new(5, 7, 37), 2), (Shape::new(6, 6, 16), 3), (Shape::new(4, 4, 1), 2)] {
+            let pool = MaxPool2d::new(input, size);
+            let x: Vec<f32> = (0..input.size()).map(|i| ((i * 7919) % 1013) as f32 - 500.0).collect();
+            let mut y = vec![f32::NAN; pool.output_shape().size()];
+            pool.forward(Forward {
+                n: 1,
+                params: &[],
+                x: &x,
+                y: &mut y,
+                scratch: &mut vec![0.0; pool.scratch_len(1)],
+                train: false,
+                seed: 0,
+            });
+            assert_eq!(y, reference(&x, input, size), "{input:?}");
+        }
+    }
+
     #[test]
     fn gradient_goes_to_the_maximum_only() {
         check_layer(&MaxPool2d::new(Shape::new(5, 4, 3), 2), 2);
         check_layer(&MaxPool2d::new(Shape::new(4, 6, 2), 2), 2);
+        check_layer(&MaxPool2d::new(Shape::new(4, 5, 18), 2), 2);
     }
 }
