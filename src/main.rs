@@ -551,8 +551,12 @@ fn run_bench_serve(a: ServeBenchArgs) -> Result<()> {
         r.connections, r.seconds, r.requests, r.errors, r.requests_per_second
     );
     println!(
-        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}   mean batch {:.1} images",
-        r.latency_ms_p50, r.latency_ms_p90, r.latency_ms_p99, r.latency_ms_max, r.mean_batch_size
+        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        r.latency_ms_p50, r.latency_ms_p90, r.latency_ms_p99, r.latency_ms_max
+    );
+    println!(
+        "server means: batch {:.1} images, queue wait {:.2} ms, batch compute {:.2} ms",
+        r.mean_batch_size, r.mean_queue_wait_ms, r.mean_batch_compute_ms
     );
     let rss: Vec<String> = r.server_rss_mib.iter().map(|m| format!("{m:.0}")).collect();
     println!("server RSS MiB, each second: {}", rss.join(" "));

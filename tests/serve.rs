@@ -217,7 +217,8 @@ fn bench_serve_loads_a_real_server_and_reports_latency_memory_batches_and_the_ma
     assert!(latency[0] > 0.0 && latency.windows(2).all(|w| w[0] <= w[1]), "{r}");
     let rss = r["server_rss_mib"].as_array().unwrap();
     assert!(rss.len() == 2 && rss.iter().all(|m| m.as_f64().unwrap() > 1.0), "{r}");
-    assert!(number("mean_batch_size") >= 1.0, "{r}");
+    assert!(number("mean_batch_size") >= 1.0 && number("mean_batch_compute_ms") > 0.0, "{r}");
+    assert!(number("mean_queue_wait_ms") > 0.0 && number("mean_queue_wait_ms") < latency[3], "{r}");
     let reference = &r["reference_work"];
     let ms = ["ms_p50", "ms_p99"].map(|k| reference[k].as_f64().unwrap());
     assert!(reference["blocks"].as_u64().unwrap() >= 20 && ms[0] > 1.0 && ms[0] <= ms[1], "{r}");

@@ -25,8 +25,9 @@ pub struct BatchSettings {
     pub workers: usize,
 }
 
-/// Images of one request and where to send their probabilities.
+/// Images of one request, when they were queued, and where to send their probabilities.
 struct Job {
+    queued: Instant,
     pixels: Vec<u8>,
     reply: oneshot::Sender<Vec<f32>>,
 }
@@ -56,7 +57,7 @@ impl Batcher {
     pub async fn probabilities(&self, pixels: Vec<u8>) -> Result<Vec<f32>, ApiError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the model worker has stopped");
-        self.jobs.send(Job { pixels, reply }).map_err(|_| stopped())?;
+        self.jobs.send(Job { queued: Instant::now(), pixels, reply }).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())
     }
 }
@@ -67,12 +68,14 @@ fn work(model: &Model, settings: BatchSettings, queue: &Mutex<Receiver<Job>>, me
     let mut ws = model.workspace(settings.max_batch.min(INFERENCE_BATCH));
     let (mut pixels, mut probs) = (Vec::new(), Vec::new());
     while let Some(jobs) = next_batch(queue, settings, input) {
+        let started = Instant::now();
         pixels.clear();
         jobs.iter().for_each(|job| pixels.extend_from_slice(&job.pixels));
         let images = pixels.len() / input;
         probs.resize(images * model.classes(), 0.0);
         probabilities_into(model, &mut ws, &pixels, &mut probs);
-        metrics.record_batch(images);
+        let waits = jobs.iter().map(|job| started.saturating_duration_since(job.queued));
+        metrics.record_batch(images, waits, started.elapsed());
         answer(jobs, &probs, model.classes(), input);
     }
 }

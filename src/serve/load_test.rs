@@ -60,8 +60,12 @@ pub struct LoadReport {
     pub latency_ms_max: f64,
     /// Server resident memory sampled once a second over the measured window, MiB.
     pub server_rss_mib: Vec<f64>,
-    /// Mean images per model batch on the server.
+    /// Mean images per model batch on the server (from its /metrics, warm-up included).
     pub mean_batch_size: f64,
+    /// Mean time a request waited in the server's model queue, ms.
+    pub mean_queue_wait_ms: f64,
+    /// Mean time the model took per batch, ms.
+    pub mean_batch_compute_ms: f64,
     /// Times of a fixed 5 ms of arithmetic on one thread of the idle machine, just before the
     /// test (absent when skipped).
     pub reference_work: Option<Jitter>,
@@ -162,8 +166,11 @@ pub fn run(model: &Path, server_args: &[String], images: &Dataset, settings: Loa
         }
         (latencies, errors, rss, (end - measure_from).as_secs_f64())
     });
-    let mean_batch_size = mean_batch_size(&server.addr);
-    let mut report = report(latencies, errors, rss, measured, settings.connections, mean_batch_size);
+    let mut report = report(latencies, errors, rss, measured, settings.connections);
+    let means = ServerMeans::scrape(&server.addr);
+    report.mean_batch_size = means.mean("wardrobe_batch_size");
+    report.mean_queue_wait_ms = means.mean("wardrobe_queue_wait_seconds") * 1e3;
+    report.mean_batch_compute_ms = means.mean("wardrobe_batch_compute_seconds") * 1e3;
     report.offered_rate = settings.rate;
     report.reference_work = reference_work;
     Ok(report)
@@ -258,16 +265,30 @@ async fn exchange(stream: &mut AsyncBufReader<TcpStream>, request: &[u8]) -> std
     Ok(ok)
 }
 
-/// Mean batch size from the server's /metrics.
-fn mean_batch_size(addr: &str) -> f64 {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return 0.0 };
-    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    let value = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0);
-    let count = value("wardrobe_batch_size_count ");
-    if count > 0.0 { value("wardrobe_batch_size_sum ") / count } else { 0.0 }
+/// The server's /metrics text, for the means of its histograms.
+struct ServerMeans(String);
+
+impl ServerMeans {
+    /// Fetches /metrics (empty if the server does not answer).
+    fn scrape(addr: &str) -> ServerMeans {
+        use std::io::{Read, Write};
+        let mut text = String::new();
+        if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+            let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+            let _ = stream.read_to_string(&mut text);
+        }
+        ServerMeans(text)
+    }
+
+    /// `sum / count` of the unlabelled histogram `name` (0 when absent or empty).
+    fn mean(&self, name: &str) -> f64 {
+        let value = |suffix: &str| {
+            let prefix = format!("{name}_{suffix} ");
+            self.0.lines().find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
+        };
+        let count = value("count");
+        if count > 0.0 { value("sum") / count } else { 0.0 }
+    }
 }
 
 fn report(
@@ -276,7 +297,6 @@ fn report(
     server_rss_mib: Vec<f64>,
     seconds: f64,
     connections: usize,
-    mean_batch_size: f64,
 ) -> LoadReport {
     latencies.sort_by(f64::total_cmp);
     LoadReport {
@@ -291,7 +311,9 @@ fn report(
         latency_ms_p99: percentile(&latencies, 99),
         latency_ms_max: latencies.last().copied().unwrap_or(0.0),
         server_rss_mib,
-        mean_batch_size,
+        mean_batch_size: 0.0,
+        mean_queue_wait_ms: 0.0,
+        mean_batch_compute_ms: 0.0,
         reference_work: None,
     }
 }

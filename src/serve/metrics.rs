@@ -1,5 +1,7 @@
 //! Server metrics in the Prometheus text exposition format: requests by route and status, a
-//! request-latency histogram per route, a batch-size histogram and images classified.
+//! request-latency histogram per route, and for the model worker: batch sizes, how long requests
+//! waited in its queue, how long each batch took to compute, and images classified. The last
+//! three split a slow request into waiting and computing.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -53,6 +55,8 @@ struct Counts {
     requests: BTreeMap<(String, u16), u64>,
     latency: BTreeMap<String, Histogram>,
     batch_sizes: Histogram,
+    queue_wait: Histogram,
+    batch_compute: Histogram,
     images: u64,
 }
 
@@ -68,6 +72,8 @@ impl Default for Metrics {
             requests: BTreeMap::new(),
             latency: BTreeMap::new(),
             batch_sizes: Histogram::new(&BATCH_BOUNDS),
+            queue_wait: Histogram::new(&LATENCY_BOUNDS),
+            batch_compute: Histogram::new(&LATENCY_BOUNDS),
             images: 0,
         };
         Metrics { counts: Mutex::new(counts) }
@@ -89,10 +95,13 @@ impl Metrics {
             .observe(latency.as_secs_f64());
     }
 
-    /// Counts a batch the model ran.
-    pub fn record_batch(&self, images: usize) {
+    /// Counts a batch the model ran: its images, how long each of its requests had waited in the
+    /// queue when it started, and how long it took.
+    pub fn record_batch(&self, images: usize, waits: impl Iterator<Item = Duration>, compute: Duration) {
         let mut c = self.counts();
         c.batch_sizes.observe(images as f64);
+        waits.for_each(|wait| c.queue_wait.observe(wait.as_secs_f64()));
+        c.batch_compute.observe(compute.as_secs_f64());
         c.images += images as u64;
     }
 
@@ -119,6 +128,12 @@ impl Metrics {
         out.push_str("# HELP wardrobe_batch_size Images per model batch.\n");
         out.push_str("# TYPE wardrobe_batch_size histogram\n");
         c.batch_sizes.render(&mut out, "wardrobe_batch_size", "");
+        out.push_str("# HELP wardrobe_queue_wait_seconds Time a request waited for the model, from queueing to its batch starting.\n");
+        out.push_str("# TYPE wardrobe_queue_wait_seconds histogram\n");
+        c.queue_wait.render(&mut out, "wardrobe_queue_wait_seconds", "");
+        out.push_str("# HELP wardrobe_batch_compute_seconds Time the model took for one batch.\n");
+        out.push_str("# TYPE wardrobe_batch_compute_seconds histogram\n");
+        c.batch_compute.render(&mut out, "wardrobe_batch_compute_seconds", "");
         out.push_str("# HELP wardrobe_images_total Images classified.\n");
         out.push_str("# TYPE wardrobe_images_total counter\n");
         let _ = writeln!(out, "wardrobe_images_total {}", c.images);
@@ -136,8 +151,9 @@ mod tests {
         m.record_request("/v2", 200, Duration::from_micros(300));
         m.record_request("/v2", 200, Duration::from_millis(3));
         m.record_request("/v2", 404, Duration::from_secs(9));
-        m.record_batch(3);
-        m.record_batch(64);
+        let ms = Duration::from_millis;
+        m.record_batch(3, [ms(1), ms(1), ms(30)].into_iter(), ms(4));
+        m.record_batch(64, std::iter::once(ms(3)), ms(12));
         let text = m.render();
         assert!(text.contains("wardrobe_requests_total{route=\"/v2\",status=\"200\"} 2\n"));
         assert!(text.contains("wardrobe_requests_total{route=\"/v2\",status=\"404\"} 1\n"));
@@ -149,6 +165,12 @@ mod tests {
         assert!(text.contains("wardrobe_batch_size_bucket{le=\"64\"} 2\n"));
         assert!(text.contains("wardrobe_batch_size_sum 67\n"));
         assert!(text.contains("wardrobe_images_total 67\n"));
+        assert!(text.contains("wardrobe_queue_wait_seconds_bucket{le=\"0.002\"} 2\n"));
+        assert!(text.contains("wardrobe_queue_wait_seconds_bucket{le=\"0.005\"} 3\n"));
+        assert!(text.contains("wardrobe_queue_wait_seconds_count 4\n"));
+        assert!(text.contains("wardrobe_batch_compute_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(text.contains("wardrobe_batch_compute_seconds_bucket{le=\"0.02\"} 2\n"));
+        assert!(text.contains("wardrobe_batch_compute_seconds_sum 0.016\n"));
         assert_eq!(m.batch_totals(), (2, 67));
     }
 }
