@@ -136,6 +136,17 @@ pub fn proc_status_mib(process: &str, field: &str) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU time all threads of `/proc/PROCESS` have run so far, in seconds (from each thread's
+/// schedstat, in nanoseconds; 0 where unavailable).
+pub fn proc_cpu_seconds(process: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{process}/task")) else { return 0.0 };
+    let on_cpu_ns = |task: std::fs::DirEntry| {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        stat.split_whitespace().next()?.parse::<f64>().ok()
+    };
+    tasks.filter_map(|t| on_cpu_ns(t.ok()?)).sum::<f64>() / 1e9
+}
+
 /// Runs every measurement on the architecture `spec`; `quick` shortens them (for tests).
 pub fn run(source: &DataSource, spec: &ModelSpec, quick: bool) -> Result<BenchReport> {
     let threads = rayon::current_num_threads();
@@ -205,6 +216,17 @@ pub fn run(source: &DataSource, spec: &ModelSpec, quick: bool) -> Result<BenchRe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_of_this_process_grows_with_work() {
+        let before = proc_cpu_seconds("self");
+        let mut x = 1.0f64;
+        while proc_cpu_seconds("self") < before + 0.02 {
+            x = std::hint::black_box(x * 1.000_001);
+        }
+        assert!(before > 0.0 && x > 1.0);
+        assert_eq!(proc_cpu_seconds("no-such-process"), 0.0);
+    }
 
     #[test]
     fn percentile_indexes_the_sorted_values() {

@@ -555,8 +555,8 @@ fn run_bench_serve(a: ServeBenchArgs) -> Result<()> {
         r.latency_ms_p50, r.latency_ms_p90, r.latency_ms_p99, r.latency_ms_max
     );
     println!(
-        "server means: batch {:.1} images, queue wait {:.2} ms, batch compute {:.2} ms",
-        r.mean_batch_size, r.mean_queue_wait_ms, r.mean_batch_compute_ms
+        "server: {:.0} µs CPU per request; means: batch {:.1} images, queue wait {:.2} ms, batch compute {:.2} ms",
+        r.server_cpu_us_per_request, r.mean_batch_size, r.mean_queue_wait_ms, r.mean_batch_compute_ms
     );
     let rss: Vec<String> = r.server_rss_mib.iter().map(|m| format!("{m:.0}")).collect();
     println!("server RSS MiB, each second: {}", rss.join(" "));

@@ -218,6 +218,7 @@ fn bench_serve_loads_a_real_server_and_reports_latency_memory_batches_and_the_ma
     let rss = r["server_rss_mib"].as_array().unwrap();
     assert!(rss.len() == 2 && rss.iter().all(|m| m.as_f64().unwrap() > 1.0), "{r}");
     assert!(number("mean_batch_size") >= 1.0 && number("mean_batch_compute_ms") > 0.0, "{r}");
+    assert!(number("server_cpu_us_per_request") > 1.0, "{r}");
     assert!(number("mean_queue_wait_ms") > 0.0 && number("mean_queue_wait_ms") < latency[3], "{r}");
     let reference = &r["reference_work"];
     let ms = ["ms_p50", "ms_p99"].map(|k| reference[k].as_f64().unwrap());

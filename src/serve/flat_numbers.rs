@@ -102,7 +102,19 @@ mod tests {
     }
 
     #[test]
+    fn reads_every_json_number_form_exactly() {
+        let text = "[0, -0, 7, -12, 255, 1.5, -2.25e2, 1E-3, 3e+2, 123456789012345, 1234567890123456789, 0.1]";
+        let want: Vec<f64> = serde_json::from_str::<Vec<f64>>(text).unwrap();
+        assert_eq!(parse(text).unwrap(), want);
+        assert_eq!(parse(" [ [ 1 ,2 ] ,\n\t[3] ] ").unwrap(), vec![1.0, 2.0, 3.0]);
+    }
+
+    #[test]
     fn rejects_non_numbers_and_deep_nesting() {
+        for bad in ["[true]", "[null, 1]", r#"[{"a": 1}]"#, r#"{"a": [1]}"#, "[1, [2, false]]"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert!(parse("[1, 2").is_err() && parse("[1 2]").is_err() && parse("[01]").is_err() && parse("[1.]").is_err());
         assert!(parse(r#"[1,"2"]"#).unwrap_err().contains("a number or an array"));
         assert!(parse("[1,null]").is_err());
         assert!(parse("3").is_err());

@@ -4,7 +4,7 @@
 //! time and the batch sizes the server formed. Before the server starts, the machine's own
 //! steadiness is measured (see [`crate::jitter`]) so the latency tail can be read against it.
 
-use crate::bench::{percentile, proc_status_mib};
+use crate::bench::{percentile, proc_cpu_seconds, proc_status_mib};
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::jitter::{self, Jitter};
@@ -58,6 +58,9 @@ pub struct LoadReport {
     pub latency_ms_p99: f64,
     /// Slowest request, ms.
     pub latency_ms_max: f64,
+    /// CPU time the server used per answered request in the measured window, µs (all its
+    /// threads; steadier than throughput on a shared machine).
+    pub server_cpu_us_per_request: f64,
     /// Server resident memory sampled once a second over the measured window, MiB.
     pub server_rss_mib: Vec<f64>,
     /// Mean images per model batch on the server (from its /metrics, warm-up included).
@@ -142,7 +145,7 @@ pub fn run(model: &Path, server_args: &[String], images: &Dataset, settings: Loa
         .map_err(|e| Error::Invalid(format!("cannot start the runtime: {e}")))?;
     let requests = std::sync::Arc::new(requests(images, 256));
     let pid = server.child.id().to_string();
-    let (latencies, errors, rss, measured) = runtime.block_on(async {
+    let (latencies, errors, rss, cpu, measured) = runtime.block_on(async {
         let start = Instant::now();
         let measure_from = start + settings.warmup;
         let end = measure_from + settings.duration;
@@ -154,19 +157,22 @@ pub fn run(model: &Path, server_args: &[String], images: &Dataset, settings: Loa
             .collect();
         let mut rss = Vec::new();
         tokio::time::sleep_until(measure_from.into()).await;
+        let cpu_before = proc_cpu_seconds(&pid);
         while Instant::now() < end {
             tokio::time::sleep(Duration::from_secs(1)).await;
             rss.push(proc_status_mib(&pid, "VmRSS"));
         }
+        let cpu = proc_cpu_seconds(&pid) - cpu_before;
         let (mut latencies, mut errors) = (Vec::new(), 0);
         for task in tasks {
             let (l, e) = task.await.unwrap_or_default();
             latencies.extend(l);
             errors += e;
         }
-        (latencies, errors, rss, (end - measure_from).as_secs_f64())
+        (latencies, errors, rss, cpu, (end - measure_from).as_secs_f64())
     });
     let mut report = report(latencies, errors, rss, measured, settings.connections);
+    report.server_cpu_us_per_request = cpu * 1e6 / (report.requests.max(1) as f64);
     let means = ServerMeans::scrape(&server.addr);
     report.mean_batch_size = means.mean("wardrobe_batch_size");
     report.mean_queue_wait_ms = means.mean("wardrobe_queue_wait_seconds") * 1e3;
@@ -310,6 +316,7 @@ fn report(
         latency_ms_p90: percentile(&latencies, 90),
         latency_ms_p99: percentile(&latencies, 99),
         latency_ms_max: latencies.last().copied().unwrap_or(0.0),
+        server_cpu_us_per_request: 0.0,
         server_rss_mib,
         mean_batch_size: 0.0,
         mean_queue_wait_ms: 0.0,
