@@ -34,10 +34,16 @@ pub fn activation_backward(dy: &mut [f32], y: &[f32], act: Activation) {
     }
 }
 
-/// Accumulates the column sums of `dy` (rows of `dbias.len()` values) into `dbias`.
-pub fn bias_backward(dbias: &mut [f32], dy: &[f32]) {
-    for row in dy.chunks_exact(dbias.len()) {
-        dbias.iter_mut().zip(row).for_each(|(g, d)| *g += d);
+/// The backward of [`add_bias_activate`] in one sweep: turns `dy` (rows of `dbias.len()` values,
+/// the gradient w.r.t. the activation's output `y`) into the gradient w.r.t. its input, in place,
+/// and accumulates its column sums into `dbias`.
+pub fn bias_activation_backward(dy: &mut [f32], y: &[f32], act: Activation, dbias: &mut [f32]) {
+    let relu = act == Activation::Relu;
+    for (row, y) in dy.chunks_exact_mut(dbias.len()).zip(y.chunks_exact(dbias.len())) {
+        for ((d, &v), g) in row.iter_mut().zip(y).zip(dbias.iter_mut()) {
+            *d = if !relu || v > 0.0 { *d } else { 0.0 };
+            *g += *d;
+        }
     }
 }
 
@@ -96,9 +102,12 @@ mod tests {
         let mut dy = vec![1.0; 4];
         activation_backward(&mut dy, &y, Activation::Relu);
         assert_eq!(dy, vec![1.0, 0.0, 1.0, 1.0]);
-        let mut db = vec![0.0; 2];
-        bias_backward(&mut db, &dy);
-        assert_eq!(db, vec![2.0, 1.0]);
+        let (mut dy, mut db) = (vec![1.0, 2.0, 3.0, 4.0], vec![0.5; 2]);
+        bias_activation_backward(&mut dy, &y, Activation::Relu, &mut db);
+        assert_eq!((dy, db), (vec![1.0, 0.0, 3.0, 4.0], vec![4.5, 4.5]));
+        let (mut dy, mut db) = (vec![1.0, 2.0, 3.0, 4.0], vec![0.0; 2]);
+        bias_activation_backward(&mut dy, &y, Activation::Linear, &mut db);
+        assert_eq!((dy, db), (vec![1.0, 2.0, 3.0, 4.0], vec![4.0, 6.0]));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! Chunks are sized so the patch matrix stays in the core's cache; backward unfolds each chunk
 //! again rather than keeping a batch-sized patch matrix, which would only stream through memory.
 
-use crate::nn::activation::{Activation, activation_backward, add_bias_activate, bias_backward};
+use crate::nn::activation::{Activation, add_bias_activate, bias_activation_backward};
 use crate::nn::direct_conv;
 use crate::nn::implicit_conv::ImplicitConv;
 use crate::nn::init::Init;
@@ -225,15 +225,13 @@ impl Layer for Conv2d {
         let kernel = &b.params[..k * fo];
         if let Some(conv) = &self.implicit {
             let dy = &mut b.dy[..b.n * out_size];
-            activation_backward(dy, &b.y[..b.n * out_size], self.activation);
-            bias_backward(dbias, dy);
+            bias_activation_backward(dy, &b.y[..b.n * out_size], self.activation, dbias);
             return conv.backward(b.n, b.x, dy, kernel, dkernel, b.dx, b.scratch);
         }
         for (first, n) in self.chunks(b.n) {
             let rows = n * self.out_pixels();
             let dy = &mut b.dy[first * out_size..][..rows * fo];
-            activation_backward(dy, &b.y[first * out_size..][..rows * fo], self.activation);
-            bias_backward(dbias, dy);
+            bias_activation_backward(dy, &b.y[first * out_size..][..rows * fo], self.activation, dbias);
             let (cols, dcols) = b.scratch.split_at_mut(rows * k);
             self.im2col(&b.x[first * in_size..], n, cols);
             matmul(k, fo, rows, plain(cols), plain(dy), dkernel, true);

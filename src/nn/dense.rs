@@ -1,7 +1,7 @@
 //! Fully connected layer `y = x·W + b` with fused activation. Parameters: `kernel [in, units]`,
 //! then `bias [units]` (Keras layout).
 
-use crate::nn::activation::{Activation, activation_backward, add_bias_activate, bias_backward};
+use crate::nn::activation::{Activation, add_bias_activate, bias_activation_backward};
 use crate::nn::init::Init;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
 use crate::nn::matmul::{matmul, n as plain, t as transposed};
@@ -61,9 +61,8 @@ impl Layer for Dense {
 
     fn backward(&self, b: Backward) {
         let dy = &mut b.dy[..b.n * self.units];
-        activation_backward(dy, &b.y[..b.n * self.units], self.activation);
         let (dkernel, dbias) = b.dparams.split_at_mut(self.inputs * self.units);
-        bias_backward(dbias, dy);
+        bias_activation_backward(dy, &b.y[..b.n * self.units], self.activation, dbias);
         matmul(self.inputs, self.units, b.n, transposed(b.x), plain(dy), dkernel, true);
         if let Some(dx) = b.dx {
             let kernel = &b.params[..self.inputs * self.units];

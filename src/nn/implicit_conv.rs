@@ -160,13 +160,20 @@ impl ImplicitConv {
     }
 }
 
-/// Copies an image of `shape` into a zeroed `frame`, its top-left corner at `(at, at)`.
+/// Copies an image of `shape` into `frame`, its top-left corner at `(at, at)`, and zeroes the rest
+/// of the frame (each value is written once).
 fn embed(image: &[f32], shape: Shape, out: &mut [f32], frame: Shape, at: usize) {
-    let out = &mut out[..frame.size()];
-    out.fill(0.0);
-    let (row, frame_row) = (shape.w * shape.c, frame.w * frame.c);
-    for (y, source) in image[..shape.size()].chunks_exact(row).enumerate() {
-        out[(y + at) * frame_row + at * frame.c..][..row].copy_from_slice(source);
+    let (row, frame_row, left) = (shape.w * shape.c, frame.w * frame.c, at * frame.c);
+    let source = |y: usize| y.checked_sub(at).filter(|&iy| iy < shape.h).map(|iy| &image[iy * row..][..row]);
+    for (y, out_row) in out[..frame.size()].chunks_exact_mut(frame_row).enumerate() {
+        match source(y) {
+            Some(source) => {
+                out_row[..left].fill(0.0);
+                out_row[left..left + row].copy_from_slice(source);
+                out_row[left + row..].fill(0.0);
+            }
+            None => out_row.fill(0.0),
+        }
     }
 }
 
