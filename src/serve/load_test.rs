@@ -58,8 +58,8 @@ pub struct LoadReport {
     pub latency_ms_p99: f64,
     /// Slowest request, ms.
     pub latency_ms_max: f64,
-    /// CPU time the server used per answered request in the measured window, µs (all its
-    /// threads; steadier than throughput on a shared machine).
+    /// CPU time the server used (all its threads) per answered request in the measured window,
+    /// µs.
     pub server_cpu_us_per_request: f64,
     /// Server resident memory sampled once a second over the measured window, MiB.
     pub server_rss_mib: Vec<f64>,
