@@ -146,7 +146,7 @@ mod tests {
     }
 
     #[test]
-    fn whole_channel_blocks_and_the_rest_pool_alike() {
+    fn matches_the_textbook_maxima_for_any_channel_count_and_window() {
         for (input, size) in [(Shape::new(5, 7, 37), 2), (Shape::new(6, 6, 16), 3), (Shape::new(4, 4, 1), 2)] {
             let pool = MaxPool2d::new(input, size);
             let x: Vec<f32> = (0..input.size()).map(|i| ((i * 7919) % 1013) as f32 - 500.0).collect();
