@@ -42,6 +42,9 @@ pub struct Conv2d {
     init: Init,
     /// The image-by-image matrix products of a multi-channel input.
     implicit: Option<ImplicitConv>,
+    /// The single-channel geometry, where this CPU computes the output by direct convolution
+    /// (decided once, at construction).
+    direct: Option<direct_conv::Geometry>,
 }
 
 impl Conv2d {
@@ -58,7 +61,13 @@ impl Conv2d {
         let out_side = |s: usize| s + 2 * pad + 1 - kernel;
         let output = Shape::new(out_side(input.h), out_side(input.w), filters);
         let implicit = (input.c > 1).then(|| ImplicitConv::new(input, output, kernel, pad));
-        Conv2d { input, output, filters, kernel, pad, activation, init, implicit }
+        let direct = (input.c == 1 && direct_conv::available(filters)).then_some(direct_conv::Geometry {
+            input: (input.h, input.w),
+            output: (output.h, output.w),
+            kernel,
+            pad,
+        });
+        Conv2d { input, output, filters, kernel, pad, activation, init, implicit, direct }
     }
 
     /// Length of one im2col row.
@@ -80,21 +89,6 @@ impl Conv2d {
     fn chunks(&self, n: usize) -> impl Iterator<Item = (usize, usize)> {
         let step = self.chunk_images();
         (0..n).step_by(step).map(move |first| (first, step.min(n - first)))
-    }
-
-    /// Whether the output is computed by the direct convolution.
-    fn direct(&self) -> bool {
-        self.input.c == 1 && direct_conv::available(self.filters)
-    }
-
-    /// The single-channel geometry, for the direct convolution.
-    fn geometry(&self) -> direct_conv::Geometry {
-        direct_conv::Geometry {
-            input: (self.input.h, self.input.w),
-            output: (self.output.h, self.output.w),
-            kernel: self.kernel,
-            pad: self.pad,
-        }
     }
 
     /// Range of output columns `ox` whose input column `ox + kx − pad` lies inside the image.
@@ -198,8 +192,8 @@ impl Layer for Conv2d {
         let (k, fo) = (self.patch_len(), self.filters);
         let (in_size, out_size) = (self.input.size(), self.output.size());
         let (kernel, bias) = f.params.split_at(k * fo);
-        if self.direct() {
-            return direct_conv::forward(&self.geometry(), f.x, f.n, kernel, bias, self.activation, f.y);
+        if let Some(geometry) = &self.direct {
+            return direct_conv::forward(geometry, f.x, f.n, kernel, bias, self.activation, f.y);
         }
         if let Some(conv) = &self.implicit {
             for (x, y) in f.x.chunks_exact(in_size).zip(f.y.chunks_exact_mut(out_size)).take(f.n) {
