@@ -8,6 +8,7 @@
 //! again rather than keeping a batch-sized patch matrix, which would only stream through memory.
 
 use crate::nn::activation::{Activation, add_bias_activate, bias_activation_backward};
+use crate::nn::conv_pool::ConvPool;
 use crate::nn::direct_conv;
 use crate::nn::implicit_conv::ImplicitConv;
 use crate::nn::init::Init;
@@ -45,6 +46,9 @@ pub struct Conv2d {
     /// The single-channel geometry, where this CPU computes the output by direct convolution
     /// (decided once, at construction).
     direct: Option<direct_conv::Geometry>,
+    /// The fused convolution and 2×2 max pooling for inference, where this CPU has it (valid
+    /// padding only).
+    pooled: Option<ConvPool>,
 }
 
 impl Conv2d {
@@ -67,7 +71,8 @@ impl Conv2d {
             kernel,
             pad,
         });
-        Conv2d { input, output, filters, kernel, pad, activation, init, implicit, direct }
+        let pooled = if pad == 0 { ConvPool::new(input, kernel, filters) } else { None };
+        Conv2d { input, output, filters, kernel, pad, activation, init, implicit, direct, pooled }
     }
 
     /// Length of one im2col row.
@@ -210,6 +215,13 @@ impl Layer for Conv2d {
             matmul(rows, fo, k, transposed(cols), plain(kernel), y, false);
             add_bias_activate(y, bias, self.activation);
         }
+    }
+
+    fn forward_pooled(&self, f: Forward) -> bool {
+        let Some(fused) = &self.pooled else { return false };
+        let (kernel, bias) = f.params.split_at(self.patch_len() * self.filters);
+        fused.forward(f.x, f.n, kernel, bias, self.activation, f.y);
+        true
     }
 
     fn backward(&self, mut b: Backward) {

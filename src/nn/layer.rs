@@ -129,6 +129,16 @@ pub trait Layer: Send + Sync {
     }
     /// Computes the output.
     fn forward(&self, f: Forward);
+    /// Inference only: computes this layer's output max-pooled over 2×2 windows (stride 2) into
+    /// `f.y`, which has the pooled shape, and returns true; false where the layer has no such
+    /// fused form (then nothing was written).
+    fn forward_pooled(&self, _f: Forward) -> bool {
+        false
+    }
+    /// The window side of a max-pooling layer (stride equal to the window).
+    fn max_pool_window(&self) -> Option<usize> {
+        None
+    }
     /// Computes the input and parameter gradients.
     fn backward(&self, b: Backward);
     /// After a training forward over `n` samples, adds the statistics its scratch holds into

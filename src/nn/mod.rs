@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod batchnorm;
 pub mod conv2d;
+pub mod conv_pool;
 pub mod dense;
 pub mod direct_conv;
 pub mod dropout;

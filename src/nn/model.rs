@@ -160,23 +160,44 @@ impl Model {
     }
 
     /// Runs the first `n` samples of `ws.input` through the model and returns their logits.
-    /// `seed` drives dropout in training mode.
+    /// `seed` drives dropout in training mode. In inference, a layer followed by 2×2 max pooling
+    /// writes the pooled output directly where it can (`Layer::forward_pooled`); its own output
+    /// buffer is then left as it was.
     pub fn forward<'w>(&self, ws: &'w mut Workspace, n: usize, train: bool, seed: u64) -> &'w [f32] {
         assert!(n <= ws.capacity, "batch of {n} exceeds workspace capacity {}", ws.capacity);
-        for (i, layer) in self.layers.iter().enumerate() {
-            let (before, after) = ws.acts.split_at_mut(i);
-            let x = if i == 0 { &ws.input[..] } else { &before[i - 1][..] };
-            layer.forward(Forward {
-                n,
-                params: &self.params[self.ranges[i].clone()],
-                x,
-                y: &mut after[0],
-                scratch: &mut ws.scratch[i],
-                train,
-                seed: mix_seed(seed, i as u64),
-            });
+        let mut i = 0;
+        while i < self.layers.len() {
+            let pooled_next = !train && self.layers.get(i + 1).is_some_and(|l| l.max_pool_window() == Some(2));
+            if pooled_next && self.layers[i].forward_pooled(self.forward_args(ws, i, i + 1, n, train, seed)) {
+                i += 2;
+                continue;
+            }
+            self.layers[i].forward(self.forward_args(ws, i, i, n, train, seed));
+            i += 1;
         }
         &ws.acts.last().expect("model has layers")[..n * self.classes]
+    }
+
+    /// The forward arguments of layer `i` writing into the output buffer of layer `out` (`≥ i`).
+    fn forward_args<'a>(
+        &'a self,
+        ws: &'a mut Workspace,
+        i: usize,
+        out: usize,
+        n: usize,
+        train: bool,
+        seed: u64,
+    ) -> Forward<'a> {
+        let (before, after) = ws.acts.split_at_mut(out);
+        Forward {
+            n,
+            params: &self.params[self.ranges[i].clone()],
+            x: if i == 0 { &ws.input[..] } else { &before[i - 1][..] },
+            y: &mut after[0],
+            scratch: &mut ws.scratch[i],
+            train,
+            seed: mix_seed(seed, i as u64),
+        }
     }
 
     /// Back-propagates the logits gradient left in the workspace by the loss, accumulating
@@ -232,6 +253,24 @@ mod tests {
         let c = Model::initialised(ModelSpec::seed(), 10, 2).unwrap();
         assert_eq!(a.params, b.params);
         assert_ne!(a.params, c.params);
+    }
+
+    #[test]
+    fn inference_with_fused_pooling_equals_the_layers_one_by_one() {
+        // Without dropout, training mode computes the same function layer by layer, while
+        // inference pools inside the convolutions where the CPU allows it.
+        let mut spec = ModelSpec::seed();
+        spec.layers.retain(|l| !matches!(l, crate::nn::spec::LayerSpec::Dropout { .. }));
+        let model = Model::initialised(spec, 10, 5).unwrap();
+        let n = 3;
+        let mut ws = model.workspace(n);
+        let pixels: Vec<u8> = (0..n * 784).map(|i| ((i * 53) % 256) as u8).collect();
+        ws.load_images(&pixels);
+        let layer_by_layer = model.forward(&mut ws, n, true, 0).to_vec();
+        let inference = model.forward(&mut ws, n, false, 0);
+        for (a, b) in inference.iter().zip(&layer_by_layer) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+        }
     }
 
     #[test]

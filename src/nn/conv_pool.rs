@@ -1,0 +1,259 @@
+//! A "valid" stride-1 convolution with bias and ReLU (or none) followed by 2×2 max pooling,
+//! computed together for inference with AVX-512: each register tile holds the four convolution
+//! outputs of one or more pooling windows for up to 64 filters, and only their maximum (plus
+//! bias, then ReLU) is stored. The convolution's own output, four times the size of what is kept,
+//! is never written or read back, and no padded or unfolded copy of the input is made.
+//!
+//! `max(conv + b) = max(conv) + b` and ReLU is monotone, so pooling before the bias and the
+//! activation gives the same values as the layers one after another.
+
+use crate::nn::activation::Activation;
+use crate::nn::layer::Shape;
+
+/// Filters in one vector.
+const LANES: usize = 16;
+
+/// Where a fused convolution and pooling reads and writes, for NHWC images.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvPool {
+    /// One input image.
+    pub input: Shape,
+    /// Kernel side.
+    pub kernel: usize,
+    /// Filters (a multiple of 16).
+    pub filters: usize,
+}
+
+impl ConvPool {
+    /// The fused form of a valid `kernel × kernel` convolution of `input` with `filters` filters,
+    /// where this CPU has it (AVX-512F and a multiple of 16 filters) and the pooled output is
+    /// not empty.
+    pub fn new(input: Shape, kernel: usize, filters: usize) -> Option<ConvPool> {
+        let g = ConvPool { input, kernel, filters };
+        let usable = kernel <= input.h && kernel <= input.w && g.pooled().size() > 0;
+        (usable && available(filters)).then_some(g)
+    }
+
+    /// The convolution's output shape.
+    fn conv(&self) -> Shape {
+        Shape::new(self.input.h + 1 - self.kernel, self.input.w + 1 - self.kernel, self.filters)
+    }
+
+    /// The pooled output shape (a trailing odd row or column of the convolution is dropped).
+    pub fn pooled(&self) -> Shape {
+        let conv = self.conv();
+        Shape::new(conv.h / 2, conv.w / 2, self.filters)
+    }
+
+    /// `y = pool(act(conv(x) + bias))` for `n` images; `kernel` is `[k, k, C, filters]`.
+    pub fn forward(&self, x: &[f32], n: usize, kernel: &[f32], bias: &[f32], act: Activation, y: &mut [f32]) {
+        let (in_size, out_size) = (self.input.size(), self.pooled().size());
+        let k_len = self.kernel * self.kernel * self.input.c * self.filters;
+        assert!(x.len() >= n * in_size && y.len() >= n * out_size, "conv-pool buffers too small");
+        assert!(kernel.len() == k_len && bias.len() == self.filters, "conv-pool parameters of the wrong size");
+        assert!(available(self.filters), "conv-pool needs AVX-512F and a multiple of 16 filters");
+        #[cfg(target_arch = "x86_64")]
+        for (image, out) in x.chunks_exact(in_size).zip(y.chunks_exact_mut(out_size)).take(n) {
+            // SAFETY: AVX-512F is present (asserted) and the slices have the sizes checked above.
+            unsafe { avx512::image(self, image, kernel, bias, act == Activation::Relu, out) };
+        }
+    }
+}
+
+/// Whether this CPU runs the fused form for `filters` filters.
+fn available(filters: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        filters.is_multiple_of(LANES) && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = filters;
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{ConvPool, LANES};
+    use std::arch::x86_64::*;
+
+    /// One register tile: `W` neighbouring pooling windows of one pooled row, for the `V`
+    /// vectors of filters starting at `first`.
+    struct Tile<'a> {
+        g: &'a ConvPool,
+        image: &'a [f32],
+        kernel: &'a [f32],
+        bias: &'a [f32],
+        relu: bool,
+        first: usize,
+        py: usize,
+        px: usize,
+    }
+
+    /// One image: every pooled pixel, filters in groups of 4, 2 or 1 vectors, windows in runs
+    /// that keep 16 accumulators busy (`4·W·V = 16`), single windows at the end of a row.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn image(g: &ConvPool, image: &[f32], kernel: &[f32], bias: &[f32], relu: bool, y: &mut [f32]) {
+        let pooled = g.pooled();
+        let mut first = 0;
+        while first < g.filters {
+            let vectors = [4, 2, 1].into_iter().find(|&v| first + v * LANES <= g.filters).unwrap_or(1);
+            let run = 4 / vectors;
+            for py in 0..pooled.h {
+                let mut px = 0;
+                while px < pooled.w {
+                    let t = Tile { g, image, kernel, bias, relu, first, py, px };
+                    let windows = if px + run <= pooled.w { run } else { 1 };
+                    match (vectors, windows) {
+                        (4, _) => tile::<4, 1>(&t, y),
+                        (2, 2) => tile::<2, 2>(&t, y),
+                        (2, _) => tile::<2, 1>(&t, y),
+                        (_, 4) => tile::<1, 4>(&t, y),
+                        _ => tile::<1, 1>(&t, y),
+                    }
+                    px += windows;
+                }
+            }
+            first += vectors * LANES;
+        }
+    }
+
+    /// `4·W × V` accumulators (the 2×2 convolution outputs of `W` windows, top row then bottom
+    /// row): for each kernel row and each of its `k·C` values, `V` vectors of weights meet `4·W`
+    /// broadcast inputs. Then each window's maximum, plus bias, through the activation, into `y`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn tile<const V: usize, const W: usize>(t: &Tile, y: &mut [f32]) {
+        let (g, c, f) = (t.g, t.g.input.c, t.g.filters);
+        let (row, band) = (g.input.w * c, g.kernel * c);
+        let top_left = 2 * t.py * row + 2 * t.px * c;
+        let last_input = top_left + (g.kernel) * row + (2 * W - 1) * c + band - 1;
+        let last_weight = ((g.kernel - 1) * band + band - 1) * f + t.first + V * LANES - 1;
+        assert!(last_input < t.image.len() && last_weight < t.kernel.len(), "tile reaches outside its operands");
+        let mut acc = [[_mm512_setzero_ps(); V]; 16];
+        // SAFETY: every input read lies in `top_left ..= last_input` (kernel rows `< k`, rows
+        // `top_left` and `top_left + row`, columns `< 2W`, band values `< k·C`) and every weight
+        // read in `..= last_weight`; both were checked against the slices above.
+        unsafe {
+            for ky in 0..g.kernel {
+                let weights = t.kernel.as_ptr().add(ky * band * f + t.first);
+                let top = t.image.as_ptr().add(top_left + ky * row);
+                let rows = [top, top.add(row)];
+                for j in 0..band {
+                    let w: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(weights.add(j * f + v * LANES)));
+                    for (dy, input) in rows.iter().enumerate() {
+                        for dx in 0..2 * W {
+                            let x = _mm512_set1_ps(*input.add(dx * c + j));
+                            for (a, w) in acc[dy * 2 * W + dx].iter_mut().zip(&w) {
+                                *a = _mm512_fmadd_ps(x, *w, *a);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let pooled_row = t.py * g.pooled().w;
+        for window in 0..W {
+            // Window `window` holds pixels (0, 2w), (0, 2w+1), (1, 2w), (1, 2w+1) of the tile.
+            let pixel = |dy: usize, dx: usize| &acc[dy * 2 * W + 2 * window + dx];
+            let (a, b, c, d) = (pixel(0, 0), pixel(0, 1), pixel(1, 0), pixel(1, 1));
+            for (v, (((a, b), c), d)) in a.iter().zip(b).zip(c).zip(d).enumerate() {
+                let max = _mm512_max_ps(_mm512_max_ps(*a, *b), _mm512_max_ps(*c, *d));
+                let mut out = _mm512_add_ps(max, load(t.bias, t.first + v * LANES));
+                if t.relu {
+                    out = _mm512_max_ps(out, _mm512_setzero_ps());
+                }
+                store(y, (pooled_row + t.px + window) * f + t.first + v * LANES, out);
+            }
+        }
+    }
+
+    /// 16 values from `s[at..]` (bounds-checked).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load(s: &[f32], at: usize) -> __m512 {
+        let v = &s[at..at + LANES];
+        // SAFETY: `v` holds 16 floats.
+        unsafe { _mm512_loadu_ps(v.as_ptr()) }
+    }
+
+    /// Stores 16 values into `s[at..]` (bounds-checked).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn store(s: &mut [f32], at: usize, v: __m512) {
+        let out = &mut s[at..at + LANES];
+        // SAFETY: `out` holds 16 floats.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The textbook convolution, bias and activation, then 2×2 max pooling, one value at a time.
+    fn reference(g: &ConvPool, x: &[f32], kernel: &[f32], bias: &[f32], relu: bool) -> Vec<f32> {
+        let (input, conv, pooled, k, f) = (g.input, g.conv(), g.pooled(), g.kernel, g.filters);
+        let value = |image: &[f32], oy: usize, ox: usize, filter: usize| {
+            let mut sum = bias[filter];
+            for (ky, kx, c) in (0..k).flat_map(|a| (0..k).flat_map(move |b| (0..input.c).map(move |c| (a, b, c)))) {
+                sum += image[((oy + ky) * input.w + ox + kx) * input.c + c]
+                    * kernel[((ky * k + kx) * input.c + c) * f + filter];
+            }
+            if relu { sum.max(0.0) } else { sum }
+        };
+        assert!(conv.h >= 2 * pooled.h && conv.w >= 2 * pooled.w);
+        let mut y = Vec::new();
+        for image in x.chunks_exact(input.size()) {
+            for (py, px, filter) in
+                (0..pooled.h).flat_map(|a| (0..pooled.w).flat_map(move |b| (0..f).map(move |c| (a, b, c))))
+            {
+                let window =
+                    [(0, 0), (0, 1), (1, 0), (1, 1)].map(|(dy, dx)| value(image, 2 * py + dy, 2 * px + dx, filter));
+                y.push(window.into_iter().fold(f32::NEG_INFINITY, f32::max));
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn matches_convolution_then_pooling() {
+        if ConvPool::new(Shape::new(6, 6, 1), 3, 16).is_none() {
+            eprintln!("SKIPPED: this CPU has no AVX-512F, so the fused convolution and pooling is never used");
+            return;
+        }
+        // The seed CNN's two shapes, odd convolution outputs (a dropped row and column), pooled
+        // rows not a multiple of the window run, and filter groups of 4 + 2 + 1 vectors.
+        let cases = [
+            (Shape::new(28, 28, 1), 5, 32),
+            (Shape::new(12, 12, 32), 3, 64),
+            (Shape::new(9, 12, 3), 3, 16),
+            (Shape::new(8, 13, 2), 2, 112),
+        ];
+        for (input, kernel_side, filters) in cases {
+            let g = ConvPool::new(input, kernel_side, filters).expect("usable shape");
+            let n = 2;
+            let x: Vec<f32> = (0..n * input.size()).map(|i| ((i * 37) % 23) as f32 / 23.0 - 0.4).collect();
+            let k_len = kernel_side * kernel_side * input.c * filters;
+            let kernel: Vec<f32> = (0..k_len).map(|i| ((i * 11) % 7) as f32 / 7.0 - 0.5).collect();
+            let bias: Vec<f32> = (0..filters).map(|i| i as f32 * 0.01 - 0.3).collect();
+            for (act, relu) in [(Activation::Linear, false), (Activation::Relu, true)] {
+                let expected = reference(&g, &x, &kernel, &bias, relu);
+                let mut y = vec![f32::NAN; n * g.pooled().size()];
+                g.forward(&x, n, &kernel, &bias, act, &mut y);
+                let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+                assert!(
+                    y.iter().zip(&expected).all(|(&a, &b)| close(a, b)),
+                    "{input:?} k {kernel_side} f {filters} {act:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn declines_shapes_it_cannot_pool() {
+        assert!(ConvPool::new(Shape::new(3, 3, 1), 3, 16).is_none(), "a 1×1 convolution output has no 2×2 window");
+        assert!(ConvPool::new(Shape::new(8, 8, 1), 3, 24).is_none(), "24 filters are not whole vectors");
+    }
+}
