@@ -183,10 +183,12 @@ impl Layer for Conv2d {
     }
 
     fn scratch_len(&self, n: usize) -> usize {
-        if let Some(conv) = &self.implicit {
-            return conv.scratch_len();
-        }
-        2 * n.min(self.chunk_images()) * self.out_pixels() * self.patch_len()
+        let fused = self.pooled.map_or(0, |p| p.scratch_len());
+        let unfused = match &self.implicit {
+            Some(conv) => conv.scratch_len(),
+            None => 2 * n.min(self.chunk_images()) * self.out_pixels() * self.patch_len(),
+        };
+        fused.max(unfused)
     }
 
     fn macs(&self) -> usize {
@@ -220,7 +222,7 @@ impl Layer for Conv2d {
     fn forward_pooled(&self, f: Forward) -> bool {
         let Some(fused) = &self.pooled else { return false };
         let (kernel, bias) = f.params.split_at(self.patch_len() * self.filters);
-        fused.forward(f.x, f.n, kernel, bias, self.activation, f.y);
+        fused.forward(f.x, f.n, kernel, bias, self.activation, f.y, f.scratch);
         true
     }
 

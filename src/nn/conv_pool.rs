@@ -5,10 +5,13 @@
 //! is never written or read back, and no padded or unfolded copy of the input is made.
 //!
 //! `max(conv + b) = max(conv) + b` and ReLU is monotone, so pooling before the bias and the
-//! activation gives the same values as the layers one after another.
+//! activation gives the same values as the layers one after another. A 3×3 kernel over whole
+//! vectors of channels is computed by Winograd's F(2×2, 3×3) instead (`winograd`), whose output
+//! tiles are the pooling windows.
 
 use crate::nn::activation::Activation;
 use crate::nn::layer::Shape;
+use crate::nn::winograd::Winograd;
 
 /// Filters in one vector.
 const LANES: usize = 16;
@@ -22,6 +25,8 @@ pub struct ConvPool {
     pub kernel: usize,
     /// Filters (a multiple of 16).
     pub filters: usize,
+    /// The Winograd form, where the kernel is 3×3 and channels and filters whole vectors.
+    winograd: Option<Winograd>,
 }
 
 impl ConvPool {
@@ -29,7 +34,8 @@ impl ConvPool {
     /// where this CPU has it (AVX-512F and a multiple of 16 filters) and the pooled output is
     /// not empty.
     pub fn new(input: Shape, kernel: usize, filters: usize) -> Option<ConvPool> {
-        let g = ConvPool { input, kernel, filters };
+        let winograd = if kernel == 3 { Winograd::new(input, filters) } else { None };
+        let g = ConvPool { input, kernel, filters, winograd };
         let usable = kernel <= input.h && kernel <= input.w && g.pooled().size() > 0;
         (usable && available(filters)).then_some(g)
     }
@@ -45,13 +51,32 @@ impl ConvPool {
         Shape::new(conv.h / 2, conv.w / 2, self.filters)
     }
 
+    /// Scratch values `forward` needs.
+    pub fn scratch_len(&self) -> usize {
+        self.winograd.map_or(0, |w| w.scratch_len())
+    }
+
     /// `y = pool(act(conv(x) + bias))` for `n` images; `kernel` is `[k, k, C, filters]`.
-    pub fn forward(&self, x: &[f32], n: usize, kernel: &[f32], bias: &[f32], act: Activation, y: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        x: &[f32],
+        n: usize,
+        kernel: &[f32],
+        bias: &[f32],
+        act: Activation,
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) {
         let (in_size, out_size) = (self.input.size(), self.pooled().size());
         let k_len = self.kernel * self.kernel * self.input.c * self.filters;
         assert!(x.len() >= n * in_size && y.len() >= n * out_size, "conv-pool buffers too small");
         assert!(kernel.len() == k_len && bias.len() == self.filters, "conv-pool parameters of the wrong size");
         assert!(available(self.filters), "conv-pool needs AVX-512F and a multiple of 16 filters");
+        assert!(scratch.len() >= self.scratch_len(), "conv-pool scratch too small");
+        if let Some(winograd) = &self.winograd {
+            return winograd.forward(x, n, kernel, bias, act == Activation::Relu, y, scratch);
+        }
         #[cfg(target_arch = "x86_64")]
         for (image, out) in x.chunks_exact(in_size).zip(y.chunks_exact_mut(out_size)).take(n) {
             // SAFETY: AVX-512F is present (asserted) and the slices have the sizes checked above.
@@ -230,7 +255,16 @@ mod tests {
             (Shape::new(12, 12, 32), 3, 64),
             (Shape::new(9, 12, 3), 3, 16),
             (Shape::new(8, 13, 2), 2, 112),
+            (Shape::new(11, 9, 16), 3, 48),
+            (Shape::new(4, 4, 32), 3, 16),
         ];
+        let winograd = |input, filters| ConvPool::new(input, 3, filters).is_some_and(|g| g.winograd.is_some());
+        assert!(
+            winograd(Shape::new(12, 12, 32), 64)
+                && winograd(Shape::new(11, 9, 16), 48)
+                && winograd(Shape::new(4, 4, 32), 16)
+        );
+        assert!(!winograd(Shape::new(9, 12, 3), 16), "3 channels are not a whole vector: direct");
         for (input, kernel_side, filters) in cases {
             let g = ConvPool::new(input, kernel_side, filters).expect("usable shape");
             let n = 2;
@@ -241,7 +275,7 @@ mod tests {
             for (act, relu) in [(Activation::Linear, false), (Activation::Relu, true)] {
                 let expected = reference(&g, &x, &kernel, &bias, relu);
                 let mut y = vec![f32::NAN; n * g.pooled().size()];
-                g.forward(&x, n, &kernel, &bias, act, &mut y);
+                g.forward(&x, n, &kernel, &bias, act, &mut y, &mut vec![f32::NAN; g.scratch_len()]);
                 let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
                 assert!(
                     y.iter().zip(&expected).all(|(&a, &b)| close(a, b)),

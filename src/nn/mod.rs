@@ -23,3 +23,4 @@ pub mod pool;
 pub mod spec;
 pub mod store;
 pub mod tensorfile;
+pub mod winograd;
