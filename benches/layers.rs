@@ -1,5 +1,6 @@
 //! Forward and backward of each seed-CNN layer at its real shapes (a 32-image sub-batch, one
-//! thread's share of a batch of 64), so regressions show per layer.
+//! thread's share of a batch of 64), so regressions show per layer; and, for a convolution
+//! followed by 2×2 max pooling, the two as one inference pass.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -53,6 +54,23 @@ fn bench_layers(c: &mut Criterion) {
                 black_box(&b.y);
             })
         });
+        if let Some(pool) = model.layers().get(i + 1).filter(|next| next.max_pool_window() == Some(2)) {
+            let mut pooled = vec![0.0; N * pool.output_shape().size()];
+            c.bench_function(&format!("{name}+{}/inference", pool.kind()), |bench| {
+                bench.iter(|| {
+                    let fused = layer.forward_pooled(Forward {
+                        n: N,
+                        params: &b.params,
+                        x: &b.x,
+                        y: &mut pooled,
+                        scratch: &mut b.scratch,
+                        train: false,
+                        seed: 1,
+                    });
+                    black_box((fused, &pooled));
+                })
+            });
+        }
         c.bench_function(&format!("{name}/backward"), |bench| {
             bench.iter(|| {
                 let mut dy = b.dy.clone();
