@@ -188,7 +188,8 @@ impl Layer for Conv2d {
             Some(conv) => conv.scratch_len(),
             None => 2 * n.min(self.chunk_images()) * self.out_pixels() * self.patch_len(),
         };
-        fused.max(unfused)
+        let padded = self.direct.map_or(0, |g| direct_conv::padded_len(&g));
+        fused.max(unfused).max(padded)
     }
 
     fn macs(&self) -> usize {
@@ -231,6 +232,12 @@ impl Layer for Conv2d {
         let (in_size, out_size) = (self.input.size(), self.output.size());
         let (dkernel, dbias) = b.dparams.split_at_mut(k * fo);
         let kernel = &b.params[..k * fo];
+        let direct = self.direct.filter(|g| b.dx.is_none() && direct_conv::gradient_available(g, fo));
+        if let Some(geometry) = direct {
+            let dy = &mut b.dy[..b.n * out_size];
+            bias_activation_backward(dy, &b.y[..b.n * out_size], self.activation, dbias);
+            return direct_conv::kernel_gradient(&geometry, b.x, dy, b.n, dkernel, b.scratch);
+        }
         if let Some(conv) = &self.implicit {
             let dy = &mut b.dy[..b.n * out_size];
             bias_activation_backward(dy, &b.y[..b.n * out_size], self.activation, dbias);

@@ -2,9 +2,11 @@
 //! output pixel is the sum, over the kernel taps inside the image, of one input value times that
 //! tap's row of weights: the filters fill the vector lanes, and nothing is unfolded into a patch
 //! matrix (which, with one channel, is 25 values per pixel for a 5×5 kernel and made this layer
-//! memory-bound). Used for the forward pass where the CPU has AVX-512F and the filter count is a
-//! multiple of 16; elsewhere, and for the gradients (where im2col + GEMM measured faster), the
-//! convolution layer keeps its im2col path.
+//! memory-bound). The kernel gradient of a first layer (which needs no input gradient) is
+//! computed the same way round: for each kernel row, the gradients of all its taps for up to 32
+//! filters stay in registers while the output gradient is read once per kernel row. Used where
+//! the CPU has AVX-512F and the filter count is a multiple of 16 (and, for the gradient, the
+//! kernel is at most 7 wide); elsewhere the convolution layer keeps its im2col path.
 
 use crate::nn::activation::Activation;
 
@@ -56,6 +58,52 @@ pub fn available(filters: usize) -> bool {
     }
 }
 
+/// Widest kernel whose row of tap gradients `kernel_gradient` keeps in registers.
+const MAX_GRADIENT_KERNEL: usize = 7;
+
+/// Whether this CPU computes the kernel gradient directly for `filters` filters and this kernel.
+pub fn gradient_available(g: &Geometry, filters: usize) -> bool {
+    g.kernel <= MAX_GRADIENT_KERNEL && available(filters)
+}
+
+/// Values of one zero-padded input image (the scratch `kernel_gradient` needs when padding).
+pub fn padded_len(g: &Geometry) -> usize {
+    (g.input.0 + 2 * g.pad) * (g.input.1 + 2 * g.pad)
+}
+
+/// Adds the kernel gradient of `n` images to `dkernel` (`[k, k, 1, filters]`):
+/// `dkernel[ky][kx][f] += Σ x[oy + ky − pad][ox + kx − pad] · dy[oy][ox][f]` over images and
+/// output pixels. `padded` holds `padded_len(g)` values (unused without padding). Panics unless
+/// `gradient_available(g, filters)`.
+pub fn kernel_gradient(g: &Geometry, x: &[f32], dy: &[f32], n: usize, dkernel: &mut [f32], padded: &mut [f32]) {
+    let filters = dkernel.len() / (g.kernel * g.kernel);
+    assert!(gradient_available(g, filters), "direct kernel gradient needs AVX-512F, whole vectors, kernel ≤ 7");
+    let (in_size, out_size) = (g.input.0 * g.input.1, g.output.0 * g.output.1 * filters);
+    assert!(x.len() >= n * in_size && dy.len() >= n * out_size && padded.len() >= padded_len(g));
+    for (image, dy) in x.chunks_exact(in_size).zip(dy.chunks_exact(out_size)).take(n) {
+        let frame = if g.pad == 0 { image } else { pad_image(g, image, padded) };
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F is present (asserted); `frame` is the padded image, `dy` one image's
+        // output gradient and `dkernel` the whole kernel, as `rows` expects.
+        unsafe {
+            avx512::kernel_gradient_rows(g, frame, dy, filters, dkernel)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (frame, dy);
+    }
+}
+
+/// `image` inside a zero frame of `pad` on every side, written into `padded`.
+fn pad_image<'a>(g: &Geometry, image: &[f32], padded: &'a mut [f32]) -> &'a [f32] {
+    let (w, wp) = (g.input.1, g.input.1 + 2 * g.pad);
+    let padded = &mut padded[..padded_len(g)];
+    padded.fill(0.0);
+    for (row, source) in image.chunks_exact(w).enumerate() {
+        padded[(row + g.pad) * wp + g.pad..][..w].copy_from_slice(source);
+    }
+    padded
+}
+
 /// `y = act(conv(x) + bias)` for `n` images; `kernel` is `[k, k, 1, filters]`, `y` NHWC.
 /// Panics unless `available(bias.len())`.
 pub fn forward(g: &Geometry, x: &[f32], n: usize, kernel: &[f32], bias: &[f32], act: Activation, y: &mut [f32]) {
@@ -82,6 +130,82 @@ pub fn forward(g: &Geometry, x: &[f32], n: usize, kernel: &[f32], bias: &[f32], 
 mod avx512 {
     use super::{Geometry, LANES, PIXELS};
     use std::arch::x86_64::*;
+
+    /// Calls `tap_gradients::<K, V>` for kernel width `K` (`1..=7`), a constant.
+    macro_rules! with_kernel {
+        ($k:expr, $v:literal, $args:expr) => {
+            match $k {
+                1 => tap_gradients::<1, $v>($args),
+                2 => tap_gradients::<2, $v>($args),
+                3 => tap_gradients::<3, $v>($args),
+                4 => tap_gradients::<4, $v>($args),
+                5 => tap_gradients::<5, $v>($args),
+                6 => tap_gradients::<6, $v>($args),
+                _ => tap_gradients::<7, $v>($args),
+            }
+        };
+    }
+
+    /// One image's kernel gradient, kernel row by kernel row, 32 or 16 filters at a time.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn kernel_gradient_rows(g: &Geometry, frame: &[f32], dy: &[f32], filters: usize, dk: &mut [f32]) {
+        for ky in 0..g.kernel {
+            let mut first = 0;
+            while first < filters {
+                let args = TapRow { g, frame, dy, filters, ky, first };
+                if first + 2 * LANES <= filters {
+                    with_kernel!(g.kernel, 2, (args, &mut *dk));
+                    first += 2 * LANES;
+                } else {
+                    with_kernel!(g.kernel, 1, (args, &mut *dk));
+                    first += LANES;
+                }
+            }
+        }
+    }
+
+    /// The taps of kernel row `ky` for filters `first..first + 16·V`.
+    struct TapRow<'a> {
+        g: &'a Geometry,
+        frame: &'a [f32],
+        dy: &'a [f32],
+        filters: usize,
+        ky: usize,
+        first: usize,
+    }
+
+    /// `K × V` accumulators, one per tap of the row and vector of filters: each output pixel's
+    /// `V` gradient vectors meet the `K` input values its taps read.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn tap_gradients<const K: usize, const V: usize>((t, dk): (TapRow, &mut [f32])) {
+        let ((oh, ow), f, wp) = (t.g.output, t.filters, t.g.input.1 + 2 * t.g.pad);
+        let tap = |kx: usize, v: usize| (t.ky * K + kx) * f + t.first + v * LANES;
+        let mut acc: [[__m512; V]; K] = std::array::from_fn(|kx| std::array::from_fn(|v| load(dk, tap(kx, v))));
+        assert!((oh - 1 + t.ky) * wp + ow - 1 + K - 1 < t.frame.len() && oh * ow * f <= t.dy.len());
+        // SAFETY: input reads stay below the bound just checked (rows `< oh + ky`, columns
+        // `< ow + K − 1`), gradient reads inside `oh × ow × f`, filters `first + 16·V ≤ f`.
+        unsafe {
+            for oy in 0..oh {
+                let inputs = t.frame.as_ptr().add((oy + t.ky) * wp);
+                let grads = t.dy.as_ptr().add(oy * ow * f + t.first);
+                for ox in 0..ow {
+                    let d: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(grads.add(ox * f + v * LANES)));
+                    for (kx, acc) in acc.iter_mut().enumerate() {
+                        let x = _mm512_set1_ps(*inputs.add(ox + kx));
+                        for (a, d) in acc.iter_mut().zip(&d) {
+                            *a = _mm512_fmadd_ps(x, *d, *a);
+                        }
+                    }
+                }
+            }
+        }
+        for (kx, acc) in acc.iter().enumerate() {
+            for (v, a) in acc.iter().enumerate() {
+                store(dk, tap(kx, v), *a);
+            }
+        }
+    }
 
     /// 16 values from `s[at..]` (bounds-checked).
     #[inline]
@@ -218,6 +342,41 @@ mod tests {
             assert!(y.iter().zip(&expected).all(|(&a, &b)| close(a, b)));
             forward(&g, &x, n, &kernel, &bias, Activation::Relu, &mut y);
             assert!(y.iter().zip(&expected).all(|(&a, &b)| close(a, b.max(0.0))));
+        }
+    }
+
+    #[test]
+    fn kernel_gradient_matches_the_textbook_sum() {
+        let same = Geometry { input: (7, 9), output: (7, 9), kernel: 3, pad: 1 };
+        let valid = Geometry { input: (12, 11), output: (8, 7), kernel: 5, pad: 0 };
+        if !gradient_available(&same, 16) {
+            eprintln!("SKIPPED: this CPU has no AVX-512F, so the direct kernel gradient is never used");
+            return;
+        }
+        for (g, filters) in [(same, 48), (valid, 32), (valid, 16)] {
+            let ((ih, iw), (oh, ow), k, n) = (g.input, g.output, g.kernel, 3);
+            let x: Vec<f32> = (0..n * ih * iw).map(|i| ((i * 37) % 23) as f32 / 23.0 - 0.4).collect();
+            let dy: Vec<f32> = (0..n * oh * ow * filters).map(|i| ((i * 11) % 13) as f32 / 13.0 - 0.5).collect();
+            let mut expected = vec![0.25; k * k * filters];
+            for (b, oy, ox, ky, kx, f) in (0..n).flat_map(|b| {
+                (0..oh).flat_map(move |oy| {
+                    (0..ow).flat_map(move |ox| {
+                        (0..k).flat_map(move |ky| {
+                            (0..k).flat_map(move |kx| (0..filters).map(move |f| (b, oy, ox, ky, kx, f)))
+                        })
+                    })
+                })
+            }) {
+                let (iy, ix) = ((oy + ky).wrapping_sub(g.pad), (ox + kx).wrapping_sub(g.pad));
+                if iy < ih && ix < iw {
+                    expected[(ky * k + kx) * filters + f] +=
+                        x[b * ih * iw + iy * iw + ix] * dy[((b * oh + oy) * ow + ox) * filters + f];
+                }
+            }
+            let mut got = vec![0.25; k * k * filters];
+            kernel_gradient(&g, &x, &dy, n, &mut got, &mut vec![f32::NAN; padded_len(&g)]);
+            let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+            assert!(got.iter().zip(&expected).all(|(&a, &b)| close(a, b)), "{g:?} filters {filters}");
         }
     }
 }

@@ -111,4 +111,20 @@ pub fn check_layer(layer: &dyn Layer, n: usize) {
         let g = numeric(&mut params, i, &mut |ps| loss(layer, n, ps, &xs, &r));
         assert_close("dparams", i, analytic, g);
     }
+    assert_first_layer_gradients_match(layer, n, &params, &xs, &r, &dparams);
+}
+
+/// As a model's first layer (no input gradient wanted), `layer` gives the same parameter
+/// gradient as with one, whatever shortcut it takes then.
+fn assert_first_layer_gradients_match(layer: &dyn Layer, n: usize, params: &[f32], x: &[f32], r: &[f32], want: &[f32]) {
+    let mut y = vec![0.0; r.len()];
+    let mut scratch = vec![0.0; layer.scratch_len(n)];
+    layer.forward(Forward { n, params, x, y: &mut y, scratch: &mut scratch, train: true, seed: 99 });
+    let (mut dy, mut dparams) = (r.to_vec(), vec![0.0; params.len()]);
+    let backward =
+        Backward { n, params, x, y: &y, dy: &mut dy, dx: None, dparams: &mut dparams, scratch: &mut scratch };
+    layer.backward(backward);
+    for (i, (&got, &w)) in dparams.iter().zip(want).enumerate() {
+        assert_close("dparams without dx", i, got, w as f64);
+    }
 }
