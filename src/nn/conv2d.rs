@@ -14,6 +14,7 @@ use crate::nn::implicit_conv::ImplicitConv;
 use crate::nn::init::Init;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
 use crate::nn::matmul::{matmul, n as plain, t as transposed};
+use crate::nn::winograd::{Output, Winograd};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,9 @@ pub struct Conv2d {
     /// The fused convolution and 2×2 max pooling for inference, where this CPU has it (valid
     /// padding only).
     pooled: Option<ConvPool>,
+    /// Winograd's F(2×2, 3×3) for the whole output, where it applies (valid 3×3, whole vectors
+    /// of channels and filters, even output sides, AVX-512F).
+    winograd: Option<Winograd>,
 }
 
 impl Conv2d {
@@ -72,7 +76,8 @@ impl Conv2d {
             pad,
         });
         let pooled = if pad == 0 { ConvPool::new(input, kernel, filters) } else { None };
-        Conv2d { input, output, filters, kernel, pad, activation, init, implicit, direct, pooled }
+        let winograd = if pad == 0 && kernel == 3 { Winograd::covering(input, filters) } else { None };
+        Conv2d { input, output, filters, kernel, pad, activation, init, implicit, direct, pooled, winograd }
     }
 
     /// Length of one im2col row.
@@ -189,7 +194,8 @@ impl Layer for Conv2d {
             None => 2 * n.min(self.chunk_images()) * self.out_pixels() * self.patch_len(),
         };
         let padded = self.direct.map_or(0, |g| direct_conv::padded_len(&g));
-        fused.max(unfused).max(padded)
+        let winograd = self.winograd.map_or(0, |w| w.scratch_len());
+        fused.max(unfused).max(padded).max(winograd)
     }
 
     fn macs(&self) -> usize {
@@ -202,6 +208,10 @@ impl Layer for Conv2d {
         let (kernel, bias) = f.params.split_at(k * fo);
         if let Some(geometry) = &self.direct {
             return direct_conv::forward(geometry, f.x, f.n, kernel, bias, self.activation, f.y);
+        }
+        if let Some(winograd) = &self.winograd {
+            let relu = self.activation == Activation::Relu;
+            return winograd.forward(f.x, f.n, kernel, bias, relu, Output::Full, f.y, f.scratch);
         }
         if let Some(conv) = &self.implicit {
             for (x, y) in f.x.chunks_exact(in_size).zip(f.y.chunks_exact_mut(out_size)).take(f.n) {
@@ -293,6 +303,16 @@ mod tests {
     #[test]
     fn gradients_valid_relu_multichannel() {
         check_layer(&Conv2d::new(Shape::new(5, 6, 2), 3, 3, Padding::Valid, Activation::Relu, Init::HeNormal), 2);
+    }
+
+    #[test]
+    fn gradients_of_a_winograd_forward() {
+        // Linear: with 144 terms per output, some ReLU inputs lie within a finite-difference step
+        // of the kink (for the implicit-GEMM path too); the Winograd ReLU is checked against the
+        // textbook sum in `winograd`.
+        let conv = Conv2d::new(Shape::new(6, 8, 16), 16, 3, Padding::Valid, Activation::Linear, Init::HeNormal);
+        assert_eq!(conv.winograd.is_some(), std::arch::is_x86_feature_detected!("avx512f"));
+        check_layer(&conv, 2);
     }
 
     #[test]

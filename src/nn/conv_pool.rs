@@ -11,7 +11,7 @@
 
 use crate::nn::activation::Activation;
 use crate::nn::layer::Shape;
-use crate::nn::winograd::Winograd;
+use crate::nn::winograd::{Output, Winograd};
 
 /// Filters in one vector.
 const LANES: usize = 16;
@@ -75,7 +75,7 @@ impl ConvPool {
         assert!(available(self.filters), "conv-pool needs AVX-512F and a multiple of 16 filters");
         assert!(scratch.len() >= self.scratch_len(), "conv-pool scratch too small");
         if let Some(winograd) = &self.winograd {
-            return winograd.forward(x, n, kernel, bias, act == Activation::Relu, y, scratch);
+            return winograd.forward(x, n, kernel, bias, act == Activation::Relu, Output::Pooled, y, scratch);
         }
         #[cfg(target_arch = "x86_64")]
         for (image, out) in x.chunks_exact(in_size).zip(y.chunks_exact_mut(out_size)).take(n) {

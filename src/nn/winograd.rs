@@ -19,7 +19,17 @@ const POSITIONS: usize = 16;
 /// Values in one vector.
 const LANES: usize = 16;
 
-/// Where a Winograd convolution with pooling reads and writes.
+/// What a Winograd convolution writes for each 2×2 output tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The tile's maximum (2×2 max pooling), plus bias, through the activation.
+    Pooled,
+    /// All four outputs, plus bias, through the activation (the output height and width must be
+    /// even).
+    Full,
+}
+
+/// Where a Winograd convolution reads and writes.
 #[derive(Debug, Clone, Copy)]
 pub struct Winograd {
     /// One input image (channels a multiple of 16).
@@ -29,11 +39,18 @@ pub struct Winograd {
 }
 
 impl Winograd {
-    /// The Winograd form of a valid 3×3 convolution of `input` with `filters` filters, then 2×2
-    /// pooling: for whole vectors of channels and filters, and at least one pooling window.
+    /// The Winograd form of a valid 3×3 convolution of `input` with `filters` filters, where
+    /// this CPU has AVX-512F: for whole vectors of channels and filters, and at least one tile.
     pub fn new(input: Shape, filters: usize) -> Option<Winograd> {
         let whole = input.c.is_multiple_of(LANES) && filters.is_multiple_of(LANES);
-        (whole && input.h >= 4 && input.w >= 4).then_some(Winograd { input, filters })
+        (whole && input.h >= 4 && input.w >= 4 && avx512f()).then_some(Winograd { input, filters })
+    }
+
+    /// The Winograd form of a valid 3×3 convolution whose output tiles cover its whole output
+    /// (even output height and width), for `Output::Full`.
+    pub fn covering(input: Shape, filters: usize) -> Option<Winograd> {
+        let even = input.h.is_multiple_of(2) && input.w.is_multiple_of(2);
+        Winograd::new(input, filters).filter(|_| even)
     }
 
     /// The pooled output shape.
@@ -41,7 +58,7 @@ impl Winograd {
         Shape::new((self.input.h - 2) / 2, (self.input.w - 2) / 2, self.filters)
     }
 
-    /// Pooling windows per image.
+    /// Output tiles (pooling windows) per image.
     fn windows(&self) -> usize {
         let pooled = self.pooled();
         pooled.h * pooled.w
@@ -58,8 +75,9 @@ impl Winograd {
         self.parts().iter().sum()
     }
 
-    /// `y = pool(act(conv(x) + bias))` for `n` images; `kernel` is `[3, 3, C, filters]`.
-    /// The caller has checked that AVX-512F is present and the buffer sizes.
+    /// `y = pool(act(conv(x) + bias))` (`Output::Pooled`) or `y = act(conv(x) + bias)`
+    /// (`Output::Full`, only for a `covering` convolution) for `n` images; `kernel` is
+    /// `[3, 3, C, filters]`. The caller has checked the buffer sizes.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -68,13 +86,18 @@ impl Winograd {
         kernel: &[f32],
         bias: &[f32],
         relu: bool,
+        output: Output,
         y: &mut [f32],
         scratch: &mut [f32],
     ) {
         let [v_len, u_len, m_len] = self.parts();
         let (v, rest) = scratch[..v_len + u_len + m_len].split_at_mut(v_len);
         let (u, m) = rest.split_at_mut(u_len);
-        let (in_size, out_size) = (self.input.size(), self.pooled().size());
+        let out_size = match output {
+            Output::Pooled => self.pooled().size(),
+            Output::Full => 4 * self.pooled().size(),
+        };
+        let in_size = self.input.size();
         #[cfg(target_arch = "x86_64")]
         // SAFETY (all calls): the caller checked AVX-512F; the buffers have the lengths of `parts()`.
         unsafe {
@@ -85,7 +108,7 @@ impl Winograd {
             unsafe {
                 avx512::transform_input(self, image, u);
                 avx512::multiply(self, u, v, m);
-                avx512::transform_output(self, m, bias, relu, out);
+                avx512::transform_output(self, m, bias, relu, output, out);
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -93,9 +116,21 @@ impl Winograd {
     }
 }
 
+/// Whether this CPU has AVX-512F.
+fn avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{LANES, POSITIONS, Winograd};
+    use super::{LANES, Output, POSITIONS, Winograd};
     use std::arch::x86_64::*;
 
     /// `Bᵀ · d` for four vectors (rows or columns of a tile): `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`.
@@ -239,22 +274,43 @@ mod avx512 {
         }
     }
 
-    /// For every window: its four outputs `Aᵀ m A`, their maximum plus bias, through ReLU when
-    /// asked, into `y`.
+    /// For every window: its four outputs `Aᵀ m A` plus bias, through ReLU when asked; either
+    /// their maximum or all four into `y`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transform_output(g: &Winograd, m: &[f32], bias: &[f32], relu: bool, y: &mut [f32]) {
-        let f = g.filters;
+    pub(super) unsafe fn transform_output(
+        g: &Winograd,
+        m: &[f32],
+        bias: &[f32],
+        relu: bool,
+        output: Output,
+        y: &mut [f32],
+    ) {
+        let (f, tiles_wide) = (g.filters, g.pooled().w);
+        let finish = |v: __m512, b: __m512| {
+            let v = _mm512_add_ps(v, b);
+            if relu { _mm512_max_ps(v, _mm512_setzero_ps()) } else { v }
+        };
         for window in 0..g.windows() {
             for first in (0..f).step_by(LANES) {
                 let at = |position: usize| load(m, (window * POSITIONS + position) * f + first);
                 let columns = [0, 1, 2, 3].map(|j| output_rows([at(j), at(4 + j), at(8 + j), at(12 + j)]));
                 let [top, bottom] = [0, 1].map(|i| output_rows(columns.map(|column| column[i])));
-                let max = _mm512_max_ps(_mm512_max_ps(top[0], top[1]), _mm512_max_ps(bottom[0], bottom[1]));
-                let mut out = _mm512_add_ps(max, load(bias, first));
-                if relu {
-                    out = _mm512_max_ps(out, _mm512_setzero_ps());
+                let b = load(bias, first);
+                match output {
+                    Output::Pooled => {
+                        let max = _mm512_max_ps(_mm512_max_ps(top[0], top[1]), _mm512_max_ps(bottom[0], bottom[1]));
+                        store(y, window * f + first, finish(max, b));
+                    }
+                    Output::Full => {
+                        let (ty, tx) = (window / tiles_wide, window % tiles_wide);
+                        for (dy, row) in [top, bottom].into_iter().enumerate() {
+                            for (dx, value) in row.into_iter().enumerate() {
+                                let pixel = (2 * ty + dy) * 2 * tiles_wide + 2 * tx + dx;
+                                store(y, pixel * f + first, finish(value, b));
+                            }
+                        }
+                    }
                 }
-                store(y, window * f + first, out);
             }
         }
     }
@@ -275,5 +331,48 @@ mod avx512 {
         let out = &mut s[at..at + LANES];
         // SAFETY: `out` holds 16 floats.
         unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The textbook valid 3×3 convolution plus bias, through ReLU when asked.
+    fn reference(input: Shape, x: &[f32], kernel: &[f32], bias: &[f32], relu: bool) -> Vec<f32> {
+        let (oh, ow, c, f) = (input.h - 2, input.w - 2, input.c, bias.len());
+        let mut y = Vec::new();
+        for image in x.chunks_exact(input.size()) {
+            for (oy, ox, filter) in (0..oh).flat_map(|a| (0..ow).flat_map(move |b| (0..f).map(move |g| (a, b, g)))) {
+                let mut sum = bias[filter];
+                for (ky, kx, ch) in (0..3).flat_map(|a| (0..3).flat_map(move |b| (0..c).map(move |g| (a, b, g)))) {
+                    sum +=
+                        image[((oy + ky) * input.w + ox + kx) * c + ch] * kernel[((ky * 3 + kx) * c + ch) * f + filter];
+                }
+                y.push(if relu { sum.max(0.0) } else { sum });
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn full_output_matches_the_textbook_convolution() {
+        let (input, filters) = (Shape::new(6, 8, 16), 16);
+        let Some(w) = Winograd::covering(input, filters) else {
+            eprintln!("SKIPPED: this CPU has no AVX-512F, so the Winograd convolution is never used");
+            return;
+        };
+        assert!(Winograd::covering(Shape::new(9, 6, 32), 48).is_none(), "an odd output height is not covered");
+        let n = 2;
+        let x: Vec<f32> = (0..n * input.size()).map(|i| ((i * 37) % 23) as f32 / 23.0 - 0.4).collect();
+        let kernel: Vec<f32> = (0..9 * input.c * filters).map(|i| ((i * 11) % 7) as f32 / 7.0 - 0.5).collect();
+        let bias: Vec<f32> = (0..filters).map(|i| i as f32 * 0.01 - 0.2).collect();
+        for relu in [false, true] {
+            let expected = reference(input, &x, &kernel, &bias, relu);
+            let mut y = vec![f32::NAN; expected.len()];
+            w.forward(&x, n, &kernel, &bias, relu, Output::Full, &mut y, &mut vec![f32::NAN; w.scratch_len()]);
+            let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+            assert!(y.iter().zip(&expected).all(|(&a, &b)| close(a, b)), "relu {relu}");
+        }
     }
 }
