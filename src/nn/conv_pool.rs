@@ -11,10 +11,8 @@
 
 use crate::nn::activation::Activation;
 use crate::nn::layer::Shape;
+use crate::nn::vector::LANES;
 use crate::nn::winograd::{Output, Winograd};
-
-/// Filters in one vector.
-const LANES: usize = 16;
 
 /// Where a fused convolution and pooling reads and writes, for NHWC images.
 #[derive(Debug, Clone, Copy)]
@@ -100,7 +98,8 @@ fn available(filters: usize) -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{ConvPool, LANES};
+    use super::ConvPool;
+    use crate::nn::vector::{LANES, load, store};
     use std::arch::x86_64::*;
 
     /// One register tile: `W` neighbouring pooling windows of one pooled row, for the `V`
@@ -192,24 +191,6 @@ mod avx512 {
                 store(y, (pooled_row + t.px + window) * f + t.first + v * LANES, out);
             }
         }
-    }
-
-    /// 16 values from `s[at..]` (bounds-checked).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn load(s: &[f32], at: usize) -> __m512 {
-        let v = &s[at..at + LANES];
-        // SAFETY: `v` holds 16 floats.
-        unsafe { _mm512_loadu_ps(v.as_ptr()) }
-    }
-
-    /// Stores 16 values into `s[at..]` (bounds-checked).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn store(s: &mut [f32], at: usize, v: __m512) {
-        let out = &mut s[at..at + LANES];
-        // SAFETY: `out` holds 16 floats.
-        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) }
     }
 }
 

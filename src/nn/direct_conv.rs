@@ -9,9 +9,7 @@
 //! kernel is at most 7 wide); elsewhere the convolution layer keeps its im2col path.
 
 use crate::nn::activation::Activation;
-
-/// Filters in one vector.
-const LANES: usize = 16;
+use crate::nn::vector::LANES;
 
 /// Neighbouring output pixels computed together, each with its own accumulators, so that at least
 /// eight independent multiply-adds are in flight.
@@ -128,7 +126,8 @@ pub fn forward(g: &Geometry, x: &[f32], n: usize, kernel: &[f32], bias: &[f32], 
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Geometry, LANES, PIXELS};
+    use super::{Geometry, PIXELS};
+    use crate::nn::vector::{LANES, load, store};
     use std::arch::x86_64::*;
 
     /// Calls `tap_gradients::<K, V>` for kernel width `K` (`1..=7`), a constant.
@@ -205,24 +204,6 @@ mod avx512 {
                 store(dk, tap(kx, v), *a);
             }
         }
-    }
-
-    /// 16 values from `s[at..]` (bounds-checked).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn load(s: &[f32], at: usize) -> __m512 {
-        let v = &s[at..at + LANES];
-        // SAFETY: `v` holds 16 floats.
-        unsafe { _mm512_loadu_ps(v.as_ptr()) }
-    }
-
-    /// Stores 16 values into `s[at..]` (bounds-checked).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn store(s: &mut [f32], at: usize, v: __m512) {
-        let out = &mut s[at..at + LANES];
-        // SAFETY: `out` holds 16 floats.
-        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) }
     }
 
     /// One image's outputs for filters `first..first + 16·B`: each input value loaded is used for

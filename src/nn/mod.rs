@@ -23,4 +23,5 @@ pub mod pool;
 pub mod spec;
 pub mod store;
 pub mod tensorfile;
+pub mod vector;
 pub mod winograd;

@@ -12,12 +12,10 @@
 //! `v[position][channel][filter]`, products `m[window][position][filter]`.
 
 use crate::nn::layer::Shape;
+use crate::nn::vector::LANES;
 
 /// Positions of a transformed 4×4 tile.
 const POSITIONS: usize = 16;
-
-/// Values in one vector.
-const LANES: usize = 16;
 
 /// What a Winograd convolution writes for each 2×2 output tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +128,8 @@ fn avx512f() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{LANES, Output, POSITIONS, Winograd};
+    use super::{Output, POSITIONS, Winograd};
+    use crate::nn::vector::{LANES, load, store};
     use std::arch::x86_64::*;
 
     /// `Bᵀ · d` for four vectors (rows or columns of a tile): `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`.
@@ -313,24 +312,6 @@ mod avx512 {
                 }
             }
         }
-    }
-
-    /// 16 values from `s[at..]` (bounds-checked).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn load(s: &[f32], at: usize) -> __m512 {
-        let v = &s[at..at + LANES];
-        // SAFETY: `v` holds 16 floats.
-        unsafe { _mm512_loadu_ps(v.as_ptr()) }
-    }
-
-    /// Stores 16 values into `s[at..]` (bounds-checked).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn store(s: &mut [f32], at: usize, v: __m512) {
-        let out = &mut s[at..at + LANES];
-        // SAFETY: `out` holds 16 floats.
-        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) }
     }
 }
 

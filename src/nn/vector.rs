@@ -1,0 +1,39 @@
+//! Bounds-checked loads and stores of one AVX-512 vector of `f32`, shared by the hand-vectorised
+//! convolutions (`direct_conv`, `conv_pool`, `winograd`).
+
+/// Values in one vector.
+pub const LANES: usize = 16;
+
+#[cfg(target_arch = "x86_64")]
+pub use avx512::{load, store};
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::LANES;
+    use std::arch::x86_64::*;
+
+    /// 16 values from `s[at..]` (bounds-checked).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F (callers are `#[target_feature(enable = "avx512f")]` code
+    /// reached only after checking it).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn load(s: &[f32], at: usize) -> __m512 {
+        let v = &s[at..at + LANES];
+        // SAFETY: `v` holds 16 floats.
+        unsafe { _mm512_loadu_ps(v.as_ptr()) }
+    }
+
+    /// Stores 16 values into `s[at..]` (bounds-checked).
+    ///
+    /// # Safety
+    /// As for [`load`].
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn store(s: &mut [f32], at: usize, v: __m512) {
+        let out = &mut s[at..at + LANES];
+        // SAFETY: `out` holds 16 floats.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) }
+    }
+}
