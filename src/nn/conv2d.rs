@@ -1,11 +1,15 @@
 //! 2-D convolution, stride 1, "valid" or "same" padding, NHWC, with fused bias and activation.
 //! Multi-channel inputs are convolved image by image as matrix products over the padded image
-//! itself (`implicit_conv`). A single-channel first layer computes its output by direct
-//! convolution (`direct_conv`) where the CPU has it; otherwise, and for its backward pass, it
-//! unfolds its patches kernel-major (im2col, one image row per kernel offset) and multiplies per
-//! chunk of images: `cols[KH·KW, n·OH·OW]ᵀ · kernel[KH·KW, F] → y[n·OH·OW, F]`, already NHWC.
-//! Chunks are sized so the patch matrix stays in the core's cache; backward unfolds each chunk
-//! again rather than keeping a batch-sized patch matrix, which would only stream through memory.
+//! itself (`implicit_conv`); a valid 3×3 convolution over whole vectors of channels and filters
+//! computes its forward pass by Winograd's F(2×2, 3×3) instead (`winograd`). A single-channel
+//! layer computes its output, and as a first layer its kernel gradient, by direct convolution
+//! (`direct_conv`) where the CPU has it; otherwise, and for its input gradient, it unfolds its
+//! patches kernel-major (im2col, one image row per kernel offset) and multiplies per chunk of
+//! images: `cols[KH·KW, n·OH·OW]ᵀ · kernel[KH·KW, F] → y[n·OH·OW, F]`, already NHWC. Chunks are
+//! sized so the patch matrix stays in the core's cache; backward unfolds each chunk again rather
+//! than keeping a batch-sized patch matrix, which would only stream through memory. In
+//! inference, a valid convolution followed by 2×2 max pooling can write the pooled output
+//! directly (`forward_pooled`, `conv_pool`).
 
 use crate::nn::activation::{Activation, add_bias_activate, bias_activation_backward};
 use crate::nn::conv_pool::ConvPool;
@@ -311,6 +315,7 @@ mod tests {
         // of the kink (for the implicit-GEMM path too); the Winograd ReLU is checked against the
         // textbook sum in `winograd`.
         let conv = Conv2d::new(Shape::new(6, 8, 16), 16, 3, Padding::Valid, Activation::Linear, Init::HeNormal);
+        #[cfg(target_arch = "x86_64")]
         assert_eq!(conv.winograd.is_some(), std::arch::is_x86_feature_detected!("avx512f"));
         check_layer(&conv, 2);
     }
