@@ -11,7 +11,7 @@
 
 use crate::nn::activation::Activation;
 use crate::nn::layer::Shape;
-use crate::nn::vector::LANES;
+use crate::nn::vector::whole_vectors;
 use crate::nn::winograd::{Output, Winograd};
 
 /// Where a fused convolution and pooling reads and writes, for NHWC images.
@@ -35,7 +35,7 @@ impl ConvPool {
         let winograd = if kernel == 3 { Winograd::new(input, filters) } else { None };
         let g = ConvPool { input, kernel, filters, winograd };
         let usable = kernel <= input.h && kernel <= input.w && g.pooled().size() > 0;
-        (usable && available(filters)).then_some(g)
+        (usable && whole_vectors(filters)).then_some(g)
     }
 
     /// The convolution's output shape.
@@ -70,7 +70,7 @@ impl ConvPool {
         let k_len = self.kernel * self.kernel * self.input.c * self.filters;
         assert!(x.len() >= n * in_size && y.len() >= n * out_size, "conv-pool buffers too small");
         assert!(kernel.len() == k_len && bias.len() == self.filters, "conv-pool parameters of the wrong size");
-        assert!(available(self.filters), "conv-pool needs AVX-512F and a multiple of 16 filters");
+        assert!(whole_vectors(self.filters), "conv-pool needs AVX-512F and a multiple of 16 filters");
         assert!(scratch.len() >= self.scratch_len(), "conv-pool scratch too small");
         if let Some(winograd) = &self.winograd {
             return winograd.forward(x, n, kernel, bias, act == Activation::Relu, Output::Pooled, y, scratch);
@@ -80,19 +80,6 @@ impl ConvPool {
             // SAFETY: AVX-512F is present (asserted) and the slices have the sizes checked above.
             unsafe { avx512::image(self, image, kernel, bias, act == Activation::Relu, out) };
         }
-    }
-}
-
-/// Whether this CPU runs the fused form for `filters` filters.
-fn available(filters: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        filters.is_multiple_of(LANES) && std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = filters;
-        false
     }
 }
 

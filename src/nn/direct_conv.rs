@@ -9,7 +9,7 @@
 //! kernel is at most 7 wide); elsewhere the convolution layer keeps its im2col path.
 
 use crate::nn::activation::Activation;
-use crate::nn::vector::LANES;
+use crate::nn::vector::{LANES, whole_vectors};
 
 /// Neighbouring output pixels computed together, each with its own accumulators, so that at least
 /// eight independent multiply-adds are in flight.
@@ -46,14 +46,7 @@ impl Geometry {
 
 /// Whether this CPU runs the direct convolution for `filters` filters.
 pub fn available(filters: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        filters.is_multiple_of(LANES) && std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    whole_vectors(filters)
 }
 
 /// Widest kernel whose row of tap gradients `kernel_gradient` keeps in registers.

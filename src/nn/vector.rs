@@ -1,8 +1,26 @@
-//! Bounds-checked loads and stores of one AVX-512 vector of `f32`, shared by the hand-vectorised
-//! convolutions (`direct_conv`, `conv_pool`, `winograd`).
+//! What the hand-vectorised convolutions (`direct_conv`, `conv_pool`, `winograd`) share: the
+//! check that this CPU runs them, and bounds-checked loads and stores of one AVX-512 vector of
+//! `f32`.
 
 /// Values in one vector.
 pub const LANES: usize = 16;
+
+/// Whether this CPU has AVX-512F, which the hand-vectorised convolutions need.
+pub fn avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether `n` values (filters, channels) fill whole vectors on a CPU with AVX-512F.
+pub fn whole_vectors(n: usize) -> bool {
+    n.is_multiple_of(LANES) && avx512f()
+}
 
 #[cfg(target_arch = "x86_64")]
 pub use avx512::{load, store};

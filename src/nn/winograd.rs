@@ -1,18 +1,18 @@
-//! A valid 3×3 convolution followed by 2×2 max pooling, by Winograd's minimal filtering
-//! F(2×2, 3×3) (Lavin & Gray, 2015), for inference with AVX-512.
+//! A valid 3×3 convolution by Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray, 2015),
+//! with AVX-512: either followed by 2×2 max pooling (inference) or writing its whole output.
 //!
-//! One 2×2 pooling window is exactly one Winograd output tile: its 4×4 input patch `d` and each
-//! 3×3 kernel slice `g` are transformed (`Bᵀ d B`, `G g Gᵀ`), multiplied element-wise and summed
-//! over input channels at 16 positions, and transformed back (`Aᵀ m A`) into the window's four
-//! convolution outputs, of which only the maximum is kept. The element-wise products — a
-//! `[windows × C] · [C × F]` matrix product per position — take 16 multiply-adds per window,
-//! channel and filter where the direct convolution takes 36.
+//! Each 2×2 output tile — when pooling, exactly one pooling window — comes from its 4×4 input
+//! patch `d` and each 3×3 kernel slice `g`, transformed (`Bᵀ d B`, `G g Gᵀ`), multiplied
+//! element-wise and summed over input channels at 16 positions, and transformed back (`Aᵀ m A`)
+//! into the tile's four convolution outputs: all of them, or only their maximum. The element-wise
+//! products — a `[tiles × C] · [C × F]` matrix product per position — take 16 multiply-adds per
+//! tile, channel and filter where the direct convolution takes 36.
 //!
 //! Layouts (per image): transformed input `u[position][window][channel]`, transformed kernel
 //! `v[position][channel][filter]`, products `m[window][position][filter]`.
 
 use crate::nn::layer::Shape;
-use crate::nn::vector::LANES;
+use crate::nn::vector::{LANES, avx512f};
 
 /// Positions of a transformed 4×4 tile.
 const POSITIONS: usize = 16;
@@ -75,7 +75,7 @@ impl Winograd {
 
     /// `y = pool(act(conv(x) + bias))` (`Output::Pooled`) or `y = act(conv(x) + bias)`
     /// (`Output::Full`, only for a `covering` convolution) for `n` images; `kernel` is
-    /// `[3, 3, C, filters]`. The caller has checked the buffer sizes.
+    /// `[3, 3, C, filters]`.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -96,8 +96,10 @@ impl Winograd {
             Output::Full => 4 * self.pooled().size(),
         };
         let in_size = self.input.size();
+        assert!(x.len() >= n * in_size && y.len() >= n * out_size, "Winograd buffers too small");
+        assert!(kernel.len() == 9 * self.input.c * self.filters && bias.len() == self.filters);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY (all calls): the caller checked AVX-512F; the buffers have the lengths of `parts()`.
+        // SAFETY (all calls): AVX-512F is present (`new`); the buffers have the lengths of `parts()`.
         unsafe {
             avx512::transform_kernel(self, kernel, v)
         };
@@ -111,18 +113,6 @@ impl Winograd {
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("the Winograd convolution is only chosen where AVX-512F is present");
-    }
-}
-
-/// Whether this CPU has AVX-512F.
-fn avx512f() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
