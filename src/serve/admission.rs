@@ -13,11 +13,12 @@ use std::time::Instant;
 /// Admits, times out, measures and logs one request.
 pub async fn admit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let line = state.settings.access_log.then(|| format!("{} {}", request.method(), request.uri().path()));
     let response = run_limited(&state, request, next).await;
     let latency = start.elapsed();
-    state.metrics.record_request(&route, response.status().as_u16(), latency);
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    state.metrics.record_request(route, response.status().as_u16(), latency);
     if let Some(line) = line {
         eprintln!("{line} {} {:.3}ms", response.status().as_u16(), latency.as_secs_f64() * 1e3);
     }

@@ -50,10 +50,16 @@ impl Histogram {
     }
 }
 
+/// Requests of one route: how many by status, and their latency.
+#[derive(Debug)]
+struct RouteCounts {
+    statuses: BTreeMap<u16, u64>,
+    latency: Histogram,
+}
+
 #[derive(Debug)]
 struct Counts {
-    requests: BTreeMap<(String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
+    routes: BTreeMap<String, RouteCounts>,
     batch_sizes: Histogram,
     queue_wait: Histogram,
     batch_compute: Histogram,
@@ -69,8 +75,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let counts = Counts {
-            requests: BTreeMap::new(),
-            latency: BTreeMap::new(),
+            routes: BTreeMap::new(),
             batch_sizes: Histogram::new(&BATCH_BOUNDS),
             queue_wait: Histogram::new(&LATENCY_BOUNDS),
             batch_compute: Histogram::new(&LATENCY_BOUNDS),
@@ -88,11 +93,13 @@ impl Metrics {
     /// Counts a finished request.
     pub fn record_request(&self, route: &str, status: u16, latency: Duration) {
         let mut c = self.counts();
-        *c.requests.entry((route.to_string(), status)).or_default() += 1;
-        c.latency
-            .entry(route.to_string())
-            .or_insert_with(|| Histogram::new(&LATENCY_BOUNDS))
-            .observe(latency.as_secs_f64());
+        if !c.routes.contains_key(route) {
+            let counts = RouteCounts { statuses: BTreeMap::new(), latency: Histogram::new(&LATENCY_BOUNDS) };
+            c.routes.insert(route.to_string(), counts);
+        }
+        let counts = c.routes.get_mut(route).expect("inserted above");
+        *counts.statuses.entry(status).or_default() += 1;
+        counts.latency.observe(latency.as_secs_f64());
     }
 
     /// Counts a batch the model ran: its images, how long each of its requests had waited in the
@@ -117,13 +124,15 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP wardrobe_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE wardrobe_requests_total counter\n");
-        for ((route, status), n) in &c.requests {
-            let _ = writeln!(out, "wardrobe_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+        for (route, counts) in &c.routes {
+            for (status, n) in &counts.statuses {
+                let _ = writeln!(out, "wardrobe_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+            }
         }
         out.push_str("# HELP wardrobe_request_duration_seconds Time from request to response, by route.\n");
         out.push_str("# TYPE wardrobe_request_duration_seconds histogram\n");
-        for (route, h) in &c.latency {
-            h.render(&mut out, "wardrobe_request_duration_seconds", &format!("route=\"{route}\""));
+        for (route, counts) in &c.routes {
+            counts.latency.render(&mut out, "wardrobe_request_duration_seconds", &format!("route=\"{route}\""));
         }
         out.push_str("# HELP wardrobe_batch_size Images per model batch.\n");
         out.push_str("# TYPE wardrobe_batch_size histogram\n");

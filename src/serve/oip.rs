@@ -142,15 +142,17 @@ fn pixels(input: &InputTensor) -> Result<Vec<u8>, ApiError> {
             )));
         }
     };
-    let pixels: Vec<u8> = values.iter().map_while(|&v| convert(v)).collect();
-    match values.get(pixels.len()) {
-        None => Ok(pixels),
-        Some(bad) => Err(ApiError::bad_request(format!(
-            "input '{INPUT_NAME}': element {} is {bad}, expected {what} for {}",
-            pixels.len(),
-            input.datatype
-        ))),
+    let mut pixels = Vec::with_capacity(values.len());
+    for (index, &value) in values.iter().enumerate() {
+        let Some(pixel) = convert(value) else {
+            return Err(ApiError::bad_request(format!(
+                "input '{INPUT_NAME}': element {index} is {value}, expected {what} for {}",
+                input.datatype
+            )));
+        };
+        pixels.push(pixel);
     }
+    Ok(pixels)
 }
 
 /// `v` as a byte if it is exactly one.
@@ -184,17 +186,41 @@ fn classification_k(request: &InferRequest) -> Option<usize> {
     request.outputs.iter().flatten().find_map(|o| o.parameters.as_ref().and_then(|p| p.classification))
 }
 
+/// The response to an infer request.
+#[derive(Debug, Serialize)]
+pub struct InferResponse<'a> {
+    /// The request's id, echoed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    model_name: &'a str,
+    model_version: &'static str,
+    outputs: [OutputTensor<'a>; 1],
+}
+
 /// An output tensor of a response.
 #[derive(Debug, Serialize)]
-struct OutputTensor {
+struct OutputTensor<'a> {
     name: &'static str,
     datatype: &'static str,
     shape: [usize; 2],
-    data: Value,
+    data: OutputData<'a>,
+}
+
+/// The elements of an output tensor: probabilities, or top-k "score:index:label" strings.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum OutputData<'a> {
+    Probabilities(&'a [f32]),
+    Classes(Vec<String>),
 }
 
 /// The response to `request` given the `probs` (rows of `class_names.len()`) of its images.
-pub fn response(model_name: &str, request: &InferRequest, probs: &[f32], class_names: &[String]) -> Value {
+pub fn response<'a>(
+    model_name: &'a str,
+    request: &'a InferRequest,
+    probs: &'a [f32],
+    class_names: &[String],
+) -> InferResponse<'a> {
     let classes = class_names.len();
     let n = probs.len() / classes;
     let output = match classification_k(request) {
@@ -205,15 +231,16 @@ pub fn response(model_name: &str, request: &InferRequest, probs: &[f32], class_n
                 .flat_map(|row| top_k(row, class_names, k))
                 .map(|r| format!("{}:{}:{}", r.probability, r.index, r.label))
                 .collect();
-            OutputTensor { name: OUTPUT_NAME, datatype: "BYTES", shape: [n, k], data: json!(strings) }
+            OutputTensor { name: OUTPUT_NAME, datatype: "BYTES", shape: [n, k], data: OutputData::Classes(strings) }
         }
-        None => OutputTensor { name: OUTPUT_NAME, datatype: "FP32", shape: [n, classes], data: json!(probs) },
+        None => OutputTensor {
+            name: OUTPUT_NAME,
+            datatype: "FP32",
+            shape: [n, classes],
+            data: OutputData::Probabilities(probs),
+        },
     };
-    let mut body = json!({ "model_name": model_name, "model_version": "1", "outputs": [output] });
-    if let Some(id) = &request.id {
-        body["id"] = json!(id);
-    }
-    body
+    InferResponse { id: request.id.as_deref(), model_name, model_version: "1", outputs: [output] }
 }
 
 /// The model metadata document.
@@ -271,12 +298,15 @@ mod tests {
             "outputs":[{"name":"probabilities","parameters":{"classification":2}}]}"#;
         let (asked, _) = decode(body.as_bytes(), 2).unwrap();
         let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let out = response("m", &asked, &[0.25, 0.5, 0.25], &names);
+        let out = serde_json::to_value(response("m", &asked, &[0.25, 0.5, 0.25], &names)).unwrap();
         assert_eq!(out["id"], "r1");
         assert_eq!(out["outputs"][0]["datatype"], "BYTES");
         assert_eq!(out["outputs"][0]["shape"], json!([1, 2]));
         assert_eq!(out["outputs"][0]["data"], json!(["0.5:1:b", "0.25:0:a"]));
         let plain = decode(request("[1,4]", "UINT8", "[0,0,0,0]").as_bytes(), 2).unwrap().0;
-        assert_eq!(response("m", &plain, &[0.25, 0.5, 0.25], &names)["outputs"][0]["shape"], json!([1, 3]));
+        let out = serde_json::to_value(response("m", &plain, &[0.25, 0.5, 0.25], &names)).unwrap();
+        assert_eq!(out["outputs"][0]["shape"], json!([1, 3]));
+        assert_eq!(out["outputs"][0]["data"], json!([0.25, 0.5, 0.25]));
+        assert!(out.get("id").is_none());
     }
 }

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -42,12 +43,12 @@ pub async fn infer(
     State(state): Shared,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     known_model(&state, &name)?;
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let (request, input) = oip::decode(&body, state.side)?;
     let probs = state.batcher.probabilities(input.pixels).await?;
-    Ok(Json(oip::response(&name, &request, &probs, &state.class_names)))
+    Ok(Json(oip::response(&name, &request, &probs, &state.class_names)).into_response())
 }
 
 fn known_model(state: &AppState, name: &str) -> Result<(), ApiError> {
