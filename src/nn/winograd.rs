@@ -151,10 +151,13 @@ mod avx512 {
         let (c, f) = (g.input.c, g.filters);
         for channel in 0..c {
             for first in (0..f).step_by(LANES) {
-                let tap = |ky: usize, kx: usize| load(kernel, ((ky * 3 + kx) * c + channel) * f + first);
-                let rows = [0, 1, 2].map(|ky| kernel_rows([tap(ky, 0), tap(ky, 1), tap(ky, 2)]));
-                let columns = [0, 1, 2, 3].map(|j| kernel_rows(rows.map(|row| row[j])));
-                for (j, column) in columns.into_iter().enumerate() {
+                let mut rows = [[_mm512_setzero_ps(); 4]; 3];
+                for (ky, row) in rows.iter_mut().enumerate() {
+                    let tap = |kx: usize| load(kernel, ((ky * 3 + kx) * c + channel) * f + first);
+                    *row = kernel_rows([tap(0), tap(1), tap(2)]);
+                }
+                for j in 0..4 {
+                    let column = kernel_rows([rows[0][j], rows[1][j], rows[2][j]]);
                     for (i, value) in column.into_iter().enumerate() {
                         store(v, ((4 * i + j) * c + channel) * f + first, value);
                     }
@@ -171,10 +174,13 @@ mod avx512 {
         for window in 0..windows {
             let corner = 2 * (window / pooled.w) * row + 2 * (window % pooled.w) * c;
             for channel in (0..c).step_by(LANES) {
-                let d = |i: usize, j: usize| load(image, corner + i * row + j * c + channel);
-                let columns = [0, 1, 2, 3].map(|j| input_rows([d(0, j), d(1, j), d(2, j), d(3, j)]));
-                let tile_rows = [0, 1, 2, 3].map(|i| input_rows(columns.map(|column| column[i])));
-                for (i, tile_row) in tile_rows.into_iter().enumerate() {
+                let mut columns = [[_mm512_setzero_ps(); 4]; 4];
+                for (j, column) in columns.iter_mut().enumerate() {
+                    let d = |i: usize| load(image, corner + i * row + j * c + channel);
+                    *column = input_rows([d(0), d(1), d(2), d(3)]);
+                }
+                for i in 0..4 {
+                    let tile_row = input_rows([columns[0][i], columns[1][i], columns[2][i], columns[3][i]]);
                     for (j, value) in tile_row.into_iter().enumerate() {
                         store(u, ((4 * i + j) * windows + window) * c + channel, value);
                     }
@@ -275,33 +281,41 @@ mod avx512 {
         y: &mut [f32],
     ) {
         let (f, tiles_wide) = (g.filters, g.pooled().w);
-        let finish = |v: __m512, b: __m512| {
-            let v = _mm512_add_ps(v, b);
-            if relu { _mm512_max_ps(v, _mm512_setzero_ps()) } else { v }
-        };
         for window in 0..g.windows() {
             for first in (0..f).step_by(LANES) {
-                let at = |position: usize| load(m, (window * POSITIONS + position) * f + first);
-                let columns = [0, 1, 2, 3].map(|j| output_rows([at(j), at(4 + j), at(8 + j), at(12 + j)]));
-                let [top, bottom] = [0, 1].map(|i| output_rows(columns.map(|column| column[i])));
+                let mut columns = [[_mm512_setzero_ps(); 2]; 4];
+                for (j, column) in columns.iter_mut().enumerate() {
+                    let at = |i: usize| load(m, (window * POSITIONS + 4 * i + j) * f + first);
+                    *column = output_rows([at(0), at(1), at(2), at(3)]);
+                }
+                let top = output_rows([columns[0][0], columns[1][0], columns[2][0], columns[3][0]]);
+                let bottom = output_rows([columns[0][1], columns[1][1], columns[2][1], columns[3][1]]);
                 let b = load(bias, first);
                 match output {
                     Output::Pooled => {
                         let max = _mm512_max_ps(_mm512_max_ps(top[0], top[1]), _mm512_max_ps(bottom[0], bottom[1]));
-                        store(y, window * f + first, finish(max, b));
+                        store(y, window * f + first, finish(max, b, relu));
                     }
                     Output::Full => {
                         let (ty, tx) = (window / tiles_wide, window % tiles_wide);
                         for (dy, row) in [top, bottom].into_iter().enumerate() {
                             for (dx, value) in row.into_iter().enumerate() {
                                 let pixel = (2 * ty + dy) * 2 * tiles_wide + 2 * tx + dx;
-                                store(y, pixel * f + first, finish(value, b));
+                                store(y, pixel * f + first, finish(value, b, relu));
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// `v + b`, through ReLU when asked.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn finish(v: __m512, b: __m512, relu: bool) -> __m512 {
+        let v = _mm512_add_ps(v, b);
+        if relu { _mm512_max_ps(v, _mm512_setzero_ps()) } else { v }
     }
 }
 
