@@ -1,15 +1,16 @@
 //! 2-D convolution, stride 1, "valid" or "same" padding, NHWC, with fused bias and activation.
 //! Multi-channel inputs are convolved image by image as matrix products over the padded image
 //! itself (`implicit_conv`); a valid 3×3 convolution over whole vectors of channels and filters
-//! computes its forward pass by Winograd's F(2×2, 3×3) instead (`winograd`). A single-channel
-//! layer computes its output, and as a first layer its kernel gradient, by direct convolution
-//! (`direct_conv`) where the CPU has it; otherwise, and for its input gradient, it unfolds its
-//! patches kernel-major (im2col, one image row per kernel offset) and multiplies per chunk of
-//! images: `cols[KH·KW, n·OH·OW]ᵀ · kernel[KH·KW, F] → y[n·OH·OW, F]`, already NHWC. Chunks are
-//! sized so the patch matrix stays in the core's cache; backward unfolds each chunk again rather
-//! than keeping a batch-sized patch matrix, which would only stream through memory. In
-//! inference, a valid convolution followed by 2×2 max pooling can write the pooled output
-//! directly (`forward_pooled`, `conv_pool`).
+//! computes its forward pass and its input gradient by Winograd's F(2×2, 3×3) instead
+//! (`winograd`, `winograd_gradient`). A single-channel layer computes its output, and as a first
+//! layer its kernel gradient, by direct convolution (`direct_conv`) where the CPU has it;
+//! otherwise, and for its input gradient, it unfolds its patches kernel-major (im2col, one image
+//! row per kernel offset) and multiplies per chunk of images:
+//! `cols[KH·KW, n·OH·OW]ᵀ · kernel[KH·KW, F] → y[n·OH·OW, F]`, already NHWC. Chunks are sized
+//! so the patch matrix stays in the core's cache; backward unfolds each chunk again rather than
+//! keeping a batch-sized patch matrix, which would only stream through memory. In inference, a
+//! valid convolution followed by 2×2 max pooling can write the pooled output directly
+//! (`forward_pooled`, `conv_pool`).
 
 use crate::nn::activation::{Activation, add_bias_activate, bias_activation_backward};
 use crate::nn::conv_pool::ConvPool;
@@ -19,6 +20,7 @@ use crate::nn::init::Init;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
 use crate::nn::matmul::{matmul, n as plain, t as transposed};
 use crate::nn::winograd::{Output, Winograd};
+use crate::nn::winograd_gradient::InputGradient;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +59,9 @@ pub struct Conv2d {
     /// Winograd's F(2×2, 3×3) for the whole output, where it applies (valid 3×3, whole vectors
     /// of channels and filters, even output sides, AVX-512F).
     winograd: Option<Winograd>,
+    /// The input gradient by Winograd, where it applies (valid 3×3, whole vectors of channels
+    /// and filters, even input sides, AVX-512F).
+    input_gradient: Option<InputGradient>,
 }
 
 impl Conv2d {
@@ -80,8 +85,23 @@ impl Conv2d {
             pad,
         });
         let pooled = if pad == 0 { ConvPool::new(input, kernel, filters) } else { None };
-        let winograd = if pad == 0 && kernel == 3 { Winograd::covering(input, filters) } else { None };
-        Conv2d { input, output, filters, kernel, pad, activation, init, implicit, direct, pooled, winograd }
+        let valid_3x3 = pad == 0 && kernel == 3;
+        let winograd = if valid_3x3 { Winograd::covering(input, filters) } else { None };
+        let input_gradient = if valid_3x3 { InputGradient::new(input, output) } else { None };
+        Conv2d {
+            input,
+            output,
+            filters,
+            kernel,
+            pad,
+            activation,
+            init,
+            implicit,
+            direct,
+            pooled,
+            winograd,
+            input_gradient,
+        }
     }
 
     /// Length of one im2col row.
@@ -199,7 +219,8 @@ impl Layer for Conv2d {
         };
         let padded = self.direct.map_or(0, |g| direct_conv::padded_len(&g));
         let winograd = self.winograd.map_or(0, |w| w.scratch_len());
-        fused.max(unfused).max(padded).max(winograd)
+        let input_gradient = self.input_gradient.map_or(0, |g| g.scratch_len());
+        fused.max(unfused).max(padded).max(winograd).max(input_gradient)
     }
 
     fn macs(&self) -> usize {
@@ -255,7 +276,13 @@ impl Layer for Conv2d {
         if let Some(conv) = &self.implicit {
             let dy = &mut b.dy[..b.n * out_size];
             bias_activation_backward(dy, &b.y[..b.n * out_size], self.activation, dbias);
-            return conv.backward(b.n, b.x, dy, kernel, dkernel, b.dx, b.scratch);
+            return match (&self.input_gradient, b.dx) {
+                (Some(winograd), Some(dx)) => {
+                    conv.backward(b.n, b.x, dy, kernel, dkernel, None, b.scratch);
+                    winograd.input_gradient(dy, b.n, kernel, dx, b.scratch);
+                }
+                (_, dx) => conv.backward(b.n, b.x, dy, kernel, dkernel, dx, b.scratch),
+            };
         }
         for (first, n) in self.chunks(b.n) {
             let rows = n * self.out_pixels();
@@ -310,13 +337,16 @@ mod tests {
     }
 
     #[test]
-    fn gradients_of_a_winograd_forward() {
+    fn gradients_of_a_winograd_forward_and_input_gradient() {
         // Linear: with 144 terms per output, some ReLU inputs lie within a finite-difference step
         // of the kink (for the implicit-GEMM path too); the Winograd ReLU is checked against the
         // textbook sum in `winograd`.
         let conv = Conv2d::new(Shape::new(6, 8, 16), 16, 3, Padding::Valid, Activation::Linear, Init::HeNormal);
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(conv.winograd.is_some(), std::arch::is_x86_feature_detected!("avx512f"));
+        {
+            let avx512f = std::arch::is_x86_feature_detected!("avx512f");
+            assert_eq!((conv.winograd.is_some(), conv.input_gradient.is_some()), (avx512f, avx512f));
+        }
         check_layer(&conv, 2);
     }
 

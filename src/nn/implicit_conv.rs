@@ -162,7 +162,7 @@ impl ImplicitConv {
 
 /// Copies an image of `shape` into `frame`, its top-left corner at `(at, at)`, and zeroes the rest
 /// of the frame (each value is written once).
-fn embed(image: &[f32], shape: Shape, out: &mut [f32], frame: Shape, at: usize) {
+pub fn embed(image: &[f32], shape: Shape, out: &mut [f32], frame: Shape, at: usize) {
     let (row, frame_row, left) = (shape.w * shape.c, frame.w * frame.c, at * frame.c);
     let source = |y: usize| y.checked_sub(at).filter(|&iy| iy < shape.h).map(|iy| &image[iy * row..][..row]);
     for (y, out_row) in out[..frame.size()].chunks_exact_mut(frame_row).enumerate() {

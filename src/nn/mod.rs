@@ -25,3 +25,4 @@ pub mod store;
 pub mod tensorfile;
 pub mod vector;
 pub mod winograd;
+pub mod winograd_gradient;

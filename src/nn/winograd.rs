@@ -88,31 +88,59 @@ impl Winograd {
         y: &mut [f32],
         scratch: &mut [f32],
     ) {
+        let (in_size, out_size) = (self.input.size(), self.output_size(output));
+        assert!(x.len() >= n * in_size && y.len() >= n * out_size, "Winograd buffers too small");
+        self.prepare(kernel, scratch);
+        for (image, out) in x.chunks_exact(in_size).zip(y.chunks_exact_mut(out_size)).take(n) {
+            self.apply(image, bias, relu, output, out, scratch);
+        }
+    }
+
+    /// Values of one image's output.
+    fn output_size(&self, output: Output) -> usize {
+        match output {
+            Output::Pooled => self.pooled().size(),
+            Output::Full => 4 * self.pooled().size(),
+        }
+    }
+
+    /// The transformed kernel, transformed input and products in `scratch`.
+    fn split<'s>(&self, scratch: &'s mut [f32]) -> [&'s mut [f32]; 3] {
         let [v_len, u_len, m_len] = self.parts();
         let (v, rest) = scratch[..v_len + u_len + m_len].split_at_mut(v_len);
         let (u, m) = rest.split_at_mut(u_len);
-        let out_size = match output {
-            Output::Pooled => self.pooled().size(),
-            Output::Full => 4 * self.pooled().size(),
-        };
-        let in_size = self.input.size();
-        assert!(x.len() >= n * in_size && y.len() >= n * out_size, "Winograd buffers too small");
-        assert!(kernel.len() == 9 * self.input.c * self.filters && bias.len() == self.filters);
+        [v, u, m]
+    }
+
+    /// Transforms `kernel` (`[3, 3, C, filters]`) into `scratch`, for the images [`Winograd::apply`]
+    /// then convolves.
+    pub fn prepare(&self, kernel: &[f32], scratch: &mut [f32]) {
+        assert!(kernel.len() == 9 * self.input.c * self.filters, "Winograd kernel of the wrong size");
+        let [v, _, _] = self.split(scratch);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY (all calls): AVX-512F is present (`new`); the buffers have the lengths of `parts()`.
+        // SAFETY: AVX-512F is present (`new`); `v` has the length `parts()` gives it.
         unsafe {
             avx512::transform_kernel(self, kernel, v)
         };
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", v.len());
+    }
+
+    /// One `image` through the convolution whose kernel [`Winograd::prepare`] left in `scratch`,
+    /// into `out`, as `forward` describes.
+    pub fn apply(&self, image: &[f32], bias: &[f32], relu: bool, output: Output, out: &mut [f32], scratch: &mut [f32]) {
+        assert!(image.len() == self.input.size() && out.len() == self.output_size(output), "Winograd image sizes");
+        assert!(bias.len() == self.filters, "Winograd bias of the wrong size");
+        let [v, u, m] = self.split(scratch);
         #[cfg(target_arch = "x86_64")]
-        for (image, out) in x.chunks_exact(in_size).zip(y.chunks_exact_mut(out_size)).take(n) {
-            unsafe {
-                avx512::transform_input(self, image, u);
-                avx512::multiply(self, u, v, m);
-                avx512::transform_output(self, m, bias, relu, output, out);
-            }
+        // SAFETY: AVX-512F is present (`new`); the buffers have the lengths of `parts()`.
+        unsafe {
+            avx512::transform_input(self, image, u);
+            avx512::multiply(self, u, v, m);
+            avx512::transform_output(self, m, bias, relu, output, out);
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("the Winograd convolution is only chosen where AVX-512F is present");
+        unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", v.len() + u.len());
     }
 }
 
