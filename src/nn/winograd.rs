@@ -172,6 +172,22 @@ mod avx512 {
         [_mm512_add_ps(_mm512_add_ps(m0, m1), m2), _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3)]
     }
 
+    /// `a` with rows and columns swapped. The transforms use plain loops and indexing on arrays
+    /// of vectors (no closures passed to `array::map` and the like, which are not inlined into
+    /// AVX-512 code and would move every vector through memory).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::needless_range_loop)]
+    fn transpose<const R: usize, const C: usize>(a: [[__m512; C]; R]) -> [[__m512; R]; C] {
+        let mut t = [[_mm512_setzero_ps(); R]; C];
+        for i in 0..R {
+            for j in 0..C {
+                t[j][i] = a[i][j];
+            }
+        }
+        t
+    }
+
     /// `v[position][c][f] = (G g Gᵀ)[position]` for every kernel slice `g = kernel[.., .., c, f]`,
     /// 16 filters at a time.
     #[target_feature(enable = "avx512f")]
@@ -184,9 +200,8 @@ mod avx512 {
                     let tap = |kx: usize| load(kernel, ((ky * 3 + kx) * c + channel) * f + first);
                     *row = kernel_rows([tap(0), tap(1), tap(2)]);
                 }
-                for j in 0..4 {
-                    let column = kernel_rows([rows[0][j], rows[1][j], rows[2][j]]);
-                    for (i, value) in column.into_iter().enumerate() {
+                for (j, column) in transpose(rows).into_iter().enumerate() {
+                    for (i, value) in kernel_rows(column).into_iter().enumerate() {
                         store(v, ((4 * i + j) * c + channel) * f + first, value);
                     }
                 }
@@ -207,9 +222,8 @@ mod avx512 {
                     let d = |i: usize| load(image, corner + i * row + j * c + channel);
                     *column = input_rows([d(0), d(1), d(2), d(3)]);
                 }
-                for i in 0..4 {
-                    let tile_row = input_rows([columns[0][i], columns[1][i], columns[2][i], columns[3][i]]);
-                    for (j, value) in tile_row.into_iter().enumerate() {
+                for (i, tile_row) in transpose(columns).into_iter().enumerate() {
+                    for (j, value) in input_rows(tile_row).into_iter().enumerate() {
                         store(u, ((4 * i + j) * windows + window) * c + channel, value);
                     }
                 }
@@ -316,8 +330,8 @@ mod avx512 {
                     let at = |i: usize| load(m, (window * POSITIONS + 4 * i + j) * f + first);
                     *column = output_rows([at(0), at(1), at(2), at(3)]);
                 }
-                let top = output_rows([columns[0][0], columns[1][0], columns[2][0], columns[3][0]]);
-                let bottom = output_rows([columns[0][1], columns[1][1], columns[2][1], columns[3][1]]);
+                let [upper, lower] = transpose(columns);
+                let (top, bottom) = (output_rows(upper), output_rows(lower));
                 let b = load(bias, first);
                 match output {
                     Output::Pooled => {
