@@ -1,7 +1,7 @@
 //! 2-D convolution, stride 1, "valid" or "same" padding, NHWC, with fused bias and activation.
 //! Multi-channel inputs are convolved image by image as matrix products over the padded image
 //! itself (`implicit_conv`); a valid 3×3 convolution over whole vectors of channels and filters
-//! computes its forward pass and its input gradient by Winograd's F(2×2, 3×3) instead
+//! computes its forward pass and its gradients by Winograd's F(2×2, 3×3) instead
 //! (`winograd`, `winograd_gradient`). A single-channel layer computes its output, and as a first
 //! layer its kernel gradient, by direct convolution (`direct_conv`) where the CPU has it;
 //! otherwise, and for its input gradient, it unfolds its patches kernel-major (im2col, one image
@@ -20,7 +20,7 @@ use crate::nn::init::Init;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
 use crate::nn::matmul::{matmul, n as plain, t as transposed};
 use crate::nn::winograd::{Output, Winograd};
-use crate::nn::winograd_gradient::InputGradient;
+use crate::nn::winograd_gradient::Gradients;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -59,9 +59,8 @@ pub struct Conv2d {
     /// Winograd's F(2×2, 3×3) for the whole output, where it applies (valid 3×3, whole vectors
     /// of channels and filters, even output sides, AVX-512F).
     winograd: Option<Winograd>,
-    /// The input gradient by Winograd, where it applies (valid 3×3, whole vectors of channels
-    /// and filters, even input sides, AVX-512F).
-    input_gradient: Option<InputGradient>,
+    /// The kernel and input gradients by Winograd, where the forward pass uses it.
+    winograd_gradients: Option<Gradients>,
 }
 
 impl Conv2d {
@@ -85,9 +84,8 @@ impl Conv2d {
             pad,
         });
         let pooled = if pad == 0 { ConvPool::new(input, kernel, filters) } else { None };
-        let valid_3x3 = pad == 0 && kernel == 3;
-        let winograd = if valid_3x3 { Winograd::covering(input, filters) } else { None };
-        let input_gradient = if valid_3x3 { InputGradient::new(input, output) } else { None };
+        let winograd = if pad == 0 && kernel == 3 { Winograd::covering(input, filters) } else { None };
+        let winograd_gradients = winograd.and_then(Gradients::new);
         Conv2d {
             input,
             output,
@@ -100,7 +98,7 @@ impl Conv2d {
             direct,
             pooled,
             winograd,
-            input_gradient,
+            winograd_gradients,
         }
     }
 
@@ -219,8 +217,8 @@ impl Layer for Conv2d {
         };
         let padded = self.direct.map_or(0, |g| direct_conv::padded_len(&g));
         let winograd = self.winograd.map_or(0, |w| w.scratch_len());
-        let input_gradient = self.input_gradient.map_or(0, |g| g.scratch_len());
-        fused.max(unfused).max(padded).max(winograd).max(input_gradient)
+        let gradients = self.winograd_gradients.map_or(0, |g| g.scratch_len());
+        fused.max(unfused).max(padded).max(winograd).max(gradients)
     }
 
     fn macs(&self) -> usize {
@@ -267,27 +265,22 @@ impl Layer for Conv2d {
         let (in_size, out_size) = (self.input.size(), self.output.size());
         let (dkernel, dbias) = b.dparams.split_at_mut(k * fo);
         let kernel = &b.params[..k * fo];
+        let dy = &mut b.dy[..b.n * out_size];
+        bias_activation_backward(dy, &b.y[..b.n * out_size], self.activation, dbias);
+        let dy = &*dy;
         let direct = self.direct.filter(|g| b.dx.is_none() && direct_conv::gradient_available(g, fo));
         if let Some(geometry) = direct {
-            let dy = &mut b.dy[..b.n * out_size];
-            bias_activation_backward(dy, &b.y[..b.n * out_size], self.activation, dbias);
             return direct_conv::kernel_gradient(&geometry, b.x, dy, b.n, dkernel, b.scratch);
         }
+        if let Some(gradients) = &self.winograd_gradients {
+            return gradients.backward((b.x, dy, b.n), kernel, dkernel, b.dx, b.scratch);
+        }
         if let Some(conv) = &self.implicit {
-            let dy = &mut b.dy[..b.n * out_size];
-            bias_activation_backward(dy, &b.y[..b.n * out_size], self.activation, dbias);
-            return match (&self.input_gradient, b.dx) {
-                (Some(winograd), Some(dx)) => {
-                    conv.backward(b.n, b.x, dy, kernel, dkernel, None, b.scratch);
-                    winograd.input_gradient(dy, b.n, kernel, dx, b.scratch);
-                }
-                (_, dx) => conv.backward(b.n, b.x, dy, kernel, dkernel, dx, b.scratch),
-            };
+            return conv.backward(b.n, b.x, dy, kernel, dkernel, b.dx, b.scratch);
         }
         for (first, n) in self.chunks(b.n) {
             let rows = n * self.out_pixels();
-            let dy = &mut b.dy[first * out_size..][..rows * fo];
-            bias_activation_backward(dy, &b.y[first * out_size..][..rows * fo], self.activation, dbias);
+            let dy = &dy[first * out_size..][..rows * fo];
             let (cols, dcols) = b.scratch.split_at_mut(rows * k);
             self.im2col(&b.x[first * in_size..], n, cols);
             matmul(k, fo, rows, plain(cols), plain(dy), dkernel, true);
@@ -337,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn gradients_of_a_winograd_forward_and_input_gradient() {
+    fn gradients_of_a_winograd_convolution() {
         // Linear: with 144 terms per output, some ReLU inputs lie within a finite-difference step
         // of the kink (for the implicit-GEMM path too); the Winograd ReLU is checked against the
         // textbook sum in `winograd`.
@@ -345,7 +338,7 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         {
             let avx512f = std::arch::is_x86_feature_detected!("avx512f");
-            assert_eq!((conv.winograd.is_some(), conv.input_gradient.is_some()), (avx512f, avx512f));
+            assert_eq!((conv.winograd.is_some(), conv.winograd_gradients.is_some()), (avx512f, avx512f));
         }
         check_layer(&conv, 2);
     }

@@ -1,6 +1,6 @@
-//! What the hand-vectorised convolutions (`direct_conv`, `conv_pool`, `winograd`) share: the
-//! check that this CPU runs them, and bounds-checked loads and stores of one AVX-512 vector of
-//! `f32`.
+//! What the hand-vectorised convolutions (`direct_conv`, `conv_pool`, `winograd`,
+//! `winograd_gradient`) share: the check that this CPU runs them, bounds-checked loads and stores
+//! of one AVX-512 vector of `f32`, and the transpose of a small array of vectors.
 
 /// Values in one vector.
 pub const LANES: usize = 16;
@@ -23,7 +23,7 @@ pub fn whole_vectors(n: usize) -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub use avx512::{load, store};
+pub use avx512::{load, store, transpose};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
@@ -53,5 +53,24 @@ mod avx512 {
         let out = &mut s[at..at + LANES];
         // SAFETY: `out` holds 16 floats.
         unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) }
+    }
+
+    /// `a` with rows and columns swapped, by plain loops and indexing: closures passed to
+    /// `array::map` and the like are not inlined into AVX-512 code, and would move every vector
+    /// through memory.
+    ///
+    /// # Safety
+    /// As for [`load`].
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::needless_range_loop)]
+    pub fn transpose<const R: usize, const C: usize>(a: [[__m512; C]; R]) -> [[__m512; R]; C] {
+        let mut t = [[_mm512_setzero_ps(); R]; C];
+        for i in 0..R {
+            for j in 0..C {
+                t[j][i] = a[i][j];
+            }
+        }
+        t
     }
 }

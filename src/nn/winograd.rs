@@ -15,7 +15,7 @@ use crate::nn::layer::Shape;
 use crate::nn::vector::{LANES, avx512f};
 
 /// Positions of a transformed 4×4 tile.
-const POSITIONS: usize = 16;
+pub const POSITIONS: usize = 16;
 
 /// What a Winograd convolution writes for each 2×2 output tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +56,18 @@ impl Winograd {
         Shape::new((self.input.h - 2) / 2, (self.input.w - 2) / 2, self.filters)
     }
 
+    /// One input image.
+    pub fn input(&self) -> Shape {
+        self.input
+    }
+
+    /// Filters.
+    pub fn filters(&self) -> usize {
+        self.filters
+    }
+
     /// Output tiles (pooling windows) per image.
-    fn windows(&self) -> usize {
+    pub fn windows(&self) -> usize {
         let pooled = self.pooled();
         pooled.h * pooled.w
     }
@@ -126,6 +136,19 @@ impl Winograd {
         unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", v.len());
     }
 
+    /// One image's transformed input, `u[position][window][channel]` (`POSITIONS × windows × C`
+    /// values).
+    pub fn transform_input(&self, image: &[f32], u: &mut [f32]) {
+        assert!(image.len() == self.input.size() && u.len() == self.parts()[1], "Winograd input sizes");
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F is present (`new`); the lengths were just checked.
+        unsafe {
+            avx512::transform_input(self, image, u)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", u.len());
+    }
+
     /// One `image` through the convolution whose kernel [`Winograd::prepare`] left in `scratch`,
     /// into `out`, as `forward` describes.
     pub fn apply(&self, image: &[f32], bias: &[f32], relu: bool, output: Output, out: &mut [f32], scratch: &mut [f32]) {
@@ -147,7 +170,7 @@ impl Winograd {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{Output, POSITIONS, Winograd};
-    use crate::nn::vector::{LANES, load, store};
+    use crate::nn::vector::{LANES, load, store, transpose};
     use std::arch::x86_64::*;
 
     /// `Bᵀ · d` for four vectors (rows or columns of a tile): `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`.
@@ -170,22 +193,6 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     fn output_rows([m0, m1, m2, m3]: [__m512; 4]) -> [__m512; 2] {
         [_mm512_add_ps(_mm512_add_ps(m0, m1), m2), _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3)]
-    }
-
-    /// `a` with rows and columns swapped. The transforms use plain loops and indexing on arrays
-    /// of vectors (no closures passed to `array::map` and the like, which are not inlined into
-    /// AVX-512 code and would move every vector through memory).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::needless_range_loop)]
-    fn transpose<const R: usize, const C: usize>(a: [[__m512; C]; R]) -> [[__m512; R]; C] {
-        let mut t = [[_mm512_setzero_ps(); R]; C];
-        for i in 0..R {
-            for j in 0..C {
-                t[j][i] = a[i][j];
-            }
-        }
-        t
     }
 
     /// `v[position][c][f] = (G g Gᵀ)[position]` for every kernel slice `g = kernel[.., .., c, f]`,
