@@ -218,7 +218,8 @@ impl Layer for Conv2d {
         let padded = self.direct.map_or(0, |g| direct_conv::padded_len(&g));
         let winograd = self.winograd.map_or(0, |w| w.scratch_len());
         let gradients = self.winograd_gradients.map_or(0, |g| g.scratch_len());
-        fused.max(unfused).max(padded).max(winograd).max(gradients)
+        let kept = self.pooled.map_or(0, |p| p.kept_len());
+        fused.max(unfused).max(padded).max(winograd).max(gradients) + kept
     }
 
     fn macs(&self) -> usize {
@@ -256,7 +257,10 @@ impl Layer for Conv2d {
     fn forward_pooled(&self, f: Forward) -> bool {
         let Some(fused) = &self.pooled else { return false };
         let (kernel, bias) = f.params.split_at(self.patch_len() * self.filters);
-        fused.forward(f.x, f.n, kernel, bias, self.activation, f.y, f.scratch);
+        // The fused pass keeps its transformed kernel at the end of the scratch, which the
+        // other passes never reach (see `scratch_len`).
+        let (scratch, kept) = f.scratch.split_at_mut(f.scratch.len() - fused.kept_len());
+        fused.forward(f.x, f.n, kernel, bias, self.activation, f.y, scratch, kept);
         true
     }
 

@@ -51,10 +51,16 @@ impl ConvPool {
 
     /// Scratch values `forward` needs.
     pub fn scratch_len(&self) -> usize {
-        self.winograd.map_or(0, |w| w.scratch_len())
+        self.winograd.map_or(0, |w| w.work_len())
     }
 
-    /// `y = pool(act(conv(x) + bias))` for `n` images; `kernel` is `[k, k, C, filters]`.
+    /// Values `forward` keeps between calls (the Winograd form's transformed kernel).
+    pub fn kept_len(&self) -> usize {
+        self.winograd.map_or(0, |w| w.kept_len())
+    }
+
+    /// `y = pool(act(conv(x) + bias))` for `n` images; `kernel` is `[k, k, C, filters]`. `kept`
+    /// ([`ConvPool::kept_len`] values) is for this convolution alone, from one call to the next.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -65,6 +71,7 @@ impl ConvPool {
         act: Activation,
         y: &mut [f32],
         scratch: &mut [f32],
+        kept: &mut [f32],
     ) {
         let (in_size, out_size) = (self.input.size(), self.pooled().size());
         let k_len = self.kernel * self.kernel * self.input.c * self.filters;
@@ -73,7 +80,8 @@ impl ConvPool {
         assert!(whole_vectors(self.filters), "conv-pool needs AVX-512F and a multiple of 16 filters");
         assert!(scratch.len() >= self.scratch_len(), "conv-pool scratch too small");
         if let Some(winograd) = &self.winograd {
-            return winograd.forward(x, n, kernel, bias, act == Activation::Relu, Output::Pooled, y, scratch);
+            let relu = act == Activation::Relu;
+            return winograd.forward_kept(x, n, kernel, (bias, relu, Output::Pooled), y, scratch, kept);
         }
         #[cfg(target_arch = "x86_64")]
         for (image, out) in x.chunks_exact(in_size).zip(y.chunks_exact_mut(out_size)).take(n) {
@@ -240,10 +248,18 @@ mod tests {
             let k_len = kernel_side * kernel_side * input.c * filters;
             let kernel: Vec<f32> = (0..k_len).map(|i| ((i * 11) % 7) as f32 / 7.0 - 0.5).collect();
             let bias: Vec<f32> = (0..filters).map(|i| i as f32 * 0.01 - 0.3).collect();
-            for (act, relu) in [(Activation::Linear, false), (Activation::Relu, true)] {
-                let expected = reference(&g, &x, &kernel, &bias, relu);
+            let mut kept = vec![0.0; g.kept_len()];
+            let changed: Vec<f32> = kernel.iter().map(|w| w * 0.5 + 0.01).collect();
+            // The kept transform is reused while the kernel stays and redone when it changes.
+            for (kernel, act, relu) in [
+                (&kernel, Activation::Linear, false),
+                (&kernel, Activation::Relu, true),
+                (&changed, Activation::Relu, true),
+                (&kernel, Activation::Relu, true),
+            ] {
+                let expected = reference(&g, &x, kernel, &bias, relu);
                 let mut y = vec![f32::NAN; n * g.pooled().size()];
-                g.forward(&x, n, &kernel, &bias, act, &mut y, &mut vec![f32::NAN; g.scratch_len()]);
+                g.forward(&x, n, kernel, &bias, act, &mut y, &mut vec![f32::NAN; g.scratch_len()], &mut kept);
                 let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
                 assert!(
                     y.iter().zip(&expected).all(|(&a, &b)| close(a, b)),

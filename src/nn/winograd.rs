@@ -78,9 +78,25 @@ impl Winograd {
         [POSITIONS * c * f, POSITIONS * w * c, w * POSITIONS * f]
     }
 
-    /// Scratch values `forward` needs.
+    /// Values of a transformed kernel.
+    pub fn kernel_len(&self) -> usize {
+        self.parts()[0]
+    }
+
+    /// Working values [`Winograd::apply`] needs (transformed input and products).
+    pub fn work_len(&self) -> usize {
+        self.parts()[1] + self.parts()[2]
+    }
+
+    /// Scratch values `forward` needs: a transformed kernel and the working values.
     pub fn scratch_len(&self) -> usize {
-        self.parts().iter().sum()
+        self.kernel_len() + self.work_len()
+    }
+
+    /// Values [`Winograd::forward_kept`] keeps between calls: a copy of the kernel and its
+    /// transform.
+    pub fn kept_len(&self) -> usize {
+        9 * self.input.c * self.filters + self.kernel_len()
     }
 
     /// `y = pool(act(conv(x) + bias))` (`Output::Pooled`) or `y = act(conv(x) + bias)`
@@ -98,11 +114,49 @@ impl Winograd {
         y: &mut [f32],
         scratch: &mut [f32],
     ) {
+        let (v, work) = scratch[..self.scratch_len()].split_at_mut(self.kernel_len());
+        self.prepare(kernel, v);
+        self.apply_all(x, n, v, (bias, relu, output), y, work);
+    }
+
+    /// `forward` for a kernel that seldom changes (inference): the transformed kernel is kept in
+    /// `kept` ([`Winograd::kept_len`] values) beside a copy of the kernel it came from, and made
+    /// again only when `kernel` differs from that copy, bit for bit. `kept` must hold nothing
+    /// else; `work` needs [`Winograd::work_len`] values.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_kept(
+        &self,
+        x: &[f32],
+        n: usize,
+        kernel: &[f32],
+        (bias, relu, output): (&[f32], bool, Output),
+        y: &mut [f32],
+        work: &mut [f32],
+        kept: &mut [f32],
+    ) {
+        assert!(kept.len() == self.kept_len(), "Winograd kept values of the wrong size");
+        let (copy, v) = kept.split_at_mut(kernel.len());
+        if !copy.iter().zip(kernel).all(|(a, b)| a.to_bits() == b.to_bits()) {
+            self.prepare(kernel, v);
+            copy.copy_from_slice(kernel);
+        }
+        self.apply_all(x, n, v, (bias, relu, output), y, work);
+    }
+
+    /// `n` images of `x` through the convolution whose transformed kernel is `v`, into `y`.
+    fn apply_all(
+        &self,
+        x: &[f32],
+        n: usize,
+        v: &[f32],
+        (bias, relu, output): (&[f32], bool, Output),
+        y: &mut [f32],
+        work: &mut [f32],
+    ) {
         let (in_size, out_size) = (self.input.size(), self.output_size(output));
         assert!(x.len() >= n * in_size && y.len() >= n * out_size, "Winograd buffers too small");
-        self.prepare(kernel, scratch);
         for (image, out) in x.chunks_exact(in_size).zip(y.chunks_exact_mut(out_size)).take(n) {
-            self.apply(image, bias, relu, output, out, scratch);
+            self.apply(image, v, (bias, relu, output), out, work);
         }
     }
 
@@ -114,21 +168,13 @@ impl Winograd {
         }
     }
 
-    /// The transformed kernel, transformed input and products in `scratch`.
-    fn split<'s>(&self, scratch: &'s mut [f32]) -> [&'s mut [f32]; 3] {
-        let [v_len, u_len, m_len] = self.parts();
-        let (v, rest) = scratch[..v_len + u_len + m_len].split_at_mut(v_len);
-        let (u, m) = rest.split_at_mut(u_len);
-        [v, u, m]
-    }
-
-    /// Transforms `kernel` (`[3, 3, C, filters]`) into `scratch`, for the images [`Winograd::apply`]
-    /// then convolves.
-    pub fn prepare(&self, kernel: &[f32], scratch: &mut [f32]) {
+    /// Transforms `kernel` (`[3, 3, C, filters]`) into `v` ([`Winograd::kernel_len`] values),
+    /// for [`Winograd::apply`].
+    pub fn prepare(&self, kernel: &[f32], v: &mut [f32]) {
         assert!(kernel.len() == 9 * self.input.c * self.filters, "Winograd kernel of the wrong size");
-        let [v, _, _] = self.split(scratch);
+        assert!(v.len() == self.kernel_len(), "Winograd transformed kernel of the wrong size");
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F is present (`new`); `v` has the length `parts()` gives it.
+        // SAFETY: AVX-512F is present (`new`); the lengths were just checked.
         unsafe {
             avx512::transform_kernel(self, kernel, v)
         };
@@ -149,12 +195,19 @@ impl Winograd {
         unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", u.len());
     }
 
-    /// One `image` through the convolution whose kernel [`Winograd::prepare`] left in `scratch`,
-    /// into `out`, as `forward` describes.
-    pub fn apply(&self, image: &[f32], bias: &[f32], relu: bool, output: Output, out: &mut [f32], scratch: &mut [f32]) {
+    /// One `image` through the convolution whose transformed kernel ([`Winograd::prepare`]) is
+    /// `v`, into `out`, as `forward` describes; `work` needs [`Winograd::work_len`] values.
+    pub fn apply(
+        &self,
+        image: &[f32],
+        v: &[f32],
+        (bias, relu, output): (&[f32], bool, Output),
+        out: &mut [f32],
+        work: &mut [f32],
+    ) {
         assert!(image.len() == self.input.size() && out.len() == self.output_size(output), "Winograd image sizes");
-        assert!(bias.len() == self.filters, "Winograd bias of the wrong size");
-        let [v, u, m] = self.split(scratch);
+        assert!(bias.len() == self.filters && v.len() == self.kernel_len(), "Winograd parameters of the wrong size");
+        let (u, m) = work[..self.work_len()].split_at_mut(self.parts()[1]);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F is present (`new`); the buffers have the lengths of `parts()`.
         unsafe {
@@ -163,7 +216,7 @@ impl Winograd {
             avx512::transform_output(self, m, bias, relu, output, out);
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", v.len() + u.len());
+        unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", u.len() + m.len());
     }
 }
 

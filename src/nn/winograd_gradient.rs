@@ -105,12 +105,13 @@ impl InputGradient {
         let (padded, zero_bias) = rest.split_at_mut(padded_len);
         zero_bias[..bias_len].fill(0.0);
         flip(kernel, self.input.c, self.output.c, flipped);
-        self.conv.prepare(flipped, conv_scratch);
+        let (v, work) = conv_scratch.split_at_mut(self.conv.kernel_len());
+        self.conv.prepare(flipped, v);
         let (in_size, out_size) = (self.input.size(), self.output.size());
         assert!(dy.len() >= n * out_size && dx.len() >= n * in_size, "input-gradient buffers too small");
         for (dy, dx) in dy.chunks_exact(out_size).zip(dx.chunks_exact_mut(in_size)).take(n) {
             embed(dy, self.output, padded, self.padded(), BORDER);
-            self.conv.apply(padded, zero_bias, false, Output::Full, dx, conv_scratch);
+            self.conv.apply(padded, v, (zero_bias, false, Output::Full), dx, work);
         }
     }
 }
