@@ -1,5 +1,8 @@
-//! Single-threaded f32 matrix multiply on row-major buffers, via the `gemm` crate. Transposed
-//! operands are expressed through strides, so no transpose is ever materialised.
+//! Single-threaded f32 matrix multiply on row-major buffers, via the `gemm` crate (or, for a
+//! few rows, one row at a time in registers). Transposed operands are expressed through strides,
+//! so no transpose is ever materialised.
+
+use crate::nn::vector::{LANES, whole_vectors};
 
 /// A row-major matrix operand: `data` holds `rows × cols` values, read transposed when `t`.
 #[derive(Clone, Copy)]
@@ -71,6 +74,9 @@ pub fn matmul_views(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32
         }
         return;
     }
+    if m <= FEW_ROWS && b.col_stride == 1 && whole_vectors(n) {
+        return few_rows(m, n, k, a, b, c, accumulate);
+    }
     // SAFETY: the assert above guarantees every index the strides reach lies inside the slices,
     // and `c` is borrowed mutably so it cannot alias `a` or `b`.
     unsafe {
@@ -95,6 +101,72 @@ pub fn matmul_views(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32
             false,
             gemm::Parallelism::None,
         );
+    }
+}
+
+/// Most rows of `a` multiplied row by row instead of through `gemm`, whose packing of `b` costs
+/// more than the product itself for a row or two (a single image through a dense layer).
+const FEW_ROWS: usize = 4;
+
+/// `c (+)= a · b` one row of `a` at a time: each output row accumulates `a[i][p] · b[p]` over
+/// `p` in registers, for a row-major `b` whose rows are whole vectors (AVX-512F present).
+fn few_rows(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32], accumulate: bool) {
+    for (i, row) in c[..m * n].chunks_exact_mut(n).enumerate() {
+        let mut first = 0;
+        while first < n {
+            let vectors = [8, 4, 2, 1].into_iter().find(|&v| first + v * LANES <= n).unwrap_or(1);
+            let block = Block { k, a, row: i, b, first, accumulate };
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `whole_vectors(n)` held, so AVX-512F is present; the views reach every
+            // element (asserted by the caller).
+            unsafe {
+                match vectors {
+                    8 => avx512::row_block::<8>(&block, row),
+                    4 => avx512::row_block::<4>(&block, row),
+                    2 => avx512::row_block::<2>(&block, row),
+                    _ => avx512::row_block::<1>(&block, row),
+                }
+            }
+            first += vectors * LANES;
+        }
+    }
+}
+
+/// Columns `first..` of one output row.
+struct Block<'a> {
+    k: usize,
+    a: View<'a>,
+    row: usize,
+    b: View<'a>,
+    first: usize,
+    accumulate: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::Block;
+    use crate::nn::vector::{LANES, load, store};
+    use std::arch::x86_64::*;
+
+    /// `V` vectors of output row `row` from column `first`: `Σ_p a[row][p] · b[p][first..]`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn row_block<const V: usize>(t: &Block, out: &mut [f32]) {
+        let mut acc = [_mm512_setzero_ps(); V];
+        if t.accumulate {
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = load(out, t.first + v * LANES);
+            }
+        }
+        for p in 0..t.k {
+            let x = _mm512_set1_ps(t.a.data[t.row * t.a.row_stride + p * t.a.col_stride]);
+            let at = p * t.b.row_stride + t.first;
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_fmadd_ps(x, load(t.b.data, at + v * LANES), *acc);
+            }
+        }
+        for (v, acc) in acc.iter().enumerate() {
+            store(out, t.first + v * LANES, *acc);
+        }
     }
 }
 
@@ -132,6 +204,24 @@ mod tests {
             matmul(m, nn, k, op(&a, at), op(&b, bt), &mut c, false);
             for (got, w) in c.iter().zip(&want) {
                 assert!((got - w).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn a_few_rows_match_naive() {
+        for (m, nn, k) in [(1, 128, 37), (2, 48, 5), (4, 16, 1600), (3, 144, 9)] {
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * nn).map(|i| (i as f32 * 0.11).cos()).collect();
+            for at in [false, true] {
+                let a = if at { (0..m * k).map(|i| a[(i % m) * k + i / m]).collect() } else { a.clone() };
+                let want = naive(m, nn, k, &a, at, &b, false);
+                let mut c = vec![1.0; m * nn];
+                matmul(m, nn, k, Operand { data: &a, t: at }, n(&b), &mut c, true);
+                let close = |got: f32, w: f32| (got - w).abs() <= 1e-4 * w.abs().max(1.0);
+                assert!(c.iter().zip(&want).all(|(&got, &w)| close(got, w + 1.0)), "{m}×{nn}×{k} accumulate");
+                matmul(m, nn, k, Operand { data: &a, t: at }, n(&b), &mut c, false);
+                assert!(c.iter().zip(&want).all(|(&got, &w)| close(got, w)), "{m}×{nn}×{k}");
             }
         }
     }

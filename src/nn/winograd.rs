@@ -136,7 +136,7 @@ impl Winograd {
     ) {
         assert!(kept.len() == self.kept_len(), "Winograd kept values of the wrong size");
         let (copy, v) = kept.split_at_mut(kernel.len());
-        if !copy.iter().zip(kernel).all(|(a, b)| a.to_bits() == b.to_bits()) {
+        if bytes(copy) != bytes(kernel) {
             self.prepare(kernel, v);
             copy.copy_from_slice(kernel);
         }
@@ -218,6 +218,13 @@ impl Winograd {
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", u.len() + m.len());
     }
+}
+
+/// The bytes of `values`, to compare them bit for bit in one `memcmp`.
+fn bytes(values: &[f32]) -> &[u8] {
+    // SAFETY: any four bytes are a valid `u8` each; the length covers exactly the same memory,
+    // which stays borrowed for the result's lifetime.
+    unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values)) }
 }
 
 #[cfg(target_arch = "x86_64")]
