@@ -1,5 +1,5 @@
 //! Single-threaded f32 matrix multiply on row-major buffers, via the `gemm` crate (or, for a
-//! few rows, one row at a time in registers). Transposed operands are expressed through strides,
+//! few rows, in registers without packing). Transposed operands are expressed through strides,
 //! so no transpose is ever materialised.
 
 use crate::nn::vector::{LANES, whole_vectors};
@@ -104,35 +104,44 @@ pub fn matmul_views(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32
     }
 }
 
-/// Most rows of `a` multiplied row by row instead of through `gemm`, whose packing of `b` costs
-/// more than the product itself for a row or two (a single image through a dense layer).
-const FEW_ROWS: usize = 4;
+/// Most rows of `a` multiplied without `gemm`, whose packing of `b` costs more than the product
+/// itself for a few rows (a single image, or a small served batch, through a dense layer).
+const FEW_ROWS: usize = 16;
 
-/// `c (+)= a · b` one row of `a` at a time: each output row accumulates `a[i][p] · b[p]` over
-/// `p` in registers, for a row-major `b` whose rows are whole vectors (AVX-512F present).
+/// `c (+)= a · b` for a row-major `b` whose rows are whole vectors (AVX-512F present), four rows
+/// of `a` at a time (then one at a time): each block of output accumulates `a[i][p] · b[p]` over
+/// `p` in registers, so `b` is read once per four rows and never copied.
 fn few_rows(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32], accumulate: bool) {
-    for (i, row) in c[..m * n].chunks_exact_mut(n).enumerate() {
+    let mut row = 0;
+    while row < m {
+        let rows = if row + 4 <= m { 4 } else { 1 };
         let mut first = 0;
         while first < n {
-            let vectors = [8, 4, 2, 1].into_iter().find(|&v| first + v * LANES <= n).unwrap_or(1);
-            let block = Block { k, a, row: i, b, first, accumulate };
+            let widths: &[usize] = if rows == 4 { &[4, 2, 1] } else { &[8, 4, 2, 1] };
+            let vectors = widths.iter().copied().find(|&v| first + v * LANES <= n).unwrap_or(1);
+            let block = Block { k, a, row, b, first, accumulate };
+            let out = &mut c[row * n..(row + rows) * n];
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `whole_vectors(n)` held, so AVX-512F is present; the views reach every
             // element (asserted by the caller).
             unsafe {
-                match vectors {
-                    8 => avx512::row_block::<8>(&block, row),
-                    4 => avx512::row_block::<4>(&block, row),
-                    2 => avx512::row_block::<2>(&block, row),
-                    _ => avx512::row_block::<1>(&block, row),
+                match (rows, vectors) {
+                    (4, 4) => avx512::block::<4, 4>(&block, n, out),
+                    (4, 2) => avx512::block::<4, 2>(&block, n, out),
+                    (4, _) => avx512::block::<4, 1>(&block, n, out),
+                    (_, 8) => avx512::block::<1, 8>(&block, n, out),
+                    (_, 4) => avx512::block::<1, 4>(&block, n, out),
+                    (_, 2) => avx512::block::<1, 2>(&block, n, out),
+                    _ => avx512::block::<1, 1>(&block, n, out),
                 }
             }
             first += vectors * LANES;
         }
+        row += rows;
     }
 }
 
-/// Columns `first..` of one output row.
+/// Rows `row..` of the output, columns `first..`.
 struct Block<'a> {
     k: usize,
     a: View<'a>,
@@ -148,24 +157,35 @@ mod avx512 {
     use crate::nn::vector::{LANES, load, store};
     use std::arch::x86_64::*;
 
-    /// `V` vectors of output row `row` from column `first`: `Σ_p a[row][p] · b[p][first..]`.
+    /// `R` output rows (`out`, rows of `n`) × `V` vectors from column `first`:
+    /// `Σ_p a[row + r][p] · b[p][first..]`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn row_block<const V: usize>(t: &Block, out: &mut [f32]) {
-        let mut acc = [_mm512_setzero_ps(); V];
+    pub(super) unsafe fn block<const R: usize, const V: usize>(t: &Block, n: usize, out: &mut [f32]) {
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
         if t.accumulate {
-            for (v, acc) in acc.iter_mut().enumerate() {
-                *acc = load(out, t.first + v * LANES);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    *acc = load(out, r * n + t.first + v * LANES);
+                }
             }
         }
         for p in 0..t.k {
-            let x = _mm512_set1_ps(t.a.data[t.row * t.a.row_stride + p * t.a.col_stride]);
             let at = p * t.b.row_stride + t.first;
-            for (v, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm512_fmadd_ps(x, load(t.b.data, at + v * LANES), *acc);
+            let mut w = [_mm512_setzero_ps(); V];
+            for (v, w) in w.iter_mut().enumerate() {
+                *w = load(t.b.data, at + v * LANES);
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(t.a.data[(t.row + r) * t.a.row_stride + p * t.a.col_stride]);
+                for (acc, w) in acc.iter_mut().zip(&w) {
+                    *acc = _mm512_fmadd_ps(x, *w, *acc);
+                }
             }
         }
-        for (v, acc) in acc.iter().enumerate() {
-            store(out, t.first + v * LANES, *acc);
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, acc) in acc.iter().enumerate() {
+                store(out, r * n + t.first + v * LANES, *acc);
+            }
         }
     }
 }
@@ -210,7 +230,7 @@ mod tests {
 
     #[test]
     fn a_few_rows_match_naive() {
-        for (m, nn, k) in [(1, 128, 37), (2, 48, 5), (4, 16, 1600), (3, 144, 9)] {
+        for (m, nn, k) in [(1, 128, 37), (2, 48, 5), (4, 16, 1600), (3, 144, 9), (9, 128, 50), (16, 80, 7)] {
             let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..k * nn).map(|i| (i as f32 * 0.11).cos()).collect();
             for at in [false, true] {
