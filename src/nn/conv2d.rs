@@ -235,7 +235,7 @@ impl Layer for Conv2d {
         }
         if let Some(winograd) = &self.winograd {
             let relu = self.activation == Activation::Relu;
-            return winograd.forward(f.x, f.n, kernel, bias, relu, Output::Full, f.y, f.scratch);
+            return winograd.forward(f.x, f.n, kernel, (bias, relu, Output::Full), f.y, f.scratch);
         }
         if let Some(conv) = &self.implicit {
             for (x, y) in f.x.chunks_exact(in_size).zip(f.y.chunks_exact_mut(out_size)).take(f.n) {

@@ -94,7 +94,7 @@ impl ConvPool {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::ConvPool;
-    use crate::nn::vector::{LANES, load, store};
+    use crate::nn::vector::{LANES, groups, load, store};
     use std::arch::x86_64::*;
 
     /// One register tile: `W` neighbouring pooling windows of one pooled row, for the `V`
@@ -115,9 +115,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn image(g: &ConvPool, image: &[f32], kernel: &[f32], bias: &[f32], relu: bool, y: &mut [f32]) {
         let pooled = g.pooled();
-        let mut first = 0;
-        while first < g.filters {
-            let vectors = [4, 2, 1].into_iter().find(|&v| first + v * LANES <= g.filters).unwrap_or(1);
+        for (first, vectors) in groups(g.filters, LANES, &[4, 2, 1]) {
             let run = 4 / vectors;
             for py in 0..pooled.h {
                 let mut px = 0;
@@ -134,7 +132,6 @@ mod avx512 {
                     px += windows;
                 }
             }
-            first += vectors * LANES;
         }
     }
 

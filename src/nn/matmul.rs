@@ -2,7 +2,7 @@
 //! few rows, in registers without packing). Transposed operands are expressed through strides,
 //! so no transpose is ever materialised.
 
-use crate::nn::vector::{LANES, whole_vectors};
+use crate::nn::vector::{LANES, groups, whole_vectors};
 
 /// A row-major matrix operand: `data` holds `rows × cols` values, read transposed when `t`.
 #[derive(Clone, Copy)]
@@ -113,13 +113,9 @@ const FEW_ROWS: usize = 4;
 /// of 4, 2 or 1 rows of `a`: each block of output accumulates `a[i][p] · b[p]` over `p` in
 /// registers, so `b` is read once per block and never copied.
 fn few_rows(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32], accumulate: bool) {
-    let mut row = 0;
-    while row < m {
-        let rows = [4, 2, 1].into_iter().find(|&r| row + r <= m).unwrap_or(1);
-        let mut first = 0;
-        while first < n {
-            let widths: &[usize] = if rows == 4 { &[4, 2, 1] } else { &[8, 4, 2, 1] };
-            let vectors = widths.iter().copied().find(|&v| first + v * LANES <= n).unwrap_or(1);
+    for (row, rows) in groups(m, 1, &[4, 2, 1]) {
+        let widths: &'static [usize] = if rows == 4 { &[4, 2, 1] } else { &[8, 4, 2, 1] };
+        for (first, vectors) in groups(n, LANES, widths) {
             let block = Block { k, a, row, b, first, accumulate };
             let out = &mut c[row * n..(row + rows) * n];
             #[cfg(target_arch = "x86_64")]
@@ -140,9 +136,7 @@ fn few_rows(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32], accum
                     _ => avx512::block::<1, 1>(&block, n, out),
                 }
             }
-            first += vectors * LANES;
         }
-        row += rows;
     }
 }
 

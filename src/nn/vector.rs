@@ -22,6 +22,21 @@ pub fn whole_vectors(n: usize) -> bool {
     n.is_multiple_of(LANES) && avx512f()
 }
 
+/// `(start, count)` of consecutive groups covering `0..len` in steps of `unit` (filters in
+/// vectors, rows one by one): each group takes the first of `counts` (widest first, ending in 1)
+/// whose `count · unit` values still fit, so register-tiled kernels can pick their widest form.
+pub fn groups(len: usize, unit: usize, counts: &'static [usize]) -> impl Iterator<Item = (usize, usize)> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        (start < len).then(|| {
+            let count = counts.iter().copied().find(|&c| start + c * unit <= len).unwrap_or(1);
+            let group = (start, count);
+            start += count * unit;
+            group
+        })
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 pub use avx512::{load, store, transpose};
 
@@ -72,5 +87,19 @@ mod avx512 {
             }
         }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_take_the_widest_count_that_fits() {
+        let vectors: Vec<_> = groups(7 * LANES, LANES, &[4, 2, 1]).collect();
+        assert_eq!(vectors, vec![(0, 4), (4 * LANES, 2), (6 * LANES, 1)]);
+        let rows: Vec<_> = groups(3, 1, &[4, 2, 1]).collect();
+        assert_eq!(rows, vec![(0, 2), (2, 1)]);
+        assert_eq!(groups(0, LANES, &[4, 2, 1]).count(), 0);
     }
 }

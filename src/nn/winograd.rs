@@ -102,15 +102,12 @@ impl Winograd {
     /// `y = pool(act(conv(x) + bias))` (`Output::Pooled`) or `y = act(conv(x) + bias)`
     /// (`Output::Full`, only for a `covering` convolution) for `n` images; `kernel` is
     /// `[3, 3, C, filters]`.
-    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         x: &[f32],
         n: usize,
         kernel: &[f32],
-        bias: &[f32],
-        relu: bool,
-        output: Output,
+        (bias, relu, output): (&[f32], bool, Output),
         y: &mut [f32],
         scratch: &mut [f32],
     ) {
@@ -230,7 +227,7 @@ fn bytes(values: &[f32]) -> &[u8] {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{Output, POSITIONS, Winograd};
-    use crate::nn::vector::{LANES, load, store, transpose};
+    use crate::nn::vector::{LANES, groups, load, store, transpose};
     use std::arch::x86_64::*;
 
     /// `Bᵀ · d` for four vectors (rows or columns of a tile): `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`.
@@ -330,9 +327,7 @@ mod avx512 {
         let windows = g.windows();
         let run_length = windows.div_ceil(windows.div_ceil(6));
         for position in 0..POSITIONS {
-            let mut first = 0;
-            while first < g.filters {
-                let vectors = [4, 2, 1].into_iter().find(|&n| first + n * LANES <= g.filters).unwrap_or(1);
+            for (first, vectors) in groups(g.filters, LANES, &[4, 2, 1]) {
                 for window in (0..windows).step_by(run_length) {
                     let run = Run { g, u, v, position, window, first };
                     let (count, args) = ((windows - window).min(run_length), (&run, &mut *m));
@@ -342,7 +337,6 @@ mod avx512 {
                         _ => with_windows!(count, 1, args),
                     }
                 }
-                first += vectors * LANES;
             }
         }
     }
@@ -464,7 +458,7 @@ mod tests {
         for relu in [false, true] {
             let expected = reference(input, &x, &kernel, &bias, relu);
             let mut y = vec![f32::NAN; expected.len()];
-            w.forward(&x, n, &kernel, &bias, relu, Output::Full, &mut y, &mut vec![f32::NAN; w.scratch_len()]);
+            w.forward(&x, n, &kernel, (&bias, relu, Output::Full), &mut y, &mut vec![f32::NAN; w.scratch_len()]);
             let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
             assert!(y.iter().zip(&expected).all(|(&a, &b)| close(a, b)), "relu {relu}");
         }

@@ -177,7 +177,7 @@ impl KernelGradient {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{CHANNEL_BLOCK, LANES, POSITIONS, Winograd};
-    use crate::nn::vector::{load, store, transpose};
+    use crate::nn::vector::{groups, load, store, transpose};
     use std::arch::x86_64::*;
 
     /// `A · (v₀, v₁)` for `A = [1 0; 1 1; 1 −1; 0 −1]`.
@@ -222,16 +222,13 @@ mod avx512 {
         let (c, f) = (g.input().c, g.filters());
         for position in 0..POSITIONS {
             for channel in (0..c).step_by(CHANNEL_BLOCK) {
-                let mut first = 0;
-                while first < f {
-                    let vectors = [4, 2, 1].into_iter().find(|&n| first + n * LANES <= f).unwrap_or(1);
+                for (first, vectors) in groups(f, LANES, &[4, 2, 1]) {
                     let block = Block { g, u, e, position, channel, first };
                     match vectors {
                         4 => block_products::<4>(&block, sum),
                         2 => block_products::<2>(&block, sum),
                         _ => block_products::<1>(&block, sum),
                     }
-                    first += vectors * LANES;
                 }
             }
         }
