@@ -83,6 +83,16 @@ impl Winograd {
         self.parts()[0]
     }
 
+    /// Values of one image's transformed input.
+    pub fn transformed_input_len(&self) -> usize {
+        self.parts()[1]
+    }
+
+    /// Values of one image's products ([`Winograd::multiply`]).
+    pub fn products_len(&self) -> usize {
+        self.parts()[2]
+    }
+
     /// Working values [`Winograd::apply`] needs (transformed input and products).
     pub fn work_len(&self) -> usize {
         self.parts()[1] + self.parts()[2]
@@ -192,6 +202,21 @@ impl Winograd {
         unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", u.len());
     }
 
+    /// `m[window][position][f] = Σ_c u[position][window][c] · v[position][c][f]`: one image's
+    /// transformed input `u` ([`Winograd::transform_input`]) times the transformed kernel `v`
+    /// ([`Winograd::prepare`]) at every position, summed over channels.
+    pub fn multiply(&self, u: &[f32], v: &[f32], m: &mut [f32]) {
+        let [v_len, u_len, m_len] = self.parts();
+        assert!(u.len() == u_len && v.len() == v_len && m.len() == m_len, "Winograd product sizes");
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F is present (`new`); the lengths were just checked.
+        unsafe {
+            avx512::multiply(self, u, v, m)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", m.len());
+    }
+
     /// One `image` through the convolution whose transformed kernel ([`Winograd::prepare`]) is
     /// `v`, into `out`, as `forward` describes; `work` needs [`Winograd::work_len`] values.
     pub fn apply(
@@ -205,13 +230,13 @@ impl Winograd {
         assert!(image.len() == self.input.size() && out.len() == self.output_size(output), "Winograd image sizes");
         assert!(bias.len() == self.filters && v.len() == self.kernel_len(), "Winograd parameters of the wrong size");
         let (u, m) = work[..self.work_len()].split_at_mut(self.parts()[1]);
+        self.transform_input(image, u);
+        self.multiply(u, v, m);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F is present (`new`); the buffers have the lengths of `parts()`.
         unsafe {
-            avx512::transform_input(self, image, u);
-            avx512::multiply(self, u, v, m);
-            avx512::transform_output(self, m, bias, relu, output, out);
-        }
+            avx512::transform_output(self, m, bias, relu, output, out)
+        };
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", u.len() + m.len());
     }

@@ -1,162 +1,90 @@
 //! The gradients of a valid 3×3 convolution by Winograd's F(2×2, 3×3), for training.
 //!
-//! **Input gradient.** `dx[iy][ix][c] = Σ dy[iy − ky][ix − kx][f] · kernel[ky][kx][c][f]` over
-//! the taps and filters (terms outside `dy` are zero) is itself a valid 3×3 convolution: of `dy`
-//! zero-padded by 2 on every side, with the kernel turned half a turn and its channels and
-//! filters swapped, `flipped[2 − ky][2 − kx][f][c] = kernel[ky][kx][c][f]`. Its output has the
-//! input's size, so where that is even and channels and filters fill whole vectors it runs as a
-//! [`Winograd`] convolution writing its whole output — about half the multiply-adds of the
-//! matrix products.
+//! The forward pass of each output tile is `Y = Aᵀ [Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)] A` (see
+//! [`Winograd`]); its tiles cover the output exactly. Going back, the tile's transformed output
+//! gradient is `∂M = A ∂Y Aᵀ`, computed once per tile and used twice:
 //!
-//! **Kernel gradient.** The forward pass of each output tile is `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`,
-//! summed over channels. Going back, `∂M = A ∂Y Aᵀ`, `∂V = ∂M ⊙ (Bᵀ d B)` and `∂g = Gᵀ ∂V G`; the
-//! tiles cover the output exactly, so the kernel gradient is `Gᵀ [Σ_tiles (Bᵀ d B) ⊙ (A ∂Y Aᵀ)] G`:
-//! per position a `[C × tiles] · [tiles × F]` product summed over the batch, then one small
-//! transform per channel and filter — 16 multiply-adds per tile, channel and filter instead of 36.
+//! **Kernel gradient.** `∂V = ∂M ⊙ (Bᵀ d B)` and `∂g = Gᵀ ∂V G`, so the kernel gradient is
+//! `Gᵀ [Σ_tiles (Bᵀ d B) ⊙ ∂M] G`: per position a `[C × tiles] · [tiles × F]` product summed over
+//! the batch, then one small transform per channel and filter — 16 multiply-adds per tile,
+//! channel and filter instead of 36.
+//!
+//! **Input gradient.** `∂U = Σ_f ∂M ⊙ (G g Gᵀ)` — per position a `[tiles × F] · [F × C]`
+//! product with the transformed kernel, channels and filters swapped — and each tile's 4×4 input
+//! patch receives `B ∂U Bᵀ`, added where neighbouring patches overlap. That is 16 multiply-adds
+//! per tile, filter and channel over the forward pass's own tiles, where convolving the
+//! zero-padded output gradient with the flipped kernel would take more tiles (its output is the
+//! whole input) and a transform of its own.
 
-use crate::nn::implicit_conv::embed;
 use crate::nn::layer::Shape;
 use crate::nn::vector::LANES;
-use crate::nn::winograd::{Output, POSITIONS, Winograd};
-
-/// Border of zeros around each output gradient (kernel side − 1).
-const BORDER: usize = 2;
+use crate::nn::winograd::{POSITIONS, Winograd};
 
 /// Both gradients of one valid 3×3 convolution by Winograd.
 #[derive(Debug, Clone, Copy)]
 pub struct Gradients {
-    kernel: KernelGradient,
-    input: InputGradient,
+    /// The forward convolution, whose tiles cover its whole output.
+    conv: Winograd,
+    /// The same tiles with channels and filters swapped: multiplies transformed output gradients
+    /// by the transposed transformed kernel.
+    swapped: Winograd,
 }
 
+/// Input channels per register block of the kernel gradient's products.
+const CHANNEL_BLOCK: usize = 4;
+
 impl Gradients {
-    /// The gradients of `conv`, a `covering` Winograd convolution, where both apply.
+    /// The gradients of `conv`, a `covering` Winograd convolution, where its channels come in
+    /// whole blocks.
     pub fn new(conv: Winograd) -> Option<Gradients> {
-        let (input, pooled) = (conv.input(), conv.pooled());
-        let output = Shape::new(2 * pooled.h, 2 * pooled.w, conv.filters());
-        Some(Gradients { kernel: KernelGradient::new(conv)?, input: InputGradient::new(input, output)? })
+        let input = conv.input();
+        let swapped = Winograd::new(Shape::new(input.h, input.w, conv.filters()), input.c)?;
+        input.c.is_multiple_of(CHANNEL_BLOCK).then_some(Gradients { conv, swapped })
+    }
+
+    /// Lengths of one transformed input, one transformed output gradient, the summed kernel
+    /// products, the kernel with channels and filters swapped, its transform, and one image's
+    /// input-gradient products, in that order.
+    fn parts(&self) -> [usize; 6] {
+        let (c, f, w) = (self.conv.input().c, self.conv.filters(), self.conv.windows());
+        [
+            POSITIONS * w * c,
+            POSITIONS * w * f,
+            POSITIONS * c * f,
+            9 * c * f,
+            self.swapped.kernel_len(),
+            self.swapped.products_len(),
+        ]
     }
 
     /// Scratch values `backward` needs.
     pub fn scratch_len(&self) -> usize {
-        self.kernel.scratch_len().max(self.input.scratch_len())
+        self.parts().iter().sum()
     }
 
     /// For `n` images `x` and their output gradients `dy` (after the activation): adds the kernel
-    /// gradient to `dkernel` and, when `dx` is given, writes the input gradients there.
+    /// gradient to `dkernel` (`[3, 3, C, F]`) and, when `dx` is given, writes the input gradients
+    /// there; `kernel` is the forward kernel.
     pub fn backward(
         &self,
         (x, dy, n): (&[f32], &[f32], usize),
         kernel: &[f32],
         dkernel: &mut [f32],
-        dx: Option<&mut [f32]>,
+        mut dx: Option<&mut [f32]>,
         scratch: &mut [f32],
     ) {
-        self.kernel.kernel_gradient(x, dy, n, dkernel, scratch);
-        if let Some(dx) = dx {
-            self.input.input_gradient(dy, n, kernel, dx, scratch);
-        }
-    }
-}
-
-/// Where the input gradient of one valid 3×3 convolution reads and writes.
-#[derive(Debug, Clone, Copy)]
-pub struct InputGradient {
-    /// One input image of the forward convolution (the gradient's shape).
-    input: Shape,
-    /// One output image of the forward convolution (the incoming gradient's shape).
-    output: Shape,
-    /// The backward convolution over the padded output gradient.
-    conv: Winograd,
-}
-
-impl InputGradient {
-    /// The Winograd form of the input gradient of a valid 3×3 convolution from `input` to
-    /// `output`, where it applies.
-    pub fn new(input: Shape, output: Shape) -> Option<InputGradient> {
-        let padded = Shape::new(output.h + 2 * BORDER, output.w + 2 * BORDER, output.c);
-        let consistent = input.h == output.h + 2 && input.w == output.w + 2;
-        Winograd::covering(padded, input.c).filter(|_| consistent).map(|conv| InputGradient { input, output, conv })
-    }
-
-    /// One zero-padded output gradient.
-    fn padded(&self) -> Shape {
-        Shape::new(self.output.h + 2 * BORDER, self.output.w + 2 * BORDER, self.output.c)
-    }
-
-    /// Lengths of the Winograd scratch, the flipped kernel, one padded gradient and the zero
-    /// bias, in that order.
-    fn parts(&self) -> [usize; 4] {
-        let (c, f) = (self.input.c, self.output.c);
-        [self.conv.scratch_len(), 9 * c * f, self.padded().size(), c]
-    }
-
-    /// Scratch values `input_gradient` needs.
-    pub fn scratch_len(&self) -> usize {
-        self.parts().iter().sum()
-    }
-
-    /// Writes the input gradients of `n` images into `dx` from their output gradients `dy`;
-    /// `kernel` is the forward kernel `[3, 3, C, F]`.
-    pub fn input_gradient(&self, dy: &[f32], n: usize, kernel: &[f32], dx: &mut [f32], scratch: &mut [f32]) {
-        let [conv_len, flipped_len, padded_len, bias_len] = self.parts();
-        let (conv_scratch, rest) = scratch[..self.scratch_len()].split_at_mut(conv_len);
-        let (flipped, rest) = rest.split_at_mut(flipped_len);
-        let (padded, zero_bias) = rest.split_at_mut(padded_len);
-        zero_bias[..bias_len].fill(0.0);
-        flip(kernel, self.input.c, self.output.c, flipped);
-        let (v, work) = conv_scratch.split_at_mut(self.conv.kernel_len());
-        self.conv.prepare(flipped, v);
-        let (in_size, out_size) = (self.input.size(), self.output.size());
-        assert!(dy.len() >= n * out_size && dx.len() >= n * in_size, "input-gradient buffers too small");
-        for (dy, dx) in dy.chunks_exact(out_size).zip(dx.chunks_exact_mut(in_size)).take(n) {
-            embed(dy, self.output, padded, self.padded(), BORDER);
-            self.conv.apply(padded, v, (zero_bias, false, Output::Full), dx, work);
-        }
-    }
-}
-
-/// Where the kernel gradient of one valid 3×3 convolution reads and writes: the forward
-/// convolution's own Winograd geometry, which covers its whole output.
-#[derive(Debug, Clone, Copy)]
-pub struct KernelGradient {
-    conv: Winograd,
-}
-
-/// Input channels per register block of [`KernelGradient`]'s products.
-const CHANNEL_BLOCK: usize = 4;
-
-impl KernelGradient {
-    /// The kernel gradient of the convolution `conv` computes (a `covering` one), where its
-    /// channels come in whole blocks.
-    pub fn new(conv: Winograd) -> Option<KernelGradient> {
-        conv.input().c.is_multiple_of(CHANNEL_BLOCK).then_some(KernelGradient { conv })
-    }
-
-    /// Lengths of one transformed input, one transformed output gradient and the summed
-    /// products, in that order.
-    fn parts(&self) -> [usize; 3] {
-        let (c, f, w) = (self.conv.input().c, self.conv.filters(), self.conv.windows());
-        [POSITIONS * w * c, POSITIONS * w * f, POSITIONS * c * f]
-    }
-
-    /// Scratch values `kernel_gradient` needs.
-    pub fn scratch_len(&self) -> usize {
-        self.parts().iter().sum()
-    }
-
-    /// Adds to `dkernel` (`[3, 3, C, F]`) the kernel gradient of `n` images `x` whose output
-    /// gradients (after the activation) are `dy`.
-    pub fn kernel_gradient(&self, x: &[f32], dy: &[f32], n: usize, dkernel: &mut [f32], scratch: &mut [f32]) {
         let (input, f) = (self.conv.input(), self.conv.filters());
         let (in_size, out_size) = (input.size(), 4 * self.conv.pooled().size());
-        assert!(x.len() >= n * in_size && dy.len() >= n * out_size, "kernel-gradient buffers too small");
-        assert!(dkernel.len() == 9 * input.c * f, "kernel gradient of the wrong size");
-        let [u_len, e_len, sum_len] = self.parts();
-        let (u, rest) = scratch[..u_len + e_len + sum_len].split_at_mut(u_len);
-        let (e, sum) = rest.split_at_mut(e_len);
+        assert!(x.len() >= n * in_size && dy.len() >= n * out_size, "Winograd gradient buffers too small");
+        assert!(dx.as_ref().is_none_or(|dx| dx.len() >= n * in_size), "Winograd input gradient too small");
+        assert!(kernel.len() == 9 * input.c * f && dkernel.len() == kernel.len(), "kernel gradient of the wrong size");
+        let [u, e, sum, swapped, vt, products] = split(&mut scratch[..self.scratch_len()], self.parts());
         sum.fill(0.0);
-        for (image, dy) in x.chunks_exact(in_size).zip(dy.chunks_exact(out_size)).take(n) {
+        if dx.is_some() {
+            swap(kernel, input.c, f, swapped);
+            self.swapped.prepare(swapped, vt);
+        }
+        for (i, (image, dy)) in x.chunks_exact(in_size).zip(dy.chunks_exact(out_size)).take(n).enumerate() {
             self.conv.transform_input(image, u);
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the convolution exists, so AVX-512F is present; the buffers have the
@@ -165,6 +93,15 @@ impl KernelGradient {
                 avx512::transform_gradient(&self.conv, dy, e);
                 avx512::accumulate(&self.conv, u, e, sum);
             }
+            if let Some(dx) = dx.as_deref_mut() {
+                self.swapped.multiply(e, vt, products);
+                let dx = &mut dx[i * in_size..][..in_size];
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above; `dx` holds one input image.
+                unsafe {
+                    avx512::add_input_patches(&self.conv, products, dx)
+                };
+            }
         }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
@@ -172,6 +109,15 @@ impl KernelGradient {
             avx512::transform_back(&self.conv, sum, dkernel)
         };
     }
+}
+
+/// `scratch` cut into consecutive parts of the given lengths.
+fn split<const N: usize>(mut scratch: &mut [f32], lengths: [usize; N]) -> [&mut [f32]; N] {
+    lengths.map(|len| {
+        let (part, rest) = std::mem::take(&mut scratch).split_at_mut(len);
+        scratch = rest;
+        part
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -185,6 +131,46 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     fn spread([v0, v1]: [__m512; 2]) -> [__m512; 4] {
         [v0, _mm512_add_ps(v0, v1), _mm512_sub_ps(v0, v1), _mm512_sub_ps(_mm512_setzero_ps(), v1)]
+    }
+
+    /// `B · p` for four vectors: `B = [1 0 0 0; 0 1 −1 1; −1 1 1 0; 0 0 0 −1]`, the transpose of
+    /// the forward pass's input transform `Bᵀ`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn patch_rows([p0, p1, p2, p3]: [__m512; 4]) -> [__m512; 4] {
+        let difference = _mm512_sub_ps(p1, p2);
+        [
+            p0,
+            _mm512_add_ps(difference, p3),
+            _mm512_sub_ps(_mm512_add_ps(p1, p2), p0),
+            _mm512_sub_ps(_mm512_setzero_ps(), p3),
+        ]
+    }
+
+    /// `dx = Σ_windows B ∂U Bᵀ` over one image, each window's 4×4 patch added at its place in
+    /// the input (neighbouring patches overlap by two pixels); `products` is
+    /// `∂U[window][position][c]`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn add_input_patches(g: &Winograd, products: &[f32], dx: &mut [f32]) {
+        let (c, windows, tiles_wide) = (g.input().c, g.windows(), g.pooled().w);
+        let row = g.input().w * c;
+        dx.fill(0.0);
+        for window in 0..windows {
+            let corner = 2 * (window / tiles_wide) * row + 2 * (window % tiles_wide) * c;
+            for first in (0..c).step_by(LANES) {
+                let mut columns = [[_mm512_setzero_ps(); 4]; 4];
+                for (j, column) in columns.iter_mut().enumerate() {
+                    let at = |i: usize| load(products, (window * POSITIONS + 4 * i + j) * c + first);
+                    *column = patch_rows([at(0), at(1), at(2), at(3)]);
+                }
+                for (i, patch_row) in transpose(columns).into_iter().enumerate() {
+                    for (j, value) in patch_rows(patch_row).into_iter().enumerate() {
+                        let at = corner + i * row + j * c + first;
+                        store(dx, at, _mm512_add_ps(load(dx, at), value));
+                    }
+                }
+            }
+        }
     }
 
     /// `Gᵀ · v` for `Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1]`.
@@ -303,10 +289,10 @@ mod avx512 {
     }
 }
 
-/// `flipped[2 − ky][2 − kx][f][c] = kernel[ky][kx][c][f]` for a `[3, 3, c, f]` kernel.
-fn flip(kernel: &[f32], c: usize, f: usize, flipped: &mut [f32]) {
+/// `swapped[ky][kx][f][c] = kernel[ky][kx][c][f]` for a `[3, 3, c, f]` kernel.
+fn swap(kernel: &[f32], c: usize, f: usize, swapped: &mut [f32]) {
     for (tap, slice) in kernel.chunks_exact(c * f).enumerate() {
-        let turned = &mut flipped[(8 - tap) * c * f..][..c * f];
+        let turned = &mut swapped[tap * c * f..][..c * f];
         for (channel, row) in slice.chunks_exact(f).enumerate() {
             for (filter, &value) in row.iter().enumerate() {
                 turned[filter * c + channel] = value;
@@ -354,42 +340,28 @@ mod tests {
     }
 
     #[test]
-    fn kernel_gradient_matches_the_textbook_one_and_adds_to_it() {
+    fn both_gradients_match_the_textbook_ones_and_the_kernel_gradient_adds() {
         for (input, filters) in [(Shape::new(12, 12, 32), 64), (Shape::new(6, 8, 16), 48)] {
             let output = Shape::new(input.h - 2, input.w - 2, filters);
-            let Some(g) = Winograd::covering(input, filters).and_then(KernelGradient::new) else {
-                eprintln!("SKIPPED: this CPU has no AVX-512F, so the Winograd kernel gradient is never used");
+            let Some(g) = Winograd::covering(input, filters).and_then(Gradients::new) else {
+                eprintln!("SKIPPED: this CPU has no AVX-512F, so the Winograd gradients are never used");
                 return;
             };
             let n = 3;
             let x: Vec<f32> = (0..n * input.size()).map(|i| ((i * 37) % 23) as f32 / 23.0 - 0.4).collect();
             let dy: Vec<f32> = (0..n * output.size()).map(|i| ((i * 11) % 13) as f32 / 13.0 - 0.5).collect();
-            let expected = textbook_kernel_gradient(input, output, &x, &dy);
-            let mut dkernel = vec![1.0; expected.len()];
-            g.kernel_gradient(&x, &dy, n, &mut dkernel, &mut vec![f32::NAN; g.scratch_len()]);
-            let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
-            assert!(dkernel.iter().zip(&expected).all(|(&a, &b)| close(a, b + 1.0)), "{input:?} → {filters} filters");
-        }
-    }
-
-    #[test]
-    fn matches_the_textbook_input_gradient() {
-        for (input, filters) in [(Shape::new(12, 12, 32), 64), (Shape::new(6, 8, 16), 48)] {
-            let output = Shape::new(input.h - 2, input.w - 2, filters);
-            let Some(g) = InputGradient::new(input, output) else {
-                eprintln!("SKIPPED: this CPU has no AVX-512F, so the Winograd input gradient is never used");
-                return;
-            };
-            let n = 2;
-            let dy: Vec<f32> = (0..n * output.size()).map(|i| ((i * 37) % 23) as f32 / 23.0 - 0.4).collect();
             let kernel: Vec<f32> = (0..9 * input.c * filters).map(|i| ((i * 11) % 7) as f32 / 7.0 - 0.5).collect();
-            let expected = textbook(input, output, &dy, &kernel);
-            let mut dx = vec![f32::NAN; expected.len()];
-            g.input_gradient(&dy, n, &kernel, &mut dx, &mut vec![f32::NAN; g.scratch_len()]);
+            let (expected_dkernel, expected_dx) =
+                (textbook_kernel_gradient(input, output, &x, &dy), textbook(input, output, &dy, &kernel));
             let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
-            assert!(dx.iter().zip(&expected).all(|(&a, &b)| close(a, b)), "{input:?} → {filters} filters");
+            let mut scratch = vec![f32::NAN; g.scratch_len()];
+            let (mut dkernel, mut dx) = (vec![1.0; kernel.len()], vec![f32::NAN; expected_dx.len()]);
+            g.backward((&x, &dy, n), &kernel, &mut dkernel, Some(&mut dx), &mut scratch);
+            assert!(dkernel.iter().zip(&expected_dkernel).all(|(&a, &b)| close(a, b + 1.0)), "{input:?} → {filters}");
+            assert!(dx.iter().zip(&expected_dx).all(|(&a, &b)| close(a, b)), "{input:?} → {filters} filters");
+            let mut alone = vec![1.0; kernel.len()];
+            g.backward((&x, &dy, n), &kernel, &mut alone, None, &mut scratch);
+            assert_eq!(alone, dkernel, "the kernel gradient does not depend on asking for the input gradient");
         }
-        let odd = Shape::new(9, 8, 32);
-        assert!(InputGradient::new(odd, Shape::new(7, 6, 64)).is_none(), "an odd input height is not covered");
     }
 }
