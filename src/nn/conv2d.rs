@@ -19,6 +19,7 @@ use crate::nn::implicit_conv::ImplicitConv;
 use crate::nn::init::Init;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
 use crate::nn::matmul::{matmul, n as plain, t as transposed};
+use crate::nn::pooled_training::PooledTraining;
 use crate::nn::winograd::{Output, Winograd};
 use crate::nn::winograd_gradient::Gradients;
 use rand_chacha::ChaCha8Rng;
@@ -61,6 +62,8 @@ pub struct Conv2d {
     winograd: Option<Winograd>,
     /// The kernel and input gradients by Winograd, where the forward pass uses it.
     winograd_gradients: Option<Gradients>,
+    /// Training together with a following 2×2 max pooling, for a direct first layer.
+    pooled_training: Option<PooledTraining>,
 }
 
 impl Conv2d {
@@ -86,6 +89,7 @@ impl Conv2d {
         let pooled = if pad == 0 { ConvPool::new(input, kernel, filters) } else { None };
         let winograd = if pad == 0 && kernel == 3 { Winograd::covering(input, filters) } else { None };
         let winograd_gradients = winograd.and_then(Gradients::new);
+        let pooled_training = direct.and_then(|g| PooledTraining::new(g, output));
         Conv2d {
             input,
             output,
@@ -99,6 +103,7 @@ impl Conv2d {
             pooled,
             winograd,
             winograd_gradients,
+            pooled_training,
         }
     }
 
@@ -218,8 +223,9 @@ impl Layer for Conv2d {
         let padded = self.direct.map_or(0, |g| direct_conv::padded_len(&g));
         let winograd = self.winograd.map_or(0, |w| w.scratch_len());
         let gradients = self.winograd_gradients.map_or(0, |g| g.scratch_len());
+        let trained_pooled = self.pooled_training.map_or(0, |t| t.scratch_len(n));
         let kept = self.pooled.map_or(0, |p| p.kept_len());
-        fused.max(unfused).max(padded).max(winograd).max(gradients) + kept
+        fused.max(unfused).max(padded).max(winograd).max(gradients).max(trained_pooled) + kept
     }
 
     fn macs(&self) -> usize {
@@ -254,14 +260,30 @@ impl Layer for Conv2d {
         }
     }
 
+    fn trains_pooled(&self) -> bool {
+        self.pooled_training.is_some()
+    }
+
     fn forward_pooled(&self, f: Forward) -> bool {
-        let Some(fused) = &self.pooled else { return false };
         let (kernel, bias) = f.params.split_at(self.patch_len() * self.filters);
+        if f.train {
+            let Some(training) = &self.pooled_training else { return false };
+            training.forward((f.x, f.n), (kernel, bias, self.activation), f.y, f.scratch);
+            return true;
+        }
+        let Some(fused) = &self.pooled else { return false };
         // The fused pass keeps its transformed kernel at the end of the scratch, which the
         // other passes never reach (see `scratch_len`).
         let (scratch, kept) = f.scratch.split_at_mut(f.scratch.len() - fused.kept_len());
         fused.forward(f.x, f.n, kernel, bias, self.activation, f.y, scratch, kept);
         true
+    }
+
+    fn backward_pooled(&self, b: Backward) {
+        let training = self.pooled_training.as_ref().expect("a pooled training pass (trains_pooled)");
+        assert!(b.dx.is_none(), "the pooled training pass has no input gradient");
+        let (dkernel, dbias) = b.dparams.split_at_mut(self.patch_len() * self.filters);
+        training.backward((b.x, b.n, self.activation), (b.y, b.dy), (dkernel, dbias), b.scratch);
     }
 
     fn backward(&self, mut b: Backward) {
@@ -397,6 +419,47 @@ mod tests {
             for (a, b) in dparams.iter().zip(&dparams_sum) {
                 assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "parameter gradient {a} vs {b}");
             }
+        }
+    }
+
+    #[test]
+    fn training_with_the_following_pooling_equals_the_two_layers_one_after_the_other() {
+        let conv = Conv2d::new(Shape::new(12, 13, 1), 32, 5, Padding::Valid, Activation::Relu, Init::HeNormal);
+        if !conv.trains_pooled() {
+            eprintln!("SKIPPED: this CPU has no AVX-512F, so the pooled training pass is never used");
+            return;
+        }
+        let pool = crate::nn::pool::MaxPool2d::new(conv.output, 2);
+        let n = 3;
+        let params: Vec<f32> = (0..param_count(&conv)).map(|i| (i % 13) as f32 / 13.0 - 0.4).collect();
+        // The top rows are constant, so neighbouring outputs there tie in the pooling (which of
+        // them takes the gradient is checked in `argmax_pool`).
+        let x: Vec<f32> =
+            (0..n * conv.input.size()).map(|i| if i % 156 < 91 { 0.5 } else { (i * 7 % 17) as f32 / 17.0 }).collect();
+        let pooled_len = n * pool.output_shape().size();
+        let dpooled: Vec<f32> = (0..pooled_len).map(|i| (i * 5 % 11) as f32 / 11.0 - 0.5).collect();
+        let (y, _, _) = forward_backward(&conv, &params, &x, &vec![0.0; n * conv.output.size()]);
+        let (expected_pooled, dy, _) = forward_backward(&pool, &[], &y, &dpooled);
+        let (_, _, expected_dparams) = forward_backward(&conv, &params, &x, &dy);
+
+        let (mut pooled, mut scratch) = (vec![f32::NAN; pooled_len], vec![f32::NAN; conv.scratch_len(n)]);
+        let forward =
+            Forward { n, params: &params, x: &x, y: &mut pooled, scratch: &mut scratch, train: true, seed: 0 };
+        assert!(conv.forward_pooled(forward));
+        assert_eq!(pooled, expected_pooled);
+        let (mut dy_pooled, mut dparams) = (dpooled.clone(), vec![0.0; params.len()]);
+        conv.backward_pooled(Backward {
+            n,
+            params: &params,
+            x: &x,
+            y: &pooled,
+            dy: &mut dy_pooled,
+            dx: None,
+            dparams: &mut dparams,
+            scratch: &mut scratch,
+        });
+        for (a, b) in dparams.iter().zip(&expected_dparams) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "parameter gradient {a} vs {b}");
         }
     }
 

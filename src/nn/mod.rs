@@ -2,6 +2,7 @@
 //! a sequential model with flat parameter storage, and its serialisation.
 
 pub mod activation;
+pub mod argmax_pool;
 pub mod batchnorm;
 pub mod conv2d;
 pub mod conv_pool;
@@ -20,6 +21,7 @@ pub mod loss;
 pub mod matmul;
 pub mod model;
 pub mod pool;
+pub mod pooled_training;
 pub mod spec;
 pub mod store;
 pub mod tensorfile;

@@ -162,12 +162,13 @@ impl Model {
     /// Runs the first `n` samples of `ws.input` through the model and returns their logits.
     /// `seed` drives dropout in training mode. In inference, a layer followed by 2×2 max pooling
     /// writes the pooled output directly where it can (`Layer::forward_pooled`); its own output
-    /// buffer is then left as it was.
+    /// buffer is then left as it was. In training, so does a first layer that
+    /// `Layer::trains_pooled`.
     pub fn forward<'w>(&self, ws: &'w mut Workspace, n: usize, train: bool, seed: u64) -> &'w [f32] {
         assert!(n <= ws.capacity, "batch of {n} exceeds workspace capacity {}", ws.capacity);
         let mut i = 0;
         while i < self.layers.len() {
-            let pooled_next = !train && self.layers.get(i + 1).is_some_and(|l| l.max_pool_window() == Some(2));
+            let pooled_next = if train { i == 0 && self.first_trains_pooled() } else { self.pooled_next(i) };
             if pooled_next && self.layers[i].forward_pooled(self.forward_args(ws, i, i + 1, n, train, seed)) {
                 i += 2;
                 continue;
@@ -176,6 +177,17 @@ impl Model {
             i += 1;
         }
         &ws.acts.last().expect("model has layers")[..n * self.classes]
+    }
+
+    /// Whether layer `i + 1` is 2×2 max pooling.
+    fn pooled_next(&self, i: usize) -> bool {
+        self.layers.get(i + 1).is_some_and(|l| l.max_pool_window() == Some(2))
+    }
+
+    /// Whether the first layer trains together with the 2×2 max pooling after it
+    /// (`Layer::trains_pooled`).
+    fn first_trains_pooled(&self) -> bool {
+        self.pooled_next(0) && self.layers[0].trains_pooled()
     }
 
     /// The forward arguments of layer `i` writing into the output buffer of layer `out` (`≥ i`).
@@ -202,8 +214,12 @@ impl Model {
 
     /// Back-propagates the logits gradient left in the workspace by the loss, accumulating
     /// parameter gradients into `grads` (same layout as `params`).
+    /// A first layer that trained together with its pooling (`Layer::trains_pooled`) takes the
+    /// pooled output's gradient itself, and the pooling layer's own backward pass is skipped.
     pub fn backward(&self, ws: &mut Workspace, n: usize, grads: &mut [f32]) {
-        for i in (0..self.layers.len()).rev() {
+        let first_pooled = self.first_trains_pooled();
+        let last_separate = if first_pooled { 2 } else { 0 };
+        for i in (last_separate..self.layers.len()).rev() {
             let x = if i == 0 { &ws.input[..] } else { &ws.acts[i - 1][..] };
             self.layers[i].backward(Backward {
                 n,
@@ -216,6 +232,18 @@ impl Model {
                 scratch: &mut ws.scratch[i],
             });
             std::mem::swap(&mut ws.grad, &mut ws.grad_next);
+        }
+        if first_pooled {
+            self.layers[0].backward_pooled(Backward {
+                n,
+                params: &self.params[self.ranges[0].clone()],
+                x: &ws.input,
+                y: &ws.acts[1],
+                dy: &mut ws.grad,
+                dx: None,
+                dparams: &mut grads[self.ranges[0].clone()],
+                scratch: &mut ws.scratch[0],
+            });
         }
     }
 
@@ -257,8 +285,9 @@ mod tests {
 
     #[test]
     fn inference_with_fused_pooling_equals_the_layers_one_by_one() {
-        // Without dropout, training mode computes the same function layer by layer, while
-        // inference pools inside the convolutions where the CPU allows it.
+        // Without dropout, training mode computes the same function (the second convolution and
+        // its pooling layer by layer, the first by its full output), while inference pools inside
+        // both convolutions where the CPU allows it.
         let mut spec = ModelSpec::seed();
         spec.layers.retain(|l| !matches!(l, crate::nn::spec::LayerSpec::Dropout { .. }));
         let model = Model::initialised(spec, 10, 5).unwrap();
