@@ -1,6 +1,7 @@
 //! Forward and backward of each seed-CNN layer at its real shapes (a 32-image sub-batch, one
 //! thread's share of a batch of 64), so regressions show per layer; and, for a convolution
-//! followed by 2×2 max pooling, the two as one inference pass.
+//! followed by 2×2 max pooling, the two as one inference pass and, for the first layer, as one
+//! training pass (forward and backward).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -70,6 +71,35 @@ fn bench_layers(c: &mut Criterion) {
                     black_box((fused, &pooled));
                 })
             });
+            if i == 0 && layer.trains_pooled() {
+                let dpooled: Vec<f32> = (0..pooled.len()).map(|j| ((j as f32) * 0.05).sin()).collect();
+                c.bench_function(&format!("{name}+{}/training", pool.kind()), |bench| {
+                    bench.iter(|| {
+                        let forward = Forward {
+                            n: N,
+                            params: &b.params,
+                            x: &b.x,
+                            y: &mut pooled,
+                            scratch: &mut b.scratch,
+                            train: true,
+                            seed: 1,
+                        };
+                        assert!(layer.forward_pooled(forward));
+                        let mut dy = dpooled.clone();
+                        layer.backward_pooled(Backward {
+                            n: N,
+                            params: &b.params,
+                            x: &b.x,
+                            y: &pooled,
+                            dy: &mut dy,
+                            dx: None,
+                            dparams: &mut b.dparams,
+                            scratch: &mut b.scratch,
+                        });
+                        black_box(&b.dparams);
+                    })
+                });
+            }
         }
         c.bench_function(&format!("{name}/backward"), |bench| {
             bench.iter(|| {
