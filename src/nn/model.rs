@@ -214,6 +214,7 @@ impl Model {
 
     /// Back-propagates the logits gradient left in the workspace by the loss, accumulating
     /// parameter gradients into `grads` (same layout as `params`).
+    ///
     /// A first layer that trained together with its pooling (`Layer::trains_pooled`) takes the
     /// pooled output's gradient itself, and the pooling layer's own backward pass is skipped.
     pub fn backward(&self, ws: &mut Workspace, n: usize, grads: &mut [f32]) {
