@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::http::{Server, request};
+use common::http::{Server, request, request_within};
 use common::{load, trained_model, write_photo};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -16,6 +16,9 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// WebDriver's key for element references.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// How long one WebDriver command may take: starting Chromium on a busy two-core machine has
+/// taken over 30 s (once in a fresh-clone CI run), though it usually takes a second.
+const DRIVER_PATIENCE: Duration = Duration::from_secs(120);
 
 /// A ChromeDriver process; killed when dropped.
 struct Driver {
@@ -51,7 +54,7 @@ impl Driver {
     /// A WebDriver command; returns its `value`.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let r = request(&self.addr, method, path, Some("application/json"), body.as_bytes());
+        let r = request_within(&self.addr, (method, path, Some("application/json"), body.as_bytes()), DRIVER_PATIENCE);
         assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
         r.json()["value"].clone()
     }
@@ -64,11 +67,16 @@ struct Session<'d> {
 }
 
 impl Session<'_> {
-    fn open(driver: &Driver) -> Session<'_> {
+    /// A fresh browser with its profile in `profile`, that reaches for nothing but the page:
+    /// no first-run setup, sync, component updates or other background connections, which
+    /// this machine's closed network refuses or lets time out.
+    fn open<'d>(driver: &'d Driver, profile: &Path) -> Session<'d> {
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": CHROMIUM, "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,800"
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,800",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-quic", format!("--user-data-dir={}", profile.display())
             ] }
         } } });
         let value = driver.call("POST", "/session", Some(capabilities));
@@ -126,7 +134,7 @@ fn uploading_a_photo_through_the_page_shows_its_label() {
     let photo = write_photo(test.image(item), item, dir.path());
 
     let driver = Driver::start();
-    let session = Session::open(&driver);
+    let session = Session::open(&driver, &dir.path().join("profile"));
     session.call("POST", "/url", Some(json!({ "url": format!("http://{}/", server.addr) })));
     let input = session.wait_for("#photos");
     session.call("POST", &format!("/element/{input}/value"), Some(json!({ "text": photo.to_str().unwrap() })));

@@ -105,11 +105,19 @@ impl Response {
     }
 }
 
+/// How long a test waits on one of its servers before failing.
+const PATIENCE: Duration = Duration::from_secs(30);
+
 /// Opens a connection with generous timeouts (a hung server fails the test, never hangs it).
 pub fn connect(addr: &str) -> TcpStream {
+    connect_within(addr, PATIENCE)
+}
+
+/// Opens a connection whose reads and writes fail after `patience`.
+pub fn connect_within(addr: &str, patience: Duration) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    stream.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.set_read_timeout(Some(patience)).unwrap();
+    stream.set_write_timeout(Some(patience)).unwrap();
     stream
 }
 
@@ -123,7 +131,16 @@ pub fn head(method: &str, path: &str, content_type: Option<&str>, body_len: usiz
 
 /// One request on a fresh connection.
 pub fn request(addr: &str, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> Response {
-    let mut stream = connect(addr);
+    request_within(addr, (method, path, content_type, body), PATIENCE)
+}
+
+/// One request on a fresh connection that waits up to `patience` for each read and write.
+pub fn request_within(
+    addr: &str,
+    (method, path, content_type, body): (&str, &str, Option<&str>, &[u8]),
+    patience: Duration,
+) -> Response {
+    let mut stream = connect_within(addr, patience);
     stream.write_all(head(method, path, content_type, body.len()).as_bytes()).unwrap();
     // The server may answer (e.g. 413) and close before reading the whole body.
     let _ = stream.write_all(body);
