@@ -42,14 +42,15 @@ impl Gradients {
         input.c.is_multiple_of(CHANNEL_BLOCK).then_some(Gradients { conv, swapped })
     }
 
-    /// Lengths of one transformed input, one transformed output gradient, the summed kernel
+    /// Lengths of one transformed input, one transformed output gradient (laid out as the
+    /// swapped convolution's transformed input, which its products read), the summed kernel
     /// products, the kernel with channels and filters swapped, its transform, and one image's
     /// input-gradient products, in that order.
     fn parts(&self) -> [usize; 6] {
-        let (c, f, w) = (self.conv.input().c, self.conv.filters(), self.conv.windows());
+        let (c, f) = (self.conv.input().c, self.conv.filters());
         [
-            POSITIONS * w * c,
-            POSITIONS * w * f,
+            self.conv.transformed_input_len(),
+            self.swapped.transformed_input_len(),
             POSITIONS * c * f,
             9 * c * f,
             self.swapped.kernel_len(),
