@@ -12,18 +12,23 @@ pub fn pooled_shape(input: Shape) -> Shape {
     Shape::new(input.h / 2, input.w / 2, input.c)
 }
 
+/// Where, in an image of shape `input`, the channel run of position `k` (0..4, row-major) of
+/// pooling window `window` (row-major over the pooled image) starts.
+fn window_value(input: Shape, window: usize, k: usize) -> usize {
+    let (row, wide) = (input.w * input.c, input.w / 2);
+    (2 * (window / wide) + k / 2) * row + (2 * (window % wide) + k % 2) * input.c
+}
+
 /// `pooled[py][px][c]` = the maximum of `image`'s 2×2 window at `(2py, 2px)` in channel `c`, and
 /// `position[py][px][c]` = where in the window (0..4, row-major) it first occurs, as an `f32`.
 /// The first position wins a tie, as in `MaxPool2d`'s backward.
 pub fn pool(image: &[f32], input: Shape, pooled: &mut [f32], position: &mut [f32]) {
-    let out = pooled_shape(input);
-    let (c, row) = (input.c, input.w * input.c);
+    let (out, c) = (pooled_shape(input), input.c);
     assert!(image.len() == input.size(), "argmax pooling: image of the wrong size");
     assert!(pooled.len() == out.size() && position.len() == out.size(), "argmax pooling: outputs of the wrong size");
     let windows = pooled.chunks_exact_mut(c).zip(position.chunks_exact_mut(c)).enumerate();
     for (window, (max, at)) in windows {
-        let corner = 2 * (window / out.w) * row + 2 * (window % out.w) * c;
-        let values = |k: usize| &image[corner + (k / 2) * row + (k % 2) * c..][..c];
+        let values = |k: usize| &image[window_value(input, window, k)..][..c];
         max.copy_from_slice(values(0));
         for k in 1..4 {
             max.iter_mut().zip(values(k)).for_each(|(m, &v)| *m = if v > *m { v } else { *m });
@@ -40,8 +45,7 @@ pub fn pool(image: &[f32], input: Shape, pooled: &mut [f32], position: &mut [f32
 /// The gradient w.r.t. the pooled image's input: `dpooled` at each window's remembered
 /// `position` ([`pool`]), zero everywhere else (including a dropped trailing row or column).
 pub fn unpool(dpooled: &[f32], position: &[f32], input: Shape, dimage: &mut [f32]) {
-    let out = pooled_shape(input);
-    let (c, row) = (input.c, input.w * input.c);
+    let (out, c) = (pooled_shape(input), input.c);
     assert!(dpooled.len() == out.size() && position.len() == out.size(), "argmax unpooling: inputs of the wrong size");
     assert!(dimage.len() == input.size(), "argmax unpooling: gradient of the wrong size");
     if !input.h.is_multiple_of(2) || !input.w.is_multiple_of(2) {
@@ -49,9 +53,8 @@ pub fn unpool(dpooled: &[f32], position: &[f32], input: Shape, dimage: &mut [f32
     }
     let windows = dpooled.chunks_exact(c).zip(position.chunks_exact(c)).enumerate();
     for (window, (d, at)) in windows {
-        let corner = 2 * (window / out.w) * row + 2 * (window % out.w) * c;
         for k in 0..4 {
-            let target = &mut dimage[corner + (k / 2) * row + (k % 2) * c..][..c];
+            let target = &mut dimage[window_value(input, window, k)..][..c];
             let here = k as f32;
             for ((t, &d), &a) in target.iter_mut().zip(d).zip(at) {
                 *t = if a == here { d } else { 0.0 };

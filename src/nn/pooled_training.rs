@@ -35,7 +35,12 @@ impl PooledTraining {
     /// Lengths of the pooling positions of `n` images, one image's convolution output (or its
     /// gradient) and one padded input image, in that order.
     fn parts(&self, n: usize) -> [usize; 3] {
-        [n * pooled_shape(self.output).size(), self.output.size(), direct_conv::padded_len(&self.geometry)]
+        [n * self.image_sizes().1, self.output.size(), direct_conv::padded_len(&self.geometry)]
+    }
+
+    /// Values of one input image and of one pooled output image.
+    fn image_sizes(&self) -> (usize, usize) {
+        (self.geometry.input.0 * self.geometry.input.1, pooled_shape(self.output).size())
     }
 
     /// Scratch values for batches of `n`; the first part is kept from `forward` to `backward`.
@@ -51,7 +56,7 @@ impl PooledTraining {
         pooled: &mut [f32],
         scratch: &mut [f32],
     ) {
-        let (in_size, pooled_size) = (self.geometry.input.0 * self.geometry.input.1, pooled_shape(self.output).size());
+        let (in_size, pooled_size) = self.image_sizes();
         assert!(x.len() >= n * in_size && pooled.len() >= n * pooled_size, "pooled training buffers too small");
         let [positions_len, output_len, _] = self.parts(n);
         let (positions, rest) = scratch[..self.scratch_len(n)].split_at_mut(positions_len);
@@ -73,7 +78,7 @@ impl PooledTraining {
         (dkernel, dbias): (&mut [f32], &mut [f32]),
         scratch: &mut [f32],
     ) {
-        let (in_size, pooled_size) = (self.geometry.input.0 * self.geometry.input.1, pooled_shape(self.output).size());
+        let (in_size, pooled_size) = self.image_sizes();
         assert!(x.len() >= n * in_size && pooled.len() >= n * pooled_size && dpooled.len() >= n * pooled_size);
         let dpooled = &mut dpooled[..n * pooled_size];
         bias_activation_backward(dpooled, &pooled[..n * pooled_size], act, dbias);
