@@ -176,9 +176,10 @@ impl Layer for BatchNorm {
         acc[3 * c..4 * c].iter_mut().zip(var).for_each(|(a, &v)| *a += v);
     }
 
-    fn update_state(&self, params: &mut [f32], acc: &[f32], count: usize) {
+    fn update_state(&self, params: &mut [f32], acc: &[f32], count: usize, updates: usize) {
         let c = self.channels();
-        let (mom, count) = (self.momentum, count.max(1) as f32);
+        let mom = self.momentum.min((1 + updates) as f32 / (10 + updates) as f32);
+        let count = count.max(1) as f32;
         params[2 * c..].iter_mut().zip(&acc[2 * c..4 * c]).for_each(|(p, &a)| *p = mom * *p + (1.0 - mom) * a / count);
     }
 }
@@ -205,7 +206,7 @@ mod tests {
         bn.accumulate_state(&scratch, 2, &mut acc);
         assert_eq!(&acc[4..8], &[4.0, 40.0, 5.0, 500.0]);
         let mut p = params;
-        bn.update_state(&mut p, &acc, 1);
+        bn.update_state(&mut p, &acc, 1, 1_000);
         assert!((p[4] - 0.04).abs() < 1e-6 && (p[7] - (0.99 + 5.0)).abs() < 1e-4, "{p:?}");
     }
 

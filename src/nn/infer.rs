@@ -44,7 +44,10 @@ impl<'m> Predictor<'m> {
         if n == 0 {
             return out;
         }
-        let per_thread = n.div_ceil(self.workspaces.len());
+        // Parts of whole workspace batches: every image is computed in the same sub-batch
+        // whatever the thread count, so the results do not depend on it.
+        let batch = self.workspaces[0].capacity();
+        let per_thread = n.div_ceil(self.workspaces.len()).next_multiple_of(batch);
         self.workspaces
             .par_iter_mut()
             .zip(pixels.par_chunks(per_thread * input))

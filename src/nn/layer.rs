@@ -156,8 +156,10 @@ pub trait Layer: Send + Sync {
     /// After a training forward over `n` samples, adds the statistics its scratch holds into
     /// `acc` (laid out like this layer's parameters).
     fn accumulate_state(&self, _scratch: &[f32], _n: usize, _acc: &mut [f32]) {}
-    /// Updates the non-trainable parameters from statistics summed over `count` forward calls.
-    fn update_state(&self, _params: &mut [f32], _acc: &[f32], _count: usize) {}
+    /// Updates the non-trainable parameters from statistics summed over `count` forward calls;
+    /// `updates` is how many updates came before this one (moving averages start fast: their
+    /// decay is at most `(1 + updates) / (10 + updates)`, as TensorFlow's `num_updates`).
+    fn update_state(&self, _params: &mut [f32], _acc: &[f32], _count: usize, _updates: usize) {}
 }
 
 /// Total number of parameter values of a layer.

@@ -134,10 +134,12 @@ impl Model {
         }
     }
 
-    /// Updates the non-trainable parameters from statistics summed over `count` forward calls.
-    pub fn update_state(&mut self, acc: &[f32], count: usize) {
+    /// Updates the non-trainable parameters from statistics summed over `count` forward calls,
+    /// after `updates` earlier updates (see `Layer::update_state`).
+    pub fn update_state(&mut self, acc: &[f32], count: usize, updates: usize) {
         for (i, layer) in self.layers.iter().enumerate() {
-            layer.update_state(&mut self.params[self.ranges[i].clone()], &acc[self.ranges[i].clone()], count);
+            let range = self.ranges[i].clone();
+            layer.update_state(&mut self.params[range.clone()], &acc[range], count, updates);
         }
     }
 

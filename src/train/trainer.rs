@@ -152,15 +152,17 @@ pub trait TrainObserver {
     fn epoch_done(&mut self, _stats: &EpochStats, _validation: &Evaluation) {}
 }
 
-/// Largest number of samples a thread pushes through the layers at once.
+/// Samples per micro-batch: a step is the fixed sequence of its batch's micro-batches of this
+/// size (the last may be shorter), whatever the thread count. Batch norm normalises each
+/// micro-batch by its own statistics.
 pub const MICRO_BATCH: usize = 32;
 
-/// What every part of one step shares.
+/// What every micro-batch of one step shares.
 #[derive(Clone, Copy)]
 struct StepSettings {
     /// Gradient scale (1 / batch size, for a mean loss).
     scale: f32,
-    /// Seed of this part's dropout and augmentation.
+    /// Seed of the step; a micro-batch's dropout and augmentation seed mixes in its index.
     seed: u64,
     /// Augmentation to apply.
     augment: Augment,
@@ -181,38 +183,41 @@ impl TrainObserver for Vec<&mut dyn TrainObserver> {
     }
 }
 
-/// One thread's share of a step.
+/// One thread's buffers: the activations of one micro-batch and its labels and augmented image.
 struct Replica {
     ws: Workspace,
-    grads: Vec<f32>,
     labels: Vec<u8>,
     augmented: Vec<u8>,
-    /// Batch statistics summed over this step's micro-batches (batch-norm models only).
+}
+
+/// The results of one micro-batch, kept apart until they are summed in micro-batch order.
+struct MicroResult {
+    /// Gradient of the batch-mean loss over this micro-batch's samples.
+    grads: Vec<f32>,
+    /// Batch statistics of this micro-batch (batch-norm models only; laid out like the parameters).
     state: Vec<f32>,
-    /// Micro-batches summed into `state`.
-    state_count: usize,
+    /// Loss and correct predictions.
+    score: BatchScore,
 }
 
 impl Replica {
-    /// Forward and backward over `indices`, leaving this part's gradient (of the batch-mean loss) in
-    /// `grads`. The part is processed in micro-batches of the workspace's capacity, small enough for
-    /// every layer's buffers to stay in the core's cache; their gradients accumulate.
-    fn run(&mut self, model: &Model, data: &Dataset, indices: &[u32], step: StepSettings) -> BatchScore {
-        self.grads.fill(0.0);
-        self.state.fill(0.0);
-        self.state_count = 0;
-        let mut score = BatchScore::default();
-        for (m, micro) in indices.chunks(self.ws.capacity()).enumerate() {
-            score += self.run_micro(model, data, micro, StepSettings { seed: mix_seed(step.seed, m as u64), ..step });
-        }
-        score
-    }
-
-    fn run_micro(&mut self, model: &Model, data: &Dataset, indices: &[u32], step: StepSettings) -> BatchScore {
+    /// Forward and backward over micro-batch number `m` (`indices`) of a step, leaving its
+    /// gradient, statistics and score in `out`. Its randomness derives from the step's seed and
+    /// `m` only.
+    fn run(
+        &mut self,
+        model: &Model,
+        data: &Dataset,
+        indices: &[u32],
+        m: usize,
+        step: StepSettings,
+        out: &mut MicroResult,
+    ) {
+        let seed = mix_seed(step.seed, m as u64);
         for (k, &i) in indices.iter().enumerate() {
             let mut image = data.image(i as usize);
             if !step.augment.is_off() {
-                let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(step.seed, k as u64 | 1 << 40));
+                let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed, k as u64 | 1 << 40));
                 step.augment.apply(image, &mut self.augmented, data.rows, &mut rng);
                 image = &self.augmented;
             }
@@ -221,25 +226,27 @@ impl Replica {
         self.labels.clear();
         self.labels.extend(indices.iter().map(|&i| data.labels[i as usize]));
         let n = indices.len();
-        model.forward(&mut self.ws, n, true, step.seed);
-        if !self.state.is_empty() {
-            model.accumulate_state(&self.ws, n, &mut self.state);
-            self.state_count += 1;
+        model.forward(&mut self.ws, n, true, seed);
+        if !out.state.is_empty() {
+            out.state.fill(0.0);
+            model.accumulate_state(&self.ws, n, &mut out.state);
         }
         let (logits, dlogits) = self.ws.logits_and_grad(n, model.classes());
-        let score = softmax_cross_entropy(logits, &self.labels, model.classes(), step.scale, dlogits);
-        model.backward(&mut self.ws, n, &mut self.grads);
-        score
+        out.score = softmax_cross_entropy(logits, &self.labels, model.classes(), step.scale, dlogits);
+        out.grads.fill(0.0);
+        model.backward(&mut self.ws, n, &mut out.grads);
     }
 }
 
-/// Sums every replica's gradient into the first, in replica order.
-fn reduce_gradients(replicas: &mut [Replica]) {
+/// Sums the `field` of every result into the first, in micro-batch order (in parallel over
+/// blocks of values, each block summed in that order).
+fn reduce_in_order(results: &mut [MicroResult], field: fn(&mut MicroResult) -> &mut Vec<f32>) {
     const BLOCK: usize = 8192;
-    let (first, rest) = replicas.split_first_mut().expect("at least one replica");
-    first.grads.par_chunks_mut(BLOCK).enumerate().for_each(|(b, chunk)| {
-        for r in rest.iter() {
-            chunk.iter_mut().zip(&r.grads[b * BLOCK..]).for_each(|(g, o)| *g += o);
+    let (first, rest) = results.split_first_mut().expect("at least one micro-batch");
+    let rest: Vec<&[f32]> = rest.iter_mut().map(|r| &field(r)[..]).collect();
+    field(first).par_chunks_mut(BLOCK).enumerate().for_each(|(b, chunk)| {
+        for r in &rest {
+            chunk.iter_mut().zip(&r[b * BLOCK..]).for_each(|(g, o)| *g += o);
         }
     });
 }
@@ -249,66 +256,71 @@ pub struct Trainer<'a> {
     model: &'a mut Model,
     optimizer: Box<dyn Optimizer>,
     replicas: Vec<Replica>,
+    micro: Vec<MicroResult>,
     config: TrainConfig,
     state: RunState,
     best_params: Option<Vec<f32>>,
     kernels: Vec<std::ops::Range<usize>>,
+    /// Optimiser steps taken so far in the run.
+    updates: usize,
 }
 
 impl<'a> Trainer<'a> {
     /// Prepares to train `model` (already initialised) with `config`.
     pub fn new(model: &'a mut Model, config: TrainConfig) -> Trainer<'a> {
-        let threads = rayon::current_num_threads().max(1);
-        let part = config.batch_size.div_ceil(threads).min(MICRO_BATCH);
+        let micro_batches = config.batch_size.div_ceil(MICRO_BATCH).max(1);
+        let threads = rayon::current_num_threads().clamp(1, micro_batches);
+        let capacity = config.batch_size.clamp(1, MICRO_BATCH);
         let replicas = (0..threads)
             .map(|_| Replica {
-                ws: model.workspace(part),
-                grads: vec![0.0; model.params.len()],
-                labels: Vec::with_capacity(part),
+                ws: model.workspace(capacity),
+                labels: Vec::with_capacity(capacity),
                 augmented: vec![0; model.input_size()],
-                state: if model.has_state() { vec![0.0; model.params.len()] } else { Vec::new() },
-                state_count: 0,
+            })
+            .collect();
+        let state_len = if model.has_state() { model.params.len() } else { 0 };
+        let micro = (0..micro_batches)
+            .map(|_| MicroResult {
+                grads: vec![0.0; model.params.len()],
+                state: vec![0.0; state_len],
+                score: BatchScore::default(),
             })
             .collect();
         let optimizer = config.optimizer.build(model.params.len());
         let kernels =
             model.tensors().into_iter().filter(|(name, _, _)| name.ends_with(".kernel")).map(|(_, _, r)| r).collect();
         let state = RunState { epoch: 1, ..Default::default() };
-        Trainer { model, optimizer, replicas, config, state, best_params: None, kernels }
+        Trainer { model, optimizer, replicas, micro, config, state, best_params: None, kernels, updates: 0 }
     }
 
-    /// One optimiser step on the samples `batch` of `data`.
+    /// One optimiser step on the samples `batch` of `data`: its micro-batches are shared out to
+    /// the threads in contiguous runs, and their gradients and statistics summed in micro-batch
+    /// order, so the result does not depend on the number of threads.
     pub fn step(&mut self, data: &Dataset, batch: &[u32], seed: u64) -> BatchScore {
-        let per = batch.len().div_ceil(self.replicas.len());
-        let used = batch.len().div_ceil(per);
+        let micro: Vec<&[u32]> = batch.chunks(MICRO_BATCH).collect();
+        assert!(micro.len() <= self.micro.len(), "batch of {} exceeds the configured batch size", batch.len());
+        let used = &mut self.micro[..micro.len()];
+        let per = micro.len().div_ceil(self.replicas.len());
         let shared = StepSettings { scale: 1.0 / batch.len() as f32, seed, augment: self.config.augment };
         let model = &*self.model;
-        let scores: Vec<BatchScore> = self.replicas[..used]
-            .par_iter_mut()
-            .zip(batch.par_chunks(per))
-            .enumerate()
-            .map(|(i, (r, idx))| r.run(model, data, idx, StepSettings { seed: mix_seed(seed, i as u64), ..shared }))
-            .collect();
-        reduce_gradients(&mut self.replicas[..used]);
-        let (params, grads, opt) = (&mut self.model.params, &mut self.replicas[0].grads, &self.config.optimizer);
+        self.replicas.par_iter_mut().zip(used.par_chunks_mut(per)).enumerate().for_each(|(t, (r, outs))| {
+            for (j, out) in outs.iter_mut().enumerate() {
+                let m = t * per + j;
+                r.run(model, data, micro[m], m, shared, out);
+            }
+        });
+        let score = used.iter().map(|r| r.score).sum();
+        reduce_in_order(used, |r| &mut r.grads);
+        if !used[0].state.is_empty() {
+            reduce_in_order(used, |r| &mut r.state);
+            self.model.update_state(&used[0].state, micro.len(), self.updates);
+        }
+        let (params, grads, opt) = (&mut self.model.params, &mut self.micro[0].grads, &self.config.optimizer);
         opt.add_l2_gradient(params, grads, &self.kernels);
         self.optimizer.step(params, grads);
         opt.decay_weights(params, self.optimizer.learning_rate(), &self.kernels);
-        self.update_model_state(used);
-        scores.into_iter().sum()
-    }
-
-    /// Folds the batch statistics of the `used` replicas (in replica order) into the model.
-    fn update_model_state(&mut self, used: usize) {
-        let (first, rest) = self.replicas[..used].split_first_mut().expect("at least one replica");
-        if first.state.is_empty() {
-            return;
-        }
-        for r in rest.iter() {
-            first.state.iter_mut().zip(&r.state).for_each(|(a, b)| *a += b);
-            first.state_count += r.state_count;
-        }
-        self.model.update_state(&first.state, first.state_count);
+        self.updates += 1;
+        score
     }
 
     /// The configuration.
@@ -363,6 +375,7 @@ impl<'a> Trainer<'a> {
                 let progress = (epoch - 1) as f64 + step as f64 / steps;
                 let lr = self.config.schedule.rate(self.config.optimizer.lr, progress, self.config.epochs as f64);
                 self.optimizer.set_learning_rate(lr);
+                self.updates = (epoch - 1) * batches.len() + step;
                 let s = self.step(train, batch, mix_seed(self.config.seed, ((epoch as u64) << 32) | step as u64));
                 let st = &mut self.state;
                 (st.loss_sum, st.correct, st.seen, st.step) =
