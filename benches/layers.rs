@@ -1,12 +1,13 @@
-//! Forward and backward of each seed-CNN layer at its real shapes (a 32-image sub-batch, one
-//! thread's share of a batch of 64), so regressions show per layer; and, for a convolution
-//! followed by 2×2 max pooling, the two as one inference pass and, for the first layer, as one
-//! training pass (forward and backward).
+//! Forward and backward of each seed-CNN layer at its real shapes (a 32-image micro-batch), so
+//! regressions show per layer; and each fused convolution-and-pooling step of the model's plans:
+//! its inference pass, and its training pass (forward and backward).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
+use wardrobe::nn::conv::{ConvBackward, ConvForward};
 use wardrobe::nn::layer::{Backward, Forward, Layer, param_count};
 use wardrobe::nn::model::Model;
+use wardrobe::nn::plan::Step;
 use wardrobe::nn::spec::ModelSpec;
 
 const N: usize = 32;
@@ -55,52 +56,6 @@ fn bench_layers(c: &mut Criterion) {
                 black_box(&b.y);
             })
         });
-        if let Some(pool) = model.layers().get(i + 1).filter(|next| next.max_pool_window() == Some(2)) {
-            let mut pooled = vec![0.0; N * pool.output_shape().size()];
-            c.bench_function(&format!("{name}+{}/inference", pool.kind()), |bench| {
-                bench.iter(|| {
-                    let fused = layer.forward_pooled(Forward {
-                        n: N,
-                        params: &b.params,
-                        x: &b.x,
-                        y: &mut pooled,
-                        scratch: &mut b.scratch,
-                        train: false,
-                        seed: 1,
-                    });
-                    black_box((fused, &pooled));
-                })
-            });
-            if i == 0 && layer.trains_pooled() {
-                let dpooled: Vec<f32> = (0..pooled.len()).map(|j| ((j as f32) * 0.05).sin()).collect();
-                c.bench_function(&format!("{name}+{}/training", pool.kind()), |bench| {
-                    bench.iter(|| {
-                        let forward = Forward {
-                            n: N,
-                            params: &b.params,
-                            x: &b.x,
-                            y: &mut pooled,
-                            scratch: &mut b.scratch,
-                            train: true,
-                            seed: 1,
-                        };
-                        assert!(layer.forward_pooled(forward));
-                        let mut dy = dpooled.clone();
-                        layer.backward_pooled(Backward {
-                            n: N,
-                            params: &b.params,
-                            x: &b.x,
-                            y: &pooled,
-                            dy: &mut dy,
-                            dx: None,
-                            dparams: &mut b.dparams,
-                            scratch: &mut b.scratch,
-                        });
-                        black_box(&b.dparams);
-                    })
-                });
-            }
-        }
         c.bench_function(&format!("{name}/backward"), |bench| {
             bench.iter(|| {
                 let mut dy = b.dy.clone();
@@ -120,9 +75,46 @@ fn bench_layers(c: &mut Criterion) {
     }
 }
 
+fn bench_fused_steps(c: &mut Criterion) {
+    let model = Model::new(ModelSpec::seed(), 10).unwrap();
+    for train in [false, true] {
+        for step in model.plan(train).steps() {
+            let Step::ConvPool { conv, problem, forward, backward } = step else { continue };
+            let mut b = buffers(model.layers()[*conv].as_ref());
+            let (kernel, bias) = b.params.split_at(problem.kernel_len());
+            let mut pooled = vec![0.0; N * problem.step_output().size()];
+            let dpooled: Vec<f32> = (0..pooled.len()).map(|j| ((j as f32) * 0.05).sin()).collect();
+            let mut scratch = vec![0.0; forward.scratch_len(N).max(backward.as_ref().map_or(0, |b| b.scratch_len(N)))];
+            let mut kept = vec![0.0; forward.kept_len()];
+            let mode = if train { "training" } else { "inference" };
+            c.bench_function(&format!("{conv}_{}+pool/{mode}", forward.name()), |bench| {
+                bench.iter(|| {
+                    let (x, y) = (&b.x, &mut pooled);
+                    forward.forward(ConvForward { n: N, x, kernel, bias, y, scratch: &mut scratch, kept: &mut kept });
+                    if let Some(backward) = backward {
+                        let (dkernel, dbias) = b.dparams.split_at_mut(problem.kernel_len());
+                        backward.backward(ConvBackward {
+                            n: N,
+                            x: &b.x,
+                            y: &pooled,
+                            dy: &mut dpooled.clone(),
+                            kernel,
+                            dkernel,
+                            dbias,
+                            dx: None,
+                            scratch: &mut scratch,
+                        });
+                    }
+                    black_box(&pooled);
+                })
+            });
+        }
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
-    targets = bench_layers
+    targets = bench_layers, bench_fused_steps
 }
 criterion_main!(benches);

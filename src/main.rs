@@ -15,6 +15,7 @@ use wardrobe::nn::infer::Predictor;
 use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
 use wardrobe::nn::store;
+use wardrobe::nn::vector::{Kernels, kernels, set_kernels};
 use wardrobe::optim::config::{OptimizerConfig, OptimizerKind};
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::predict::top_k;
@@ -42,6 +43,10 @@ struct Cli {
     /// Worker threads (default: one per core).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Kernels: auto (the fastest this CPU has), portable (no hand-written AVX-512: what other
+    /// CPUs run), reference (textbook loops).
+    #[arg(long, global = true, default_value = "auto")]
+    kernels: Kernels,
     #[command(subcommand)]
     command: Command,
 }
@@ -569,6 +574,14 @@ fn run_bench_serve(a: ServeBenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Which algorithm each step of the model runs, in training and in inference (`--kernels`).
+fn print_plans(model: &Model) {
+    for (mode, train) in [("training", true), ("inference", false)] {
+        println!("plan for {mode} ({} kernels):", kernels());
+        model.describe_plan(train).lines().for_each(|line| println!("  {line}"));
+    }
+}
+
 fn run_bench(a: BenchArgs) -> Result<()> {
     if let Some(BenchTarget::Serve(serve)) = a.target {
         return run_bench_serve(serve);
@@ -578,6 +591,7 @@ fn run_bench(a: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
         return Ok(());
     }
+    print_plans(&Model::new(ModelSpec::preset(&a.preset)?, 10)?);
     println!(
         "threads {}  sgemm {:.1} GFLOP/s ({:.1} on one thread)",
         r.threads, r.sgemm_gflops_all_threads, r.sgemm_gflops_one_thread
@@ -751,6 +765,7 @@ fn run_train(a: TrainArgs, explicit: &dyn Fn(&str) -> bool) -> Result<()> {
     let full = a.data.source().load(Split::Train)?;
     let (train, val) = split_validation(full, val_split)?;
     println!("{}", model.summary());
+    print_plans(&model);
     println!(
         "training on {} images, validating on {}, {} threads",
         train.len(),
@@ -866,6 +881,7 @@ fn main() -> ExitCode {
         eprintln!("error: cannot start {threads} threads: {e}");
         return ExitCode::FAILURE;
     }
+    set_kernels(cli.kernels);
     let result = match cli.command {
         Command::Convert(a) => run_convert(a),
         Command::Train(a) => {

@@ -1,33 +1,15 @@
-//! 2-D convolution, stride 1, "valid" or "same" padding, NHWC, with fused bias and activation.
-//! Multi-channel inputs are convolved image by image as matrix products over the padded image
-//! itself (`implicit_conv`); a valid 3×3 convolution over whole vectors of channels and filters
-//! computes its forward pass and its gradients by Winograd's F(2×2, 3×3) instead
-//! (`winograd`, `winograd_gradient`). A single-channel layer computes its output, and as a first
-//! layer its kernel gradient, by direct convolution (`direct_conv`) where the CPU has it;
-//! otherwise, and for its input gradient, it unfolds its patches kernel-major (im2col, one image
-//! row per kernel offset) and multiplies per chunk of images:
-//! `cols[KH·KW, n·OH·OW]ᵀ · kernel[KH·KW, F] → y[n·OH·OW, F]`, already NHWC. Chunks are sized
-//! so the patch matrix stays in the core's cache; backward unfolds each chunk again rather than
-//! keeping a batch-sized patch matrix, which would only stream through memory. In inference, a
-//! valid convolution followed by 2×2 max pooling can write the pooled output directly
-//! (`forward_pooled`, `conv_pool`).
+//! 2-D convolution layer, stride 1, "valid" or "same" padding, NHWC, with fused bias and
+//! activation. The layer describes its [`ConvProblem`] and runs the algorithms
+//! [`conv::select_forward`] and [`conv::select_backward`] chose for it once, at construction
+//! (see `crate::nn::conv` for the ordered lists). A convolution followed by 2×2 max pooling may
+//! instead run as one fused step of the model's plan (`crate::nn::plan`).
 
-use crate::nn::activation::{Activation, add_bias_activate, bias_activation_backward};
-use crate::nn::conv_pool::ConvPool;
-use crate::nn::direct_conv;
-use crate::nn::implicit_conv::ImplicitConv;
+use crate::nn::activation::{Activation, bias_activation_backward};
+use crate::nn::conv::{self, BackwardAlgorithm, ConvBackward, ConvForward, ConvProblem, ForwardAlgorithm};
 use crate::nn::init::Init;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
-use crate::nn::matmul::{matmul, n as plain, t as transposed};
-use crate::nn::pooled_training::PooledTraining;
-use crate::nn::winograd::{Output, Winograd};
-use crate::nn::winograd_gradient::Gradients;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-
-/// Most im2col values per chunk (256 KiB of f32): a chunk's patches and their gradients stay in
-/// a core's L2 cache while the matrix multiplies read them.
-const CHUNK_VALUES: usize = 64 * 1024;
 
 /// Border handling of a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -40,34 +22,26 @@ pub enum Padding {
     Same,
 }
 
+/// The unpooled training problem, with input gradient, of a convolution.
+pub fn problem(input: Shape, filters: usize, kernel: usize, padding: Padding, activation: Activation) -> ConvProblem {
+    let pad = if padding == Padding::Same { kernel / 2 } else { 0 };
+    ConvProblem { input, filters, kernel, pad, activation, pool: false, input_gradient: true, training: true }
+}
+
 /// A convolution layer. Parameters: `kernel [k, k, in, filters]`, then `bias [filters]`.
 pub struct Conv2d {
-    input: Shape,
-    output: Shape,
-    filters: usize,
-    kernel: usize,
-    pad: usize,
-    activation: Activation,
+    /// What it computes (unpooled, training).
+    problem: ConvProblem,
     init: Init,
-    /// The image-by-image matrix products of a multi-channel input.
-    implicit: Option<ImplicitConv>,
-    /// The single-channel geometry, where this CPU computes the output by direct convolution
-    /// (decided once, at construction).
-    direct: Option<direct_conv::Geometry>,
-    /// The fused convolution and 2×2 max pooling for inference, where this CPU has it (valid
-    /// padding only).
-    pooled: Option<ConvPool>,
-    /// Winograd's F(2×2, 3×3) for the whole output, where it applies (valid 3×3, whole vectors
-    /// of channels and filters, even output sides, AVX-512F).
-    winograd: Option<Winograd>,
-    /// The kernel and input gradients by Winograd, where the forward pass uses it.
-    winograd_gradients: Option<Gradients>,
-    /// Training together with a following 2×2 max pooling, for a direct first layer.
-    pooled_training: Option<PooledTraining>,
+    /// The forward algorithm chosen for `problem`.
+    forward: Box<dyn ForwardAlgorithm>,
+    /// The backward algorithm chosen for `problem`.
+    backward: Box<dyn BackwardAlgorithm>,
 }
 
 impl Conv2d {
-    /// A `kernel × kernel` convolution with `filters` outputs over samples of `input`.
+    /// A `kernel × kernel` convolution with `filters` outputs over samples of `input`, whose
+    /// backward pass computes the input gradient.
     pub fn new(
         input: Shape,
         filters: usize,
@@ -76,110 +50,24 @@ impl Conv2d {
         activation: Activation,
         init: Init,
     ) -> Conv2d {
-        let pad = if padding == Padding::Same { kernel / 2 } else { 0 };
-        let out_side = |s: usize| s + 2 * pad + 1 - kernel;
-        let output = Shape::new(out_side(input.h), out_side(input.w), filters);
-        let implicit = (input.c > 1).then(|| ImplicitConv::new(input, output, kernel, pad));
-        let direct = (input.c == 1 && direct_conv::available(filters)).then_some(direct_conv::Geometry {
-            input: (input.h, input.w),
-            output: (output.h, output.w),
-            kernel,
-            pad,
-        });
-        let pooled = if pad == 0 { ConvPool::new(input, kernel, filters) } else { None };
-        let winograd = if pad == 0 && kernel == 3 { Winograd::covering(input, filters) } else { None };
-        let winograd_gradients = winograd.and_then(Gradients::new);
-        let pooled_training = direct.and_then(|g| PooledTraining::new(g, output));
-        Conv2d {
-            input,
-            output,
-            filters,
-            kernel,
-            pad,
-            activation,
-            init,
-            implicit,
-            direct,
-            pooled,
-            winograd,
-            winograd_gradients,
-            pooled_training,
-        }
+        Conv2d::for_problem(problem(input, filters, kernel, padding, activation), init)
     }
 
-    /// Length of one im2col row.
-    fn patch_len(&self) -> usize {
-        self.kernel * self.kernel * self.input.c
+    /// The same convolution as a model's first layer, whose backward pass needs no input
+    /// gradient (which lets faster algorithms take it).
+    pub fn without_input_gradient(self) -> Conv2d {
+        Conv2d::for_problem(ConvProblem { input_gradient: false, ..self.problem }, self.init)
     }
 
-    /// Output pixels per sample.
-    fn out_pixels(&self) -> usize {
-        self.output.h * self.output.w
+    fn for_problem(problem: ConvProblem, init: Init) -> Conv2d {
+        let forward = conv::select_forward(&problem).expect("the reference takes every unpooled convolution");
+        let backward = conv::select_backward(&problem).expect("the reference takes every unpooled convolution");
+        Conv2d { problem, init, forward, backward }
     }
 
-    /// Images per chunk: as many as fit `CHUNK_VALUES`, at least one.
-    fn chunk_images(&self) -> usize {
-        (CHUNK_VALUES / (self.out_pixels() * self.patch_len())).max(1)
-    }
-
-    /// `(first image, images)` of each chunk of a batch of `n`.
-    fn chunks(&self, n: usize) -> impl Iterator<Item = (usize, usize)> {
-        let step = self.chunk_images();
-        (0..n).step_by(step).map(move |first| (first, step.min(n - first)))
-    }
-
-    /// Range of output columns `ox` whose input column `ox + kx − pad` lies inside the image.
-    fn valid_columns(&self, kx: usize) -> std::ops::Range<usize> {
-        let lo = self.pad.saturating_sub(kx);
-        let hi = (self.input.w + self.pad).saturating_sub(kx).min(self.output.w);
-        lo..hi.max(lo)
-    }
-
-    /// Calls `visit(col_offset, source, len)` for every contiguous run of the kernel-major `cols`
-    /// of a single-channel input: one image row per kernel offset. `source` is the input offset
-    /// to copy from, or `None` where the run lies in the zero padding.
-    fn for_each_run(&self, n: usize, mut visit_any: impl FnMut(usize, Option<usize>, usize)) {
-        let mut visit = |col, source, len| {
-            if len > 0 {
-                visit_any(col, source, len)
-            }
-        };
-        let (k, in_size) = (self.kernel, self.input.size());
-        let (oh, ow, rows) = (self.output.h, self.output.w, n * self.out_pixels());
-        for b in 0..n {
-            for oy in 0..oh {
-                let row = (b * oh + oy) * ow;
-                for ky in 0..k {
-                    let iy = (oy + ky).checked_sub(self.pad).filter(|&v| v < self.input.h);
-                    for kx in 0..k {
-                        let start = (ky * k + kx) * rows + row;
-                        let cols = self.valid_columns(kx);
-                        let ix = (cols.start + kx).saturating_sub(self.pad);
-                        visit(start, None, cols.start);
-                        visit(start + cols.start, iy.map(|iy| b * in_size + iy * self.input.w + ix), cols.len());
-                        visit(start + cols.end, None, ow - cols.end);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Unfolds input patches into `cols`, writing zeros where a patch leaves the image.
-    fn im2col(&self, x: &[f32], n: usize, cols: &mut [f32]) {
-        self.for_each_run(n, |col, source, len| match source {
-            Some(inp) => cols[col..col + len].copy_from_slice(&x[inp..inp + len]),
-            None => cols[col..col + len].fill(0.0),
-        });
-    }
-
-    /// Folds patch gradients back onto the input, summing overlaps.
-    fn col2im(&self, dcols: &[f32], n: usize, dx: &mut [f32]) {
-        dx[..n * self.input.size()].fill(0.0);
-        self.for_each_run(n, |col, source, len| {
-            if let Some(inp) = source {
-                dx[inp..inp + len].iter_mut().zip(&dcols[col..col + len]).for_each(|(d, g)| *d += g)
-            }
-        });
+    /// What this layer computes.
+    pub fn problem(&self) -> ConvProblem {
+        self.problem
     }
 }
 
@@ -189,133 +77,63 @@ impl Layer for Conv2d {
     }
 
     fn input_shape(&self) -> Shape {
-        self.input
+        self.problem.input
     }
 
     fn output_shape(&self) -> Shape {
-        self.output
+        self.problem.output()
     }
 
     fn param_specs(&self) -> Vec<ParamSpec> {
+        let p = &self.problem;
         vec![
-            ParamSpec {
-                name: "kernel",
-                trainable: true,
-                dims: vec![self.kernel, self.kernel, self.input.c, self.filters],
-            },
-            ParamSpec { name: "bias", trainable: true, dims: vec![self.filters] },
+            ParamSpec { name: "kernel", trainable: true, dims: vec![p.kernel, p.kernel, p.input.c, p.filters] },
+            ParamSpec { name: "bias", trainable: true, dims: vec![p.filters] },
         ]
     }
 
     fn init_params(&self, params: &mut [f32], rng: &mut ChaCha8Rng) {
-        let (kernel, bias) = params.split_at_mut(self.patch_len() * self.filters);
-        let area = self.kernel * self.kernel;
-        self.init.fill(kernel, area * self.input.c, area * self.filters, rng);
+        let p = &self.problem;
+        let (kernel, bias) = params.split_at_mut(p.kernel_len());
+        let area = p.kernel * p.kernel;
+        self.init.fill(kernel, area * p.input.c, area * p.filters, rng);
         bias.fill(0.0);
     }
 
     fn scratch_len(&self, n: usize) -> usize {
-        let fused = self.pooled.map_or(0, |p| p.scratch_len());
-        let unfused = match &self.implicit {
-            Some(conv) => conv.scratch_len(),
-            None => 2 * n.min(self.chunk_images()) * self.out_pixels() * self.patch_len(),
-        };
-        let padded = self.direct.map_or(0, |g| direct_conv::padded_len(&g));
-        let winograd = self.winograd.map_or(0, |w| w.scratch_len());
-        let gradients = self.winograd_gradients.map_or(0, |g| g.scratch_len());
-        let trained_pooled = self.pooled_training.map_or(0, |t| t.scratch_len(n));
-        let kept = self.pooled.map_or(0, |p| p.kept_len());
-        fused.max(unfused).max(padded).max(winograd).max(gradients).max(trained_pooled) + kept
+        self.forward.scratch_len(n).max(self.backward.scratch_len(n))
     }
 
     fn macs(&self) -> usize {
-        self.out_pixels() * self.patch_len() * self.filters
+        let out = self.problem.output();
+        out.h * out.w * self.problem.patch_len() * self.problem.filters
+    }
+
+    fn conv_algorithms(&self) -> Option<(&'static str, &'static str)> {
+        Some((self.forward.name(), self.backward.name()))
     }
 
     fn forward(&self, f: Forward) {
-        let (k, fo) = (self.patch_len(), self.filters);
-        let (in_size, out_size) = (self.input.size(), self.output.size());
-        let (kernel, bias) = f.params.split_at(k * fo);
-        if let Some(geometry) = &self.direct {
-            return direct_conv::forward(geometry, f.x, f.n, kernel, bias, self.activation, f.y);
-        }
-        if let Some(winograd) = &self.winograd {
-            let relu = self.activation == Activation::Relu;
-            return winograd.forward(f.x, f.n, kernel, (bias, relu, Output::Full), f.y, f.scratch);
-        }
-        if let Some(conv) = &self.implicit {
-            for (x, y) in f.x.chunks_exact(in_size).zip(f.y.chunks_exact_mut(out_size)).take(f.n) {
-                conv.forward(x, kernel, y, f.scratch);
-                add_bias_activate(y, bias, self.activation);
-            }
-            return;
-        }
-        for (first, n) in self.chunks(f.n) {
-            let rows = n * self.out_pixels();
-            let cols = &mut f.scratch[..rows * k];
-            self.im2col(&f.x[first * in_size..], n, cols);
-            let y = &mut f.y[first * out_size..][..rows * fo];
-            matmul(rows, fo, k, transposed(cols), plain(kernel), y, false);
-            add_bias_activate(y, bias, self.activation);
-        }
+        let (kernel, bias) = f.params.split_at(self.problem.kernel_len());
+        self.forward.forward(ConvForward { n: f.n, x: f.x, kernel, bias, y: f.y, scratch: f.scratch, kept: &mut [] });
     }
 
-    fn trains_pooled(&self) -> bool {
-        self.pooled_training.is_some()
-    }
-
-    fn forward_pooled(&self, f: Forward) -> bool {
-        let (kernel, bias) = f.params.split_at(self.patch_len() * self.filters);
-        if f.train {
-            let Some(training) = &self.pooled_training else { return false };
-            training.forward((f.x, f.n), (kernel, bias, self.activation), f.y, f.scratch);
-            return true;
-        }
-        let Some(fused) = &self.pooled else { return false };
-        // The fused pass keeps its transformed kernel at the end of the scratch, which the
-        // other passes never reach (see `scratch_len`).
-        let (scratch, kept) = f.scratch.split_at_mut(f.scratch.len() - fused.kept_len());
-        fused.forward(f.x, f.n, kernel, bias, self.activation, f.y, scratch, kept);
-        true
-    }
-
-    fn backward_pooled(&self, b: Backward) {
-        let training = self.pooled_training.as_ref().expect("a pooled training pass (trains_pooled)");
-        assert!(b.dx.is_none(), "the pooled training pass has no input gradient");
-        let (dkernel, dbias) = b.dparams.split_at_mut(self.patch_len() * self.filters);
-        training.backward((b.x, b.n, self.activation), (b.y, b.dy), (dkernel, dbias), b.scratch);
-    }
-
-    fn backward(&self, mut b: Backward) {
-        let (k, fo) = (self.patch_len(), self.filters);
-        let (in_size, out_size) = (self.input.size(), self.output.size());
-        let (dkernel, dbias) = b.dparams.split_at_mut(k * fo);
-        let kernel = &b.params[..k * fo];
+    fn backward(&self, b: Backward) {
+        let (dkernel, dbias) = b.dparams.split_at_mut(self.problem.kernel_len());
+        let out_size = self.problem.output().size();
         let dy = &mut b.dy[..b.n * out_size];
-        bias_activation_backward(dy, &b.y[..b.n * out_size], self.activation, dbias);
-        let dy = &*dy;
-        let direct = self.direct.filter(|g| b.dx.is_none() && direct_conv::gradient_available(g, fo));
-        if let Some(geometry) = direct {
-            return direct_conv::kernel_gradient(&geometry, b.x, dy, b.n, dkernel, b.scratch);
-        }
-        if let Some(gradients) = &self.winograd_gradients {
-            return gradients.backward((b.x, dy, b.n), kernel, dkernel, b.dx, b.scratch);
-        }
-        if let Some(conv) = &self.implicit {
-            return conv.backward(b.n, b.x, dy, kernel, dkernel, b.dx, b.scratch);
-        }
-        for (first, n) in self.chunks(b.n) {
-            let rows = n * self.out_pixels();
-            let dy = &dy[first * out_size..][..rows * fo];
-            let (cols, dcols) = b.scratch.split_at_mut(rows * k);
-            self.im2col(&b.x[first * in_size..], n, cols);
-            matmul(k, fo, rows, plain(cols), plain(dy), dkernel, true);
-            if let Some(dx) = b.dx.as_deref_mut() {
-                let dcols = &mut dcols[..rows * k];
-                matmul(k, rows, fo, plain(kernel), transposed(dy), dcols, false);
-                self.col2im(dcols, n, &mut dx[first * in_size..]);
-            }
-        }
+        bias_activation_backward(dy, &b.y[..b.n * out_size], self.problem.activation, dbias);
+        self.backward.backward(ConvBackward {
+            n: b.n,
+            x: b.x,
+            y: b.y,
+            dy,
+            kernel: &b.params[..self.problem.kernel_len()],
+            dkernel,
+            dbias,
+            dx: b.dx,
+            scratch: b.scratch,
+        });
     }
 }
 
@@ -361,11 +179,12 @@ mod tests {
         // of the kink (for the implicit-GEMM path too); the Winograd ReLU is checked against the
         // textbook sum in `winograd`.
         let conv = Conv2d::new(Shape::new(6, 8, 16), 16, 3, Padding::Valid, Activation::Linear, Init::HeNormal);
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx512f = std::arch::is_x86_feature_detected!("avx512f");
-            assert_eq!((conv.winograd.is_some(), conv.winograd_gradients.is_some()), (avx512f, avx512f));
-        }
+        let expected = if crate::nn::vector::avx512f() {
+            ("winograd", "winograd-gradient")
+        } else {
+            ("implicit-gemm", "implicit-gemm")
+        };
+        assert_eq!(conv.conv_algorithms(), Some(expected));
         check_layer(&conv, 2);
     }
 
@@ -385,11 +204,10 @@ mod tests {
     }
 
     /// A multi-channel convolution (image by image) and a single-channel one whose batches of
-    /// three images split into more than one im2col chunk.
+    /// three images split into more than one im2col chunk (36,864 patch values per image).
     fn batched_convolutions() -> [Conv2d; 2] {
         let implicit = Conv2d::new(Shape::new(8, 8, 40), 2, 3, Padding::Same, Activation::Linear, Init::HeNormal);
         let kernel_major = Conv2d::new(Shape::new(48, 48, 1), 2, 5, Padding::Same, Activation::Linear, Init::HeNormal);
-        assert!(kernel_major.chunks(3).count() >= 2, "the batch is split");
         [implicit, kernel_major]
     }
 
@@ -404,7 +222,7 @@ mod tests {
     fn a_batch_equals_its_images_one_by_one() {
         for conv in batched_convolutions() {
             let params: Vec<f32> = (0..param_count(&conv)).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
-            let (ins, outs) = (conv.input.size(), conv.output.size());
+            let (ins, outs) = (conv.problem.input.size(), conv.problem.output().size());
             let x: Vec<f32> = (0..3 * ins).map(|i| (i * 7 % 17) as f32 / 17.0).collect();
             let dy: Vec<f32> = (0..3 * outs).map(|i| (i * 5 % 11) as f32 / 11.0 - 0.5).collect();
             let (y, dx, dparams) = forward_backward(&conv, &params, &x, &dy);
@@ -423,48 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn training_with_the_following_pooling_equals_the_two_layers_one_after_the_other() {
-        let conv = Conv2d::new(Shape::new(12, 13, 1), 32, 5, Padding::Valid, Activation::Relu, Init::HeNormal);
-        if !conv.trains_pooled() {
-            eprintln!("SKIPPED: this CPU has no AVX-512F, so the pooled training pass is never used");
-            return;
-        }
-        let pool = crate::nn::pool::MaxPool2d::new(conv.output, 2);
-        let n = 3;
-        let params: Vec<f32> = (0..param_count(&conv)).map(|i| (i % 13) as f32 / 13.0 - 0.4).collect();
-        // The top rows are constant, so neighbouring outputs there tie in the pooling (which of
-        // them takes the gradient is checked in `argmax_pool`).
-        let x: Vec<f32> =
-            (0..n * conv.input.size()).map(|i| if i % 156 < 91 { 0.5 } else { (i * 7 % 17) as f32 / 17.0 }).collect();
-        let pooled_len = n * pool.output_shape().size();
-        let dpooled: Vec<f32> = (0..pooled_len).map(|i| (i * 5 % 11) as f32 / 11.0 - 0.5).collect();
-        let (y, _, _) = forward_backward(&conv, &params, &x, &vec![0.0; n * conv.output.size()]);
-        let (expected_pooled, dy, _) = forward_backward(&pool, &[], &y, &dpooled);
-        let (_, _, expected_dparams) = forward_backward(&conv, &params, &x, &dy);
-
-        let (mut pooled, mut scratch) = (vec![f32::NAN; pooled_len], vec![f32::NAN; conv.scratch_len(n)]);
-        let forward =
-            Forward { n, params: &params, x: &x, y: &mut pooled, scratch: &mut scratch, train: true, seed: 0 };
-        assert!(conv.forward_pooled(forward));
-        assert_eq!(pooled, expected_pooled);
-        let (mut dy_pooled, mut dparams) = (dpooled.clone(), vec![0.0; params.len()]);
-        conv.backward_pooled(Backward {
-            n,
-            params: &params,
-            x: &x,
-            y: &pooled,
-            dy: &mut dy_pooled,
-            dx: None,
-            dparams: &mut dparams,
-            scratch: &mut scratch,
-        });
-        for (a, b) in dparams.iter().zip(&expected_dparams) {
-            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "parameter gradient {a} vs {b}");
-        }
-    }
-
-    #[test]
-    fn gradients_of_a_direct_first_layer() {
+    fn gradients_of_wide_single_channel_layers() {
         check_layer(&Conv2d::new(Shape::new(6, 7, 1), 16, 3, Padding::Same, Activation::Linear, Init::HeNormal), 2);
         check_layer(&Conv2d::new(Shape::new(12, 12, 1), 32, 5, Padding::Valid, Activation::Linear, Init::HeNormal), 1);
     }

@@ -129,26 +129,8 @@ pub trait Layer: Send + Sync {
     }
     /// Computes the output.
     fn forward(&self, f: Forward);
-    /// Computes this layer's output max-pooled over 2×2 windows (stride 2) into `f.y`, which
-    /// has the pooled shape, and returns true; false where the layer has no such fused form
-    /// (then nothing was written). In inference; in training too where `trains_pooled`.
-    fn forward_pooled(&self, _f: Forward) -> bool {
-        false
-    }
-    /// Whether `forward_pooled` also runs in training, for this layer as a model's first (which
-    /// needs no input gradient) followed by 2×2 max pooling, with `backward_pooled` as its
-    /// backward pass.
-    fn trains_pooled(&self) -> bool {
-        false
-    }
-    /// The backward pass of a training-mode `forward_pooled` (only where `trains_pooled`):
-    /// `b.y` is the pooled output, `b.dy` its gradient (which may be overwritten), `b.dx` is
-    /// `None`; accumulates the parameter gradients.
-    fn backward_pooled(&self, _b: Backward) {
-        panic!("{} has no pooled training pass", self.kind());
-    }
-    /// The window side of a max-pooling layer (stride equal to the window).
-    fn max_pool_window(&self) -> Option<usize> {
+    /// For a convolution, the names of the forward and backward algorithms it runs.
+    fn conv_algorithms(&self) -> Option<(&'static str, &'static str)> {
         None
     }
     /// Computes the input and parameter gradients.

@@ -2,7 +2,7 @@
 //! few rows, in registers without packing). Transposed operands are expressed through strides,
 //! so no transpose is ever materialised.
 
-use crate::nn::vector::{LANES, groups, whole_vectors};
+use crate::nn::vector::{Kernels, LANES, groups, kernels, whole_vectors};
 
 /// A row-major matrix operand: `data` holds `rows × cols` values, read transposed when `t`.
 #[derive(Clone, Copy)]
@@ -74,6 +74,9 @@ pub fn matmul_views(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32
         }
         return;
     }
+    if kernels() == Kernels::Reference {
+        return textbook(m, n, k, a, b, c, accumulate);
+    }
     if m <= FEW_ROWS && b.col_stride == 1 && whole_vectors(n) {
         return few_rows(m, n, k, a, b, c, accumulate);
     }
@@ -101,6 +104,19 @@ pub fn matmul_views(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32
             false,
             gemm::Parallelism::None,
         );
+    }
+}
+
+/// `c (+)= a · b` by the textbook triple loop (`Kernels::Reference`).
+fn textbook(m: usize, n: usize, k: usize, a: View, b: View, c: &mut [f32], accumulate: bool) {
+    for i in 0..m {
+        for j in 0..n {
+            let dot: f32 = (0..k)
+                .map(|p| a.data[i * a.row_stride + p * a.col_stride] * b.data[p * b.row_stride + j * b.col_stride])
+                .sum();
+            let out = &mut c[i * n + j];
+            *out = if accumulate { *out + dot } else { dot };
+        }
     }
 }
 

@@ -60,10 +60,6 @@ impl Layer for MaxPool2d {
         self.output
     }
 
-    fn max_pool_window(&self) -> Option<usize> {
-        Some(self.size)
-    }
-
     /// The gradients of one output row still to be handed out while backward walks its windows.
     fn scratch_len(&self, _n: usize) -> usize {
         self.output.w * self.output.c

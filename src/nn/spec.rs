@@ -113,7 +113,9 @@ impl LayerSpec {
                     index,
                     "conv2d kernel must fit the input (and be odd for same padding)",
                 )?;
-                Box::new(Conv2d::new(input, filters, kernel, padding, activation, init))
+                let conv = Conv2d::new(input, filters, kernel, padding, activation, init);
+                // A model's first layer needs no input gradient.
+                Box::new(if index == 0 { conv.without_input_gradient() } else { conv })
             }
             LayerSpec::MaxPool2d { size } => {
                 require(size > 0 && size <= input.h && size <= input.w, index, "max_pool2d size must fit the input")?;

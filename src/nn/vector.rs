@@ -1,15 +1,72 @@
-//! What the hand-vectorised convolutions (`direct_conv`, `conv_pool`, `winograd`,
-//! `winograd_gradient`) share: the check that this CPU runs them, bounds-checked loads and stores
-//! of one AVX-512 vector of `f32`, and the transpose of a small array of vectors.
+//! Which kernels this process may run (`Kernels`, set once from `--kernels`), and what the
+//! hand-vectorised kernels (`conv::direct`, `conv::conv_pool`, `conv::winograd`,
+//! `conv::winograd_gradient`, the few-row product of `matmul`) share: the check that they may
+//! run here, bounds-checked loads and stores of one AVX-512 vector of `f32`, and the transpose of
+//! a small array of vectors.
+
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Values in one vector.
 pub const LANES: usize = 16;
 
-/// Whether this CPU has AVX-512F, which the hand-vectorised convolutions need.
+/// Which kernels run: a machine without AVX-512 runs `Portable`; `Reference` is the textbook
+/// loops every faster kernel is tested against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// The fastest this CPU has (hand-written AVX-512 where detected).
+    #[default]
+    Auto,
+    /// No hand-written AVX-512: `gemm` and plain Rust, what any other CPU runs.
+    Portable,
+    /// Textbook loops for convolutions and matrix products.
+    Reference,
+}
+
+impl std::str::FromStr for Kernels {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> crate::error::Result<Kernels> {
+        match s {
+            "auto" => Ok(Kernels::Auto),
+            "portable" => Ok(Kernels::Portable),
+            "reference" => Ok(Kernels::Reference),
+            _ => Err(crate::error::Error::Invalid(format!("kernels '{s}': expected auto, portable or reference"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            Kernels::Auto => "auto",
+            Kernels::Portable => "portable",
+            Kernels::Reference => "reference",
+        })
+    }
+}
+
+static KERNELS: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the kernels of this process; set it before building models (plans are made once).
+pub fn set_kernels(kernels: Kernels) {
+    KERNELS.store(kernels as u8, Ordering::Relaxed);
+}
+
+/// The kernels this process runs.
+pub fn kernels() -> Kernels {
+    match KERNELS.load(Ordering::Relaxed) {
+        0 => Kernels::Auto,
+        1 => Kernels::Portable,
+        _ => Kernels::Reference,
+    }
+}
+
+/// Whether the hand-written AVX-512 kernels may run: this CPU has AVX-512F and the kernels are
+/// `Auto`.
 pub fn avx512f() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
+        kernels() == Kernels::Auto && std::arch::is_x86_feature_detected!("avx512f")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -12,8 +12,9 @@
 //! gradient is rebuilt in cache and consumed by the direct kernel gradient at once.
 
 use crate::nn::activation::{Activation, bias_activation_backward};
-use crate::nn::argmax_pool::{self, pooled_shape};
-use crate::nn::direct_conv::{self, Geometry};
+use crate::nn::conv::argmax_pool::{self, pooled_shape};
+use crate::nn::conv::direct::{self, Geometry};
+use crate::nn::conv::{BackwardAlgorithm, ConvBackward, ConvForward, ConvProblem, ForwardAlgorithm};
 use crate::nn::layer::Shape;
 
 /// The convolution and pooling pair, as one training pass.
@@ -29,13 +30,13 @@ impl PooledTraining {
     /// The pair for a direct convolution with output `output`, where its kernel gradient is
     /// direct too.
     pub fn new(geometry: Geometry, output: Shape) -> Option<PooledTraining> {
-        direct_conv::gradient_available(&geometry, output.c).then_some(PooledTraining { geometry, output })
+        direct::gradient_available(&geometry, output.c).then_some(PooledTraining { geometry, output })
     }
 
     /// Lengths of the pooling positions of `n` images, one image's convolution output (or its
     /// gradient) and one padded input image, in that order.
     fn parts(&self, n: usize) -> [usize; 3] {
-        [n * self.image_sizes().1, self.output.size(), direct_conv::padded_len(&self.geometry)]
+        [n * self.image_sizes().1, self.output.size(), direct::padded_len(&self.geometry)]
     }
 
     /// Values of one input image and of one pooled output image.
@@ -63,7 +64,7 @@ impl PooledTraining {
         let output = &mut rest[..output_len];
         let images = x.chunks_exact(in_size).zip(pooled.chunks_exact_mut(pooled_size));
         for ((image, pooled), positions) in images.zip(positions.chunks_exact_mut(pooled_size)).take(n) {
-            direct_conv::forward(&self.geometry, image, 1, kernel, bias, act, output);
+            direct::forward(&self.geometry, image, 1, kernel, bias, act, output);
             argmax_pool::pool(output, self.output, pooled, positions);
         }
     }
@@ -88,7 +89,57 @@ impl PooledTraining {
         let images = x.chunks_exact(in_size).zip(dpooled.chunks_exact(pooled_size));
         for ((image, dpooled), positions) in images.zip(positions.chunks_exact(pooled_size)).take(n) {
             argmax_pool::unpool(dpooled, positions, self.output, doutput);
-            direct_conv::kernel_gradient(&self.geometry, image, doutput, 1, dkernel, &mut padded[..padded_len]);
+            direct::kernel_gradient(&self.geometry, image, doutput, 1, dkernel, &mut padded[..padded_len]);
         }
+    }
+}
+
+/// The pair for a training problem of one channel followed by pooling, with no input gradient,
+/// where this CPU runs the direct convolution and its kernel gradient.
+fn pair(p: &ConvProblem) -> Option<(PooledTraining, Activation)> {
+    if !(p.pool && p.training && !p.input_gradient && p.input.c == 1) {
+        return None;
+    }
+    let output = p.output();
+    let geometry =
+        Geometry { input: (p.input.h, p.input.w), output: (output.h, output.w), kernel: p.kernel, pad: p.pad };
+    direct::available(p.filters).then(|| PooledTraining::new(geometry, output)).flatten().map(|t| (t, p.activation))
+}
+
+/// The forward pass of [`pair`]'s problems.
+pub fn forward_for(p: &ConvProblem) -> Option<Box<dyn ForwardAlgorithm>> {
+    pair(p).map(|t| Box::new(t) as Box<dyn ForwardAlgorithm>)
+}
+
+/// The backward pass of [`pair`]'s problems (after this forward pass, whose scratch it reads).
+pub fn backward_for(p: &ConvProblem) -> Option<Box<dyn BackwardAlgorithm>> {
+    pair(p).map(|t| Box::new(t) as Box<dyn BackwardAlgorithm>)
+}
+
+impl ForwardAlgorithm for (PooledTraining, Activation) {
+    fn name(&self) -> &'static str {
+        "pooled-training"
+    }
+
+    fn scratch_len(&self, n: usize) -> usize {
+        self.0.scratch_len(n)
+    }
+
+    fn forward(&self, f: ConvForward) {
+        self.0.forward((f.x, f.n), (f.kernel, f.bias, self.1), f.y, f.scratch);
+    }
+}
+
+impl BackwardAlgorithm for (PooledTraining, Activation) {
+    fn name(&self) -> &'static str {
+        "pooled-training"
+    }
+
+    fn scratch_len(&self, n: usize) -> usize {
+        self.0.scratch_len(n)
+    }
+
+    fn backward(&self, b: ConvBackward) {
+        self.0.backward((b.x, b.n, self.1), (b.y, b.dy), (b.dkernel, b.dbias), b.scratch);
     }
 }

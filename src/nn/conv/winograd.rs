@@ -11,6 +11,8 @@
 //! Layouts (per image): transformed input `u[position][window][channel]`, transformed kernel
 //! `v[position][channel][filter]`, products `m[window][position][filter]`.
 
+use crate::nn::activation::Activation;
+use crate::nn::conv::{ConvForward, ConvProblem, ForwardAlgorithm};
 use crate::nn::layer::Shape;
 use crate::nn::vector::{LANES, avx512f};
 
@@ -247,6 +249,35 @@ fn bytes(values: &[f32]) -> &[u8] {
     // SAFETY: any four bytes are a valid `u8` each; the length covers exactly the same memory,
     // which stays borrowed for the result's lifetime.
     unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values)) }
+}
+
+/// The forward pass of a valid, unpooled 3×3 problem whose output tiles cover the output
+/// (channels and filters whole vectors, even output sides), where this CPU runs it.
+pub fn forward_for(p: &ConvProblem) -> Option<Box<dyn ForwardAlgorithm>> {
+    (!p.pool && p.pad == 0 && p.kernel == 3)
+        .then(|| Winograd::covering(p.input, p.filters))
+        .flatten()
+        .map(|w| Box::new(Full { winograd: w, relu: p.activation == Activation::Relu }) as Box<dyn ForwardAlgorithm>)
+}
+
+/// Winograd writing the whole output.
+struct Full {
+    winograd: Winograd,
+    relu: bool,
+}
+
+impl ForwardAlgorithm for Full {
+    fn name(&self) -> &'static str {
+        "winograd"
+    }
+
+    fn scratch_len(&self, _n: usize) -> usize {
+        self.winograd.scratch_len()
+    }
+
+    fn forward(&self, f: ConvForward) {
+        self.winograd.forward(f.x, f.n, f.kernel, (f.bias, self.relu, Output::Full), f.y, f.scratch);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -9,6 +9,7 @@
 //! kernel is at most 7 wide); elsewhere the convolution layer keeps its im2col path.
 
 use crate::nn::activation::Activation;
+use crate::nn::conv::{BackwardAlgorithm, ConvBackward, ConvForward, ConvProblem, ForwardAlgorithm};
 use crate::nn::vector::{LANES, whole_vectors};
 
 /// Neighbouring output pixels computed together, each with its own accumulators, so that at least
@@ -114,6 +115,69 @@ pub fn forward(g: &Geometry, x: &[f32], n: usize, kernel: &[f32], bias: &[f32], 
                 unsafe { avx512::forward_block::<1>(g, image, kernel, bias, first, relu, out) };
             }
         }
+    }
+}
+
+/// The geometry of a single-channel, unpooled problem.
+fn geometry(p: &ConvProblem) -> Option<Geometry> {
+    let out = p.output();
+    (p.input.c == 1 && !p.pool).then_some(Geometry {
+        input: (p.input.h, p.input.w),
+        output: (out.h, out.w),
+        kernel: p.kernel,
+        pad: p.pad,
+    })
+}
+
+/// The direct forward pass.
+struct Direct {
+    geometry: Geometry,
+    activation: crate::nn::activation::Activation,
+}
+
+/// The direct kernel gradient (a first layer: no input gradient).
+struct DirectKernelGradient {
+    geometry: Geometry,
+}
+
+/// The forward pass of a single-channel problem, where this CPU runs it.
+pub fn forward_for(p: &ConvProblem) -> Option<Box<dyn ForwardAlgorithm>> {
+    let geometry = geometry(p).filter(|_| available(p.filters))?;
+    Some(Box::new(Direct { geometry, activation: p.activation }))
+}
+
+/// The backward pass of a single-channel problem that needs no input gradient, where this CPU
+/// runs it.
+pub fn backward_for(p: &ConvProblem) -> Option<Box<dyn BackwardAlgorithm>> {
+    let geometry = geometry(p).filter(|g| !p.input_gradient && gradient_available(g, p.filters))?;
+    Some(Box::new(DirectKernelGradient { geometry }))
+}
+
+impl ForwardAlgorithm for Direct {
+    fn name(&self) -> &'static str {
+        "direct"
+    }
+
+    fn scratch_len(&self, _n: usize) -> usize {
+        0
+    }
+
+    fn forward(&self, f: ConvForward) {
+        forward(&self.geometry, f.x, f.n, f.kernel, f.bias, self.activation, f.y);
+    }
+}
+
+impl BackwardAlgorithm for DirectKernelGradient {
+    fn name(&self) -> &'static str {
+        "direct-kernel-gradient"
+    }
+
+    fn scratch_len(&self, _n: usize) -> usize {
+        padded_len(&self.geometry)
+    }
+
+    fn backward(&self, b: ConvBackward) {
+        kernel_gradient(&self.geometry, b.x, b.dy, b.n, b.dkernel, b.scratch);
     }
 }
 

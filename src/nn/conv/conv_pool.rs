@@ -10,9 +10,10 @@
 //! tiles are the pooling windows.
 
 use crate::nn::activation::Activation;
+use crate::nn::conv::winograd::{Output, Winograd};
+use crate::nn::conv::{ConvForward, ConvProblem, ForwardAlgorithm};
 use crate::nn::layer::Shape;
 use crate::nn::vector::whole_vectors;
-use crate::nn::winograd::{Output, Winograd};
 
 /// Where a fused convolution and pooling reads and writes, for NHWC images.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +89,37 @@ impl ConvPool {
             // SAFETY: AVX-512F is present (asserted) and the slices have the sizes checked above.
             unsafe { avx512::image(self, image, kernel, bias, act == Activation::Relu, out) };
         }
+    }
+}
+
+/// The fused inference pass of a valid problem followed by pooling, where this CPU runs it.
+pub fn forward_for(p: &ConvProblem) -> Option<Box<dyn ForwardAlgorithm>> {
+    let usable = p.pool && !p.training && p.pad == 0;
+    let fused = usable.then(|| ConvPool::new(p.input, p.kernel, p.filters)).flatten()?;
+    Some(Box::new(Fused { fused, activation: p.activation }))
+}
+
+/// [`ConvPool`] as a forward algorithm.
+struct Fused {
+    fused: ConvPool,
+    activation: Activation,
+}
+
+impl ForwardAlgorithm for Fused {
+    fn name(&self) -> &'static str {
+        "conv-pool"
+    }
+
+    fn scratch_len(&self, _n: usize) -> usize {
+        self.fused.scratch_len()
+    }
+
+    fn kept_len(&self) -> usize {
+        self.fused.kept_len()
+    }
+
+    fn forward(&self, f: ConvForward) {
+        self.fused.forward(f.x, f.n, f.kernel, f.bias, self.activation, f.y, f.scratch, f.kept);
     }
 }
 

@@ -11,6 +11,8 @@
 //! input gradient is `k²` products, one per kernel tap, each adding `dwide · kernel_tapᵀ` to the
 //! padded input gradient shifted to the tap: rows `r + ky·Wp + kx`, which do not overlap.
 
+use crate::nn::activation::{Activation, add_bias_activate};
+use crate::nn::conv::{BackwardAlgorithm, ConvBackward, ConvForward, ConvProblem, ForwardAlgorithm};
 use crate::nn::layer::Shape;
 use crate::nn::matmul::{View, matmul_views};
 use std::ops::Range;
@@ -182,6 +184,67 @@ fn crop(values: &[f32], frame: Shape, at: usize, shape: Shape, out: &mut [f32]) 
     let row = shape.w * shape.c;
     for (y, out_row) in out[..shape.size()].chunks_exact_mut(row).enumerate() {
         out_row.copy_from_slice(&values[((y + at) * frame.w + at) * frame.c..][..row]);
+    }
+}
+
+/// An unpooled multi-channel problem, by implicit GEMM.
+struct Implicit {
+    conv: ImplicitConv,
+    activation: Activation,
+    input: Shape,
+    output: Shape,
+}
+
+/// The implicit-GEMM form of an unpooled problem with more than one channel.
+fn implicit(p: &ConvProblem) -> Option<Implicit> {
+    let output = p.output();
+    (p.input.c > 1 && !p.pool).then(|| Implicit {
+        conv: ImplicitConv::new(p.input, output, p.kernel, p.pad),
+        activation: p.activation,
+        input: p.input,
+        output,
+    })
+}
+
+/// The forward pass of an unpooled problem with more than one channel.
+pub fn forward_for(p: &ConvProblem) -> Option<Box<dyn ForwardAlgorithm>> {
+    implicit(p).map(|i| Box::new(i) as Box<dyn ForwardAlgorithm>)
+}
+
+/// The backward pass of an unpooled problem with more than one channel.
+pub fn backward_for(p: &ConvProblem) -> Option<Box<dyn BackwardAlgorithm>> {
+    implicit(p).map(|i| Box::new(i) as Box<dyn BackwardAlgorithm>)
+}
+
+impl ForwardAlgorithm for Implicit {
+    fn name(&self) -> &'static str {
+        "implicit-gemm"
+    }
+
+    fn scratch_len(&self, _n: usize) -> usize {
+        self.conv.scratch_len()
+    }
+
+    fn forward(&self, f: ConvForward) {
+        let (in_size, out_size) = (self.input.size(), self.output.size());
+        for (x, y) in f.x.chunks_exact(in_size).zip(f.y.chunks_exact_mut(out_size)).take(f.n) {
+            self.conv.forward(x, f.kernel, y, f.scratch);
+            add_bias_activate(y, f.bias, self.activation);
+        }
+    }
+}
+
+impl BackwardAlgorithm for Implicit {
+    fn name(&self) -> &'static str {
+        "implicit-gemm"
+    }
+
+    fn scratch_len(&self, _n: usize) -> usize {
+        self.conv.scratch_len()
+    }
+
+    fn backward(&self, b: ConvBackward) {
+        self.conv.backward(b.n, b.x, b.dy, b.kernel, b.dkernel, b.dx, b.scratch);
     }
 }
 

@@ -16,9 +16,10 @@
 //! zero-padded output gradient with the flipped kernel would take more tiles (its output is the
 //! whole input) and a transform of its own.
 
+use crate::nn::conv::winograd::{POSITIONS, Winograd};
+use crate::nn::conv::{BackwardAlgorithm, ConvBackward, ConvProblem};
 use crate::nn::layer::Shape;
 use crate::nn::vector::LANES;
-use crate::nn::winograd::{POSITIONS, Winograd};
 
 /// Both gradients of one valid 3×3 convolution by Winograd.
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +120,27 @@ fn split<const N: usize>(mut scratch: &mut [f32], lengths: [usize; N]) -> [&mut 
         scratch = rest;
         part
     })
+}
+
+/// The backward pass of a valid, unpooled 3×3 problem that `winograd` computes forward, where
+/// its channels come in whole blocks.
+pub fn backward_for(p: &ConvProblem) -> Option<Box<dyn BackwardAlgorithm>> {
+    let conv = (!p.pool && p.pad == 0 && p.kernel == 3).then(|| Winograd::covering(p.input, p.filters)).flatten()?;
+    Gradients::new(conv).map(|g| Box::new(g) as Box<dyn BackwardAlgorithm>)
+}
+
+impl BackwardAlgorithm for Gradients {
+    fn name(&self) -> &'static str {
+        "winograd-gradient"
+    }
+
+    fn scratch_len(&self, _n: usize) -> usize {
+        Gradients::scratch_len(self)
+    }
+
+    fn backward(&self, b: ConvBackward) {
+        Gradients::backward(self, (b.x, b.dy, b.n), b.kernel, b.dkernel, b.dx, b.scratch);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
