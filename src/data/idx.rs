@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
 /// Magic number of an IDX file of u8 images (N × rows × cols).
@@ -28,66 +28,139 @@ pub struct IdxArray {
 /// Largest decompressed IDX file accepted (the Fashion-MNIST training images are 47 MB).
 pub const MAX_DECOMPRESSED: u64 = 1 << 31;
 
-/// Reads a file, transparently decompressing it when it starts with the gzip magic.
-pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    gunzip_if_gzipped(fsutil::read(path)?, path)
+/// Most bytes a gzip stream may expand to per compressed byte (Fashion-MNIST's IDX files expand
+/// under 2×, its CSV files about 4×): a small file cannot claim gigabytes.
+pub const MAX_COMPRESSION_RATIO: u64 = 128;
+
+/// What any gzip stream may expand to, however well it compresses.
+const SMALL_FILE_ALLOWANCE: u64 = 64 << 20;
+
+/// A stream of a file's bytes, decompressed when they start with the gzip magic, and the most
+/// bytes it may yield: the file's length, or for gzip [`MAX_COMPRESSION_RATIO`] times it (at
+/// least [`SMALL_FILE_ALLOWANCE`], at most [`MAX_DECOMPRESSED`]).
+struct Source<'a> {
+    reader: Box<dyn Read + 'a>,
+    limit: u64,
+    gzip: bool,
 }
 
-/// The bytes themselves, or their decompression when they start with the gzip magic (at most
-/// [`MAX_DECOMPRESSED`] bytes, so a small malicious file cannot exhaust memory).
+impl<'a> Source<'a> {
+    fn new<R: BufRead + 'a>(mut raw: R, len: u64) -> std::io::Result<Source<'a>> {
+        let gzip = raw.fill_buf()?.starts_with(&GZIP_MAGIC);
+        Ok(if gzip {
+            let limit = len.saturating_mul(MAX_COMPRESSION_RATIO).clamp(SMALL_FILE_ALLOWANCE, MAX_DECOMPRESSED);
+            Source { reader: Box::new(GzDecoder::new(raw)), limit, gzip }
+        } else {
+            Source { reader: Box::new(raw), limit: len, gzip }
+        })
+    }
+
+    fn open(path: &Path) -> Result<Source<'static>> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        Source::new(std::io::BufReader::new(file), len).map_err(|e| Error::io(path, e))
+    }
+
+    /// Reads until `buf` is full or the stream ends; the bytes read.
+    fn fill(&mut self, buf: &mut [u8], path: &Path) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.reader.read(&mut buf[done..]) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.error(e, path)),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Everything that is left, at most `limit` bytes in all (an error past that).
+    fn read_rest(&mut self, limit: u64, path: &Path) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        (&mut self.reader).take(limit + 1).read_to_end(&mut out).map_err(|e| self.error(e, path))?;
+        if out.len() as u64 > limit {
+            return Err(Error::format(path, format!("decompresses to more than {limit} bytes")));
+        }
+        Ok(out)
+    }
+
+    fn error(&self, e: std::io::Error, path: &Path) -> Error {
+        if self.gzip { Error::format(path, format!("corrupt gzip stream: {e}")) } else { Error::io(path, e) }
+    }
+
+    /// Reads an IDX array: the header first, then exactly the payload it declares (never more
+    /// than the source may hold).
+    fn idx(mut self, expected_magic: u32, path: &Path) -> Result<IdxArray> {
+        let mut head = [0u8; 4];
+        let got = self.fill(&mut head, path)?;
+        if got < 4 {
+            return Err(Error::format(path, format!("{got} bytes is too short for an IDX header")));
+        }
+        let magic = u32::from_be_bytes(head);
+        if magic != expected_magic {
+            return Err(Error::format(
+                path,
+                format!("magic number is {magic} (0x{magic:08x}), expected {expected_magic} (0x{expected_magic:08x})"),
+            ));
+        }
+        let ndims = head[3] as usize;
+        let header_len = 4 + 4 * ndims;
+        let mut dim_bytes = vec![0u8; 4 * ndims];
+        if self.fill(&mut dim_bytes, path)? < dim_bytes.len() {
+            return Err(Error::format(path, format!("header truncated: {ndims} dimensions need {header_len} bytes")));
+        }
+        let dims: Vec<usize> =
+            dim_bytes.chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
+        let expected = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| {
+            Error::format(path, format!("dimensions {dims:?} multiply to more than any file can hold"))
+        })?;
+        let room = self.limit.saturating_sub(header_len as u64);
+        if expected as u64 > room {
+            let what = if self.gzip { "this gzip file may expand to at most" } else { "the file has" };
+            return Err(Error::format(
+                path,
+                format!("dimensions {dims:?} need {expected} payload bytes but {what} {room}"),
+            ));
+        }
+        let mut data = Vec::with_capacity(expected);
+        (&mut self.reader).take(expected as u64 + 1).read_to_end(&mut data).map_err(|e| self.error(e, path))?;
+        if data.len() != expected {
+            let has = if data.len() > expected { "more".to_string() } else { data.len().to_string() };
+            return Err(Error::format(
+                path,
+                format!("dimensions {dims:?} need {expected} payload bytes but the file has {has}"),
+            ));
+        }
+        Ok(IdxArray { dims, data })
+    }
+}
+
+/// Reads a file, transparently decompressing it when it starts with the gzip magic (bounded as
+/// [`Source`] says).
+pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
+    let mut source = Source::open(path)?;
+    let limit = source.limit;
+    source.read_rest(limit, path)
+}
+
+/// The bytes themselves, or their decompression when they start with the gzip magic (bounded as
+/// a file of these bytes would be).
 pub fn gunzip_if_gzipped(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
-    if !raw.starts_with(&GZIP_MAGIC) {
-        return Ok(raw);
-    }
-    let mut out = Vec::new();
-    GzDecoder::new(&raw[..])
-        .take(MAX_DECOMPRESSED + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::format(path, format!("corrupt gzip stream: {e}")))?;
-    if out.len() as u64 > MAX_DECOMPRESSED {
-        return Err(Error::format(path, format!("decompresses to more than {MAX_DECOMPRESSED} bytes")));
-    }
-    Ok(out)
+    let mut source = Source::new(&raw[..], raw.len() as u64).map_err(|e| Error::io(path, e))?;
+    let limit = source.limit;
+    source.read_rest(limit, path)
 }
 
 /// Parses IDX bytes, checking the magic, dtype, dimension count and that the payload length
 /// equals the product of the dimensions.
-pub fn parse(mut bytes: Vec<u8>, expected_magic: u32, path: &Path) -> Result<IdxArray> {
-    if bytes.len() < 4 {
-        return Err(Error::format(path, format!("{} bytes is too short for an IDX header", bytes.len())));
-    }
-    let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if magic != expected_magic {
-        return Err(Error::format(
-            path,
-            format!("magic number is {magic} (0x{magic:08x}), expected {expected_magic} (0x{expected_magic:08x})"),
-        ));
-    }
-    let ndims = bytes[3] as usize;
-    let header_len = 4 + 4 * ndims;
-    if bytes.len() < header_len {
-        return Err(Error::format(path, format!("header truncated: {ndims} dimensions need {header_len} bytes")));
-    }
-    let dims: Vec<usize> =
-        bytes[4..header_len].chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
-    let payload_len = bytes.len() - header_len;
-    let expected = dims
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| Error::format(path, format!("dimensions {dims:?} multiply to more than any file can hold")))?;
-    if payload_len != expected {
-        return Err(Error::format(
-            path,
-            format!("dimensions {dims:?} need {expected} payload bytes but the file has {payload_len}"),
-        ));
-    }
-    bytes.drain(..header_len);
-    Ok(IdxArray { dims, data: bytes })
+pub fn parse(bytes: Vec<u8>, expected_magic: u32, path: &Path) -> Result<IdxArray> {
+    Source { reader: Box::new(&bytes[..]), limit: bytes.len() as u64, gzip: false }.idx(expected_magic, path)
 }
 
-/// Reads and parses an IDX file (gzipped or raw).
+/// Reads and parses an IDX file (gzipped or raw), reading no more than its header declares.
 pub fn read(path: &Path, expected_magic: u32) -> Result<IdxArray> {
-    parse(read_maybe_gzip(path)?, expected_magic, path)
+    Source::open(path)?.idx(expected_magic, path)
 }
 
 /// Encodes an array as IDX bytes of u8 values.
@@ -183,6 +256,41 @@ mod tests {
         std::fs::write(&plain, &bytes[..bytes.len() - 6]).unwrap();
         let err = read(&plain, LABELS_MAGIC).unwrap_err().to_string();
         assert!(err.contains("corrupt gzip stream") && err.contains("labels-no-extension"), "{err}");
+    }
+
+    /// A gzip file of `header` followed by `zeros` zero bytes, written in 1 MiB pieces.
+    fn zeros_gzip(path: &Path, header: &[u8], zeros: u64) {
+        let mut gz = GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::best());
+        gz.write_all(header).unwrap();
+        let block = vec![0u8; 1 << 20];
+        for _ in 0..zeros >> 20 {
+            gz.write_all(&block).unwrap();
+        }
+        gz.finish().unwrap();
+    }
+
+    #[test]
+    fn gzip_bombs_are_refused_by_what_their_header_and_size_allow() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = |n: u32| {
+            [&IMAGES_MAGIC.to_be_bytes()[..], &n.to_be_bytes(), &28u32.to_be_bytes(), &28u32.to_be_bytes()].concat()
+        };
+        // An honest header over far more data than it declares: reading stops after the payload.
+        let long = dir.path().join("long.gz");
+        zeros_gzip(&long, &header(100), 256 << 20);
+        let err = read(&long, IMAGES_MAGIC).unwrap_err().to_string();
+        assert!(err.contains("need 78400 payload bytes but the file has more"), "{err}");
+        // A header declaring a gigabyte from a file of a few hundred kilobytes.
+        let claims = dir.path().join("claims.gz");
+        zeros_gzip(&claims, &header(1_300_000), 0);
+        let err = read(&claims, IMAGES_MAGIC).unwrap_err().to_string();
+        assert!(
+            err.contains("need 1019200000 payload bytes but this gzip file may expand to at most 67108848"),
+            "{err}"
+        );
+        // Without a header to go by (CSV), the stream stops at 64 MiB.
+        let err = read_maybe_gzip(&long).unwrap_err().to_string();
+        assert!(err.contains("decompresses to more than 67108864 bytes"), "{err}");
     }
 
     #[test]

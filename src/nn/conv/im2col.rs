@@ -7,6 +7,7 @@
 
 use crate::nn::activation::add_bias_activate;
 use crate::nn::conv::{BackwardAlgorithm, ConvBackward, ConvForward, ConvProblem, ForwardAlgorithm};
+use crate::nn::layer::Shape;
 use crate::nn::matmul::{matmul, n as plain, t as transposed};
 
 /// Most im2col values per chunk (256 KiB of f32): a chunk's patches and their gradients stay in
@@ -16,23 +17,24 @@ const CHUNK_VALUES: usize = 64 * 1024;
 /// The im2col form of an unpooled problem.
 pub struct Im2col {
     p: ConvProblem,
+    /// The output image.
+    out: Shape,
 }
 
 /// The forward pass of any unpooled problem.
 pub fn forward_for(p: &ConvProblem) -> Option<Box<dyn ForwardAlgorithm>> {
-    (!p.pool).then(|| Box::new(Im2col { p: *p }) as Box<dyn ForwardAlgorithm>)
+    (!p.pool).then(|| Box::new(Im2col { p: *p, out: p.output() }) as Box<dyn ForwardAlgorithm>)
 }
 
 /// The backward pass of any unpooled problem.
 pub fn backward_for(p: &ConvProblem) -> Option<Box<dyn BackwardAlgorithm>> {
-    (!p.pool).then(|| Box::new(Im2col { p: *p }) as Box<dyn BackwardAlgorithm>)
+    (!p.pool).then(|| Box::new(Im2col { p: *p, out: p.output() }) as Box<dyn BackwardAlgorithm>)
 }
 
 impl Im2col {
     /// Output pixels per image.
     fn out_pixels(&self) -> usize {
-        let out = self.p.output();
-        out.h * out.w
+        self.out.h * self.out.w
     }
 
     /// Images per chunk: as many as fit `CHUNK_VALUES`, at least one.
@@ -53,7 +55,7 @@ impl Im2col {
 
     /// Range of output columns `ox` whose input column `ox + kx − pad` lies inside the image.
     fn valid_columns(&self, kx: usize) -> std::ops::Range<usize> {
-        let (pad, w, ow) = (self.p.pad, self.p.input.w, self.p.output().w);
+        let (pad, w, ow) = (self.p.pad, self.p.input.w, self.out.w);
         let lo = pad.saturating_sub(kx);
         let hi = (w + pad).saturating_sub(kx).min(ow);
         lo..hi.max(lo)
@@ -69,7 +71,7 @@ impl Im2col {
                 visit_any(col, source, len)
             }
         };
-        let (p, out) = (&self.p, self.p.output());
+        let (p, out) = (&self.p, self.out);
         let (k, c, in_size) = (p.kernel, p.input.c, p.input.size());
         let rows = n * self.out_pixels();
         for b in 0..n {
@@ -97,6 +99,7 @@ impl Im2col {
     fn im2col(&self, x: &[f32], n: usize, cols: &mut [f32]) {
         let c = self.p.input.c;
         self.for_each_run(n, |col, source, len| match source {
+            Some(inp) if c == 1 => cols[col..col + len].copy_from_slice(&x[inp..inp + len]),
             Some(inp) => cols[col..col + len].iter_mut().enumerate().for_each(|(j, v)| *v = x[inp + j * c]),
             None => cols[col..col + len].fill(0.0),
         });
@@ -125,7 +128,7 @@ impl ForwardAlgorithm for Im2col {
 
     fn forward(&self, f: ConvForward) {
         let (k, fo) = (self.p.patch_len(), self.p.filters);
-        let (in_size, out_size) = (self.p.input.size(), self.p.output().size());
+        let (in_size, out_size) = (self.p.input.size(), self.out.size());
         for (first, n) in self.chunks(f.n) {
             let rows = n * self.out_pixels();
             let cols = &mut f.scratch[..rows * k];
@@ -148,7 +151,7 @@ impl BackwardAlgorithm for Im2col {
 
     fn backward(&self, mut b: ConvBackward) {
         let (k, fo) = (self.p.patch_len(), self.p.filters);
-        let (in_size, out_size) = (self.p.input.size(), self.p.output().size());
+        let (in_size, out_size) = (self.p.input.size(), self.out.size());
         for (first, n) in self.chunks(b.n) {
             let rows = n * self.out_pixels();
             let dy = &b.dy[first * out_size..][..rows * fo];
