@@ -279,6 +279,7 @@ fn run_serve(a: ServeArgs) -> Result<()> {
         return Err(Error::Invalid(format!("--timeout-secs must be positive, got {}", a.timeout_secs)));
     }
     let loaded = store::load(&a.model)?;
+    loaded.check_images(photo::SIDE, photo::SIDE, "the photo pipeline")?;
     let settings = ServeSettings {
         model_name: a.name,
         max_body_bytes: a.max_body_bytes,
@@ -617,6 +618,7 @@ fn run_bench(a: BenchArgs) -> Result<()> {
 
 fn run_label(a: LabelArgs) -> Result<()> {
     let loaded = store::load(&a.model)?;
+    loaded.check_images(photo::SIDE, photo::SIDE, "the photo pipeline")?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} photos {per_sec} ({eta})")
@@ -799,6 +801,7 @@ fn run_train(a: TrainArgs, explicit: &dyn Fn(&str) -> bool) -> Result<()> {
 fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     let loaded = store::load(&a.model)?;
     let test = a.data.source().load(Split::Test)?;
+    loaded.check_data(&test, "the test set")?;
     let probs = trainer::probabilities(&loaded.model, &test, a.tta);
     let eval = Evaluation::from_probabilities(&probs, &test.labels, &loaded.class_names);
     if let Some(dir) = &a.report {
@@ -832,12 +835,16 @@ fn run_predict(a: PredictArgs) -> Result<()> {
     let mut items: Vec<(String, Vec<u8>, Option<u8>)> = Vec::new();
     if !a.index.is_empty() {
         let test = a.data.source().load(Split::Test)?;
+        loaded.check_data(&test, "the test set")?;
         for &i in &a.index {
             if i >= test.len() {
                 return Err(Error::Invalid(format!("--index {i} is past the test set's {} images", test.len())));
             }
             items.push((format!("test[{i}]"), test.image(i).to_vec(), Some(test.labels[i])));
         }
+    }
+    if !a.images.is_empty() {
+        loaded.check_images(photo::SIDE, photo::SIDE, "the photo pipeline")?;
     }
     for path in &a.images {
         items.push((path.display().to_string(), photo::load(path, photo::DEFAULT_MAX_PIXELS)?, None));

@@ -185,3 +185,57 @@ fn predict_on_a_non_image() {
     assert_clean_failure(&["predict", "--model", s(model.path()), s(fake.path())], "not an image");
     assert_clean_failure(&["predict", "--model", s(model.path()), "--index", "10000"], "--index 10000 is past");
 }
+
+/// A saved seed CNN whose directory `damage` then breaks.
+fn broken_model(damage: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let dir = model_dir();
+    damage(dir.path());
+    dir
+}
+
+#[test]
+fn broken_model_directories_fail_evaluate_predict_and_serve_with_one_line() {
+    let json = |d: &Path| d.join("model.json");
+    let edit_json = |d: &Path, from: &str, to: &str| {
+        let text = std::fs::read_to_string(json(d)).unwrap();
+        assert!(text.contains(from), "{from} in {text}");
+        std::fs::write(json(d), text.replace(from, to)).unwrap();
+    };
+    let truncate = |p: &Path| {
+        let bytes = std::fs::read(p).unwrap();
+        std::fs::write(p, &bytes[..bytes.len() / 2]).unwrap();
+    };
+    let cases: Vec<(tempfile::TempDir, &str)> = vec![
+        (
+            broken_model(|d| edit_json(d, "\"h\": 28,\n      \"w\": 28", "\"h\": 30,\n      \"w\": 30")),
+            "the model takes 30×30×1 images",
+        ),
+        (
+            broken_model(|d| {
+                let mut model =
+                    wardrobe::nn::model::Model::initialised(wardrobe::nn::spec::ModelSpec::seed(), 10, 1).unwrap();
+                model.params[40] = f32::NAN;
+                model.params[900] = f32::INFINITY;
+                wardrobe::nn::store::save(&model, &wardrobe::data::dataset::CLASS_NAMES, d).unwrap();
+            }),
+            "tensor '0.kernel' holds NaN at index 40",
+        ),
+        (
+            broken_model(|d| {
+                let text = std::fs::read_to_string(json(d)).unwrap();
+                let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                v["class_names"] = serde_json::json!(["a", "b", "c"]);
+                std::fs::write(json(d), v.to_string()).unwrap();
+            }),
+            "must output 3 class logits",
+        ),
+        (broken_model(|d| truncate(&d.join("model.safetensors"))), "model.safetensors"),
+        (broken_model(|d| truncate(&json(d))), "model.json: invalid JSON"),
+    ];
+    for (dir, needle) in &cases {
+        let m = s(dir.path());
+        assert_clean_failure(&["evaluate", "--model", m], needle);
+        assert_clean_failure(&["predict", "--model", m, "--index", "0"], needle);
+        assert_clean_failure(&["serve", "--model", m, "--addr", "127.0.0.1:0"], needle);
+    }
+}

@@ -156,3 +156,32 @@ fn batch_norm_model_learns_and_updates_its_moving_statistics() {
     let eval = evaluate(&model, &val);
     assert!(eval.accuracy > 0.7, "default preset trained on 1,280 images reached only {} on 1,000", eval.accuracy);
 }
+
+#[test]
+fn a_checkpoint_with_fields_out_of_range_is_refused_with_one_line() {
+    let (train, val) = (load(Split::Train).slice(0..128), load(Split::Train).slice(50_000..50_064));
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::initialised(ModelSpec::seed(), 10, 5).unwrap();
+    let never = AtomicBool::new(false);
+    session::run(&mut model, config(2, None), None, (&train, &val), dir.path(), &mut Quiet, &never).unwrap();
+    let state_path = checkpoint_dir(dir.path()).join("trainer.json");
+    let good = std::fs::read_to_string(&state_path).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&good).unwrap();
+    for (field, bad, needle) in [
+        ("best_epoch", serde_json::json!(7), "best epoch 7 of 2"),
+        ("best_epoch", serde_json::json!(0), "best epoch 0 of 2"),
+        ("epoch", serde_json::json!(0), "epoch 0 after 2 finished epochs"),
+        ("epoch", serde_json::json!(9), "epoch 9 after 2 finished epochs"),
+    ] {
+        let original = value["state"][field].clone();
+        value["state"][field] = bad;
+        std::fs::write(&state_path, value.to_string()).unwrap();
+        let err = checkpoint::load(&checkpoint_dir(dir.path())).err().expect("refused").to_string();
+        assert!(err.contains("trainer.json: invalid checkpoint state") && err.contains(needle), "{err}");
+        let (ok, _, stderr) = run(&["train", "--resume", dir.path().to_str().unwrap()]);
+        assert!(!ok && !stderr.contains("panicked") && stderr.lines().count() == 1, "{stderr}");
+        value["state"][field] = original;
+    }
+    std::fs::write(&state_path, good).unwrap();
+    assert!(checkpoint::load(&checkpoint_dir(dir.path())).is_ok());
+}

@@ -2,6 +2,7 @@
 //! `model.safetensors` (one f32 tensor per parameter, named `<layer index>.<tensor>`). Both are
 //! written atomically; loading checks every tensor's presence, dtype and shape.
 
+use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::nn::model::Model;
@@ -46,6 +47,8 @@ pub struct Loaded {
     pub model: Model,
     /// Class names by index.
     pub class_names: Vec<String>,
+    /// The directory it was loaded from.
+    pub dir: std::path::PathBuf,
 }
 
 fn read_model_file(path: &Path) -> Result<ModelFile> {
@@ -90,9 +93,43 @@ pub fn load(dir: &Path) -> Result<Loaded> {
                 format!("tensor '{name}' is F32 {:?}, the architecture needs F32 {:?}", tensor.dims, spec.dims),
             ));
         }
+        if let Some(i) = tensor.values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::model(
+                &weights_path,
+                format!("tensor '{name}' holds {} at index {i}", tensor.values[i]),
+            ));
+        }
         model.params[range].copy_from_slice(&tensor.values);
     }
-    Ok(Loaded { model, class_names: file.class_names })
+    Ok(Loaded { model, class_names: file.class_names, dir: dir.to_path_buf() })
+}
+
+impl Loaded {
+    /// Checks that the model takes `rows × cols` single-channel images, as the data set or
+    /// photo pipeline named `what` gives them.
+    pub fn check_images(&self, rows: usize, cols: usize, what: &str) -> Result<()> {
+        let input = self.model.spec.input;
+        if (input.h, input.w, input.c) != (rows, cols, 1) {
+            return Err(Error::model(
+                &self.dir.join(SPEC_FILE),
+                format!("the model takes {}×{}×{} images, {what} gives {rows}×{cols}×1", input.h, input.w, input.c),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that `data` (named `what`) fits the model: its image shape, and labels below the
+    /// class count.
+    pub fn check_data(&self, data: &Dataset, what: &str) -> Result<()> {
+        self.check_images(data.rows, data.cols, what)?;
+        match data.labels.iter().max() {
+            Some(&top) if usize::from(top) >= self.class_names.len() => Err(Error::model(
+                &self.dir.join(SPEC_FILE),
+                format!("{} class names, but {what} has label {top}", self.class_names.len()),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -93,6 +93,21 @@ pub fn save(dir: &Path, trainer: &Trainer) -> Result<()> {
     remove_dir_if_present(&old)
 }
 
+/// Checks that a run state's fields are in range: an epoch from 1, one finished epoch in the
+/// history per epoch before it, numbered in order, and a best epoch among them.
+fn check_state(state: &RunState, path: &Path) -> Result<()> {
+    let finished = state.history.len();
+    let numbered = state.history.iter().enumerate().all(|(i, e)| e.epoch == i + 1);
+    let problem = if state.epoch == 0 || state.epoch != finished + 1 {
+        Some(format!("epoch {} after {finished} finished epochs", state.epoch))
+    } else if !numbered {
+        Some("the history's epochs are not 1, 2, 3, …".to_string())
+    } else {
+        state.best_epoch.filter(|&b| b == 0 || b > finished).map(|b| format!("best epoch {b} of {finished}"))
+    };
+    problem.map_or(Ok(()), |p| Err(Error::format(path, format!("invalid checkpoint state: {p}"))))
+}
+
 /// Loads the checkpoint in `dir` (or the previous one, if a save was cut off mid-swap).
 pub fn load(dir: &Path) -> Result<Checkpoint> {
     let old = sibling(dir, ".old");
@@ -104,11 +119,17 @@ pub fn load(dir: &Path) -> Result<Checkpoint> {
     if file.format != FORMAT {
         return Err(Error::format(&path, format!("format is '{}', expected '{FORMAT}'", file.format)));
     }
+    check_state(&file.state, &path)?;
     let mut tensors = tensorfile::read(&dir.join(OPTIMIZER_FILE))?;
     let best = tensors.remove("best").map(|t| t.values);
     let slots =
         (0..tensors.len()).map(|i| tensors.remove(&format!("slot{i}")).map(|t| t.values)).collect::<Option<Vec<_>>>();
     let slots = slots.ok_or_else(|| Error::format(&dir.join(OPTIMIZER_FILE), "optimizer slots are not slot0…slotN"))?;
+    let params = loaded.model.params.len();
+    if let Some(len) = slots.iter().chain(&best).map(Vec::len).find(|&len| len != params) {
+        let message = format!("an optimizer tensor holds {len} values, the model has {params} parameters");
+        return Err(Error::format(&dir.join(OPTIMIZER_FILE), message));
+    }
     Ok(Checkpoint {
         model: loaded.model,
         config: file.config,
