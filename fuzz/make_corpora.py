@@ -61,3 +61,48 @@ for preset in ["seed", "default"]:
     with open(os.path.join(HERE, "presets", f"{preset}.json")) as f:
         out("model_spec", f"{preset}.json", f.read())
 print("corpora written to", os.path.join(HERE, "corpus"))
+
+
+# Whole model directories and checkpoints (model_dir): a small convolutional model with
+# weights from the real test images, in the target's layout (a mode byte, then each file as a
+# 4-byte little-endian length and its bytes).
+def safetensors(tensors):
+    header, offset, body = {}, 0, b""
+    for name, shape, values in tensors:
+        raw = struct.pack(f"<{len(values)}f", *values)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        offset, body = offset + len(raw), body + raw
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + body
+
+
+def values(n, salt):
+    return [(images[(i * 7 + salt) % len(images)] - 128) / 1024 for i in range(n)]
+
+
+names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+spec = {"input": {"h": 8, "w": 8, "c": 1}, "layers": [
+    {"type": "conv2d", "filters": 4, "kernel": 3, "padding": "valid", "activation": "relu", "init": "he_normal"},
+    {"type": "max_pool2d", "size": 2},
+    {"type": "flatten"},
+    {"type": "dense", "units": 10, "activation": "linear", "init": "glorot_uniform"}]}
+model_json = json.dumps({"format": "wardrobe-model/1", "class_names": names, "spec": spec}).encode()
+params = [("0.kernel", [3, 3, 1, 4], values(36, 1)), ("0.bias", [4], values(4, 2)),
+          ("3.kernel", [36, 10], values(360, 3)), ("3.bias", [10], values(10, 4))]
+weights = safetensors(params)
+total = sum(len(v) for _, _, v in params)
+trainer = json.dumps({"format": "wardrobe-checkpoint/1", "config": {
+    "epochs": 2, "batch_size": 64,
+    "optimizer": {"kind": "adam", "lr": 0.001, "momentum": 0.0, "nesterov": False, "l2": 0.0, "weight_decay": 0.0},
+    "schedule": {"kind": "cosine", "warmup": 0.0},
+    "augment": {"shift": 0, "flip": False, "rotate": 0.0, "erase": 0.0},
+    "early_stopping": None, "seed": 1},
+    "state": {"epoch": 2, "step": 3, "loss_sum": 1.5, "correct": 20, "seen": 64, "history": [
+        {"epoch": 1, "loss": 1.2, "accuracy": 0.6, "val_loss": 0.9, "val_accuracy": 0.7, "lr": 0.0005,
+         "seconds": 1.0, "images_per_second": 100.0}], "best_epoch": 1, "stopped_early": False},
+    "optimizer_step": 12}).encode()
+optimizer = safetensors([("slot0", [total], values(total, 5)), ("slot1", [total], [abs(v) for v in values(total, 6)])])
+framed = lambda files: b"".join(struct.pack("<I", len(f)) + f for f in files)
+out("model_dir", "model", b"\x00" + framed([model_json, weights]))
+out("model_dir", "checkpoint", b"\x01" + framed([model_json, weights, trainer, optimizer]))

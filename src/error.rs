@@ -33,6 +33,10 @@ pub enum Error {
     /// An argument or option has a value that cannot be used.
     #[error("{0}")]
     Invalid(String),
+    /// The operating system or the runtime failed at something other than a file (listening,
+    /// starting threads or a process, installing a signal handler).
+    #[error("{0}")]
+    System(String),
     /// The run was interrupted by the user (Ctrl-C).
     #[error("interrupted")]
     Interrupted,
@@ -55,5 +59,12 @@ impl Error {
     /// A problem with the model stored at `path`.
     pub fn model(path: &Path, message: impl Into<String>) -> Self {
         Error::Model { path: path.to_path_buf(), message: message.into() }
+    }
+}
+
+/// A message about a value that cannot be used (what parsers of command-line forms build).
+impl From<String> for Error {
+    fn from(message: String) -> Self {
+        Error::Invalid(message)
     }
 }

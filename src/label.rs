@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// File extensions treated as images.
@@ -123,31 +123,13 @@ pub fn find_images(folder: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Quotes a CSV field when needed.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
-}
-
-/// The first field of a CSV line (handles quoting).
-fn first_csv_field(line: &str) -> String {
-    match line.strip_prefix('"') {
-        Some(rest) => {
-            let mut out = String::new();
-            let mut chars = rest.chars().peekable();
-            while let Some(c) = chars.next() {
-                match (c, chars.peek()) {
-                    ('"', Some('"')) => {
-                        out.push('"');
-                        chars.next();
-                    }
-                    ('"', _) => break,
-                    _ => out.push(c),
-                }
-            }
-            out
-        }
-        None => line.split(',').next().unwrap_or("").to_string(),
-    }
+/// One CSV record (quoted by the `csv` crate where a field needs it), without its line end.
+fn csv_record<'a>(fields: impl IntoIterator<Item = &'a str>) -> String {
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    w.write_record(fields).expect("writing to memory cannot fail");
+    let mut bytes = w.into_inner().expect("writing to memory cannot fail");
+    bytes.pop();
+    String::from_utf8(bytes).expect("fields are UTF-8")
 }
 
 impl LabelRow {
@@ -164,54 +146,62 @@ impl LabelRow {
             Format::JsonLines => serde_json::to_string(self).expect("row serialises"),
             Format::Csv => {
                 let top: Vec<String> = self.top.iter().map(|r| format!("{}:{:.4}", r.label, r.probability)).collect();
-                format!(
-                    "{},{},{:.4},{},{}",
-                    csv_field(&self.path),
-                    csv_field(&self.label),
-                    self.confidence,
-                    csv_field(&top.join(";")),
-                    self.needs_review
-                )
+                let (confidence, review) = (format!("{:.4}", self.confidence), self.needs_review.to_string());
+                csv_record([self.path.as_str(), &self.label, &confidence, &top.join(";"), &review])
             }
         }
     }
 }
 
+/// Paths already labelled.
+type Labelled = HashSet<String>;
+
 /// Opens the output for appending: drops a torn last line left by a crash, writes the CSV header
 /// to a new file, and returns the paths already labelled.
-fn open_output(out: &Path, format: Format) -> Result<(std::fs::File, HashSet<String>)> {
+fn open_output(out: &Path, format: Format) -> Result<(std::fs::File, Labelled)> {
     let mut file = OpenOptions::new().create(true).read(true).append(true).open(out).map_err(|e| Error::io(out, e))?;
-    let mut done = HashSet::new();
-    let mut complete_len = 0u64;
-    let mut reader = BufReader::new(&file);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).map_err(|e| Error::io(out, e))?;
-        if n == 0 || !line.ends_with('\n') {
-            break;
-        }
-        complete_len += n as u64;
-        let text = line.trim_end();
-        match format {
-            Format::Csv if text == CSV_HEADER => {}
-            Format::Csv => {
-                done.insert(first_csv_field(text));
-            }
-            Format::JsonLines => {
-                let row: LabelRow =
-                    serde_json::from_str(text).map_err(|e| Error::format(out, format!("not a labels file: {e}")))?;
-                done.insert(row.path);
-            }
-        }
-    }
-    drop(reader);
-    file.set_len(complete_len).map_err(|e| Error::io(out, e))?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data).map_err(|e| Error::io(out, e))?;
+    let (done, complete_len) = match format {
+        Format::Csv => labelled_csv(&data),
+        Format::JsonLines => labelled_json_lines(&data, out)?,
+    };
+    file.set_len(complete_len as u64).map_err(|e| Error::io(out, e))?;
     file.seek(SeekFrom::End(0)).map_err(|e| Error::io(out, e))?;
     if complete_len == 0 && format == Format::Csv {
         writeln!(file, "{CSV_HEADER}").map_err(|e| Error::io(out, e))?;
     }
     Ok((file, done))
+}
+
+/// The paths of a CSV labels file's complete records (a record ends with its line end, so one
+/// torn by a crash is not), and the bytes those records take.
+fn labelled_csv(data: &[u8]) -> (Labelled, usize) {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(data);
+    let (mut done, mut complete, mut record) = (Labelled::new(), 0, csv::StringRecord::new());
+    while let Ok(true) = reader.read_record(&mut record) {
+        let end = reader.position().byte() as usize;
+        if data.get(end.wrapping_sub(1)) != Some(&b'\n') {
+            break;
+        }
+        complete = end;
+        if record.iter().collect::<Vec<_>>().join(",") != CSV_HEADER {
+            done.insert(record[0].to_string());
+        }
+    }
+    (done, complete)
+}
+
+/// The paths of a JSON-lines labels file's complete lines, and the bytes they take.
+fn labelled_json_lines(data: &[u8], out: &Path) -> Result<(Labelled, usize)> {
+    let (mut done, mut complete) = (Labelled::new(), 0);
+    for line in data.split_inclusive(|&b| b == b'\n').take_while(|l| l.ends_with(b"\n")) {
+        let row: LabelRow =
+            serde_json::from_slice(line).map_err(|e| Error::format(out, format!("not a labels file: {e}")))?;
+        done.insert(row.path);
+        complete += line.len();
+    }
+    Ok((done, complete))
 }
 
 /// The errors file written beside the output: `<output>.errors.csv`.
@@ -265,7 +255,7 @@ pub fn label_folder(
     let failures = &summary.failed;
     fsutil::write_atomic(&errors_path(out), |w| {
         writeln!(w, "path,reason")?;
-        failures.iter().try_for_each(|f| writeln!(w, "{},{}", csv_field(&f.path), csv_field(&f.reason)))
+        failures.iter().try_for_each(|f| writeln!(w, "{}", csv_record([f.path.as_str(), &f.reason])))
     })?;
     Ok(summary)
 }
@@ -275,11 +265,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_fields_round_trip_through_quoting() {
-        for text in ["plain/path.png", "with,comma.png", "with \"quote\".png"] {
-            let line = format!("{},Bag,0.5", csv_field(text));
-            assert_eq!(first_csv_field(&line), text);
+    fn paths_with_commas_quotes_and_line_breaks_round_trip_and_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("labels.csv");
+        let names: Vec<String> = ["Bag", "Coat"].map(String::from).to_vec();
+        let paths = ["plain.png", "with,comma.png", "with \"quote\".png", "two\nlines.png", "cr\r\nlf.png"];
+        let (mut file, done) = open_output(&out, Format::Csv).unwrap();
+        assert!(done.is_empty());
+        for p in paths {
+            let row = LabelRow::from_probabilities(p.to_string(), &[0.3, 0.7], &names, 2, 0.6);
+            writeln!(file, "{}", row.render(Format::Csv)).unwrap();
         }
+        drop(file);
+        let (_, done) = open_output(&out, Format::Csv).unwrap();
+        assert_eq!(done, paths.iter().map(|p| p.to_string()).collect::<Labelled>());
+        let mut reader = csv::Reader::from_path(&out).unwrap();
+        let labels: Vec<String> = reader.records().map(|r| r.unwrap()[1].to_string()).collect();
+        assert_eq!(labels, ["Coat"; 5]);
     }
 
     #[test]
@@ -305,6 +307,11 @@ mod tests {
         let (_, done) = open_output(&out, Format::Csv).unwrap();
         assert_eq!(done, HashSet::from(["a,1.png".to_string()]));
         assert!(std::fs::read_to_string(&out).unwrap().ends_with("false\n"));
+        // A record torn inside a quoted path that held a line break.
+        std::fs::write(&out, format!("{CSV_HEADER}\nb.png,Bag,0.9,Bag:0.9,false\n\"two\nli")).unwrap();
+        let (_, done) = open_output(&out, Format::Csv).unwrap();
+        assert_eq!(done, HashSet::from(["b.png".to_string()]));
+        assert!(std::fs::read_to_string(&out).unwrap().ends_with("b.png,Bag,0.9,Bag:0.9,false\n"));
         assert!(Format::of(Path::new("x.txt")).is_err());
     }
 }

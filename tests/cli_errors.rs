@@ -184,6 +184,15 @@ fn predict_on_a_non_image() {
     std::fs::write(fake.path(), b"not a png").unwrap();
     assert_clean_failure(&["predict", "--model", s(model.path()), s(fake.path())], "not an image");
     assert_clean_failure(&["predict", "--model", s(model.path()), "--index", "10000"], "--index 10000 is past");
+    let big = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    image::GrayImage::new(40, 30).save(big.path()).unwrap();
+    let out = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    for args in [
+        vec!["predict", "--model", s(model.path()), "--max-pixels", "1000", s(big.path())],
+        vec!["photo", "--max-pixels", "1000", s(big.path()), s(out.path())],
+    ] {
+        assert_clean_failure(&args, "is 40×30, more than the limit of 1000 pixels");
+    }
 }
 
 /// A saved seed CNN whose directory `damage` then breaks.

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::load;
-use std::sync::atomic::{AtomicBool, Ordering};
+use common::{InterruptAfter, Quiet, load};
+use std::sync::atomic::AtomicBool;
 use wardrobe::data::augment::Augment;
 use wardrobe::data::dataset::{Dataset, Split};
 use wardrobe::nn::model::Model;
@@ -13,26 +13,7 @@ use wardrobe::optim::config::OptimizerConfig;
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::train::checkpoint::{self, checkpoint_dir};
 use wardrobe::train::session;
-use wardrobe::train::trainer::{EpochStats, TrainConfig, TrainObserver, probabilities};
-
-struct Quiet;
-impl TrainObserver for Quiet {}
-
-/// Raises the interrupt flag after `after` steps.
-struct InterruptAfter<'a> {
-    after: usize,
-    steps: usize,
-    flag: &'a AtomicBool,
-}
-
-impl TrainObserver for InterruptAfter<'_> {
-    fn step_done(&mut self, _: f64, _: f64) {
-        self.steps += 1;
-        if self.steps == self.after {
-            self.flag.store(true, Ordering::Relaxed);
-        }
-    }
-}
+use wardrobe::train::trainer::{EpochStats, TrainConfig, probabilities};
 
 /// Batches of 96 (three micro-batches, so threads share a step unevenly), augmentation and
 /// dropout on.

@@ -23,7 +23,7 @@ pub struct Augment {
 impl Augment {
     /// Parses the command-line form: `none`, or a comma list of `shift=N`, `flip`, `rotate=DEG`,
     /// `erase=P`.
-    pub fn parse(text: &str) -> Result<Augment, String> {
+    pub fn parse(text: &str) -> crate::Result<Augment> {
         let mut aug = Augment::default();
         if text == "none" {
             return Ok(aug);
@@ -38,7 +38,7 @@ impl Augment {
                     aug.rotate = value.parse().ok().filter(|r: &f32| (0.0..=45.0).contains(r)).ok_or_else(bad)?
                 }
                 "erase" => aug.erase = value.parse().ok().filter(|p: &f32| (0.0..=1.0).contains(p)).ok_or_else(bad)?,
-                _ => return Err(bad()),
+                _ => return Err(bad().into()),
             }
         }
         Ok(aug)
@@ -192,6 +192,6 @@ mod tests {
         assert!(Augment::parse("none").unwrap().is_off());
         assert!(Augment::parse("shift=99").is_err());
         assert!(Augment::parse("flip=yes").is_err());
-        assert!(Augment::parse("zoom").unwrap_err().contains("'zoom'"));
+        assert!(Augment::parse("zoom").unwrap_err().to_string().contains("'zoom'"));
     }
 }

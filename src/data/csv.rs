@@ -51,7 +51,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Dataset> {
             images.push(parse_field(f, 255, column, line_no, path)?);
         }
     }
-    Dataset::new(images, labels, side, side).map_err(|m| Error::format(path, m))
+    Dataset::new(images, labels, side, side).map_err(|m| Error::format(path, m.to_string()))
 }
 
 /// Reads a CSV file (optionally gzipped).

@@ -49,17 +49,21 @@ impl Split {
 
 impl Dataset {
     /// Builds a dataset, checking that image and label counts agree and labels are valid.
-    pub fn new(images: Vec<u8>, labels: Vec<u8>, rows: usize, cols: usize) -> std::result::Result<Self, String> {
+    pub fn new(images: Vec<u8>, labels: Vec<u8>, rows: usize, cols: usize) -> crate::Result<Self> {
         let pixels = rows * cols;
         if pixels == 0 || images.len() != labels.len() * pixels {
-            return Err(format!(
+            return Err(crate::Error::Invalid(format!(
                 "{} labels but {} images of {rows}×{cols}",
                 labels.len(),
                 images.len().checked_div(pixels).unwrap_or(0)
-            ));
+            )));
         }
         if let Some(i) = labels.iter().position(|&l| l as usize >= NUM_CLASSES) {
-            return Err(format!("label {} at index {i} is not a class 0–{}", labels[i], NUM_CLASSES - 1));
+            return Err(crate::Error::Invalid(format!(
+                "label {} at index {i} is not a class 0–{}",
+                labels[i],
+                NUM_CLASSES - 1
+            )));
         }
         Ok(Dataset { images, labels, rows, cols })
     }
@@ -106,7 +110,7 @@ impl Dataset {
             ));
         }
         Dataset::new(images.data, labels.data, images.dims[1], images.dims[2])
-            .map_err(|m| Error::format(labels_path, m))
+            .map_err(|m| Error::format(labels_path, m.to_string()))
     }
 
     /// Loads a split of Fashion-MNIST from a directory of IDX files (`.gz` or uncompressed).
@@ -153,13 +157,13 @@ mod tests {
     #[test]
     fn counts_must_agree() {
         let err = Dataset::new(vec![0; 8], vec![1, 2, 3], 2, 2).unwrap_err();
-        assert_eq!(err, "3 labels but 2 images of 2×2");
+        assert_eq!(err.to_string(), "3 labels but 2 images of 2×2");
     }
 
     #[test]
     fn labels_above_nine_are_rejected() {
         let err = Dataset::new(vec![0; 8], vec![1, 12], 2, 2).unwrap_err();
-        assert!(err.contains("label 12 at index 1"), "{err}");
+        assert!(err.to_string().contains("label 12 at index 1"), "{err}");
     }
 
     #[test]

@@ -196,7 +196,7 @@ pub fn to_png(pixels: &[u8]) -> Result<Vec<u8>> {
         .ok_or_else(|| Error::Invalid(format!("expected {} pixels, got {}", SIDE * SIDE, pixels.len())))?;
     let mut png = Vec::new();
     img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| Error::Invalid(format!("cannot encode PNG: {e}")))?;
+        .map_err(|e| Error::System(format!("cannot encode PNG: {e}")))?;
     Ok(png)
 }
 

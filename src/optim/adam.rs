@@ -69,13 +69,13 @@ impl Optimizer for Adam {
         OptimizerState { step: self.t, slots: vec![self.m.clone(), self.v.clone()] }
     }
 
-    fn restore(&mut self, state: OptimizerState) -> Result<(), String> {
+    fn restore(&mut self, state: OptimizerState) -> crate::Result<()> {
         match <[Vec<f32>; 2]>::try_from(state.slots) {
             Ok([m, v]) if m.len() == self.m.len() && v.len() == self.v.len() => {
                 (self.m, self.v, self.t) = (m, v, state.step);
                 Ok(())
             }
-            _ => Err(format!("Adam state must be two slots of {} values", self.m.len())),
+            _ => Err(crate::Error::Invalid(format!("Adam state must be two slots of {} values", self.m.len()))),
         }
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
 /// Update rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OptimizerKind {
     /// Adam (Keras defaults).
@@ -18,6 +18,29 @@ pub enum OptimizerKind {
     Adamw,
     /// SGD with optional (Nesterov) momentum.
     Sgd,
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<OptimizerKind> {
+        match s.to_ascii_lowercase().as_str() {
+            "adam" => Ok(OptimizerKind::Adam),
+            "adamw" => Ok(OptimizerKind::Adamw),
+            "sgd" => Ok(OptimizerKind::Sgd),
+            _ => Err(crate::Error::Invalid(format!("optimizer '{s}': expected adam, adamw or sgd"))),
+        }
+    }
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::Adamw => "adamw",
+            OptimizerKind::Sgd => "sgd",
+        })
+    }
 }
 
 impl OptimizerKind {

@@ -28,5 +28,5 @@ pub trait Optimizer: Send {
     /// A copy of the internal state.
     fn state(&self) -> OptimizerState;
     /// Replaces the internal state with a saved one (same slot count and lengths).
-    fn restore(&mut self, state: OptimizerState) -> Result<(), String>;
+    fn restore(&mut self, state: OptimizerState) -> crate::Result<()>;
 }

@@ -28,7 +28,7 @@ pub enum Schedule {
 
 impl Schedule {
     /// Parses the command-line form: `constant`, `step:EVERY:GAMMA`, `cosine[:WARMUP]`, `one-cycle`.
-    pub fn parse(text: &str) -> Result<Schedule, String> {
+    pub fn parse(text: &str) -> crate::Result<Schedule> {
         let parts: Vec<&str> = text.split(':').collect();
         let num = |s: &str| s.parse::<f64>().map_err(|_| format!("schedule '{text}': '{s}' is not a number"));
         match parts.as_slice() {
@@ -42,7 +42,9 @@ impl Schedule {
             ["cosine"] => Ok(Schedule::Cosine { warmup: 0.0 }),
             ["cosine", warmup] => Ok(Schedule::Cosine { warmup: num(warmup)?.max(0.0) }),
             ["one-cycle"] => Ok(Schedule::OneCycle),
-            _ => Err(format!("unknown schedule '{text}' (constant, step:EVERY:GAMMA, cosine[:WARMUP], one-cycle)")),
+            _ => Err(crate::Error::Invalid(format!(
+                "unknown schedule '{text}' (constant, step:EVERY:GAMMA, cosine[:WARMUP], one-cycle)"
+            ))),
         }
     }
 
@@ -79,7 +81,7 @@ mod tests {
         assert_eq!(Schedule::parse("cosine:1.5").unwrap(), Schedule::Cosine { warmup: 1.5 });
         assert_eq!(Schedule::parse("one-cycle").unwrap(), Schedule::OneCycle);
         assert!(Schedule::parse("step:0:0.5").is_err());
-        assert!(Schedule::parse("cosine:x").unwrap_err().contains("'x' is not a number"));
+        assert!(Schedule::parse("cosine:x").unwrap_err().to_string().contains("'x' is not a number"));
         assert!(Schedule::parse("linear").is_err());
     }
 

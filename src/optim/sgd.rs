@@ -41,13 +41,13 @@ impl Optimizer for Sgd {
         OptimizerState { step: self.t, slots: vec![self.velocity.clone()] }
     }
 
-    fn restore(&mut self, state: OptimizerState) -> Result<(), String> {
+    fn restore(&mut self, state: OptimizerState) -> crate::Result<()> {
         match <[Vec<f32>; 1]>::try_from(state.slots) {
             Ok([v]) if v.len() == self.velocity.len() => {
                 (self.velocity, self.t) = (v, state.step);
                 Ok(())
             }
-            _ => Err(format!("SGD state must be one slot of {} values", self.velocity.len())),
+            _ => Err(crate::Error::Invalid(format!("SGD state must be one slot of {} values", self.velocity.len()))),
         }
     }
 }

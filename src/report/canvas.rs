@@ -25,21 +25,20 @@ pub type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 /// Registers the first available system font once.
 fn ensure_font() -> Result<()> {
-    static LOADED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    LOADED
-        .get_or_init(|| {
-            let bytes = FONT_FILES.iter().find_map(|path| std::fs::read(path).ok()).ok_or_else(|| {
-                format!(
-                    "figures need a TrueType font; none of {} exists (apt-get install fonts-dejavu-core)",
-                    FONT_FILES.join(", ")
-                )
-            })?;
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font(FONT, FontStyle::Normal, bytes)
-                .map_err(|_| "the system font is not a valid TrueType font".to_string())
-        })
-        .clone()
-        .map_err(Error::Invalid)
+    // The reason the font could not be registered, if it could not.
+    static FAILURE: OnceLock<Option<String>> = OnceLock::new();
+    let failure = FAILURE.get_or_init(|| {
+        let Some(bytes) = FONT_FILES.iter().find_map(|path| std::fs::read(path).ok()) else {
+            return Some(format!(
+                "figures need a TrueType font; none of {} exists (apt-get install fonts-dejavu-core)",
+                FONT_FILES.join(", ")
+            ));
+        };
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        let registered = plotters::style::register_font(FONT, FontStyle::Normal, bytes);
+        registered.err().map(|_| "the system font is not a valid TrueType font".to_string())
+    });
+    failure.clone().map_or(Ok(()), |m| Err(Error::Invalid(m)))
 }
 
 /// A drawn figure.
@@ -56,7 +55,7 @@ pub struct Figure {
 /// Draws a `width × height` figure on white; `what` names it in errors.
 pub fn render_png(what: &str, width: u32, height: u32, draw: impl FnOnce(&Canvas) -> DrawResult) -> Result<Figure> {
     ensure_font()?;
-    let fail = |e: &dyn std::fmt::Display| Error::Invalid(format!("cannot draw the {what}: {e}"));
+    let fail = |e: &dyn std::fmt::Display| Error::System(format!("cannot draw the {what}: {e}"));
     let mut rgb = vec![255u8; width as usize * height as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();

@@ -88,7 +88,7 @@ impl Drop for ServerProcess {
 }
 
 fn start_server(model: &Path, extra: &[String]) -> Result<ServerProcess> {
-    let exe = std::env::current_exe().map_err(|e| Error::Invalid(format!("cannot find the wardrobe binary: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| Error::System(format!("cannot find the wardrobe binary: {e}")))?;
     let mut child = Command::new(exe)
         .args(["serve", "--quiet", "--addr", "127.0.0.1:0", "--model"])
         .arg(model)
@@ -96,7 +96,7 @@ fn start_server(model: &Path, extra: &[String]) -> Result<ServerProcess> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Invalid(format!("cannot start the server: {e}")))?;
+        .map_err(|e| Error::System(format!("cannot start the server: {e}")))?;
     let mut line = String::new();
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
@@ -116,8 +116,24 @@ fn start_server(model: &Path, extra: &[String]) -> Result<ServerProcess> {
     }
 }
 
-/// One request per test image: a complete HTTP/1.1 keep-alive request for a [1,28,28] UINT8 infer.
-fn requests(images: &Dataset, count: usize) -> Vec<Vec<u8>> {
+/// The model name the server is started under: its `--name`, else the default.
+fn served_name(server_args: &[String]) -> &str {
+    let mut name = "wardrobe";
+    for (i, arg) in server_args.iter().enumerate() {
+        if let Some(value) = arg.strip_prefix("--name=") {
+            name = value;
+        } else if arg == "--name"
+            && let Some(value) = server_args.get(i + 1)
+        {
+            name = value;
+        }
+    }
+    name
+}
+
+/// One request per test image: a complete HTTP/1.1 keep-alive request for a [1,28,28] UINT8 infer
+/// of the model served as `name`.
+fn requests(images: &Dataset, count: usize, name: &str) -> Vec<Vec<u8>> {
     (0..count.min(images.len()))
         .map(|i| {
             let body = serde_json::json!({
@@ -125,7 +141,7 @@ fn requests(images: &Dataset, count: usize) -> Vec<Vec<u8>> {
             })
             .to_string();
             format!(
-                "POST /v2/models/wardrobe/infer HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                "POST /v2/models/{name}/infer HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             )
             .into_bytes()
@@ -142,8 +158,8 @@ pub fn run(model: &Path, server_args: &[String], images: &Dataset, settings: Loa
         .thread_name("load-generator")
         .enable_all()
         .build()
-        .map_err(|e| Error::Invalid(format!("cannot start the runtime: {e}")))?;
-    let requests = std::sync::Arc::new(requests(images, 256));
+        .map_err(|e| Error::System(format!("cannot start the runtime: {e}")))?;
+    let requests = std::sync::Arc::new(requests(images, 256, served_name(server_args)));
     let pid = server.child.id().to_string();
     let (latencies, errors, rss, cpu, measured) = runtime.block_on(async {
         let start = Instant::now();
@@ -322,5 +338,21 @@ fn report(
         mean_queue_wait_ms: 0.0,
         mean_batch_compute_ms: 0.0,
         reference_work: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_go_to_the_name_the_server_is_given() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(served_name(&args(&["--max-batch", "8"])), "wardrobe");
+        assert_eq!(served_name(&args(&["--name", "shop", "--quiet"])), "shop");
+        assert_eq!(served_name(&args(&["--name=boutique"])), "boutique");
+        let images = Dataset::new(vec![0; 2 * 784], vec![1, 2], 28, 28).unwrap();
+        let request = String::from_utf8(requests(&images, 1, "shop").remove(0)).unwrap();
+        assert!(request.starts_with("POST /v2/models/shop/infer HTTP/1.1\r\n"), "{request}");
     }
 }

@@ -68,8 +68,8 @@ pub async fn serve(
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
-    let bound = listener.local_addr().map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
+        .map_err(|e| Error::System(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener.local_addr().map_err(|e| Error::System(format!("cannot listen on {addr}: {e}")))?;
     let limits =
         ConnectionLimits { max_connections: settings.max_connections, header_timeout: settings.request_timeout };
     let app = router(Arc::new(AppState::new(loaded, settings)));

@@ -46,7 +46,38 @@ impl SpecFile {
     }
 }
 
+/// Settings typed on the command line override a spec's: `given(field)` says which were, by
+/// the names of [`TrainConfig`]'s fields (and `optimizer`'s: `lr`, `momentum`, …, and
+/// `patience`, `monitor`, `min_delta`, `no_restore_best` for early stopping, `val_split`).
+pub type Given<'a> = &'a dyn Fn(&str) -> bool;
+
 impl RunSpec {
+    /// This spec with the settings `given` on the command line taken from `flags` and
+    /// `val_split` instead.
+    pub fn with_overrides(&self, flags: &TrainConfig, val_split: f64, given: Given) -> RunSpec {
+        fn pick<T: Clone>(given: bool, flag: &T, spec: T) -> T {
+            if given { flag.clone() } else { spec }
+        }
+        let any = |ids: &[&str]| ids.iter().any(|id| given(id));
+        let mut c = self.training.clone();
+        let (o, f) = (&mut c.optimizer, &flags.optimizer);
+        c.epochs = pick(given("epochs"), &flags.epochs, c.epochs);
+        c.batch_size = pick(given("batch_size"), &flags.batch_size, c.batch_size);
+        o.kind = pick(given("optimizer"), &f.kind, o.kind);
+        o.lr = pick(given("lr"), &f.lr, o.lr);
+        o.momentum = pick(given("momentum"), &f.momentum, o.momentum);
+        o.nesterov = pick(given("nesterov"), &f.nesterov, o.nesterov);
+        o.l2 = pick(given("l2"), &f.l2, o.l2);
+        o.weight_decay = pick(any(&["weight_decay", "optimizer"]), &f.weight_decay, o.weight_decay);
+        c.schedule = pick(given("schedule"), &flags.schedule, c.schedule);
+        c.augment = pick(given("augment"), &flags.augment, c.augment);
+        c.seed = pick(given("seed"), &flags.seed, c.seed);
+        let stopping = any(&["patience", "monitor", "min_delta", "no_restore_best"]);
+        c.early_stopping = pick(stopping, &flags.early_stopping, c.early_stopping);
+        let val_split = pick(given("val_split"), &val_split, self.val_split);
+        RunSpec { model: self.model.clone(), training: c, val_split }
+    }
+
     /// Writes the spec as pretty JSON (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("run spec serialises");

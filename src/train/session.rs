@@ -25,7 +25,9 @@ pub fn run(
 ) -> Result<FitEnd> {
     let mut trainer = Trainer::new(model, config);
     if let Some(r) = resume {
-        trainer.resume(r.state, r.optimizer, r.best).map_err(|m| Error::model(&checkpoint_dir(run_dir), m))?;
+        trainer
+            .resume(r.state, r.optimizer, r.best)
+            .map_err(|m| Error::model(&checkpoint_dir(run_dir), m.to_string()))?;
     }
     let ck_dir = checkpoint_dir(run_dir);
     let mut after_epoch = |t: &Trainer| {

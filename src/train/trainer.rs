@@ -39,14 +39,75 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
+impl Default for TrainConfig {
+    /// The seed notebook's recipe: 10 epochs of Adam (Keras defaults) at batch 64 with a cosine
+    /// decay, no augmentation, no early stopping, seed 1.
+    fn default() -> TrainConfig {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 64,
+            optimizer: OptimizerConfig::default(),
+            schedule: Schedule::Cosine { warmup: 0.0 },
+            augment: Augment::default(),
+            early_stopping: None,
+            seed: 1,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks that the settings can train: at least one epoch and one image per step, a positive
+    /// finite learning rate, finite non-negative momentum and penalties.
+    pub fn validate(&self) -> crate::Result<()> {
+        let invalid = |m: String| Err(crate::Error::Invalid(m));
+        let o = &self.optimizer;
+        if self.epochs == 0 {
+            return invalid("--epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return invalid("--batch-size must be at least 1".into());
+        }
+        if !(o.lr > 0.0 && o.lr.is_finite()) {
+            return invalid(format!("--lr must be a positive number, got {}", o.lr));
+        }
+        for (name, v) in [("momentum", o.momentum), ("l2", o.l2), ("weight-decay", o.weight_decay)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return invalid(format!("--{name} must be a non-negative number, got {v}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The validation metric early stopping watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Monitor {
     /// Validation loss, lower is better.
     ValLoss,
     /// Validation accuracy, higher is better.
     ValAccuracy,
+}
+
+impl std::str::FromStr for Monitor {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<Monitor> {
+        match s {
+            "val-loss" => Ok(Monitor::ValLoss),
+            "val-accuracy" => Ok(Monitor::ValAccuracy),
+            _ => Err(crate::Error::Invalid(format!("monitor '{s}': expected val-loss or val-accuracy"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            Monitor::ValLoss => "val-loss",
+            Monitor::ValAccuracy => "val-accuracy",
+        })
+    }
 }
 
 impl Monitor {
@@ -344,7 +405,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// Continues from a checkpoint's run state, optimiser state and best weights.
-    pub fn resume(&mut self, state: RunState, optimizer: OptimizerState, best: Option<Vec<f32>>) -> Result<(), String> {
+    pub fn resume(&mut self, state: RunState, optimizer: OptimizerState, best: Option<Vec<f32>>) -> crate::Result<()> {
         self.optimizer.restore(optimizer)?;
         self.state = state;
         self.best_params = best;

@@ -4,10 +4,8 @@ use super::space::{HParam, Trial};
 use crate::data::augment::Augment;
 use crate::error::{Error, Result};
 use crate::nn::spec::{LayerSpec, ModelSpec};
-use crate::optim::config::OptimizerKind;
 use crate::optim::schedule::Schedule;
 use crate::train::trainer::TrainConfig;
-use clap::ValueEnum;
 use std::str::FromStr;
 
 /// `model` and `config` with the trial's values applied (in the trial's order).
@@ -20,15 +18,15 @@ pub fn apply(trial: &Trial, model: &ModelSpec, config: &TrainConfig) -> Result<(
     Ok((model, config))
 }
 
-fn number<T: FromStr>(value: &str) -> std::result::Result<T, String> {
-    value.parse().map_err(|_| format!("'{value}' is not a valid number here"))
+fn number<T: FromStr>(value: &str) -> crate::Result<T> {
+    value.parse().map_err(|_| Error::Invalid(format!("'{value}' is not a valid number here")))
 }
 
-fn set(param: HParam, value: &str, model: &mut ModelSpec, config: &mut TrainConfig) -> std::result::Result<(), String> {
+fn set(param: HParam, value: &str, model: &mut ModelSpec, config: &mut TrainConfig) -> crate::Result<()> {
     let o = &mut config.optimizer;
     match param {
         HParam::Optimizer => {
-            o.kind = OptimizerKind::from_str(value, true)?;
+            o.kind = value.parse()?;
             o.weight_decay = o.kind.default_weight_decay();
         }
         HParam::Lr => o.lr = positive(number(value)?)?,
@@ -44,28 +42,30 @@ fn set(param: HParam, value: &str, model: &mut ModelSpec, config: &mut TrainConf
     Ok(())
 }
 
-fn positive(v: f32) -> std::result::Result<f32, String> {
-    if v > 0.0 && v.is_finite() { Ok(v) } else { Err(format!("{v} must be positive")) }
+fn positive(v: f32) -> crate::Result<f32> {
+    if v > 0.0 && v.is_finite() { Ok(v) } else { Err(crate::Error::Invalid(format!("{v} must be positive"))) }
 }
 
 /// Sets the rate of every dropout layer.
-fn set_dropout(model: &mut ModelSpec, rate: f32) -> std::result::Result<(), String> {
+fn set_dropout(model: &mut ModelSpec, rate: f32) -> crate::Result<()> {
     let mut found = false;
     for layer in &mut model.layers {
         if let LayerSpec::Dropout { rate: r } = layer {
             (*r, found) = (rate, true);
         }
     }
-    if found { Ok(()) } else { Err("the architecture has no dropout layer".into()) }
+    if found { Ok(()) } else { Err(crate::Error::Invalid("the architecture has no dropout layer".into())) }
 }
 
 /// Gives the first convolution `first` filters and scales the others by the same ratio.
-fn scale_filters(model: &mut ModelSpec, first: usize) -> std::result::Result<(), String> {
+fn scale_filters(model: &mut ModelSpec, first: usize) -> crate::Result<()> {
     let mut convs = model.layers.iter_mut().filter_map(|l| match l {
         LayerSpec::Conv2d { filters, .. } => Some(filters),
         _ => None,
     });
-    let Some(head) = convs.next() else { return Err("the architecture has no convolution".into()) };
+    let Some(head) = convs.next() else {
+        return Err(crate::Error::Invalid("the architecture has no convolution".into()));
+    };
     let ratio = first as f64 / *head as f64;
     *head = first.max(1);
     convs.for_each(|f| *f = ((*f as f64 * ratio).round() as usize).max(1));
@@ -75,6 +75,7 @@ fn scale_filters(model: &mut ModelSpec, first: usize) -> std::result::Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::config::OptimizerKind;
     use crate::tune::space::SearchSpace;
 
     fn trial(defs: &[&str]) -> Trial {

@@ -78,12 +78,30 @@ pub struct SearchSpace {
 }
 
 /// How trials are chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Search {
     /// Grid points in order.
     Grid,
     /// Distinct grid points in a seeded random order.
     Random,
+}
+
+impl std::str::FromStr for Search {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Search> {
+        match s {
+            "grid" => Ok(Search::Grid),
+            "random" => Ok(Search::Random),
+            _ => Err(Error::Invalid(format!("search '{s}': expected grid or random"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Search {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(if *self == Search::Grid { "grid" } else { "random" })
+    }
 }
 
 impl SearchSpace {

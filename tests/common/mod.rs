@@ -54,8 +54,28 @@ pub fn assert_clean_failure(args: &[&str], needle: &str) {
     assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{args:?}: '{}' lacks '{needle}'", lines[0]);
 }
 
-struct Quiet;
+/// An observer that ignores everything.
+pub struct Quiet;
 impl TrainObserver for Quiet {}
+
+/// Raises the interrupt flag after `after` steps.
+pub struct InterruptAfter<'a> {
+    /// Steps before the flag goes up.
+    pub after: usize,
+    /// Steps seen so far.
+    pub steps: usize,
+    /// The flag.
+    pub flag: &'a std::sync::atomic::AtomicBool,
+}
+
+impl TrainObserver for InterruptAfter<'_> {
+    fn step_done(&mut self, _: f64, _: f64) {
+        self.steps += 1;
+        if self.steps == self.after {
+            self.flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
 
 /// The first `n` real training images written as a Kaggle CSV `train.csv` in `dir`.
 pub fn train_csv(dir: &Path, n: usize) -> PathBuf {

@@ -1,0 +1,61 @@
+//! `wardrobe label`: label every photo of a folder.
+
+use clap::Args;
+use std::path::PathBuf;
+use wardrobe::Result;
+use wardrobe::data::photo;
+use wardrobe::label::{self, LabelOptions, label_folder};
+use wardrobe::nn::store;
+
+#[derive(Args)]
+pub struct LabelArgs {
+    /// Model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Folder of photos.
+    pub folder: PathBuf,
+    /// Output file, .csv or .jsonl; rerunning with the same file skips labelled photos.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Flag photos whose confidence is below this for human review.
+    #[arg(long, default_value_t = 0.6)]
+    pub review_below: f32,
+    /// Photos per batch (each batch is flushed to the output).
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Largest accepted image in pixels (guards against decompression bombs).
+    #[arg(long, default_value_t = wardrobe::data::photo::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+}
+
+pub fn run(a: LabelArgs) -> Result<()> {
+    let loaded = store::load(&a.model)?;
+    loaded.check_images(photo::SIDE, photo::SIDE, "the photo pipeline")?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} photos {per_sec} ({eta})")
+            .expect("valid template"),
+    );
+    let options = LabelOptions { review_below: a.review_below, batch: a.batch, max_pixels: a.max_pixels };
+    let summary = label_folder(&loaded.model, &loaded.class_names, &a.folder, &a.out, options, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "{} photos: {} labelled now, {} already labelled, {} failed, {} need review",
+        summary.found,
+        summary.labelled,
+        summary.skipped,
+        summary.failed.len(),
+        summary.needs_review
+    );
+    for (label, count) in &summary.per_label {
+        println!("  {label:<12} {count}");
+    }
+    for f in &summary.failed {
+        println!("  failed: {}", f.reason);
+    }
+    println!("labels: {}  errors: {}", a.out.display(), label::errors_path(&a.out).display());
+    Ok(())
+}

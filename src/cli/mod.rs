@@ -1,0 +1,123 @@
+//! The command line: one file per subcommand (its flags, its run, its printing), and what the
+//! subcommands share: where the data comes from, which architecture to start from, the Ctrl-C
+//! flag, and the printed plan.
+
+pub mod bench;
+pub mod convert;
+pub mod evaluate;
+pub mod label;
+pub mod photo;
+pub mod predict;
+pub mod serve;
+pub mod train;
+pub mod tune;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wardrobe::data::source::DataSource;
+use wardrobe::nn::model::Model;
+use wardrobe::nn::vector::{Kernels, kernels};
+use wardrobe::train::run_spec::SpecFile;
+use wardrobe::{Error, Result};
+
+/// Train, evaluate and use a Fashion-MNIST clothing classifier on the CPU.
+#[derive(Parser)]
+#[command(name = "wardrobe", version, about)]
+pub struct Cli {
+    /// Worker threads (default: one per core). Results do not depend on it.
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// Kernels: auto (the fastest this CPU has), portable (no hand-written AVX-512: what other
+    /// CPUs run), reference (textbook loops).
+    #[arg(long, global = true, default_value = "auto")]
+    pub kernels: Kernels,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Convert between IDX (images + labels files, optionally gzipped) and Kaggle CSV.
+    Convert(convert::ConvertArgs),
+    /// Train a model and save it.
+    Train(train::TrainArgs),
+    /// Score a saved model on the test set.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Classify test-set items or image files with a saved model.
+    Predict(predict::PredictArgs),
+    /// Label every photo in a folder (recursively) into a CSV or JSON-lines file.
+    Label(label::LabelArgs),
+    /// Convert a photo the way Fashion-MNIST was made and save the 28×28 result.
+    Photo(photo::PhotoArgs),
+    /// Measure engine speed: sgemm ceiling, training and inference throughput, latency, memory.
+    Bench(bench::BenchArgs),
+    /// Serve a model over HTTP: Open Inference Protocol v2, photo labelling, a web page, metrics.
+    Serve(serve::ServeArgs),
+    /// Search hyper-parameters on the validation split; save the best as a run spec.
+    Tune(tune::TuneArgs),
+}
+
+/// Which architecture to start from.
+#[derive(Args)]
+pub struct ArchitectureArgs {
+    /// Named architecture: seed (the notebook's CNN), default (conv + batch-norm blocks), best (default with dense 512).
+    #[arg(long, default_value = "seed")]
+    pub preset: String,
+    /// Architecture from a JSON spec file instead of a preset; a run spec (as `tune` saves) also
+    /// sets the training options and validation split, and flags given here override them.
+    #[arg(long, conflicts_with = "preset")]
+    pub spec: Option<PathBuf>,
+}
+
+impl ArchitectureArgs {
+    /// The spec file given with `--spec`, read.
+    pub fn spec_file(&self) -> Result<Option<SpecFile>> {
+        self.spec.as_deref().map(SpecFile::load).transpose()
+    }
+}
+
+/// Where the data comes from.
+#[derive(Args)]
+pub struct DataArgs {
+    /// Directory with the Fashion-MNIST IDX files.
+    #[arg(long, default_value = wardrobe::data::dataset::DEFAULT_DATA_DIR)]
+    pub data: PathBuf,
+    /// Kaggle-style CSV to use as the training set instead of the IDX files.
+    #[arg(long)]
+    pub train_csv: Option<PathBuf>,
+    /// Kaggle-style CSV to use as the test set instead of the IDX files.
+    #[arg(long)]
+    pub test_csv: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The data source these flags name.
+    pub fn source(&self) -> DataSource {
+        DataSource { dir: self.data.clone(), train_csv: self.train_csv.clone(), test_csv: self.test_csv.clone() }
+    }
+}
+
+/// Which algorithm each step of the model runs, in training and in inference (`--kernels`).
+pub fn print_plans(model: &Model) {
+    for (mode, train) in [("training", true), ("inference", false)] {
+        println!("plan for {mode} ({} kernels):", kernels());
+        model.describe_plan(train).lines().for_each(|line| println!("  {line}"));
+    }
+}
+
+/// Raised by Ctrl-C; training and tuning check it between steps.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Makes Ctrl-C raise [`INTERRUPTED`] instead of ending the process.
+pub fn install_ctrl_c() -> Result<()> {
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed))
+        .map_err(|e| Error::System(format!("cannot install the Ctrl-C handler: {e}")))
+}
+
+/// `--NAME` must be at least 1.
+pub fn positive(name: &str, value: usize) -> Result<()> {
+    if value == 0 { Err(Error::Invalid(format!("--{name} must be at least 1"))) } else { Ok(()) }
+}

@@ -1,0 +1,79 @@
+//! `wardrobe predict`: classify test-set items or photos.
+
+use super::DataArgs;
+use clap::Args;
+use std::path::PathBuf;
+use wardrobe::data::dataset::Split;
+use wardrobe::data::photo;
+use wardrobe::nn::infer::Predictor;
+use wardrobe::nn::store;
+use wardrobe::predict::top_k;
+use wardrobe::{Error, Result};
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// Model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Classify test-set item N (repeatable).
+    #[arg(long)]
+    pub index: Vec<usize>,
+    /// Photos (any size; 28×28 grey images are taken as data-set items as they are).
+    pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// How many classes to list.
+    #[arg(long, default_value_t = 3)]
+    pub top_k: usize,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Test-time augmentation: average each image with its mirror image.
+    #[arg(long)]
+    pub tta: bool,
+    /// Largest accepted photo in pixels (guards against decompression bombs).
+    #[arg(long, default_value_t = photo::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+}
+
+pub fn run(a: PredictArgs) -> Result<()> {
+    if a.index.is_empty() && a.images.is_empty() {
+        return Err(Error::Invalid("give image files or --index N".into()));
+    }
+    let loaded = store::load(&a.model)?;
+    let mut items: Vec<(String, Vec<u8>, Option<u8>)> = Vec::new();
+    if !a.index.is_empty() {
+        let test = a.data.source().load(Split::Test)?;
+        loaded.check_data(&test, "the test set")?;
+        for &i in &a.index {
+            if i >= test.len() {
+                return Err(Error::Invalid(format!("--index {i} is past the test set's {} images", test.len())));
+            }
+            items.push((format!("test[{i}]"), test.image(i).to_vec(), Some(test.labels[i])));
+        }
+    }
+    if !a.images.is_empty() {
+        loaded.check_images(photo::SIDE, photo::SIDE, "the photo pipeline")?;
+    }
+    for path in &a.images {
+        items.push((path.display().to_string(), photo::load(path, a.max_pixels)?, None));
+    }
+    let pixels: Vec<u8> = items.iter().flat_map(|(_, p, _)| p.iter().copied()).collect();
+    let mut predictor = Predictor::new(&loaded.model, 64);
+    let probs = if a.tta { predictor.probabilities_tta(&pixels) } else { predictor.probabilities(&pixels) };
+    for ((name, _, truth), probs) in items.iter().zip(probs.chunks_exact(loaded.class_names.len())) {
+        let ranked = top_k(probs, &loaded.class_names, a.top_k);
+        let truth = truth.map(|t| loaded.class_names[t as usize].clone());
+        if a.json {
+            let line =
+                serde_json::json!({ "input": name, "label": ranked[0].label, "top": ranked, "true_label": truth });
+            println!("{line}");
+        } else {
+            let top: Vec<String> =
+                ranked.iter().map(|r| format!("{} {:.1}%", r.label, 100.0 * r.probability)).collect();
+            let truth = truth.map(|t| format!("  (true: {t})")).unwrap_or_default();
+            println!("{name}: {}{truth}\n    {}", ranked[0].label, top.join(", "));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! `wardrobe serve`: the HTTP server.
+
+use clap::Args;
+use std::path::PathBuf;
+use wardrobe::data::photo;
+use wardrobe::nn::store;
+use wardrobe::serve::batcher::BatchSettings;
+use wardrobe::serve::state::ServeSettings;
+use wardrobe::{Error, Result};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Name the model is served under (/v2/models/NAME).
+    #[arg(long, default_value = "wardrobe")]
+    pub name: String,
+    /// Most images the model runs together.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_batch: u64,
+    /// Longest a request waits for others to join its batch, in microseconds (0: a batch is
+    /// whatever queued while the model was busy).
+    #[arg(long, default_value_t = 0)]
+    pub max_wait_us: u64,
+    /// Model worker threads, each running whole batches (default: half the cores, at least 1).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Threads handling HTTP and JSON (default: half the cores, at least 1).
+    #[arg(long)]
+    pub http_threads: Option<usize>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    pub max_body_bytes: usize,
+    /// Per-request time limit in seconds, body upload included; also the longest a client may take
+    /// to send its headers or leave a kept-alive connection idle.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout_secs: f64,
+    /// Requests handled at once; more are answered 503.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_concurrent: u64,
+    /// Open connections at most; more are closed at once.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Flag photos whose confidence is below this for human review.
+    #[arg(long, default_value_t = 0.6)]
+    pub review_below: f32,
+    /// Most photos in one /v1/label upload.
+    #[arg(long, default_value_t = 64)]
+    pub max_photos: usize,
+    /// Largest accepted photo in pixels (guards against decompression bombs).
+    #[arg(long, default_value_t = wardrobe::data::photo::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Do not log each request to standard error.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Half the worker threads (at least one): the server's split between HTTP and the model.
+fn half_the_cores() -> usize {
+    (rayon::current_num_threads() / 2).max(1)
+}
+
+pub fn run(a: ServeArgs) -> Result<()> {
+    if !(a.timeout_secs.is_finite() && a.timeout_secs > 0.0) {
+        return Err(Error::Invalid(format!("--timeout-secs must be positive, got {}", a.timeout_secs)));
+    }
+    let loaded = store::load(&a.model)?;
+    loaded.check_images(photo::SIDE, photo::SIDE, "the photo pipeline")?;
+    let settings = ServeSettings {
+        model_name: a.name,
+        max_body_bytes: a.max_body_bytes,
+        request_timeout: std::time::Duration::from_secs_f64(a.timeout_secs),
+        max_concurrent: a.max_concurrent as usize,
+        max_connections: a.max_connections as usize,
+        batch: BatchSettings {
+            max_batch: a.max_batch as usize,
+            max_wait: std::time::Duration::from_micros(a.max_wait_us),
+            workers: a.workers.unwrap_or_else(half_the_cores).max(1),
+        },
+        review_below: a.review_below,
+        max_pixels: a.max_pixels,
+        max_photos: a.max_photos,
+        access_log: !a.quiet,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.http_threads.unwrap_or_else(half_the_cores).max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| Error::System(format!("cannot start the runtime: {e}")))?;
+    let model_dir = a.model.display().to_string();
+    runtime.block_on(wardrobe::serve::serve(
+        loaded,
+        settings,
+        a.addr,
+        |bound| println!("{}", wardrobe::serve::serving_line(&model_dir, bound)),
+        wardrobe::serve::shutdown_signal(),
+    ))?;
+    println!("stopped");
+    Ok(())
+}

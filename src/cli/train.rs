@@ -1,0 +1,177 @@
+//! `wardrobe train`: train a model, or resume a run.
+
+use super::{ArchitectureArgs, DataArgs, INTERRUPTED, install_ctrl_c, print_plans};
+use clap::Args;
+use std::path::PathBuf;
+use wardrobe::data::augment::Augment;
+use wardrobe::data::dataset::{CLASS_NAMES, Split};
+use wardrobe::data::source::split_validation;
+use wardrobe::nn::model::Model;
+use wardrobe::nn::spec::ModelSpec;
+use wardrobe::optim::config::{OptimizerConfig, OptimizerKind};
+use wardrobe::optim::schedule::Schedule;
+use wardrobe::train::checkpoint;
+use wardrobe::train::progress::ConsoleProgress;
+use wardrobe::train::run_spec::{Given, RunSpec, SpecFile};
+use wardrobe::train::session;
+use wardrobe::train::tensorboard::TensorBoardLog;
+use wardrobe::train::trainer::{EarlyStopping, FitEnd, Monitor, TrainConfig, TrainObserver};
+use wardrobe::{Error, Result};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub architecture: ArchitectureArgs,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Images per optimiser step.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Update rule.
+    /// adam (Keras defaults), adamw (decoupled weight decay, default 0.004), sgd (optional (Nesterov) momentum).
+    #[arg(long, default_value = "adam")]
+    pub optimizer: OptimizerKind,
+    /// Base learning rate (the schedule scales it).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f32,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.0)]
+    pub momentum: f32,
+    /// SGD Nesterov momentum.
+    #[arg(long)]
+    pub nesterov: bool,
+    /// L2 penalty λ on kernels, added to the loss as λ·Σw².
+    #[arg(long, default_value_t = 0.0)]
+    pub l2: f32,
+    /// Decoupled weight decay on kernels (default 0.004 for adamw, else 0).
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Learning-rate schedule: constant, step:EVERY:GAMMA, cosine[:WARMUP_EPOCHS], one-cycle.
+    #[arg(long, default_value = "cosine", value_parser = Schedule::parse)]
+    pub schedule: Schedule,
+    /// Training augmentation: none, or a comma list of shift=N, flip, rotate=DEG, erase=P.
+    #[arg(long, default_value = "none", value_parser = Augment::parse)]
+    pub augment: Augment,
+    /// Seed for initialisation, shuffling and dropout.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Fraction of the training set held out for validation (the last images).
+    #[arg(long, default_value_t = 0.1)]
+    pub val_split: f64,
+    /// Directory for the trained model, its checkpoint and history.
+    #[arg(long, default_value = "runs/latest")]
+    pub out: PathBuf,
+    /// Write TensorBoard event files (train/ and validation/ runs) into this directory.
+    #[arg(long)]
+    pub logdir: Option<PathBuf>,
+    /// Continue the run in this directory from its checkpoint (its saved settings apply).
+    #[arg(long, conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+    /// Enable early stopping after this many epochs without improvement.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Metric early stopping watches.
+    /// val-loss or val-accuracy.
+    #[arg(long, default_value = "val-loss")]
+    pub monitor: Monitor,
+    /// Smallest change that counts as an improvement.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_delta: f64,
+    /// Keep the last epoch's weights instead of restoring the best.
+    #[arg(long)]
+    pub no_restore_best: bool,
+}
+
+impl TrainArgs {
+    /// Training settings from the flags alone.
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            optimizer: OptimizerConfig {
+                kind: self.optimizer,
+                lr: self.lr,
+                momentum: self.momentum,
+                nesterov: self.nesterov,
+                l2: self.l2,
+                weight_decay: self.weight_decay.unwrap_or(self.optimizer.default_weight_decay()),
+            },
+            schedule: self.schedule,
+            augment: self.augment,
+            early_stopping: self.patience.map(|patience| EarlyStopping {
+                monitor: self.monitor,
+                patience,
+                min_delta: self.min_delta,
+                restore_best: !self.no_restore_best,
+            }),
+            seed: self.seed,
+        }
+    }
+
+    /// A new model and its training settings and validation split: a run spec's, with the flags
+    /// `given` on the command line overriding them, or the flags'.
+    fn fresh_run(&self, given: Given) -> Result<(Model, TrainConfig, f64)> {
+        let flags = self.config();
+        let run = match self.architecture.spec_file()? {
+            Some(SpecFile::Run(run)) => run.with_overrides(&flags, self.val_split, given),
+            Some(SpecFile::Model(model)) => RunSpec { model, training: flags, val_split: self.val_split },
+            None => RunSpec {
+                model: ModelSpec::preset(&self.architecture.preset)?,
+                training: flags,
+                val_split: self.val_split,
+            },
+        };
+        run.training.validate()?;
+        let model = Model::initialised(run.model, CLASS_NAMES.len(), run.training.seed)?;
+        Ok((model, run.training, run.val_split))
+    }
+}
+
+/// Trains (or resumes) as the flags say; `given` tells which flags were typed.
+pub fn run(a: TrainArgs, given: Given) -> Result<()> {
+    let (mut model, config, resume, run_dir, val_split) = match &a.resume {
+        Some(dir) => {
+            let checkpoint::Checkpoint { model, config, resume } = checkpoint::load(&checkpoint::checkpoint_dir(dir))?;
+            println!("resuming {} at epoch {} step {}", dir.display(), resume.state.epoch, resume.state.step);
+            (model, config, Some(resume), dir.clone(), a.val_split)
+        }
+        None => {
+            let (model, config, val_split) = a.fresh_run(given)?;
+            (model, config, None, a.out.clone(), val_split)
+        }
+    };
+    let full = a.data.source().load(Split::Train)?;
+    let (train, val) = split_validation(full, val_split)?;
+    println!("{}", model.summary());
+    print_plans(&model);
+    println!(
+        "training on {} images, validating on {}, {} threads",
+        train.len(),
+        val.len(),
+        rayon::current_num_threads()
+    );
+    install_ctrl_c()?;
+    let mut console = ConsoleProgress::new(config.epochs);
+    let mut tensorboard = a.logdir.as_deref().map(|dir| TensorBoardLog::create(dir, &CLASS_NAMES)).transpose()?;
+    let mut observers: Vec<&mut dyn TrainObserver> = vec![&mut console];
+    if let Some(tb) = tensorboard.as_mut() {
+        observers.push(tb);
+    }
+    let end = session::run(&mut model, config, resume, (&train, &val), &run_dir, &mut observers, &INTERRUPTED)?;
+    if let Some(e) = tensorboard.as_mut().and_then(TensorBoardLog::take_error) {
+        return Err(e);
+    }
+    match end {
+        FitEnd::Interrupted => {
+            println!("interrupted; checkpoint saved, continue with: wardrobe train --resume {}", run_dir.display());
+            return Err(Error::Interrupted);
+        }
+        FitEnd::StoppedEarly => println!("early stopping: validation stopped improving"),
+        FitEnd::Completed => {}
+    }
+    println!("saved {}", run_dir.display());
+    Ok(())
+}
