@@ -6,9 +6,28 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// Largest JSON file (model.json, trainer.json, history, specs) any reader accepts.
+pub const MAX_JSON_BYTES: u64 = 16 << 20;
+
 /// Reads a whole file, naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// Reads a whole file of at most `limit` bytes; a larger one is an error before anything is read.
+pub fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len > limit {
+        return Err(Error::format(path, format!("{len} bytes, more than the {limit} this file may hold")));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::format(path, format!("grew past the {limit} bytes this file may hold")));
+    }
+    Ok(bytes)
 }
 
 /// The temporary sibling a write to `path` goes through.

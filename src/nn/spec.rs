@@ -282,7 +282,7 @@ impl ModelSpec {
 
     /// Reads an architecture from a JSON file.
     pub fn from_file(path: &std::path::Path) -> Result<ModelSpec> {
-        let text = crate::fsutil::read(path)?;
+        let text = crate::fsutil::read_at_most(path, crate::fsutil::MAX_JSON_BYTES)?;
         serde_json::from_slice(&text).map_err(|e| Error::format(path, format!("invalid model spec: {e}")))
     }
 }

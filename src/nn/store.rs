@@ -52,7 +52,7 @@ pub struct Loaded {
 }
 
 fn read_model_file(path: &Path) -> Result<ModelFile> {
-    let text = fsutil::read(path)?;
+    let text = fsutil::read_at_most(path, fsutil::MAX_JSON_BYTES)?;
     let file: ModelFile =
         serde_json::from_slice(&text).map_err(|e| Error::model(path, format!("invalid JSON: {e}")))?;
     if file.format != FORMAT {
@@ -76,7 +76,7 @@ pub fn load(dir: &Path) -> Result<Loaded> {
     let mut model =
         Model::new(file.spec, file.class_names.len()).map_err(|e| Error::model(&spec_path, e.to_string()))?;
     let weights_path = dir.join(WEIGHTS_FILE);
-    let stored = tensorfile::read(&weights_path).map_err(|e| as_model_error(&weights_path, e))?;
+    let stored = tensorfile::read(&weights_path, model.params.len()).map_err(|e| as_model_error(&weights_path, e))?;
     let tensors = model.tensors();
     if stored.len() != tensors.len() {
         return Err(Error::model(

@@ -27,9 +27,13 @@ pub fn write(path: &Path, tensors: &[(String, Vec<usize>, &[f32])]) -> Result<()
     fsutil::write_atomic(path, |out| out.write_all(&encoded))
 }
 
-/// Reads every tensor of a safetensors file, requiring f32.
-pub fn read(path: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let bytes = fsutil::read(path)?;
+/// Largest safetensors header read (names, shapes and offsets of the tensors).
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// Reads every tensor of a safetensors file, requiring f32, where the file may hold at most
+/// `max_values` values (a larger file is refused before it is read).
+pub fn read(path: &Path, max_values: usize) -> Result<BTreeMap<String, Tensor>> {
+    let bytes = fsutil::read_at_most(path, 8 + MAX_HEADER_BYTES + 4 * max_values as u64)?;
     let st =
         SafeTensors::deserialize(&bytes).map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
     let mut out = BTreeMap::new();
@@ -53,10 +57,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.safetensors");
         write(&path, &[("a".into(), vec![2, 1], &[1.5, -2.0]), ("b".into(), vec![0], &[])]).unwrap();
-        let t = read(&path).unwrap();
+        let t = read(&path, 2).unwrap();
         assert_eq!(t["a"], Tensor { dims: vec![2, 1], values: vec![1.5, -2.0] });
         assert!(t["b"].values.is_empty());
+        let big = dir.path().join("big.safetensors");
+        write(&big, &[("a".into(), vec![300_000], &vec![0.5; 300_000])]).unwrap();
+        let err = read(&big, 1000).unwrap_err().to_string();
+        assert!(err.contains("big.safetensors") && err.contains("more than the 1052584 this file may hold"), "{err}");
         std::fs::write(&path, b"nonsense").unwrap();
-        assert!(read(&path).unwrap_err().to_string().contains("not a safetensors file"));
+        assert!(read(&path, 2).unwrap_err().to_string().contains("not a safetensors file"));
     }
 }

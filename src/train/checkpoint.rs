@@ -114,13 +114,14 @@ pub fn load(dir: &Path) -> Result<Checkpoint> {
     let dir = if !dir.exists() && old.exists() { old.as_path() } else { dir };
     let loaded = store::load(dir)?;
     let path = dir.join(TRAINER_FILE);
-    let file: TrainerFile = serde_json::from_slice(&fsutil::read(&path)?)
+    let file: TrainerFile = serde_json::from_slice(&fsutil::read_at_most(&path, fsutil::MAX_JSON_BYTES)?)
         .map_err(|e| Error::format(&path, format!("invalid checkpoint state: {e}")))?;
     if file.format != FORMAT {
         return Err(Error::format(&path, format!("format is '{}', expected '{FORMAT}'", file.format)));
     }
     check_state(&file.state, &path)?;
-    let mut tensors = tensorfile::read(&dir.join(OPTIMIZER_FILE))?;
+    // At most two optimiser slots and the best weights, each as long as the parameters.
+    let mut tensors = tensorfile::read(&dir.join(OPTIMIZER_FILE), 3 * loaded.model.params.len())?;
     let best = tensors.remove("best").map(|t| t.values);
     let slots =
         (0..tensors.len()).map(|i| tensors.remove(&format!("slot{i}")).map(|t| t.values)).collect::<Option<Vec<_>>>();

@@ -29,6 +29,6 @@ pub fn load(dir: &Path) -> Result<Option<Vec<EpochStats>>> {
     if !path.exists() {
         return Ok(None);
     }
-    let text = fsutil::read(&path)?;
+    let text = fsutil::read_at_most(&path, fsutil::MAX_JSON_BYTES)?;
     serde_json::from_slice(&text).map(Some).map_err(|e| Error::format(&path, format!("invalid history: {e}")))
 }

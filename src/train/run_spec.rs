@@ -34,7 +34,7 @@ pub enum SpecFile {
 impl SpecFile {
     /// Reads a spec file, naming it in errors.
     pub fn load(path: &Path) -> Result<SpecFile> {
-        let text = fsutil::read(path)?;
+        let text = fsutil::read_at_most(path, fsutil::MAX_JSON_BYTES)?;
         let value: serde_json::Value =
             serde_json::from_slice(&text).map_err(|e| Error::format(path, format!("invalid JSON: {e}")))?;
         let parsed = if value.get("training").is_some() {
