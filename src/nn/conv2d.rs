@@ -64,11 +64,6 @@ impl Conv2d {
         let backward = conv::select_backward(&problem).expect("the reference takes every unpooled convolution");
         Conv2d { problem, init, forward, backward }
     }
-
-    /// What this layer computes.
-    pub fn problem(&self) -> ConvProblem {
-        self.problem
-    }
 }
 
 impl Layer for Conv2d {

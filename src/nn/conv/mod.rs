@@ -79,11 +79,6 @@ impl ConvProblem {
     pub fn patch_len(&self) -> usize {
         self.kernel * self.kernel * self.input.c
     }
-
-    /// The same problem as the unpooled convolution, for a training or inference pass.
-    pub fn unpooled(self) -> ConvProblem {
-        ConvProblem { pool: false, ..self }
-    }
 }
 
 /// Inputs and outputs of a forward pass over `n` images.
@@ -222,7 +217,7 @@ mod tests {
     fn reference_forward(p: &ConvProblem, n: usize, x: &[f32], kernel: &[f32], bias: &[f32]) -> (Vec<f32>, Vec<usize>) {
         let out = p.output();
         let mut y = vec![0.0; n * out.size()];
-        let f = reference::forward_for(&p.unpooled()).unwrap();
+        let f = reference::forward_for(&ConvProblem { pool: false, ..*p }).unwrap();
         let bias = bias.to_vec();
         f.forward(ConvForward { n, x, kernel, bias: &bias, y: &mut y, scratch: &mut [], kept: &mut [] });
         if !p.pool {
@@ -302,7 +297,7 @@ mod tests {
             let mut expected_dbias = vec![0.0; p.filters];
             bias_activation_backward(&mut dconv, &conv_y, p.activation, &mut expected_dbias);
             let (mut expected_dkernel, mut expected_dx) = (vec![0.0; kernel.len()], vec![0.0; n * in_size]);
-            reference::backward_for(&p.unpooled()).unwrap().backward(ConvBackward {
+            reference::backward_for(&ConvProblem { pool: false, ..p }).unwrap().backward(ConvBackward {
                 n,
                 x: &x,
                 y: &conv_y,
