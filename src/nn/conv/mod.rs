@@ -350,7 +350,8 @@ mod tests {
                     _ => vec![f32::NAN; b.scratch_len(n)],
                 };
                 let mut dy = if p.pool { dout.clone() } else { dconv.clone() };
-                let (mut dkernel, mut dbias) = (vec![0.0; kernel.len()], vec![0.0; p.filters]);
+                // Gradients are added to what the buffers hold.
+                let (mut dkernel, mut dbias) = (vec![0.5; kernel.len()], vec![0.25; p.filters]);
                 let mut dx = vec![f32::NAN; n * in_size];
                 b.backward(ConvBackward {
                     n,
@@ -363,9 +364,10 @@ mod tests {
                     dx: p.input_gradient.then_some(&mut dx[..]),
                     scratch: &mut scratch,
                 });
-                close(&dkernel, &expected_dkernel, "kernel gradient", b.name(), &p);
+                let added = |v: &[f32], base: f32| v.iter().map(|g| g + base).collect::<Vec<f32>>();
+                close(&dkernel, &added(&expected_dkernel, 0.5), "kernel gradient", b.name(), &p);
                 if p.pool {
-                    close(&dbias, &expected_dbias, "bias gradient", b.name(), &p);
+                    close(&dbias, &added(&expected_dbias, 0.25), "bias gradient", b.name(), &p);
                 }
                 if p.input_gradient {
                     close(&dx, &expected_dx, "input gradient", b.name(), &p);
