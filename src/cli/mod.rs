@@ -116,8 +116,3 @@ pub fn install_ctrl_c() -> Result<()> {
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed))
         .map_err(|e| Error::System(format!("cannot install the Ctrl-C handler: {e}")))
 }
-
-/// `--NAME` must be at least 1.
-pub fn positive(name: &str, value: usize) -> Result<()> {
-    if value == 0 { Err(Error::Invalid(format!("--{name} must be at least 1"))) } else { Ok(()) }
-}

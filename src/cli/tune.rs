@@ -1,6 +1,6 @@
 //! `wardrobe tune`: hyper-parameter search.
 
-use super::{ArchitectureArgs, DataArgs, INTERRUPTED, install_ctrl_c, positive};
+use super::{ArchitectureArgs, DataArgs, INTERRUPTED, install_ctrl_c};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -67,13 +67,15 @@ fn tune_base(a: &TuneArgs) -> Result<RunSpec> {
 
 /// Runs the search and saves the ranking and the best run spec.
 pub fn run(a: TuneArgs) -> Result<()> {
-    positive("epochs", a.epochs)?;
-    positive("trials", a.trials)?;
+    if a.trials == 0 {
+        return Err(Error::Invalid("--trials must be at least 1".into()));
+    }
     if a.budget_minutes.is_some_and(|m| !(m > 0.0 && m.is_finite())) {
         return Err(Error::Invalid("--budget-minutes must be a positive number".into()));
     }
     let space = if a.params.is_empty() { SearchSpace::default_space() } else { SearchSpace::parse(&a.params)? };
     let base = tune_base(&a)?;
+    base.training.validate()?;
     let trials = space.trials(a.search, a.trials, a.seed);
     for trial in &trials {
         apply(trial, &base.model, &base.training)?;

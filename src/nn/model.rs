@@ -191,36 +191,26 @@ impl Model {
     pub fn forward<'w>(&self, ws: &'w mut Workspace, n: usize, train: bool, seed: u64) -> &'w [f32] {
         assert!(n <= ws.capacity, "batch of {n} exceeds workspace capacity {}", ws.capacity);
         for step in self.plan(train).steps() {
+            let (i, out) = step.layers();
+            let (before, after) = ws.acts.split_at_mut(out);
+            let (x, y) = (if i == 0 { &ws.input[..] } else { &before[i - 1][..] }, &mut after[0][..]);
+            let params = &self.params[self.ranges[i].clone()];
             match step {
-                Step::Layer(i) => {
-                    let i = *i;
-                    let (before, after) = ws.acts.split_at_mut(i);
-                    self.layers[i].forward(Forward {
-                        n,
-                        params: &self.params[self.ranges[i].clone()],
-                        x: if i == 0 { &ws.input[..] } else { &before[i - 1][..] },
-                        y: &mut after[0],
-                        scratch: &mut ws.scratch[i],
-                        train,
-                        seed: mix_seed(seed, i as u64),
-                    });
-                }
-                Step::ConvPool { conv, problem, forward, .. } => {
-                    let i = *conv;
-                    let (before, after) = ws.acts.split_at_mut(i + 1);
-                    let (kernel, bias) = self.params[self.ranges[i].clone()].split_at(problem.kernel_len());
+                Step::Layer(_) => self.layers[i].forward(Forward {
+                    n,
+                    params,
+                    x,
+                    y,
+                    scratch: &mut ws.scratch[i],
+                    train,
+                    seed: mix_seed(seed, i as u64),
+                }),
+                Step::ConvPool { problem, forward, .. } => {
+                    let (kernel, bias) = params.split_at(problem.kernel_len());
                     let scratch = &mut ws.scratch[i];
                     let work = scratch.len() - forward.kept_len();
                     let (scratch, kept) = scratch.split_at_mut(work);
-                    forward.forward(ConvForward {
-                        n,
-                        x: if i == 0 { &ws.input[..] } else { &before[i - 1][..] },
-                        kernel,
-                        bias,
-                        y: &mut after[0],
-                        scratch,
-                        kept,
-                    });
+                    forward.forward(ConvForward { n, x, kernel, bias, y, scratch, kept });
                 }
             }
         }
@@ -232,10 +222,7 @@ impl Model {
     /// layer computes no input gradient.
     pub fn backward(&self, ws: &mut Workspace, n: usize, grads: &mut [f32]) {
         for step in self.train_plan.steps().iter().rev() {
-            let (i, out) = match step {
-                Step::Layer(i) => (*i, *i),
-                Step::ConvPool { conv, .. } => (*conv, conv + 1),
-            };
+            let (i, out) = step.layers();
             let x = if i == 0 { &ws.input[..] } else { &ws.acts[i - 1][..] };
             let (params, dparams) = (&self.params[self.ranges[i].clone()], &mut grads[self.ranges[i].clone()]);
             let dx = (i > 0).then_some(&mut ws.grad_next[..]);

@@ -27,6 +27,16 @@ pub enum Step {
     },
 }
 
+impl Step {
+    /// The step's first layer, and the layer whose output buffer it writes.
+    pub fn layers(&self) -> (usize, usize) {
+        match self {
+            Step::Layer(i) => (*i, *i),
+            Step::ConvPool { conv, .. } => (*conv, conv + 1),
+        }
+    }
+}
+
 /// The steps of one mode.
 pub struct Plan {
     steps: Vec<Step>,
