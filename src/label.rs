@@ -2,7 +2,9 @@
 //! through the photo conversion and the model, in parallel batches; one row per photo is
 //! appended to the output (CSV or JSON lines) and flushed after every batch, so a crash loses at
 //! most the batch in flight. Rerunning with the same output skips photos already labelled. Files
-//! that cannot be read or decoded are reported, never fatal.
+//! that cannot be read or decoded are reported, never fatal. Every row has an empty
+//! `reviewed_label` for a reviewer to fill (in a spreadsheet or on `serve --review`'s page);
+//! `wardrobe import` then learns from it.
 
 use crate::data::photo;
 use crate::error::{Error, Result};
@@ -29,6 +31,8 @@ pub struct LabelOptions {
     pub batch: usize,
     /// Largest accepted image, in pixels.
     pub max_pixels: u64,
+    /// What the photo pipeline makes for the model.
+    pub shape: photo::PhotoShape,
 }
 
 /// One labelled photo.
@@ -44,6 +48,9 @@ pub struct LabelRow {
     pub top: Vec<Ranked>,
     /// Confidence below the review threshold.
     pub needs_review: bool,
+    /// The class a human gave it (empty until reviewed).
+    #[serde(default)]
+    pub reviewed_label: Option<String>,
 }
 
 /// A photo that could not be labelled.
@@ -89,7 +96,8 @@ impl Format {
     }
 }
 
-const CSV_HEADER: &str = "path,label,confidence,top3,needs_review";
+/// The columns of a CSV labels file.
+pub const CSV_HEADER: &str = "path,label,confidence,top3,needs_review,reviewed_label";
 
 /// Appends `text` and syncs it; if that fails (a full disk, say), cuts the file back to where it
 /// was, so the output never ends in a torn row.
@@ -124,7 +132,7 @@ pub fn find_images(folder: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// One CSV record (quoted by the `csv` crate where a field needs it), without its line end.
-fn csv_record<'a>(fields: impl IntoIterator<Item = &'a str>) -> String {
+pub fn csv_record<'a>(fields: impl IntoIterator<Item = &'a str>) -> String {
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
     w.write_record(fields).expect("writing to memory cannot fail");
     let mut bytes = w.into_inner().expect("writing to memory cannot fail");
@@ -138,7 +146,7 @@ impl LabelRow {
     pub fn from_probabilities(path: String, probs: &[f32], names: &[String], k: usize, review_below: f32) -> LabelRow {
         let top = top_k(probs, names, k.max(1));
         let (label, confidence) = (top[0].label.clone(), top[0].probability);
-        LabelRow { path, label, confidence, needs_review: confidence < review_below, top }
+        LabelRow { path, label, confidence, needs_review: confidence < review_below, top, reviewed_label: None }
     }
 
     fn render(&self, format: Format) -> String {
@@ -147,7 +155,8 @@ impl LabelRow {
             Format::Csv => {
                 let top: Vec<String> = self.top.iter().map(|r| format!("{}:{:.4}", r.label, r.probability)).collect();
                 let (confidence, review) = (format!("{:.4}", self.confidence), self.needs_review.to_string());
-                csv_record([self.path.as_str(), &self.label, &confidence, &top.join(";"), &review])
+                let reviewed = self.reviewed_label.as_deref().unwrap_or_default();
+                csv_record([self.path.as_str(), &self.label, &confidence, &top.join(";"), &review, reviewed])
             }
         }
     }
@@ -221,14 +230,17 @@ pub fn label_folder(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Summary> {
     let format = Format::of(out)?;
+    // Absolute paths, so that the labels file can be read from anywhere (`wardrobe import`).
+    let folder = &std::path::absolute(folder).map_err(|e| Error::io(folder, e))?;
     let photos = find_images(folder)?;
     let (mut file, done) = open_output(out, format)?;
     let todo: Vec<&PathBuf> = photos.iter().filter(|p| !done.contains(&p.display().to_string())).collect();
     let mut summary = Summary { found: photos.len(), skipped: photos.len() - todo.len(), ..Default::default() };
     let mut predictor = Predictor::new(model, 64);
     for (b, batch) in todo.chunks(options.batch.max(1)).enumerate() {
-        let converted: Vec<Result<Vec<u8>>> = batch.par_iter().map(|p| photo::load(p, options.max_pixels)).collect();
-        let mut pixels = Vec::with_capacity(batch.len() * photo::SIDE * photo::SIDE);
+        let converted: Vec<Result<Vec<u8>>> =
+            batch.par_iter().map(|p| photo::load_as(p, options.shape, options.max_pixels)).collect();
+        let mut pixels = Vec::with_capacity(batch.len() * options.shape.len());
         let mut ok_paths = Vec::new();
         for (path, result) in batch.iter().zip(converted) {
             match result {

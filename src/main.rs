@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     wardrobe::nn::vector::set_kernels(cli.kernels);
     let result = match cli.command {
         Command::Convert(a) => cli::convert::run(a),
+        Command::Import(a) => cli::import::run(a),
         Command::Train(a) => {
             let train = matches.subcommand_matches("train");
             cli::train::run(a, &|id| train.and_then(|m| m.value_source(id)) == Some(ValueSource::CommandLine))

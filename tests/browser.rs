@@ -1,6 +1,7 @@
-//! The web page in a real browser: headless Chromium, driven over the WebDriver protocol by
+//! The web pages in a real browser: headless Chromium, driven over the WebDriver protocol by
 //! ChromeDriver, uploads a seller photo through the page's file input and the label appears in
-//! the DOM. Needs Debian's `chromium` and `chromium-driver`; without them the test says it skipped.
+//! the DOM; on the review page a key press and a click set `reviewed_label` in the labels file.
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
 
 mod common;
 
@@ -109,6 +110,28 @@ impl Session<'_> {
     fn text(&self, element: &str) -> String {
         self.call("GET", &format!("/element/{element}/text"), None).as_str().unwrap().to_string()
     }
+
+    /// Runs a script in the page; returns its value.
+    fn script(&self, body: &str) -> Value {
+        self.call("POST", "/execute/sync", Some(json!({ "script": body, "args": [] })))
+    }
+
+    /// Presses and releases a key, as a person typing on the page.
+    fn press(&self, key: &str) {
+        let actions = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
+            { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key }
+        ] }] });
+        self.call("POST", "/actions", Some(actions));
+    }
+
+    /// Waits until `script` returns true.
+    fn wait_until(&self, script: &str, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.script(script) != json!(true) {
+            assert!(Instant::now() < deadline, "{what} never happened");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 impl Drop for Session<'_> {
@@ -117,14 +140,17 @@ impl Drop for Session<'_> {
     }
 }
 
+/// Fails, naming the packages, when the browser is not installed.
+fn require_browser() {
+    assert!(
+        Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
+        "browser tests need {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
+    );
+}
+
 #[test]
 fn uploading_a_photo_through_the_page_shows_its_label() {
-    if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
-        eprintln!(
-            "SKIPPED: browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
-        );
-        return;
-    }
+    require_browser();
     let dir = tempfile::tempdir().unwrap();
     trained_model(&dir.path().join("model"));
     let server = Server::start(&dir.path().join("model"), &["--quiet"], dir.path().join("server.log"));
@@ -151,4 +177,81 @@ fn uploading_a_photo_through_the_page_shows_its_label() {
     std::fs::write(&shot, &png).unwrap();
     eprintln!("screenshot: {} ({} bytes)", shot.display(), png.len());
     assert!(png.starts_with(b"\x89PNG"));
+}
+
+/// The `reviewed_label` of each row of a labels CSV, by path.
+fn reviewed(labels: &Path) -> std::collections::HashMap<String, String> {
+    let mut reader = csv::Reader::from_path(labels).unwrap();
+    reader.records().map(|r| r.unwrap()).map(|r| (r[0].to_string(), r[5].to_string())).collect()
+}
+
+#[test]
+fn the_review_page_sets_reviewed_labels_by_key_and_by_click() {
+    require_browser();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    trained_model(&model);
+    let test = load(Split::Test);
+    for i in 0..4 {
+        write_photo(test.image(i), i, &dir.path().join("uploads"));
+    }
+    let labels = dir.path().join("labels.csv");
+    let (ok, _, err) = common::run(&[
+        "label",
+        "--model",
+        model.to_str().unwrap(),
+        dir.path().join("uploads").to_str().unwrap(),
+        "--out",
+        labels.to_str().unwrap(),
+        "--review-below",
+        "1.01",
+    ]);
+    assert!(ok, "{err}");
+    let server =
+        Server::start(&model, &["--quiet", "--review", labels.to_str().unwrap()], dir.path().join("server.log"));
+    let listed = server.get("/v1/review").json();
+    let rows = listed["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "every row needs review at --review-below 1.01");
+    let confidences: Vec<f64> = rows.iter().map(|r| r["confidence"].as_f64().unwrap()).collect();
+    assert!(confidences.windows(2).all(|w| w[0] <= w[1]), "least confident first: {confidences:?}");
+    let path_of = |k: usize| rows[k]["path"].as_str().unwrap().to_string();
+
+    let driver = Driver::start();
+    let session = Session::open(&driver, &dir.path().join("profile"));
+    session.call("POST", "/url", Some(json!({ "url": format!("http://{}/review", server.addr) })));
+    session.wait_for(".row.selected");
+    let ids = session.script("return [...document.querySelectorAll('.row')].map(r => Number(r.dataset.id))");
+    let expected: Vec<Value> = rows.iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(ids, json!(expected), "the page lists the rows in the server's order");
+    session.wait_until(
+        "return [...document.images].every(i => i.complete && i.naturalWidth > 0)",
+        "the photos and model inputs loading",
+    );
+
+    // Key 2 is the second category; the next row is selected after it.
+    session.press("2");
+    session.wait_until(
+        "return document.querySelectorAll('.row')[0].querySelector('.reviewed').textContent === 'reviewed: Trouser'",
+        "the first row showing its review",
+    );
+    assert_eq!(reviewed(&labels)[&path_of(0)], "Trouser");
+    let selected = session
+        .script("return [...document.querySelectorAll('.row')].findIndex(r => r.classList.contains('selected'))");
+    assert_eq!(selected, json!(1));
+
+    let bag = session.wait_for(&format!(".row[data-id='{}'] button[data-class='Bag']", rows[2]["id"]));
+    session.call("POST", &format!("/element/{bag}/click"), Some(json!({})));
+    session.wait_until(
+        "return document.getElementById('status').textContent === 'Reviewed 2 of 4 photo(s).'",
+        "the status counting two reviews",
+    );
+    let after = reviewed(&labels);
+    assert_eq!((after[&path_of(0)].as_str(), after[&path_of(2)].as_str()), ("Trouser", "Bag"));
+    assert_eq!(after.values().filter(|v| v.is_empty()).count(), 2, "the other rows are untouched");
+
+    let r = server.post_json(&format!("/v1/review/{}", rows[1]["id"]), &json!({ "reviewed_label": "Hat" }));
+    assert_eq!(r.status, 400);
+    assert!(r.error().contains("'Hat' is not one of the model's classes"), "{}", r.error());
+    assert_eq!(server.post_json("/v1/review/999", &json!({ "reviewed_label": "Bag" })).status, 404);
+    assert_eq!(server.get("/v1/review/x/photo").status, 400);
 }

@@ -25,7 +25,7 @@ fn tiny_data_dir(corrupt: impl FnOnce(&Path)) -> tempfile::TempDir {
 fn model_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let model = wardrobe::nn::model::Model::initialised(wardrobe::nn::spec::ModelSpec::seed(), 10, 1).unwrap();
-    wardrobe::nn::store::save(&model, &wardrobe::data::dataset::CLASS_NAMES, dir.path()).unwrap();
+    wardrobe::nn::store::save(&model, &wardrobe::data::dataset::fashion_classes(), dir.path()).unwrap();
     dir
 }
 
@@ -92,7 +92,7 @@ fn images_of_the_wrong_size() {
     let data = tiny_data_dir(|d| {
         write(&d.join("t10k-images-idx3-ubyte.gz"), &IdxArray { dims: vec![3, 2, 2], data: vec![0; 12] }).unwrap();
     });
-    evaluate_on(data.path(), "expected 28×28");
+    evaluate_on(data.path(), "the model takes 28×28×1 images, the test set gives 2×2×1");
 }
 
 #[test]
@@ -216,8 +216,9 @@ fn broken_model_directories_fail_evaluate_predict_and_serve_with_one_line() {
     };
     let cases: Vec<(tempfile::TempDir, &str)> = vec![
         (
-            broken_model(|d| edit_json(d, "\"h\": 28,\n      \"w\": 28", "\"h\": 30,\n      \"w\": 30")),
-            "the model takes 30×30×1 images",
+            // Not square: neither the test set nor the photo pipeline gives such images.
+            broken_model(|d| edit_json(d, "\"h\": 28,\n      \"w\": 28", "\"h\": 30,\n      \"w\": 28")),
+            "the model takes 30×28×1",
         ),
         (
             broken_model(|d| {
@@ -225,7 +226,7 @@ fn broken_model_directories_fail_evaluate_predict_and_serve_with_one_line() {
                     wardrobe::nn::model::Model::initialised(wardrobe::nn::spec::ModelSpec::seed(), 10, 1).unwrap();
                 model.params[40] = f32::NAN;
                 model.params[900] = f32::INFINITY;
-                wardrobe::nn::store::save(&model, &wardrobe::data::dataset::CLASS_NAMES, d).unwrap();
+                wardrobe::nn::store::save(&model, &wardrobe::data::dataset::fashion_classes(), d).unwrap();
             }),
             "tensor '0.kernel' holds NaN at index 40",
         ),

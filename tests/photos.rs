@@ -7,7 +7,7 @@ mod common;
 use common::{bin, load, run, trained_model, write_photo};
 use image::{GrayImage, Luma};
 use std::path::Path;
-use wardrobe::data::dataset::{CLASS_NAMES, Split};
+use wardrobe::data::dataset::{CLASS_NAMES, Split, fashion_classes};
 use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
 
@@ -67,7 +67,7 @@ fn broken_files_are_reported_and_good_photos_still_labelled() {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = dir.path().join("model");
     let model = Model::initialised(ModelSpec::seed(), 10, 1).unwrap();
-    wardrobe::nn::store::save(&model, &CLASS_NAMES, &model_dir).unwrap();
+    wardrobe::nn::store::save(&model, &fashion_classes(), &model_dir).unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(photos.join("sub")).unwrap();
     let test = load(Split::Test);
@@ -111,7 +111,7 @@ fn broken_files_are_reported_and_good_photos_still_labelled() {
 fn label_killed_mid_run_then_rerun_labels_every_photo_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = dir.path().join("model");
-    wardrobe::nn::store::save(&Model::initialised(ModelSpec::seed(), 10, 1).unwrap(), &CLASS_NAMES, &model_dir)
+    wardrobe::nn::store::save(&Model::initialised(ModelSpec::seed(), 10, 1).unwrap(), &fashion_classes(), &model_dir)
         .unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(&photos).unwrap();

@@ -22,8 +22,8 @@ fn idx_array() -> impl Strategy<Value = IdxArray> {
 
 fn dataset() -> impl Strategy<Value = Dataset> {
     (1usize..5).prop_flat_map(|n| {
-        (prop::collection::vec(0u8..10, n), prop::collection::vec(any::<u8>(), n * 784))
-            .prop_map(|(labels, images)| Dataset::new(images, labels, 28, 28).unwrap())
+        (prop::collection::vec(0u16..10, n), prop::collection::vec(any::<u8>(), n * 784))
+            .prop_map(|(labels, images)| Dataset::fashion(images, labels, 28, 28).unwrap())
     })
 }
 
@@ -78,12 +78,12 @@ proptest! {
     #[test]
     fn augmentation_keeps_shape_and_is_seeded(aug in augment(), src in prop::collection::vec(any::<u8>(), 784), seed: u64) {
         let (mut a, mut b) = (vec![0u8; 784], vec![0u8; 784]);
-        aug.apply(&src, &mut a, 28, &mut ChaCha8Rng::seed_from_u64(seed));
-        aug.apply(&src, &mut b, 28, &mut ChaCha8Rng::seed_from_u64(seed));
+        aug.apply(&src, &mut a, (28, 28, 1), &mut ChaCha8Rng::seed_from_u64(seed));
+        aug.apply(&src, &mut b, (28, 28, 1), &mut ChaCha8Rng::seed_from_u64(seed));
         prop_assert_eq!(&a, &b);
         prop_assert!(a.iter().max() <= src.iter().max());
         let mut off = vec![0u8; 784];
-        Augment::default().apply(&src, &mut off, 28, &mut ChaCha8Rng::seed_from_u64(seed));
+        Augment::default().apply(&src, &mut off, (28, 28, 1), &mut ChaCha8Rng::seed_from_u64(seed));
         prop_assert_eq!(off, src);
     }
 

@@ -3,7 +3,6 @@
 use clap::Args;
 use std::path::PathBuf;
 use wardrobe::Result;
-use wardrobe::data::photo;
 use wardrobe::label::{self, LabelOptions, label_folder};
 use wardrobe::nn::store;
 
@@ -17,7 +16,7 @@ pub struct LabelArgs {
     /// Output file, .csv or .jsonl; rerunning with the same file skips labelled photos.
     #[arg(long)]
     pub out: PathBuf,
-    /// Flag photos whose confidence is below this for human review.
+    /// Flag photos whose (calibrated) confidence is below this for human review.
     #[arg(long, default_value_t = 0.6)]
     pub review_below: f32,
     /// Photos per batch (each batch is flushed to the output).
@@ -30,13 +29,13 @@ pub struct LabelArgs {
 
 pub fn run(a: LabelArgs) -> Result<()> {
     let loaded = store::load(&a.model)?;
-    loaded.check_images(photo::SIDE, photo::SIDE, "the photo pipeline")?;
+    let shape = loaded.photo_shape()?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} photos {per_sec} ({eta})")
             .expect("valid template"),
     );
-    let options = LabelOptions { review_below: a.review_below, batch: a.batch, max_pixels: a.max_pixels };
+    let options = LabelOptions { review_below: a.review_below, batch: a.batch, max_pixels: a.max_pixels, shape };
     let summary = label_folder(&loaded.model, &loaded.class_names, &a.folder, &a.out, options, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
@@ -50,8 +49,9 @@ pub fn run(a: LabelArgs) -> Result<()> {
         summary.failed.len(),
         summary.needs_review
     );
+    let width = summary.per_label.keys().map(|l| l.chars().count()).max().unwrap_or(0);
     for (label, count) in &summary.per_label {
-        println!("  {label:<12} {count}");
+        println!("  {label:<width$} {count}");
     }
     for f in &summary.failed {
         println!("  failed: {}", f.reason);

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod convert;
 pub mod evaluate;
+pub mod import;
 pub mod label;
 pub mod photo;
 pub mod predict;
@@ -15,8 +16,11 @@ pub mod tune;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use wardrobe::data::dataset::Dataset;
 use wardrobe::data::source::DataSource;
+use wardrobe::nn::layer::Shape;
 use wardrobe::nn::model::Model;
+use wardrobe::nn::spec::ModelSpec;
 use wardrobe::nn::vector::{Kernels, kernels};
 use wardrobe::train::run_spec::SpecFile;
 use wardrobe::{Error, Result};
@@ -42,6 +46,8 @@ pub struct Cli {
 pub enum Command {
     /// Convert between IDX (images + labels files, optionally gzipped) and Kaggle CSV.
     Convert(convert::ConvertArgs),
+    /// Import labelled photos (category folders, reviewed labels CSV files) as a data set.
+    Import(import::ImportArgs),
     /// Train a model and save it.
     Train(train::TrainArgs),
     /// Score a saved model on the test set.
@@ -63,7 +69,8 @@ pub enum Command {
 /// Which architecture to start from.
 #[derive(Args)]
 pub struct ArchitectureArgs {
-    /// Named architecture: seed (the notebook's CNN), default (conv + batch-norm blocks), best (default with dense 512).
+    /// Named architecture: seed (the notebook's CNN), default (conv + batch-norm blocks), best
+    /// (default with dense 512); its input and output follow the data's image shape and classes.
     #[arg(long, default_value = "seed")]
     pub preset: String,
     /// Architecture from a JSON spec file instead of a preset; a run spec (as `tune` saves) also
@@ -77,12 +84,30 @@ impl ArchitectureArgs {
     pub fn spec_file(&self) -> Result<Option<SpecFile>> {
         self.spec.as_deref().map(SpecFile::load).transpose()
     }
+
+    /// The named preset for the images and classes of `data`.
+    pub fn preset_for(&self, data: &Dataset) -> Result<ModelSpec> {
+        let (rows, cols, channels) = data.shape();
+        Ok(ModelSpec::preset(&self.preset)?.fitted_to(Shape::new(rows, cols, channels), data.classes.len()))
+    }
+}
+
+/// Checks that an architecture takes the images of `data`.
+pub fn check_input(spec: &ModelSpec, data: &Dataset) -> Result<()> {
+    let (rows, cols, channels) = data.shape();
+    if spec.input != Shape::new(rows, cols, channels) {
+        return Err(Error::Invalid(format!(
+            "the architecture takes {} images, the training data has {rows}×{cols}×{channels}",
+            spec.input.hwc()
+        )));
+    }
+    Ok(())
 }
 
 /// Where the data comes from.
 #[derive(Args)]
 pub struct DataArgs {
-    /// Directory with the Fashion-MNIST IDX files.
+    /// Data directory: Fashion-MNIST's IDX files, or a catalogue made by `wardrobe import`.
     #[arg(long, default_value = wardrobe::data::dataset::DEFAULT_DATA_DIR)]
     pub data: PathBuf,
     /// Kaggle-style CSV to use as the training set instead of the IDX files.

@@ -9,17 +9,24 @@ use wardrobe::data::photo;
 pub struct PhotoArgs {
     /// Input photo (PNG, JPEG, WebP, BMP, GIF).
     pub input: PathBuf,
-    /// Output PNG (28×28 grey).
+    /// Output PNG.
     pub output: PathBuf,
+    /// Side of the square result.
+    #[arg(long, default_value_t = photo::SIDE)]
+    pub size: usize,
+    /// Channels of the result: 1 (grey) or 3 (RGB).
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
     /// Largest accepted photo in pixels (guards against decompression bombs).
     #[arg(long, default_value_t = photo::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
 }
 
 pub fn run(a: PhotoArgs) -> Result<()> {
-    let pixels = photo::load(&a.input, a.max_pixels)?;
-    let png = photo::to_png(&pixels)?;
+    let shape = photo::PhotoShape::checked(a.size, a.channels)?;
+    let pixels = photo::load_as(&a.input, shape, a.max_pixels)?;
+    let png = photo::to_png(&pixels, shape)?;
     wardrobe::fsutil::write_atomic(&a.output, |out| out.write_all(&png))?;
-    println!("wrote {} (28×28, what the model sees)", a.output.display());
+    println!("wrote {} ({}×{}×{}, what the model sees)", a.output.display(), a.size, a.size, a.channels);
     Ok(())
 }

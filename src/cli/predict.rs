@@ -18,7 +18,7 @@ pub struct PredictArgs {
     /// Classify test-set item N (repeatable).
     #[arg(long)]
     pub index: Vec<usize>,
-    /// Photos (any size; 28×28 grey images are taken as data-set items as they are).
+    /// Photos (any size; images already of the model's input shape are taken as data-set items as they are).
     pub images: Vec<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
@@ -41,7 +41,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
         return Err(Error::Invalid("give image files or --index N".into()));
     }
     let loaded = store::load(&a.model)?;
-    let mut items: Vec<(String, Vec<u8>, Option<u8>)> = Vec::new();
+    let mut items: Vec<(String, Vec<u8>, Option<u16>)> = Vec::new();
     if !a.index.is_empty() {
         let test = a.data.source().load(Split::Test)?;
         loaded.check_data(&test, "the test set")?;
@@ -53,10 +53,10 @@ pub fn run(a: PredictArgs) -> Result<()> {
         }
     }
     if !a.images.is_empty() {
-        loaded.check_images(photo::SIDE, photo::SIDE, "the photo pipeline")?;
-    }
-    for path in &a.images {
-        items.push((path.display().to_string(), photo::load(path, a.max_pixels)?, None));
+        let shape = loaded.photo_shape()?;
+        for path in &a.images {
+            items.push((path.display().to_string(), photo::load_as(path, shape, a.max_pixels)?, None));
+        }
     }
     let pixels: Vec<u8> = items.iter().flat_map(|(_, p, _)| p.iter().copied()).collect();
     let mut predictor = Predictor::new(&loaded.model, 64);

@@ -2,7 +2,6 @@
 
 use clap::Args;
 use std::path::PathBuf;
-use wardrobe::data::photo;
 use wardrobe::nn::store;
 use wardrobe::serve::batcher::BatchSettings;
 use wardrobe::serve::state::ServeSettings;
@@ -57,6 +56,10 @@ pub struct ServeArgs {
     /// Do not log each request to standard error.
     #[arg(long)]
     pub quiet: bool,
+    /// A labels CSV (from `wardrobe label`) to review on the page /review: its rows that need
+    /// review get their reviewed_label set, and the file is rewritten atomically on each change.
+    #[arg(long)]
+    pub review: Option<PathBuf>,
 }
 
 /// Half the worker threads (at least one): the server's split between HTTP and the model.
@@ -69,7 +72,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         return Err(Error::Invalid(format!("--timeout-secs must be positive, got {}", a.timeout_secs)));
     }
     let loaded = store::load(&a.model)?;
-    loaded.check_images(photo::SIDE, photo::SIDE, "the photo pipeline")?;
+    loaded.photo_shape()?;
     let settings = ServeSettings {
         model_name: a.name,
         max_body_bytes: a.max_body_bytes,
@@ -85,6 +88,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         max_pixels: a.max_pixels,
         max_photos: a.max_photos,
         access_log: !a.quiet,
+        review: a.review,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(a.http_threads.unwrap_or_else(half_the_cores).max(1))

@@ -1,13 +1,13 @@
 //! `wardrobe train`: train a model, or resume a run.
 
-use super::{ArchitectureArgs, DataArgs, INTERRUPTED, install_ctrl_c, print_plans};
+use super::{ArchitectureArgs, DataArgs, INTERRUPTED, check_input, install_ctrl_c, print_plans};
 use clap::Args;
 use std::path::PathBuf;
 use wardrobe::data::augment::Augment;
-use wardrobe::data::dataset::{CLASS_NAMES, Split};
+use wardrobe::data::dataset::{Dataset, Split};
 use wardrobe::data::source::split_validation;
 use wardrobe::nn::model::Model;
-use wardrobe::nn::spec::ModelSpec;
+use wardrobe::nn::store;
 use wardrobe::optim::config::{OptimizerConfig, OptimizerKind};
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::train::checkpoint;
@@ -70,6 +70,10 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its checkpoint (its saved settings apply).
     #[arg(long, conflicts_with = "out")]
     pub resume: Option<PathBuf>,
+    /// Fine-tune: start from this model directory's architecture and weights (its last layer
+    /// starts afresh when the data's classes differ from the model's).
+    #[arg(long, conflicts_with_all = ["resume", "spec"])]
+    pub init_from: Option<PathBuf>,
     /// Enable early stopping after this many epochs without improvement.
     #[arg(long)]
     pub patience: Option<usize>,
@@ -111,27 +115,48 @@ impl TrainArgs {
         }
     }
 
-    /// A new model and its training settings and validation split: a run spec's, with the flags
-    /// `given` on the command line overriding them, or the flags'.
-    fn fresh_run(&self, given: Given) -> Result<(Model, TrainConfig, f64)> {
+    /// A new model for `data` and its training settings and validation split: a run spec's,
+    /// with the flags `given` on the command line overriding them, or the flags'.
+    fn fresh_run(&self, given: Given, data: &Dataset) -> Result<(Model, TrainConfig, f64)> {
         let flags = self.config();
-        let run = match self.architecture.spec_file()? {
-            Some(SpecFile::Run(run)) => run.with_overrides(&flags, self.val_split, given),
-            Some(SpecFile::Model(model)) => RunSpec { model, training: flags, val_split: self.val_split },
-            None => RunSpec {
-                model: ModelSpec::preset(&self.architecture.preset)?,
+        let start = self.init_from.as_deref().map(store::load).transpose()?;
+        let run = match (self.architecture.spec_file()?, &start) {
+            (_, Some(start)) => RunSpec {
+                model: start.model.spec.clone().fitted_to(start.model.spec.input, data.classes.len()),
                 training: flags,
                 val_split: self.val_split,
             },
+            (Some(SpecFile::Run(run)), None) => run.with_overrides(&flags, self.val_split, given),
+            (Some(SpecFile::Model(model)), None) => RunSpec { model, training: flags, val_split: self.val_split },
+            (None, None) => {
+                RunSpec { model: self.architecture.preset_for(data)?, training: flags, val_split: self.val_split }
+            }
         };
         run.training.validate()?;
-        let model = Model::initialised(run.model, CLASS_NAMES.len(), run.training.seed)?;
+        check_input(&run.model, data)?;
+        let mut model = Model::initialised(run.model, data.classes.len(), run.training.seed)?;
+        if let Some(start) = start {
+            let layers = model.spec.layers.len();
+            let keep = if start.class_names == data.classes { layers } else { layers - 1 };
+            model.copy_layers_from(&start.model, keep)?;
+            if keep < layers {
+                println!(
+                    "fine-tuning {}: its {} classes are not the data's {}, so the last layer starts afresh",
+                    start.dir.display(),
+                    start.class_names.len(),
+                    data.classes.len()
+                );
+            } else {
+                println!("fine-tuning {}: every layer starts from its weights", start.dir.display());
+            }
+        }
         Ok((model, run.training, run.val_split))
     }
 }
 
 /// Trains (or resumes) as the flags say; `given` tells which flags were typed.
 pub fn run(a: TrainArgs, given: Given) -> Result<()> {
+    let full = a.data.source().load(Split::Train)?;
     let (mut model, config, resume, run_dir, val_split) = match &a.resume {
         Some(dir) => {
             let checkpoint::Checkpoint { model, config, resume } = checkpoint::load(&checkpoint::checkpoint_dir(dir))?;
@@ -139,23 +164,31 @@ pub fn run(a: TrainArgs, given: Given) -> Result<()> {
             (model, config, Some(resume), dir.clone(), a.val_split)
         }
         None => {
-            let (model, config, val_split) = a.fresh_run(given)?;
+            let (model, config, val_split) = a.fresh_run(given, &full)?;
             (model, config, None, a.out.clone(), val_split)
         }
     };
-    let full = a.data.source().load(Split::Train)?;
+    check_input(&model.spec, &full)?;
+    if model.classes() != full.classes.len() {
+        return Err(Error::Invalid(format!(
+            "the model has {} classes, the training data {}",
+            model.classes(),
+            full.classes.len()
+        )));
+    }
     let (train, val) = split_validation(full, val_split)?;
     println!("{}", model.summary());
     print_plans(&model);
     println!(
-        "training on {} images, validating on {}, {} threads",
+        "training on {} images of {} classes, validating on {}, {} threads",
         train.len(),
+        train.classes.len(),
         val.len(),
         rayon::current_num_threads()
     );
     install_ctrl_c()?;
     let mut console = ConsoleProgress::new(config.epochs);
-    let mut tensorboard = a.logdir.as_deref().map(|dir| TensorBoardLog::create(dir, &CLASS_NAMES)).transpose()?;
+    let mut tensorboard = a.logdir.as_deref().map(|dir| TensorBoardLog::create(dir, &train.classes)).transpose()?;
     let mut observers: Vec<&mut dyn TrainObserver> = vec![&mut console];
     if let Some(tb) = tensorboard.as_mut() {
         observers.push(tb);
@@ -171,6 +204,11 @@ pub fn run(a: TrainArgs, given: Given) -> Result<()> {
         }
         FitEnd::StoppedEarly => println!("early stopping: validation stopped improving"),
         FitEnd::Completed => {}
+    }
+    if val.is_empty() {
+        println!("no validation images: probabilities stay uncalibrated (temperature 1)");
+    } else {
+        println!("calibration: temperature {:.3} fitted on the validation images", model.temperature);
     }
     println!("saved {}", run_dir.display());
     Ok(())

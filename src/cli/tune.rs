@@ -1,12 +1,11 @@
 //! `wardrobe tune`: hyper-parameter search.
 
-use super::{ArchitectureArgs, DataArgs, INTERRUPTED, install_ctrl_c};
+use super::{ArchitectureArgs, DataArgs, INTERRUPTED, check_input, install_ctrl_c};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use wardrobe::data::dataset::Split;
+use wardrobe::data::dataset::{Dataset, Split};
 use wardrobe::data::source::split_validation;
-use wardrobe::nn::spec::ModelSpec;
 use wardrobe::train::progress::ConsoleProgress;
 use wardrobe::train::run_spec::{RunSpec, SpecFile};
 use wardrobe::train::trainer::{TrainConfig, TrainObserver};
@@ -54,13 +53,14 @@ pub struct TuneArgs {
     pub logdir: Option<PathBuf>,
 }
 
-fn tune_base(a: &TuneArgs) -> Result<RunSpec> {
+fn tune_base(a: &TuneArgs, data: &Dataset) -> Result<RunSpec> {
     let training = TrainConfig { epochs: a.epochs, seed: a.seed, ..TrainConfig::default() };
     let mut base = match a.architecture.spec_file()? {
         Some(SpecFile::Run(run)) => run,
         Some(SpecFile::Model(model)) => RunSpec { model, training, val_split: a.val_split },
-        None => RunSpec { model: ModelSpec::preset(&a.architecture.preset)?, training, val_split: a.val_split },
+        None => RunSpec { model: a.architecture.preset_for(data)?, training, val_split: a.val_split },
     };
+    check_input(&base.model, data)?;
     (base.training.epochs, base.training.seed, base.val_split) = (a.epochs, a.seed, a.val_split);
     Ok(base)
 }
@@ -74,13 +74,14 @@ pub fn run(a: TuneArgs) -> Result<()> {
         return Err(Error::Invalid("--budget-minutes must be a positive number".into()));
     }
     let space = if a.params.is_empty() { SearchSpace::default_space() } else { SearchSpace::parse(&a.params)? };
-    let base = tune_base(&a)?;
+    let full = a.data.source().load(Split::Train)?;
+    let base = tune_base(&a, &full)?;
     base.training.validate()?;
     let trials = space.trials(a.search, a.trials, a.seed);
     for trial in &trials {
         apply(trial, &base.model, &base.training)?;
     }
-    let (train, val) = split_validation(a.data.source().load(Split::Train)?, base.val_split)?;
+    let (train, val) = split_validation(full, base.val_split)?;
     let logdir = a.logdir.clone().unwrap_or_else(|| a.out.join("logs"));
     println!(
         "tuning: {} of {} grid points, {} epochs each, {} training / {} validation images; TensorBoard: {}",

@@ -49,8 +49,8 @@ impl Augment {
         *self == Augment::default()
     }
 
-    /// Writes an augmented copy of the `side × side` image `src` into `dst`.
-    pub fn apply(&self, src: &[u8], dst: &mut [u8], side: usize, rng: &mut ChaCha8Rng) {
+    /// Writes an augmented copy of the image `src` of `shape` (rows, cols, channels) into `dst`.
+    pub fn apply(&self, src: &[u8], dst: &mut [u8], shape: (usize, usize, usize), rng: &mut ChaCha8Rng) {
         let s = f32::from(self.shift);
         let (dx, dy) = if self.shift > 0 {
             (rng.random_range(-s..=s).round(), rng.random_range(-s..=s).round())
@@ -59,9 +59,9 @@ impl Augment {
         };
         let flip = self.flip && rng.random::<bool>();
         let angle = if self.rotate > 0.0 { rng.random_range(-self.rotate..=self.rotate).to_radians() } else { 0.0 };
-        sample_transformed(src, dst, side, Transform { dx, dy, flip, angle });
+        sample_transformed(src, dst, shape, Transform { dx, dy, flip, angle });
         if self.erase > 0.0 && rng.random::<f32>() < self.erase {
-            erase_rectangle(dst, side, rng);
+            erase_rectangle(dst, shape, rng);
         }
     }
 }
@@ -76,30 +76,32 @@ struct Transform {
 
 /// Output pixel `(x, y)` reads the input at the inverse transform of its position: undo the
 /// shift, undo the rotation about the centre, undo the flip. Bilinear, zero outside.
-fn sample_transformed(src: &[u8], dst: &mut [u8], side: usize, t: Transform) {
-    let c = (side as f32 - 1.0) / 2.0;
+fn sample_transformed(src: &[u8], dst: &mut [u8], (rows, cols, channels): (usize, usize, usize), t: Transform) {
+    let (cx, cy) = ((cols as f32 - 1.0) / 2.0, (rows as f32 - 1.0) / 2.0);
     let (sin, cos) = t.angle.sin_cos();
-    for y in 0..side {
-        for x in 0..side {
-            let (px, py) = (x as f32 - t.dx - c, y as f32 - t.dy - c);
-            let (mut sx, sy) = (cos * px + sin * py + c, -sin * px + cos * py + c);
+    for y in 0..rows {
+        for x in 0..cols {
+            let (px, py) = (x as f32 - t.dx - cx, y as f32 - t.dy - cy);
+            let (mut sx, sy) = (cos * px + sin * py + cx, -sin * px + cos * py + cy);
             if t.flip {
-                sx = 2.0 * c - sx;
+                sx = 2.0 * cx - sx;
             }
-            dst[y * side + x] = bilinear(src, side, sx, sy);
+            for c in 0..channels {
+                dst[(y * cols + x) * channels + c] = bilinear(src, (rows, cols, channels), c, sx, sy);
+            }
         }
     }
 }
 
-/// The input at a fractional position (0 outside the image).
-fn bilinear(src: &[u8], side: usize, x: f32, y: f32) -> u8 {
+/// Channel `c` of the input at a fractional position (0 outside the image).
+fn bilinear(src: &[u8], (rows, cols, channels): (usize, usize, usize), c: usize, x: f32, y: f32) -> u8 {
     let (x0, y0) = (x.floor(), y.floor());
     let (fx, fy) = (x - x0, y - y0);
     let at = |xi: f32, yi: f32| {
-        if xi < 0.0 || yi < 0.0 || xi >= side as f32 || yi >= side as f32 {
+        if xi < 0.0 || yi < 0.0 || xi >= cols as f32 || yi >= rows as f32 {
             0.0
         } else {
-            f32::from(src[yi as usize * side + xi as usize])
+            f32::from(src[(yi as usize * cols + xi as usize) * channels + c])
         }
     };
     let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
@@ -108,14 +110,14 @@ fn bilinear(src: &[u8], side: usize, x: f32, y: f32) -> u8 {
 }
 
 /// Sets a random rectangle covering 2–20% of the image to black.
-fn erase_rectangle(img: &mut [u8], side: usize, rng: &mut ChaCha8Rng) {
-    let area = rng.random_range(0.02..0.2) * (side * side) as f32;
+fn erase_rectangle(img: &mut [u8], (rows, cols, channels): (usize, usize, usize), rng: &mut ChaCha8Rng) {
+    let area = rng.random_range(0.02..0.2) * (rows * cols) as f32;
     let aspect = rng.random_range(0.3f32..3.3);
-    let h = ((area * aspect).sqrt().round() as usize).clamp(1, side);
-    let w = ((area / aspect).sqrt().round() as usize).clamp(1, side);
-    let (top, left) = (rng.random_range(0..=side - h), rng.random_range(0..=side - w));
-    for row in img.chunks_exact_mut(side).skip(top).take(h) {
-        row[left..left + w].fill(0);
+    let h = ((area * aspect).sqrt().round() as usize).clamp(1, rows);
+    let w = ((area / aspect).sqrt().round() as usize).clamp(1, cols);
+    let (top, left) = (rng.random_range(0..=rows - h), rng.random_range(0..=cols - w));
+    for row in img.chunks_exact_mut(cols * channels).skip(top).take(h) {
+        row[left * channels..(left + w) * channels].fill(0);
     }
 }
 
@@ -130,7 +132,7 @@ mod tests {
 
     fn run(aug: Augment, seed: u64) -> Vec<u8> {
         let mut out = vec![0; 784];
-        aug.apply(&image(), &mut out, 28, &mut ChaCha8Rng::seed_from_u64(seed));
+        aug.apply(&image(), &mut out, (28, 28, 1), &mut ChaCha8Rng::seed_from_u64(seed));
         out
     }
 
@@ -174,6 +176,21 @@ mod tests {
             });
             assert!(found, "seed {seed}: not a whole-pixel shift of at most 2");
         }
+    }
+
+    #[test]
+    fn colour_flip_keeps_each_pixel_s_channels_together() {
+        let src: Vec<u8> = (0..2 * 3 * 3).map(|v| v as u8).collect();
+        let aug = Augment { flip: true, ..Default::default() };
+        let mut out = vec![0; src.len()];
+        let flipped = (0..20)
+            .map(|seed| {
+                aug.apply(&src, &mut out, (2, 3, 3), &mut ChaCha8Rng::seed_from_u64(seed));
+                out.clone()
+            })
+            .find(|o| *o != src)
+            .unwrap();
+        assert_eq!(flipped, [6, 7, 8, 3, 4, 5, 0, 1, 2, 15, 16, 17, 12, 13, 14, 9, 10, 11]);
     }
 
     #[test]

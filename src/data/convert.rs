@@ -23,7 +23,11 @@ fn labels_for(images: &Path, given: Option<&Path>) -> Result<PathBuf> {
 
 /// Reads `path` as CSV or as an IDX pair.
 pub fn read_any(path: &Path, labels: Option<&Path>) -> Result<Dataset> {
-    if is_csv(path) { crate::data::csv::read(path) } else { Dataset::from_idx(path, &labels_for(path, labels)?) }
+    if is_csv(path) {
+        crate::data::csv::read(path)
+    } else {
+        Dataset::from_idx(path, &labels_for(path, labels)?, crate::data::dataset::fashion_classes())
+    }
 }
 
 /// Converts `input` to `output`, returning the number of images written.
@@ -44,7 +48,7 @@ mod tests {
     #[test]
     fn idx_to_csv_to_idx_is_byte_identical() {
         let dir = tempfile::tempdir().unwrap();
-        let d = Dataset::new((0..=255).chain(0..=255).collect(), vec![0, 1, 2, 3, 4, 5, 6, 7], 8, 8).unwrap();
+        let d = Dataset::fashion((0..=255).chain(0..=255).collect(), vec![0, 1, 2, 3, 4, 5, 6, 7], 8, 8).unwrap();
         let images = dir.path().join("a-images-idx3-ubyte");
         d.write_idx(&images, &labels_path_for(&images).unwrap()).unwrap();
         let csv = dir.path().join("a.csv");

@@ -46,12 +46,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Dataset> {
         if fields.len() != columns {
             return Err(Error::format(path, format!("line {line_no}: {} columns, expected {columns}", fields.len())));
         }
-        labels.push(parse_field(fields[0], 9, 0, line_no, path)?);
+        labels.push(u16::from(parse_field(fields[0], 9, 0, line_no, path)?));
         for (column, f) in fields.iter().enumerate().skip(1) {
             images.push(parse_field(f, 255, column, line_no, path)?);
         }
     }
-    Dataset::new(images, labels, side, side).map_err(|m| Error::format(path, m.to_string()))
+    Dataset::fashion(images, labels, side, side).map_err(|m| Error::format(path, m.to_string()))
 }
 
 /// Reads a CSV file (optionally gzipped).
@@ -139,7 +139,7 @@ mod tests {
     fn write_then_read_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
-        let d = Dataset::new(vec![0, 255, 17, 3, 9, 8, 7, 6], vec![0, 9], 2, 2).unwrap();
+        let d = Dataset::fashion(vec![0, 255, 17, 3, 9, 8, 7, 6], vec![0, 9], 2, 2).unwrap();
         write(&path, &d).unwrap();
         assert_eq!(read(&path).unwrap(), d);
     }

@@ -1,8 +1,11 @@
-//! An in-memory labelled image set: u8 images stored contiguously (N × rows × cols) and u8
-//! labels, loaded from IDX or CSV files.
+//! An in-memory labelled image set: u8 images stored contiguously (N × rows × cols × channels,
+//! channels innermost), u16 labels and the class names they index. Loaded from IDX or CSV
+//! files; a data-set directory made by `wardrobe import` adds `dataset.json` with its class names.
 
 use crate::data::idx;
 use crate::error::{Error, Result};
+use crate::fsutil;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Number of classes in Fashion-MNIST.
@@ -12,34 +15,50 @@ pub const NUM_CLASSES: usize = 10;
 pub const CLASS_NAMES: [&str; NUM_CLASSES] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
+/// Most classes a data set may have.
+pub const MAX_CLASSES: usize = 1000;
+
 /// Where the Debian package `dataset-fashion-mnist` installs the data.
 pub const DEFAULT_DATA_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
-/// Labelled grayscale images.
+/// File name of a data-set directory's description.
+pub const DATASET_FILE: &str = "dataset.json";
+const DATASET_FORMAT: &str = "wardrobe-dataset/1";
+
+/// The Fashion-MNIST class names as owned strings.
+pub fn fashion_classes() -> Vec<String> {
+    CLASS_NAMES.iter().map(|s| s.to_string()).collect()
+}
+
+/// Labelled images.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dataset {
-    /// Pixels, image after image, row-major, 0 = black.
+    /// Pixels, image after image, row-major, channels innermost, 0 = black.
     pub images: Vec<u8>,
-    /// One label per image, `0..NUM_CLASSES`.
-    pub labels: Vec<u8>,
+    /// One label per image, an index into `classes`.
+    pub labels: Vec<u16>,
     /// Image height.
     pub rows: usize,
     /// Image width.
     pub cols: usize,
+    /// Channels per pixel (1 grey, 3 RGB).
+    pub channels: usize,
+    /// Class names by label.
+    pub classes: Vec<String>,
 }
 
-/// Which half of Fashion-MNIST to load.
+/// Which half of a data set to load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
-    /// The 60,000 training images.
+    /// The training images (60,000 in Fashion-MNIST).
     Train,
-    /// The 10,000 test images.
+    /// The test images (10,000 in Fashion-MNIST).
     Test,
 }
 
 impl Split {
     /// The IDX file-name prefix of this split.
-    fn prefix(self) -> &'static str {
+    pub fn prefix(self) -> &'static str {
         match self {
             Split::Train => "train",
             Split::Test => "t10k",
@@ -47,25 +66,115 @@ impl Split {
     }
 }
 
+/// `dataset.json`: what a data-set directory made by `wardrobe import` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetFile {
+    /// Format tag, `wardrobe-dataset/1`.
+    pub format: String,
+    /// Class names by label.
+    pub classes: Vec<String>,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// Channels per pixel.
+    pub channels: usize,
+    /// Training images.
+    pub train: usize,
+    /// Test images.
+    pub test: usize,
+    /// Photos seen more than once (by content) and kept once.
+    #[serde(default)]
+    pub duplicates: usize,
+    /// Where the photos came from.
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+impl DatasetFile {
+    /// A description of `classes` at this image shape with these counts.
+    pub fn new(classes: Vec<String>, (height, width, channels): (usize, usize, usize), counts: (usize, usize)) -> Self {
+        DatasetFile {
+            format: DATASET_FORMAT.into(),
+            classes,
+            height,
+            width,
+            channels,
+            train: counts.0,
+            test: counts.1,
+            duplicates: 0,
+            sources: Vec::new(),
+        }
+    }
+
+    /// Reads `dir/dataset.json`, or `None` when there is none (a plain Fashion-MNIST directory).
+    pub fn load(dir: &Path) -> Result<Option<DatasetFile>> {
+        let path = dir.join(DATASET_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = fsutil::read_at_most(&path, fsutil::MAX_JSON_BYTES)?;
+        let file: DatasetFile =
+            serde_json::from_slice(&text).map_err(|e| Error::format(&path, format!("invalid JSON: {e}")))?;
+        if file.format != DATASET_FORMAT {
+            return Err(Error::format(&path, format!("format is '{}', expected '{DATASET_FORMAT}'", file.format)));
+        }
+        check_classes(&file.classes).map_err(|m| Error::format(&path, m.to_string()))?;
+        Ok(Some(file))
+    }
+
+    /// Writes `dir/dataset.json` atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("dataset file serialises");
+        fsutil::write_atomic(&dir.join(DATASET_FILE), |out| out.write_all(json.as_bytes()))
+    }
+}
+
+/// Checks a class list: 1 to [`MAX_CLASSES`] distinct, non-empty names.
+pub fn check_classes(classes: &[String]) -> Result<()> {
+    if classes.is_empty() || classes.len() > MAX_CLASSES {
+        return Err(Error::Invalid(format!("{} classes; 1 to {MAX_CLASSES} are supported", classes.len())));
+    }
+    if let Some(empty) = classes.iter().position(|c| c.trim().is_empty()) {
+        return Err(Error::Invalid(format!("class {empty} has an empty name")));
+    }
+    let mut sorted: Vec<&String> = classes.iter().collect();
+    sorted.sort();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::Invalid(format!("class '{}' is named twice", w[0])));
+    }
+    Ok(())
+}
+
 impl Dataset {
-    /// Builds a dataset, checking that image and label counts agree and labels are valid.
-    pub fn new(images: Vec<u8>, labels: Vec<u8>, rows: usize, cols: usize) -> crate::Result<Self> {
-        let pixels = rows * cols;
+    /// Builds a dataset, checking that image and label counts agree and labels index `classes`.
+    pub fn new(
+        images: Vec<u8>,
+        labels: Vec<u16>,
+        (rows, cols, channels): (usize, usize, usize),
+        classes: Vec<String>,
+    ) -> Result<Self> {
+        let pixels = rows * cols * channels;
         if pixels == 0 || images.len() != labels.len() * pixels {
-            return Err(crate::Error::Invalid(format!(
-                "{} labels but {} images of {rows}×{cols}",
+            return Err(Error::Invalid(format!(
+                "{} labels but {} images of {rows}×{cols}×{channels}",
                 labels.len(),
                 images.len().checked_div(pixels).unwrap_or(0)
             )));
         }
-        if let Some(i) = labels.iter().position(|&l| l as usize >= NUM_CLASSES) {
-            return Err(crate::Error::Invalid(format!(
+        if let Some(i) = labels.iter().position(|&l| l as usize >= classes.len()) {
+            return Err(Error::Invalid(format!(
                 "label {} at index {i} is not a class 0–{}",
                 labels[i],
-                NUM_CLASSES - 1
+                classes.len().saturating_sub(1)
             )));
         }
-        Ok(Dataset { images, labels, rows, cols })
+        Ok(Dataset { images, labels, rows, cols, channels, classes })
+    }
+
+    /// Grey images labelled with the Fashion-MNIST classes.
+    pub fn fashion(images: Vec<u8>, labels: Vec<u16>, rows: usize, cols: usize) -> Result<Self> {
+        Dataset::new(images, labels, (rows, cols, 1), fashion_classes())
     }
 
     /// Number of images.
@@ -78,9 +187,14 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// Pixels per image.
+    /// Bytes per image (rows × cols × channels).
     pub fn pixels(&self) -> usize {
-        self.rows * self.cols
+        self.rows * self.cols * self.channels
+    }
+
+    /// The image shape as (rows, cols, channels).
+    pub fn shape(&self) -> (usize, usize, usize) {
+        (self.rows, self.cols, self.channels)
     }
 
     /// The pixels of image `i`.
@@ -94,39 +208,57 @@ impl Dataset {
         Dataset {
             images: self.images[range.start * p..range.end * p].to_vec(),
             labels: self.labels[range].to_vec(),
-            rows: self.rows,
-            cols: self.cols,
+            classes: self.classes.clone(),
+            ..*self
         }
     }
 
-    /// Loads a pair of IDX files (images and labels), gzipped or raw.
-    pub fn from_idx(images_path: &Path, labels_path: &Path) -> Result<Dataset> {
-        let images = idx::read(images_path, idx::IMAGES_MAGIC)?;
-        let labels = idx::read(labels_path, idx::LABELS_MAGIC)?;
-        if images.dims[0] != labels.dims[0] {
+    /// Loads a pair of IDX files (images, grey N×H×W or colour N×H×W×C, and labels), gzipped or
+    /// raw, labelled with `classes`.
+    pub fn from_idx(images_path: &Path, labels_path: &Path, classes: Vec<String>) -> Result<Dataset> {
+        let (_, images) = idx::read_any(images_path, &[idx::IMAGES_MAGIC, idx::COLOUR_IMAGES_MAGIC])?;
+        let labels = idx::read_labels(labels_path)?;
+        if images.dims[0] != labels.len() {
             return Err(Error::format(
                 labels_path,
-                format!("{} labels but {} has {} images", labels.dims[0], images_path.display(), images.dims[0]),
+                format!("{} labels but {} has {} images", labels.len(), images_path.display(), images.dims[0]),
             ));
         }
-        Dataset::new(images.data, labels.data, images.dims[1], images.dims[2])
+        let channels = images.dims.get(3).copied().unwrap_or(1);
+        Dataset::new(images.data, labels, (images.dims[1], images.dims[2], channels), classes)
             .map_err(|m| Error::format(labels_path, m.to_string()))
     }
 
-    /// Loads a split of Fashion-MNIST from a directory of IDX files (`.gz` or uncompressed).
+    /// Loads a split from a directory of IDX files (`.gz` or uncompressed): Fashion-MNIST's, or
+    /// a data set made by `wardrobe import` (its `dataset.json` names the classes).
     pub fn load_split(dir: &Path, split: Split) -> Result<Dataset> {
+        let description = DatasetFile::load(dir)?;
+        let classes = description.as_ref().map_or_else(fashion_classes, |d| d.classes.clone());
         let images = find_idx(dir, &format!("{}-images-idx3-ubyte", split.prefix()))?;
         let labels = find_idx(dir, &format!("{}-labels-idx1-ubyte", split.prefix()))?;
-        Dataset::from_idx(&images, &labels)
+        let data = Dataset::from_idx(&images, &labels, classes)?;
+        if let Some(d) = description
+            && (d.height, d.width, d.channels) != data.shape()
+        {
+            return Err(Error::format(
+                &images,
+                format!(
+                    "images are {}×{}×{}, dataset.json says {}×{}×{}",
+                    data.rows, data.cols, data.channels, d.height, d.width, d.channels
+                ),
+            ));
+        }
+        Ok(data)
     }
 
     /// Writes the images and labels as a pair of IDX files.
     pub fn write_idx(&self, images_path: &Path, labels_path: &Path) -> Result<()> {
-        idx::write(
-            images_path,
-            &idx::IdxArray { dims: vec![self.len(), self.rows, self.cols], data: self.images.clone() },
-        )?;
-        idx::write(labels_path, &idx::IdxArray { dims: vec![self.len()], data: self.labels.clone() })
+        let mut dims = vec![self.len(), self.rows, self.cols];
+        if self.channels != 1 {
+            dims.push(self.channels);
+        }
+        idx::write(images_path, &idx::IdxArray { dims, data: self.images.clone() })?;
+        idx::write_labels(labels_path, &self.labels)
     }
 }
 
@@ -156,13 +288,13 @@ mod tests {
 
     #[test]
     fn counts_must_agree() {
-        let err = Dataset::new(vec![0; 8], vec![1, 2, 3], 2, 2).unwrap_err();
-        assert_eq!(err.to_string(), "3 labels but 2 images of 2×2");
+        let err = Dataset::fashion(vec![0; 8], vec![1, 2, 3], 2, 2).unwrap_err();
+        assert_eq!(err.to_string(), "3 labels but 2 images of 2×2×1");
     }
 
     #[test]
     fn labels_above_nine_are_rejected() {
-        let err = Dataset::new(vec![0; 8], vec![1, 12], 2, 2).unwrap_err();
+        let err = Dataset::fashion(vec![0; 8], vec![1, 12], 2, 2).unwrap_err();
         assert!(err.to_string().contains("label 12 at index 1"), "{err}");
     }
 
@@ -185,7 +317,29 @@ mod tests {
         let (img, lab) = (dir.path().join("i"), dir.path().join("l"));
         idx::write(&img, &idx::IdxArray { dims: vec![2, 1, 1], data: vec![0, 1] }).unwrap();
         idx::write(&lab, &idx::IdxArray { dims: vec![3], data: vec![0, 1, 2] }).unwrap();
-        let err = Dataset::from_idx(&img, &lab).unwrap_err().to_string();
+        let err = Dataset::from_idx(&img, &lab, fashion_classes()).unwrap_err().to_string();
         assert!(err.contains("3 labels but") && err.contains("2 images"), "{err}");
+    }
+
+    #[test]
+    fn an_imported_directory_brings_its_classes_and_colour() {
+        let dir = tempfile::tempdir().unwrap();
+        let classes: Vec<String> = (0..300).map(|i| format!("Kategorie {i} – ü")).collect();
+        let data = Dataset::new((0..2 * 12).map(|v| v as u8).collect(), vec![299, 4], (2, 2, 3), classes).unwrap();
+        data.write_idx(&dir.path().join("t10k-images-idx3-ubyte"), &dir.path().join("t10k-labels-idx1-ubyte")).unwrap();
+        DatasetFile::new(data.classes.clone(), (2, 2, 3), (0, 2)).save(dir.path()).unwrap();
+        assert_eq!(Dataset::load_split(dir.path(), Split::Test).unwrap(), data);
+        DatasetFile::new(data.classes.clone(), (2, 2, 1), (0, 2)).save(dir.path()).unwrap();
+        let err = Dataset::load_split(dir.path(), Split::Test).unwrap_err().to_string();
+        assert!(err.contains("dataset.json says 2×2×1"), "{err}");
+    }
+
+    #[test]
+    fn class_lists_must_be_distinct_and_named() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_classes(&names(&["a", "b"])).is_ok());
+        assert!(check_classes(&names(&["a", "a"])).unwrap_err().to_string().contains("'a' is named twice"));
+        assert!(check_classes(&names(&["a", " "])).is_err());
+        assert!(check_classes(&[]).is_err());
     }
 }

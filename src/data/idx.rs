@@ -11,9 +11,14 @@ use std::path::Path;
 
 /// Magic number of an IDX file of u8 images (N × rows × cols).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// Magic number of an IDX file of u8 colour images (N × rows × cols × channels).
+pub const COLOUR_IMAGES_MAGIC: u32 = 0x0000_0804;
 /// Magic number of an IDX file of u8 labels (N).
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
+/// Magic number of an IDX file of big-endian 16-bit labels (N), for more than 256 classes.
+pub const WIDE_LABELS_MAGIC: u32 = 0x0000_0b01;
 const UBYTE: u8 = 0x08;
+const SHORT: u8 = 0x0b;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// A decoded IDX array of unsigned bytes.
@@ -21,8 +26,13 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub struct IdxArray {
     /// The dimensions, outermost first.
     pub dims: Vec<usize>,
-    /// The values in row-major order.
+    /// The values in row-major order (for 16-bit files, two big-endian bytes per value).
     pub data: Vec<u8>,
+}
+
+/// Bytes per value of an IDX file with this magic number.
+fn value_bytes(magic: u32) -> usize {
+    if (magic >> 8) as u8 == SHORT { 2 } else { 1 }
 }
 
 /// Largest decompressed IDX file accepted (the Fashion-MNIST training images are 47 MB).
@@ -91,17 +101,18 @@ impl<'a> Source<'a> {
 
     /// Reads an IDX array: the header first, then exactly the payload it declares (never more
     /// than the source may hold).
-    fn idx(mut self, expected_magic: u32, path: &Path) -> Result<IdxArray> {
+    fn idx(mut self, accepted: &[u32], path: &Path) -> Result<(u32, IdxArray)> {
         let mut head = [0u8; 4];
         let got = self.fill(&mut head, path)?;
         if got < 4 {
             return Err(Error::format(path, format!("{got} bytes is too short for an IDX header")));
         }
         let magic = u32::from_be_bytes(head);
-        if magic != expected_magic {
+        if !accepted.contains(&magic) {
+            let expected: Vec<String> = accepted.iter().map(|m| format!("{m} (0x{m:08x})")).collect();
             return Err(Error::format(
                 path,
-                format!("magic number is {magic} (0x{magic:08x}), expected {expected_magic} (0x{expected_magic:08x})"),
+                format!("magic number is {magic} (0x{magic:08x}), expected {}", expected.join(" or ")),
             ));
         }
         let ndims = head[3] as usize;
@@ -112,7 +123,7 @@ impl<'a> Source<'a> {
         }
         let dims: Vec<usize> =
             dim_bytes.chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
-        let expected = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| {
+        let expected = dims.iter().try_fold(value_bytes(magic), |n, &d| n.checked_mul(d)).ok_or_else(|| {
             Error::format(path, format!("dimensions {dims:?} multiply to more than any file can hold"))
         })?;
         let room = self.limit.saturating_sub(header_len as u64);
@@ -132,7 +143,7 @@ impl<'a> Source<'a> {
                 format!("dimensions {dims:?} need {expected} payload bytes but the file has {has}"),
             ));
         }
-        Ok(IdxArray { dims, data })
+        Ok((magic, IdxArray { dims, data }))
     }
 }
 
@@ -155,28 +166,65 @@ pub fn gunzip_if_gzipped(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
 /// Parses IDX bytes, checking the magic, dtype, dimension count and that the payload length
 /// equals the product of the dimensions.
 pub fn parse(bytes: Vec<u8>, expected_magic: u32, path: &Path) -> Result<IdxArray> {
-    Source { reader: Box::new(&bytes[..]), limit: bytes.len() as u64, gzip: false }.idx(expected_magic, path)
+    let source = Source { reader: Box::new(&bytes[..]), limit: bytes.len() as u64, gzip: false };
+    Ok(source.idx(&[expected_magic], path)?.1)
 }
 
 /// Reads and parses an IDX file (gzipped or raw), reading no more than its header declares.
 pub fn read(path: &Path, expected_magic: u32) -> Result<IdxArray> {
-    Source::open(path)?.idx(expected_magic, path)
+    Ok(read_any(path, &[expected_magic])?.1)
+}
+
+/// [`read`] for a file that may have any of the `accepted` magic numbers; the one it has.
+pub fn read_any(path: &Path, accepted: &[u32]) -> Result<(u32, IdxArray)> {
+    Source::open(path)?.idx(accepted, path)
 }
 
 /// Encodes an array as IDX bytes of u8 values.
 pub fn encode(array: &IdxArray) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + 4 * array.dims.len() + array.data.len());
-    out.extend_from_slice(&[0, 0, UBYTE, array.dims.len() as u8]);
-    for &d in &array.dims {
+    encode_as(UBYTE, &array.dims, &array.data)
+}
+
+/// IDX bytes of values of type `dtype` given as their big-endian bytes.
+fn encode_as(dtype: u8, dims: &[usize], data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + 4 * dims.len() + data.len());
+    out.extend_from_slice(&[0, 0, dtype, dims.len() as u8]);
+    for &d in dims {
         out.extend_from_slice(&(d as u32).to_be_bytes());
     }
-    out.extend_from_slice(&array.data);
+    out.extend_from_slice(data);
     out
 }
 
 /// Writes an array as IDX, gzipped when `path` ends in `.gz`, atomically.
 pub fn write(path: &Path, array: &IdxArray) -> Result<()> {
-    let bytes = encode(array);
+    write_bytes(path, encode(array))
+}
+
+/// Writes labels as IDX: bytes when every label fits one, else 16-bit big-endian values.
+pub fn write_labels(path: &Path, labels: &[u16]) -> Result<()> {
+    if labels.iter().all(|&l| l <= 255) {
+        write(path, &IdxArray { dims: vec![labels.len()], data: labels.iter().map(|&l| l as u8).collect() })
+    } else {
+        write_bytes(
+            path,
+            encode_as(SHORT, &[labels.len()], &labels.iter().flat_map(|l| l.to_be_bytes()).collect::<Vec<u8>>()),
+        )
+    }
+}
+
+/// Labels from an IDX file of either label type.
+pub fn read_labels(path: &Path) -> Result<Vec<u16>> {
+    let (magic, array) = read_any(path, &[LABELS_MAGIC, WIDE_LABELS_MAGIC])?;
+    Ok(if magic == WIDE_LABELS_MAGIC {
+        array.data.chunks_exact(2).map(|b| u16::from_be_bytes([b[0], b[1]])).collect()
+    } else {
+        array.data.into_iter().map(u16::from).collect()
+    })
+}
+
+/// Writes IDX bytes, gzipped when `path` ends in `.gz`, atomically.
+fn write_bytes(path: &Path, bytes: Vec<u8>) -> Result<()> {
     let gzip = path.extension().is_some_and(|e| e == "gz");
     fsutil::write_atomic(path, |out| {
         if gzip {
@@ -291,6 +339,18 @@ mod tests {
         // Without a header to go by (CSV), the stream stops at 64 MiB.
         let err = read_maybe_gzip(&long).unwrap_err().to_string();
         assert!(err.contains("decompresses to more than 67108864 bytes"), "{err}");
+    }
+
+    #[test]
+    fn wide_labels_round_trip_and_narrow_ones_stay_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l");
+        write_labels(&path, &[3, 999, 0]).unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[..4], &[0, 0, 0x0b, 1]);
+        assert_eq!(read_labels(&path).unwrap(), vec![3, 999, 0]);
+        write_labels(&path, &[3, 255]).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap().len(), 8 + 2);
+        assert_eq!(read_labels(&path).unwrap(), vec![3, 255]);
     }
 
     #[test]

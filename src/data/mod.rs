@@ -6,5 +6,6 @@ pub mod convert;
 pub mod csv;
 pub mod dataset;
 pub mod idx;
+pub mod import;
 pub mod photo;
 pub mod source;

@@ -6,15 +6,51 @@
 //! Two additions for photos not taken on pure white: the levels are stretched so that the
 //! background colour becomes exactly black (a light-grey table gives 0, not 25), and a photo on a
 //! dark background is not negated (its product is already the brighter part). The result is a
-//! bright product on black, 28×28 bytes.
+//! bright product on black, 28×28 bytes. Models of other input shapes get the same steps at
+//! their side, and RGB models skip the grey conversion (each channel is stretched against its
+//! background level).
 
 use crate::error::{Error, Result};
 use image::{DynamicImage, ImageDecoder, ImageReader, Rgb, RgbImage};
 use std::io::Cursor;
 use std::path::Path;
 
-/// Output side.
+/// Output side of Fashion-MNIST.
 pub const SIDE: usize = 28;
+
+/// What the pipeline makes: `side × side` images of `channels` (1 grey, 3 RGB) bytes per pixel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhotoShape {
+    /// Width and height.
+    pub side: usize,
+    /// 1 (grey) or 3 (RGB).
+    pub channels: usize,
+}
+
+impl PhotoShape {
+    /// Fashion-MNIST's 28×28 grey.
+    pub const FASHION: PhotoShape = PhotoShape { side: SIDE, channels: 1 };
+
+    /// Bytes per image.
+    pub fn len(&self) -> usize {
+        self.side * self.side * self.channels
+    }
+
+    /// True for a zero-sized shape.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Checks a shape given on the command line: a side of 8 to 256, 1 or 3 channels.
+    pub fn checked(side: usize, channels: usize) -> Result<PhotoShape> {
+        if !(8..=256).contains(&side) || !(channels == 1 || channels == 3) {
+            return Err(Error::Invalid(format!(
+                "photo shape {side}×{side}×{channels}: the side must be 8–256 and channels 1 or 3"
+            )));
+        }
+        Ok(PhotoShape { side, channels })
+    }
+}
 /// Largest accepted width × height (decompression-bomb guard).
 pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
 
@@ -163,38 +199,66 @@ pub fn stretch_levels(grey: &mut [u8], background: u8) {
 
 /// The whole conversion of a decoded photo to 28×28 grey bytes.
 pub fn to_fashion_mnist(img: &RgbImage, name: &Path) -> Result<Vec<u8>> {
+    convert(img, PhotoShape::FASHION, name)
+}
+
+/// The whole conversion of a decoded photo to `shape`.
+pub fn convert(img: &RgbImage, shape: PhotoShape, name: &Path) -> Result<Vec<u8>> {
     let bg = corner_colour(img);
     let trimmed = trim(img, bg).ok_or_else(|| Error::format(name, "nothing but background to classify"))?;
-    let mut square = extend(&sharpen(&subsample(&trimmed, SIDE)), SIDE, bg);
+    let mut square = extend(&sharpen(&subsample(&trimmed, shape.side)), shape.side, bg);
     let light_background = luma(bg) >= 128;
     if light_background {
         negate(&mut square);
     }
-    let mut grey = to_grey(&square);
-    stretch_levels(&mut grey, if light_background { 255 - luma(bg) } else { luma(bg) });
-    Ok(grey)
+    let level = |v: u8| if light_background { 255 - v } else { v };
+    if shape.channels == 1 {
+        let mut grey = to_grey(&square);
+        stretch_levels(&mut grey, level(luma(bg)));
+        return Ok(grey);
+    }
+    let mut planes: [Vec<u8>; 3] = [0, 1, 2].map(|c| square.pixels().map(|p| p.0[c]).collect());
+    planes.iter_mut().zip(bg).for_each(|(plane, b)| stretch_levels(plane, level(b)));
+    Ok((0..shape.side * shape.side).flat_map(|i| [planes[0][i], planes[1][i], planes[2][i]]).collect())
 }
 
-/// Reads a file and converts it: images that are already 28×28 single-channel are taken as
-/// Fashion-MNIST items as they are; anything else goes through the photo conversion.
+/// Reads a file and converts it to Fashion-MNIST's 28×28 grey (see [`from_bytes`]).
 pub fn load(path: &Path, max_pixels: u64) -> Result<Vec<u8>> {
-    let bytes = crate::fsutil::read(path)?;
-    from_bytes(&bytes, path, max_pixels)
+    load_as(path, PhotoShape::FASHION, max_pixels)
 }
 
-/// [`load`] on bytes already read.
+/// Reads a file and converts it to `shape` (see [`from_bytes_as`]).
+pub fn load_as(path: &Path, shape: PhotoShape, max_pixels: u64) -> Result<Vec<u8>> {
+    let bytes = crate::fsutil::read(path)?;
+    from_bytes_as(&bytes, path, shape, max_pixels)
+}
+
+/// [`from_bytes_as`] for Fashion-MNIST's 28×28 grey.
 pub fn from_bytes(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<Vec<u8>> {
+    from_bytes_as(bytes, name, PhotoShape::FASHION, max_pixels)
+}
+
+/// Decodes and converts image bytes: an image that already has the output shape (a data-set
+/// item) is taken as it is; anything else goes through the photo conversion.
+pub fn from_bytes_as(bytes: &[u8], name: &Path, shape: PhotoShape, max_pixels: u64) -> Result<Vec<u8>> {
+    let side = shape.side as u32;
     match decode_oriented(bytes, name, max_pixels)? {
-        DynamicImage::ImageLuma8(grey) if grey.dimensions() == (SIDE as u32, SIDE as u32) => Ok(grey.into_raw()),
-        img => to_fashion_mnist(&flatten_on_white(&img), name),
+        DynamicImage::ImageLuma8(grey) if grey.dimensions() == (side, side) && shape.channels == 1 => {
+            Ok(grey.into_raw())
+        }
+        DynamicImage::ImageRgb8(rgb) if rgb.dimensions() == (side, side) && shape.channels == 3 => Ok(rgb.into_raw()),
+        img => convert(&flatten_on_white(&img), shape, name),
     }
 }
 
-/// Encodes `SIDE × SIDE` grey pixels (what the model sees) as PNG bytes.
-pub fn to_png(pixels: &[u8]) -> Result<Vec<u8>> {
-    let img = image::GrayImage::from_raw(SIDE as u32, SIDE as u32, pixels.to_vec())
-        .ok_or_else(|| Error::Invalid(format!("expected {} pixels, got {}", SIDE * SIDE, pixels.len())))?;
-    let mut png = Vec::new();
+/// Encodes pixels of `shape` (what the model sees) as PNG bytes.
+pub fn to_png(pixels: &[u8], shape: PhotoShape) -> Result<Vec<u8>> {
+    let (side, mut png) = (shape.side as u32, Vec::new());
+    let wrong = || Error::Invalid(format!("expected {} bytes, got {}", shape.len(), pixels.len()));
+    let img = match shape.channels {
+        1 => DynamicImage::ImageLuma8(image::GrayImage::from_raw(side, side, pixels.to_vec()).ok_or_else(wrong)?),
+        _ => DynamicImage::ImageRgb8(RgbImage::from_raw(side, side, pixels.to_vec()).ok_or_else(wrong)?),
+    };
     img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| Error::System(format!("cannot encode PNG: {e}")))?;
     Ok(png)
@@ -319,6 +383,19 @@ mod tests {
         assert!(decode(&jpg, name(), DEFAULT_MAX_PIXELS).is_ok());
         let err = decode(&jpg[..jpg.len() / 2], name(), DEFAULT_MAX_PIXELS).unwrap_err().to_string();
         assert!(err.contains("truncated JPEG"), "{err}");
+    }
+
+    #[test]
+    fn colour_keeps_the_product_colour_at_any_side() {
+        let shape = PhotoShape::checked(32, 3).unwrap();
+        let out = convert(&product_photo(), shape, name()).unwrap();
+        assert_eq!(out.len(), 32 * 32 * 3);
+        assert_eq!(&out[..3], &[0, 0, 0], "background becomes black in every channel");
+        let centre = &out[(16 * 32 + 16) * 3..][..3];
+        // The product (40, 30, 20) on (230, 230, 230) is negated and stretched per channel.
+        assert!(centre[0] < centre[1] && centre[1] < centre[2] && centre[2] > 180, "{centre:?}");
+        assert!(PhotoShape::checked(4, 3).is_err() && PhotoShape::checked(32, 2).is_err());
+        assert_eq!(to_png(&out, shape).unwrap()[..4], [0x89, b'P', b'N', b'G']);
     }
 
     #[test]

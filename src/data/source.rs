@@ -23,20 +23,16 @@ impl Default for DataSource {
 }
 
 impl DataSource {
-    /// Loads one split, checking that its images are 28×28.
+    /// Loads one split.
     pub fn load(&self, split: Split) -> Result<Dataset> {
         let csv = match split {
             Split::Train => &self.train_csv,
             Split::Test => &self.test_csv,
         };
-        let data = match csv {
-            Some(path) => crate::data::csv::read(path)?,
-            None => Dataset::load_split(&self.dir, split)?,
-        };
-        if (data.rows, data.cols) != (28, 28) {
-            return Err(Error::Invalid(format!("{split:?} images are {}×{}, expected 28×28", data.rows, data.cols)));
+        match csv {
+            Some(path) => crate::data::csv::read(path),
+            None => Dataset::load_split(&self.dir, split),
         }
-        Ok(data)
     }
 }
 
@@ -53,8 +49,8 @@ pub fn split_validation(mut data: Dataset, fraction: f64) -> Result<(Dataset, Da
     let val = Dataset {
         images: data.images.split_off(train_len * data.pixels()),
         labels: data.labels.split_off(train_len),
-        rows: data.rows,
-        cols: data.cols,
+        classes: data.classes.clone(),
+        ..data
     };
     Ok((data, val))
 }
@@ -65,7 +61,7 @@ mod tests {
 
     #[test]
     fn validation_is_the_tail() {
-        let d = Dataset::new((0..10).collect(), vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 1, 1).unwrap();
+        let d = Dataset::fashion((0..10).collect(), vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 1, 1).unwrap();
         let (t, v) = split_validation(d.clone(), 0.2).unwrap();
         assert_eq!((t.len(), v.labels.clone(), v.images.clone()), (8, vec![8, 9], vec![8, 9]));
         assert!(split_validation(d.clone(), 1.0).is_err());

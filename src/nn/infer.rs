@@ -1,7 +1,7 @@
 //! Batch inference with pooled workspaces: the images are split into one contiguous part per
 //! thread, and each thread runs its part through its own reused workspace in sub-batches.
 
-use crate::nn::loss::softmax;
+use crate::nn::loss::softmax_at;
 use crate::nn::model::{Model, Workspace};
 use rayon::prelude::*;
 
@@ -30,7 +30,8 @@ impl<'m> Predictor<'m> {
 
     /// Test-time augmentation: the mean of the probabilities of each image and of its mirror image.
     pub fn probabilities_tta(&mut self, pixels: &[u8]) -> Vec<f32> {
-        let mirrored = mirror(pixels, self.model.spec.input.w);
+        let input = self.model.spec.input;
+        let mirrored = mirror(pixels, input.w, input.c);
         let mut probs = self.probabilities(pixels);
         probs.iter_mut().zip(self.probabilities(&mirrored)).for_each(|(p, q)| *p = 0.5 * (*p + q));
         probs
@@ -57,9 +58,9 @@ impl<'m> Predictor<'m> {
     }
 }
 
-/// Mirrors every row (of `width` pixels) left–right.
-pub fn mirror(pixels: &[u8], width: usize) -> Vec<u8> {
-    pixels.chunks_exact(width).flat_map(|row| row.iter().rev().copied()).collect()
+/// Mirrors every row (of `width` pixels of `channels` values) left–right.
+pub fn mirror(pixels: &[u8], width: usize, channels: usize) -> Vec<u8> {
+    pixels.chunks_exact(width * channels).flat_map(|row| row.chunks_exact(channels).rev().flatten().copied()).collect()
 }
 
 /// The low-latency path for one image at a time: one reused workspace, no threads, no allocation.
@@ -79,7 +80,7 @@ impl<'m> SingleImage<'m> {
     pub fn probabilities(&mut self, pixels: &[u8]) -> &[f32] {
         self.ws.load_images(pixels);
         let logits = self.model.forward(&mut self.ws, 1, false, 0);
-        softmax(logits, &mut self.probs);
+        softmax_at(logits, self.model.temperature, &mut self.probs);
         &self.probs
     }
 }
@@ -93,7 +94,7 @@ pub fn probabilities_into(model: &Model, ws: &mut Workspace, pixels: &[u8], out:
         ws.load_images(batch);
         let logits = model.forward(ws, n, false, 0);
         for (row, probs) in logits.chunks_exact(classes).zip(out.chunks_exact_mut(classes)) {
-            softmax(row, probs);
+            softmax_at(row, model.temperature, probs);
         }
     }
 }
@@ -115,9 +116,10 @@ mod tests {
         }
         let single = Predictor::new(&model, 1).probabilities(&pixels[36 * 784..]);
         assert!(single.iter().zip(&a[360..]).all(|(x, y)| (x - y).abs() < 1e-5));
-        assert_eq!(mirror(&[1, 2, 3, 4, 5, 6], 3), vec![3, 2, 1, 6, 5, 4]);
+        assert_eq!(mirror(&[1, 2, 3, 4, 5, 6], 3, 1), vec![3, 2, 1, 6, 5, 4]);
+        assert_eq!(mirror(&[1, 2, 3, 4, 5, 6], 2, 3), vec![4, 5, 6, 1, 2, 3]);
         let tta = Predictor::new(&model, 8).probabilities_tta(&pixels);
-        let mirrored = Predictor::new(&model, 8).probabilities(&mirror(&pixels, 28));
+        let mirrored = Predictor::new(&model, 8).probabilities(&mirror(&pixels, 28, 1));
         assert!((tta[3] - 0.5 * (a[3] + mirrored[3])).abs() < 1e-6);
         let mut one = SingleImage::new(&model);
         assert!(one.probabilities(&pixels[36 * 784..]).iter().zip(&a[360..]).all(|(x, y)| (x - y).abs() < 1e-5));

@@ -34,6 +34,11 @@ impl Shape {
         self.h * self.w * self.c
     }
 
+    /// `rows×cols×channels`, as messages name image shapes.
+    pub fn hwc(&self) -> String {
+        format!("{}×{}×{}", self.h, self.w, self.c)
+    }
+
     /// Keras-style text, `(None, 24, 24, 32)` or `(None, 128)`.
     pub fn describe(&self) -> String {
         if self.h == 1 && self.w == 1 {

@@ -1,6 +1,21 @@
 //! Softmax cross-entropy fused on logits: the loss uses log-sum-exp for stability and the
 //! gradient is `(softmax − one_hot) · scale` (scale = 1/batch size for a mean loss).
 
+/// Softmax of one row of logits divided by `temperature` into `probs`.
+pub fn softmax_at(logits: &[f32], temperature: f32, probs: &mut [f32]) {
+    if temperature == 1.0 {
+        softmax(logits, probs);
+        return;
+    }
+    let (inv, max) = (1.0 / temperature, logits.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+    let mut sum = 0.0;
+    for (p, &l) in probs.iter_mut().zip(logits) {
+        *p = ((l - max) * inv).exp();
+        sum += *p;
+    }
+    probs.iter_mut().for_each(|p| *p /= sum);
+}
+
 /// Softmax of one row of logits into `probs`, returning log Σ exp(logits).
 pub fn softmax(logits: &[f32], probs: &mut [f32]) -> f32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -47,7 +62,7 @@ pub fn argmax(values: &[f32]) -> usize {
 /// `scale · Σ loss` w.r.t. the logits into `dlogits`.
 pub fn softmax_cross_entropy(
     logits: &[f32],
-    labels: &[u8],
+    labels: &[u16],
     classes: usize,
     scale: f32,
     dlogits: &mut [f32],
@@ -96,7 +111,7 @@ mod tests {
     #[test]
     fn gradient_matches_finite_differences() {
         let logits = [0.3f32, -1.2, 2.0, 0.7, 0.0, -0.4];
-        let labels = [2u8, 0];
+        let labels = [2u16, 0];
         let mut d = vec![0.0; 6];
         softmax_cross_entropy(&logits, &labels, 3, 0.5, &mut d);
         let loss = |l: &[f32]| softmax_cross_entropy(l, &labels, 3, 0.5, &mut [0.0; 6]).loss_sum * 0.5;

@@ -21,6 +21,9 @@ pub struct Model {
     /// All parameters, flat.
     pub params: Vec<f32>,
     classes: usize,
+    /// Softmax temperature of inference (1 = the raw softmax; fitted on validation data it
+    /// makes the probabilities calibrated). Training ignores it.
+    pub temperature: f32,
     train_plan: Plan,
     infer_plan: Plan,
 }
@@ -85,7 +88,7 @@ impl Model {
             offset += len;
         }
         let (train_plan, infer_plan) = (Plan::new(&spec, &layers, true), Plan::new(&spec, &layers, false));
-        Ok(Model { spec, layers, ranges, params: vec![0.0; offset], classes, train_plan, infer_plan })
+        Ok(Model { spec, layers, ranges, params: vec![0.0; offset], classes, temperature: 1.0, train_plan, infer_plan })
     }
 
     /// Builds the architecture and initialises its parameters from `seed`.
@@ -126,6 +129,24 @@ impl Model {
             }
         }
         out
+    }
+
+    /// Copies the parameters of the first `count` layers from `from`, whose architecture must
+    /// agree up to there (input shape and those layers).
+    pub fn copy_layers_from(&mut self, from: &Model, count: usize) -> Result<()> {
+        let same = self.spec.input == from.spec.input
+            && count <= self.layers.len().min(from.layers.len())
+            && self.spec.layers[..count] == from.spec.layers[..count];
+        if !same {
+            return Err(crate::Error::Invalid(format!(
+                "the architectures differ before layer {count} (inputs {} and {})",
+                self.spec.input.hwc(),
+                from.spec.input.hwc()
+            )));
+        }
+        let end = self.ranges.get(count.wrapping_sub(1)).map_or(0, |r| r.end);
+        self.params[..end].copy_from_slice(&from.params[..end]);
+        Ok(())
     }
 
     /// True when some parameters are statistics updated outside the optimiser (batch norm).
@@ -282,7 +303,22 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::layer::Shape;
     use crate::nn::loss::softmax_cross_entropy;
+
+    #[test]
+    fn copying_layers_takes_their_parameters_and_leaves_the_rest() {
+        let from = Model::initialised(ModelSpec::seed(), 10, 1).unwrap();
+        let mut to = Model::initialised(ModelSpec::seed().fitted_to(from.spec.input, 7), 7, 2).unwrap();
+        let fresh = to.params.clone();
+        to.copy_layers_from(&from, 8).unwrap();
+        let last = to.ranges[8].clone();
+        assert_eq!(to.params[..last.start], from.params[..last.start]);
+        assert_eq!(to.params[last.clone()], fresh[last]);
+        assert!(to.copy_layers_from(&from, 9).is_err(), "the last layers differ");
+        let other = Model::initialised(ModelSpec::seed().fitted_to(Shape::new(32, 32, 3), 10), 10, 1).unwrap();
+        assert!(to.copy_layers_from(&other, 1).unwrap_err().to_string().contains("architectures differ"));
+    }
 
     #[test]
     fn same_seed_same_parameters_and_different_seed_differs() {
@@ -333,7 +369,7 @@ mod tests {
         let mut ws = model.workspace(n);
         let pixels: Vec<u8> = (0..n * model.input_size()).map(|i| ((i * 37) % 256) as u8).collect();
         ws.load_images(&pixels);
-        let labels = [3u8, 7];
+        let labels = [3u16, 7];
         let loss_of = |m: &Model, ws: &mut Workspace| {
             m.forward(ws, n, true, 11);
             let (logits, grad) = ws.logits_and_grad(n, 10);

@@ -270,6 +270,16 @@ impl ModelSpec {
         ModelSpec { input: Shape::new(28, 28, 1), layers }
     }
 
+    /// This architecture for images of `input` and `classes` classes: the input shape is
+    /// replaced, and so is the unit count of the last layer when it is dense.
+    pub fn fitted_to(mut self, input: Shape, classes: usize) -> ModelSpec {
+        self.input = input;
+        if let Some(LayerSpec::Dense { units, .. }) = self.layers.last_mut() {
+            *units = classes;
+        }
+        self
+    }
+
     /// A named preset.
     pub fn preset(name: &str) -> Result<ModelSpec> {
         match name {

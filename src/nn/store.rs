@@ -1,4 +1,5 @@
-//! A model directory: `model.json` (format tag, architecture, class names) and
+//! A model directory: `model.json` (format tag, class names, calibration temperature,
+//! architecture; fields it does not know are ignored, so newer files still load) and
 //! `model.safetensors` (one f32 tensor per parameter, named `<layer index>.<tensor>`). Both are
 //! written atomically; loading checks every tensor's presence, dtype and shape.
 
@@ -19,22 +20,28 @@ const FORMAT: &str = "wardrobe-model/1";
 
 /// Contents of `model.json`.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ModelFile {
     format: String,
     class_names: Vec<String>,
+    #[serde(default = "no_temperature")]
+    temperature: f32,
     spec: ModelSpec,
 }
 
-/// Saves `model` with its class names into `dir` (created if needed).
-pub fn save(model: &Model, class_names: &[&str], dir: &Path) -> Result<()> {
+fn no_temperature() -> f32 {
+    1.0
+}
+
+/// Saves `model` with its class names (and its temperature) into `dir` (created if needed).
+pub fn save(model: &Model, class_names: &[String], dir: &Path) -> Result<()> {
     fsutil::create_dir_all(dir)?;
     let tensors: Vec<(String, Vec<usize>, &[f32])> =
         model.tensors().into_iter().map(|(name, spec, range)| (name, spec.dims, &model.params[range])).collect();
     tensorfile::write(&dir.join(WEIGHTS_FILE), &tensors)?;
     let file = ModelFile {
         format: FORMAT.into(),
-        class_names: class_names.iter().map(|s| s.to_string()).collect(),
+        class_names: class_names.to_vec(),
+        temperature: model.temperature,
         spec: model.spec.clone(),
     };
     let json = serde_json::to_string_pretty(&file).expect("model file serialises");
@@ -58,6 +65,10 @@ fn read_model_file(path: &Path) -> Result<ModelFile> {
     if file.format != FORMAT {
         return Err(Error::model(path, format!("format is '{}', expected '{FORMAT}'", file.format)));
     }
+    if !(file.temperature.is_finite() && file.temperature > 0.0) {
+        return Err(Error::model(path, format!("temperature {} is not a positive number", file.temperature)));
+    }
+    crate::data::dataset::check_classes(&file.class_names).map_err(|e| Error::model(path, e.to_string()))?;
     Ok(file)
 }
 
@@ -101,46 +112,75 @@ pub fn load(dir: &Path) -> Result<Loaded> {
         }
         model.params[range].copy_from_slice(&tensor.values);
     }
+    model.temperature = file.temperature;
     Ok(Loaded { model, class_names: file.class_names, dir: dir.to_path_buf() })
 }
 
 impl Loaded {
-    /// Checks that the model takes `rows × cols` single-channel images, as the data set or
-    /// photo pipeline named `what` gives them.
-    pub fn check_images(&self, rows: usize, cols: usize, what: &str) -> Result<()> {
+    /// Checks that the model takes `rows × cols × channels` images, as the data set named
+    /// `what` gives them.
+    pub fn check_images(&self, (rows, cols, channels): (usize, usize, usize), what: &str) -> Result<()> {
         let input = self.model.spec.input;
-        if (input.h, input.w, input.c) != (rows, cols, 1) {
+        if (input.h, input.w, input.c) != (rows, cols, channels) {
             return Err(Error::model(
                 &self.dir.join(SPEC_FILE),
-                format!("the model takes {}×{}×{} images, {what} gives {rows}×{cols}×1", input.h, input.w, input.c),
+                format!(
+                    "the model takes {}×{}×{} images, {what} gives {rows}×{cols}×{channels}",
+                    input.h, input.w, input.c
+                ),
             ));
         }
         Ok(())
     }
 
-    /// Checks that `data` (named `what`) fits the model: its image shape, and labels below the
-    /// class count.
+    /// Checks that `data` (named `what`) fits the model: its image shape, and its classes are the
+    /// model's.
     pub fn check_data(&self, data: &Dataset, what: &str) -> Result<()> {
-        self.check_images(data.rows, data.cols, what)?;
-        match data.labels.iter().max() {
-            Some(&top) if usize::from(top) >= self.class_names.len() => Err(Error::model(
+        self.check_images(data.shape(), what)?;
+        if data.classes != self.class_names {
+            return Err(Error::model(
                 &self.dir.join(SPEC_FILE),
-                format!("{} class names, but {what} has label {top}", self.class_names.len()),
-            )),
-            _ => Ok(()),
+                format!(
+                    "the model's {} classes ({}) are not {what}'s {} ({})",
+                    self.class_names.len(),
+                    preview(&self.class_names),
+                    data.classes.len(),
+                    preview(&data.classes)
+                ),
+            ));
         }
+        Ok(())
     }
+
+    /// The photo pipeline's output shape for this model: its input side and channels. Photos
+    /// are made square, so the model's input must be.
+    pub fn photo_shape(&self) -> Result<crate::data::photo::PhotoShape> {
+        let input = self.model.spec.input;
+        if input.h != input.w || !(input.c == 1 || input.c == 3) {
+            return Err(Error::model(
+                &self.dir.join(SPEC_FILE),
+                format!("photos become square grey or RGB images; the model takes {}", input.hwc()),
+            ));
+        }
+        Ok(crate::data::photo::PhotoShape { side: input.h, channels: input.c })
+    }
+}
+
+/// The first few names of a class list, for messages.
+fn preview(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(4).map(String::as_str).collect();
+    if names.len() > 4 { format!("{}, …", shown.join(", ")) } else { shown.join(", ") }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::dataset::CLASS_NAMES;
+    use crate::data::dataset::fashion_classes;
 
     fn saved() -> (tempfile::TempDir, Model) {
         let dir = tempfile::tempdir().unwrap();
         let model = Model::initialised(ModelSpec::seed(), 10, 4).unwrap();
-        save(&model, &CLASS_NAMES, dir.path()).unwrap();
+        save(&model, &fashion_classes(), dir.path()).unwrap();
         (dir, model)
     }
 
@@ -171,7 +211,7 @@ mod tests {
         }
         let other = Model::initialised(spec, 10, 4).unwrap();
         let other_dir = tempfile::tempdir().unwrap();
-        save(&other, &CLASS_NAMES, other_dir.path()).unwrap();
+        save(&other, &fashion_classes(), other_dir.path()).unwrap();
         std::fs::copy(other_dir.path().join(WEIGHTS_FILE), dir.path().join(WEIGHTS_FILE)).unwrap();
         let err = load(dir.path()).err().unwrap().to_string();
         assert!(err.contains("tensor '6.kernel' is F32 [1600, 64], the architecture needs F32 [1600, 128]"), "{err}");
@@ -184,5 +224,19 @@ mod tests {
         assert!(load(dir.path()).err().unwrap().to_string().contains("not a safetensors file"));
         std::fs::write(dir.path().join(SPEC_FILE), b"{").unwrap();
         assert!(load(dir.path()).err().unwrap().to_string().contains("invalid JSON"));
+    }
+
+    #[test]
+    fn temperature_is_kept_and_unknown_fields_are_tolerated() {
+        let (dir, mut model) = saved();
+        model.temperature = 1.75;
+        save(&model, &fashion_classes(), dir.path()).unwrap();
+        assert_eq!(load(dir.path()).unwrap().model.temperature, 1.75);
+        let path = dir.path().join(SPEC_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen('{', r#"{"made_by_a_newer_version": {"x": 1},"#, 1)).unwrap();
+        assert_eq!(load(dir.path()).unwrap().model.temperature, 1.75);
+        std::fs::write(&path, text.replace("1.75", "-1.0")).unwrap();
+        assert!(load(dir.path()).err().unwrap().to_string().contains("temperature -1 is not a positive number"));
     }
 }

@@ -28,7 +28,7 @@ pub struct Mistake {
 }
 
 /// The misclassified samples of `probs` (rows of `names.len()`), most confident first.
-pub fn mistakes(probs: &[f32], labels: &[u8], names: &[String]) -> Vec<Mistake> {
+pub fn mistakes(probs: &[f32], labels: &[u16], names: &[String]) -> Vec<Mistake> {
     let mut found: Vec<Mistake> = probs
         .chunks_exact(names.len())
         .zip(labels)
@@ -56,17 +56,23 @@ pub fn mistakes_png(mistakes: &[Mistake], data: &Dataset) -> Result<Figure> {
         canvas.draw(&Text::new("misclassified test images (most confident first)", (width / 2, 24), title))?;
         for (k, m) in mistakes.iter().enumerate() {
             let (x, y) = (10 + (k % COLUMNS) as i32 * TILE_W, 50 + (k / COLUMNS) as i32 * TILE_H);
-            tile(canvas, m, data.image(m.index), (x, y))?;
+            tile(canvas, m, data, (x, y))?;
         }
         Ok(())
     })
 }
 
-fn tile(canvas: &Canvas, m: &Mistake, pixels: &[u8], (x, y): (i32, i32)) -> DrawResult {
+/// One mistake: its image drawn 28·SCALE pixels across whatever its size, and its labels.
+fn tile(canvas: &Canvas, m: &Mistake, data: &Dataset, (x, y): (i32, i32)) -> DrawResult {
     let left = x + (TILE_W - 28 * SCALE) / 2;
-    for (i, &v) in pixels.iter().enumerate() {
-        let (px, py) = (left + (i % 28) as i32 * SCALE, y + (i / 28) as i32 * SCALE);
-        canvas.draw(&Rectangle::new([(px, py), (px + SCALE, py + SCALE)], RGBColor(v, v, v).filled()))?;
+    let (cols, channels) = (data.cols, data.channels);
+    let step = 28.0 * SCALE as f64 / data.rows.max(cols) as f64;
+    let at = |i: usize| (i as f64 * step).round() as i32;
+    for (i, p) in data.image(m.index).chunks_exact(channels).enumerate() {
+        let colour = if channels >= 3 { RGBColor(p[0], p[1], p[2]) } else { RGBColor(p[0], p[0], p[0]) };
+        let (px, py) = (left + at(i % cols), y + at(i / cols));
+        let (qx, qy) = (left + at(i % cols + 1), y + at(i / cols + 1));
+        canvas.draw(&Rectangle::new([(px, py), (qx, qy)], colour.filled()))?;
     }
     let centre = Pos::new(HPos::Center, VPos::Top);
     let below = y + 28 * SCALE + 4;

@@ -1,14 +1,16 @@
 //! Evaluation reports as files: the confusion-matrix heat-map, training curves, a grid of
-//! misclassified images, and `report.json` with every figure behind them.
+//! misclassified images, the reliability diagram, and `report.json` with every figure behind them.
 
 pub mod canvas;
 pub mod confusion;
 pub mod curves;
 pub mod mistakes;
+pub mod reliability;
 
 use crate::data::dataset::Dataset;
 use crate::error::Result;
 use crate::fsutil;
+use crate::train::calibration;
 use crate::train::metrics::Evaluation;
 use crate::train::trainer::EpochStats;
 use canvas::Figure;
@@ -25,8 +27,12 @@ pub struct ReportInput<'a> {
     pub model: &'a Path,
     /// The evaluation.
     pub evaluation: &'a Evaluation,
-    /// Class probabilities of every sample (rows of the class count).
+    /// Class probabilities of every sample (rows of the class count), calibrated.
     pub probabilities: &'a [f32],
+    /// The same before calibration (temperature 1).
+    pub uncalibrated: &'a [f32],
+    /// The model's calibration temperature.
+    pub temperature: f32,
     /// The evaluated set.
     pub data: &'a Dataset,
     /// Class names.
@@ -43,6 +49,9 @@ struct ReportJson<'a> {
     model: String,
     tta: bool,
     evaluation: &'a Evaluation,
+    temperature: f32,
+    ece: f64,
+    ece_uncalibrated: f64,
     confusion_row_percent: Vec<Vec<f64>>,
     misclassified: usize,
     most_confident_mistakes: &'a [Mistake],
@@ -63,6 +72,11 @@ pub fn write(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
     let wrong = mistakes::mistakes(input.probabilities, &input.data.labels, input.names);
     let shown = &wrong[..wrong.len().min(MISTAKES_SHOWN)];
     figures.push(("mistakes.png", mistakes::mistakes_png(shown, input.data)?));
+    let (labels, classes) = (&input.data.labels, input.names.len());
+    figures.push((
+        "reliability.png",
+        reliability::reliability_png(input.uncalibrated, input.probabilities, labels, classes)?,
+    ));
     let mut written = Vec::new();
     for (name, figure) in &figures {
         let path = dir.join(name);
@@ -74,6 +88,9 @@ pub fn write(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
         model: input.model.display().to_string(),
         tta: input.tta,
         evaluation: input.evaluation,
+        temperature: input.temperature,
+        ece: calibration::ece(input.probabilities, labels, classes),
+        ece_uncalibrated: calibration::ece(input.uncalibrated, labels, classes),
         confusion_row_percent: input.evaluation.confusion.row_percent(),
         misclassified: wrong.len(),
         most_confident_mistakes: shown,

@@ -1,11 +1,11 @@
 //! POST /v1/label: seller photos as multipart/form-data (one file field per photo) → for each
-//! photo its label, confidence, top classes, whether a human should review it, and the 28×28
+//! photo its label, confidence, top classes, whether a human should review it, and the
 //! image the model saw (as a PNG data URL). A photo that cannot be read gets an `error` entry;
 //! the request fails only when no photo could be read.
 
 use super::api_error::ApiError;
 use super::state::AppState;
-use crate::data::photo;
+use crate::data::photo::{self, PhotoShape};
 use crate::label::LabelRow;
 use crate::predict::Ranked;
 use axum::Json;
@@ -49,7 +49,7 @@ pub enum PhotoResult {
         top: Vec<Ranked>,
         /// Confidence below the review threshold.
         needs_review: bool,
-        /// The 28×28 image the model saw, as a PNG data URL.
+        /// The image the model saw, as a PNG data URL.
         model_input: String,
     },
     /// The photo could not be read.
@@ -86,8 +86,8 @@ pub async fn label(
     let Query(query) = query.map_err(|r| ApiError::bad_request(r.body_text()))?;
     let mut multipart = multipart.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let uploads = read_uploads(&mut multipart, state.settings.max_photos).await?;
-    let max_pixels = state.settings.max_pixels;
-    let converted = tokio::task::spawn_blocking(move || convert_all(uploads, max_pixels))
+    let (shape, max_pixels) = (state.shape, state.settings.max_pixels);
+    let converted = tokio::task::spawn_blocking(move || convert_all(uploads, shape, max_pixels))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("photo conversion failed: {e}")))?;
     let pixels: Vec<u8> = converted.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten().copied().collect();
@@ -120,11 +120,12 @@ async fn read_uploads(multipart: &mut Multipart, max_photos: usize) -> Result<Ve
 }
 
 /// Converts every upload to model input, in parallel, keeping the order.
-fn convert_all(uploads: Vec<Upload>, max_pixels: u64) -> Vec<(String, Result<Vec<u8>, String>)> {
+fn convert_all(uploads: Vec<Upload>, shape: PhotoShape, max_pixels: u64) -> Vec<(String, Result<Vec<u8>, String>)> {
     uploads
         .into_par_iter()
         .map(|u| {
-            let pixels = photo::from_bytes(&u.bytes, Path::new(&u.file), max_pixels).map_err(|e| e.to_string());
+            let pixels =
+                photo::from_bytes_as(&u.bytes, Path::new(&u.file), shape, max_pixels).map_err(|e| e.to_string());
             (u.file, pixels)
         })
         .collect()
@@ -151,9 +152,9 @@ fn results(
 }
 
 fn labelled(file: String, pixels: &[u8], probs: &[f32], state: &AppState, top: usize) -> PhotoResult {
-    let LabelRow { path: file, label, confidence, top, needs_review } =
+    let LabelRow { path: file, label, confidence, top, needs_review, .. } =
         LabelRow::from_probabilities(file, probs, &state.class_names, top, state.settings.review_below);
-    let png = photo::to_png(pixels).unwrap_or_default();
+    let png = photo::to_png(pixels, state.shape).unwrap_or_default();
     let model_input = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png));
     PhotoResult::Labelled { file, label, confidence, top, needs_review, model_input }
 }

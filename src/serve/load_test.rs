@@ -351,7 +351,7 @@ mod tests {
         assert_eq!(served_name(&args(&["--max-batch", "8"])), "wardrobe");
         assert_eq!(served_name(&args(&["--name", "shop", "--quiet"])), "shop");
         assert_eq!(served_name(&args(&["--name=boutique"])), "boutique");
-        let images = Dataset::new(vec![0; 2 * 784], vec![1, 2], 28, 28).unwrap();
+        let images = Dataset::fashion(vec![0; 2 * 784], vec![1, 2], 28, 28).unwrap();
         let request = String::from_utf8(requests(&images, 1, "shop").remove(0)).unwrap();
         assert!(request.starts_with("POST /v2/models/shop/infer HTTP/1.1\r\n"), "{request}");
     }

@@ -1,5 +1,6 @@
 //! The HTTP inference server: Open Inference Protocol v2 REST endpoints, photo labelling, a
-//! single-page UI and Prometheus metrics, in front of one micro-batching model worker.
+//! single-page UI, the review page and Prometheus metrics, in front of one micro-batching model
+//! worker.
 
 pub mod admission;
 pub mod api_error;
@@ -11,6 +12,7 @@ pub mod load_test;
 pub mod metrics;
 pub mod oip;
 pub mod oip_routes;
+pub mod review;
 pub mod state;
 
 use crate::error::{Error, Result};
@@ -37,6 +39,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(|| async { Html(PAGE) }))
         .route("/metrics", get(metrics))
         .route("/v1/label", post(label_route::label))
+        .route("/review", get(review::page))
+        .route("/v1/review", get(review::list))
+        .route("/v1/review/{id}", post(review::set))
+        .route("/v1/review/{id}/photo", get(review::photo))
+        .route("/v1/review/{id}/model-input", get(review::model_input))
         .route("/v2", get(oip_routes::server_metadata))
         .route("/v2/health/live", get(oip_routes::health))
         .route("/v2/health/ready", get(oip_routes::health))
@@ -72,7 +79,7 @@ pub async fn serve(
     let bound = listener.local_addr().map_err(|e| Error::System(format!("cannot listen on {addr}: {e}")))?;
     let limits =
         ConnectionLimits { max_connections: settings.max_connections, header_timeout: settings.request_timeout };
-    let app = router(Arc::new(AppState::new(loaded, settings)));
+    let app = router(Arc::new(AppState::new(loaded, settings)?));
     on_bound(bound);
     connections::serve(listener, app, limits, shutdown).await;
     Ok(())

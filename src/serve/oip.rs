@@ -4,6 +4,7 @@
 
 use super::api_error::ApiError;
 use super::flat_numbers::FlatNumbers;
+use crate::data::photo::PhotoShape;
 use crate::predict::top_k;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -77,40 +78,46 @@ pub struct DecodedInput {
     pub count: usize,
 }
 
-/// Parses and checks a request body for a model with `side × side` inputs.
-pub fn decode(body: &[u8], side: usize) -> Result<(InferRequest, DecodedInput), ApiError> {
+/// Parses and checks a request body for a model with inputs of `shape`.
+pub fn decode(body: &[u8], shape: PhotoShape) -> Result<(InferRequest, DecodedInput), ApiError> {
     let request: InferRequest =
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request JSON: {e}")))?;
     let [input] = request.inputs.as_slice() else {
         return Err(ApiError::bad_request(format!("expected exactly one input tensor, got {}", request.inputs.len())));
     };
-    let count = batch_size(input, side)?;
+    let count = batch_size(input, shape)?;
     let pixels = pixels(input)?;
     check_outputs(&request)?;
     Ok((request, DecodedInput { pixels, count }))
 }
 
 /// The batch size implied by the input's shape, after checking the shape fits the data.
-fn batch_size(input: &InputTensor, side: usize) -> Result<usize, ApiError> {
+fn batch_size(input: &InputTensor, shape: PhotoShape) -> Result<usize, ApiError> {
     if input.name != INPUT_NAME {
         return Err(ApiError::bad_request(format!(
             "unknown input '{}'; the model's input is '{INPUT_NAME}'",
             input.name
         )));
     }
-    let image = side as i64;
+    let (side, channels) = (shape.side as i64, shape.channels as i64);
     let shape_ok = match input.shape.as_slice() {
-        [_, h, w] => *h == image && *w == image,
-        [_, len] => *len == image * image,
-        [_, c, h, w] => *c == 1 && *h == image && *w == image,
+        [_, h, w] => channels == 1 && *h == side && *w == side,
+        [_, len] => *len == shape.len() as i64,
+        [_, h, w, c] if channels > 1 => *c == channels && *h == side && *w == side,
+        [_, c, h, w] => *c == channels && *h == side && *w == side,
         _ => false,
     };
     let n = input.shape.first().copied().unwrap_or(0);
     if !shape_ok || n < 1 {
+        let image = if channels == 1 {
+            format!("[N,{side},{side}], [N,1,{side},{side}]")
+        } else {
+            format!("[N,{side},{side},{channels}] (NHWC)")
+        };
         return Err(ApiError::bad_request(format!(
-            "input '{INPUT_NAME}': shape {:?} not accepted; use [N,{side},{side}], [N,{}] or [N,1,{side},{side}] with N ≥ 1",
+            "input '{INPUT_NAME}': shape {:?} not accepted; use {image} or [N,{}] with N ≥ 1",
             input.shape,
-            side * side
+            shape.len()
         )));
     }
     let n = n as usize;
@@ -119,11 +126,11 @@ fn batch_size(input: &InputTensor, side: usize) -> Result<usize, ApiError> {
             "input '{INPUT_NAME}': {n} images; at most {MAX_IMAGES_PER_REQUEST} per request"
         )));
     }
-    if input.data.0.len() != n * side * side {
+    if input.data.0.len() != n * shape.len() {
         return Err(ApiError::bad_request(format!(
             "input '{INPUT_NAME}': shape {:?} needs {} values, data has {}",
             input.shape,
-            n * side * side,
+            n * shape.len(),
             input.data.0.len()
         )));
     }
@@ -244,12 +251,14 @@ pub fn response<'a>(
 }
 
 /// The model metadata document.
-pub fn model_metadata(model_name: &str, side: usize, classes: usize) -> Value {
+pub fn model_metadata(model_name: &str, shape: PhotoShape, classes: usize) -> Value {
+    let side = shape.side;
+    let input = if shape.channels == 1 { json!([-1, side, side]) } else { json!([-1, side, side, shape.channels]) };
     json!({
         "name": model_name,
         "versions": ["1"],
         "platform": "wardrobe",
-        "inputs": [{ "name": INPUT_NAME, "datatype": "UINT8", "shape": [-1, side, side] }],
+        "inputs": [{ "name": INPUT_NAME, "datatype": "UINT8", "shape": input }],
         "outputs": [{ "name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, classes] }],
     })
 }
@@ -258,21 +267,24 @@ pub fn model_metadata(model_name: &str, side: usize, classes: usize) -> Value {
 mod tests {
     use super::*;
 
+    const GREY2: PhotoShape = PhotoShape { side: 2, channels: 1 };
+
     fn request(shape: &str, datatype: &str, data: &str) -> String {
         format!(r#"{{"inputs":[{{"name":"images","shape":{shape},"datatype":"{datatype}","data":{data}}}]}}"#)
     }
 
     fn error_of(body: &str) -> String {
-        decode(body.as_bytes(), 2).unwrap_err().message
+        decode(body.as_bytes(), GREY2).unwrap_err().message
     }
 
     #[test]
     fn accepts_every_documented_shape_and_nesting() {
         for shape in ["[1,2,2]", "[1,4]", "[1,1,2,2]"] {
-            let (_, input) = decode(request(shape, "UINT8", "[0,1,254,255]").as_bytes(), 2).unwrap();
+            let (_, input) = decode(request(shape, "UINT8", "[0,1,254,255]").as_bytes(), GREY2).unwrap();
             assert_eq!(input, DecodedInput { pixels: vec![0, 1, 254, 255], count: 1 });
         }
-        let (_, input) = decode(request("[2,2,2]", "FP32", "[[[0,0.5],[1,0]],[[0,0],[0,1.0]]]").as_bytes(), 2).unwrap();
+        let (_, input) =
+            decode(request("[2,2,2]", "FP32", "[[[0,0.5],[1,0]],[[0,0],[0,1.0]]]").as_bytes(), GREY2).unwrap();
         assert_eq!(input, DecodedInput { pixels: vec![0, 128, 255, 0, 0, 0, 0, 255], count: 2 });
     }
 
@@ -296,14 +308,14 @@ mod tests {
     fn classification_returns_top_k_strings() {
         let body = r#"{"id":"r1","inputs":[{"name":"images","shape":[1,4],"datatype":"UINT8","data":[0,0,0,0]}],
             "outputs":[{"name":"probabilities","parameters":{"classification":2}}]}"#;
-        let (asked, _) = decode(body.as_bytes(), 2).unwrap();
+        let (asked, _) = decode(body.as_bytes(), GREY2).unwrap();
         let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
         let out = serde_json::to_value(response("m", &asked, &[0.25, 0.5, 0.25], &names)).unwrap();
         assert_eq!(out["id"], "r1");
         assert_eq!(out["outputs"][0]["datatype"], "BYTES");
         assert_eq!(out["outputs"][0]["shape"], json!([1, 2]));
         assert_eq!(out["outputs"][0]["data"], json!(["0.5:1:b", "0.25:0:a"]));
-        let plain = decode(request("[1,4]", "UINT8", "[0,0,0,0]").as_bytes(), 2).unwrap().0;
+        let plain = decode(request("[1,4]", "UINT8", "[0,0,0,0]").as_bytes(), GREY2).unwrap().0;
         let out = serde_json::to_value(response("m", &plain, &[0.25, 0.5, 0.25], &names)).unwrap();
         assert_eq!(out["outputs"][0]["shape"], json!([1, 3]));
         assert_eq!(out["outputs"][0]["data"], json!([0.25, 0.5, 0.25]));

@@ -29,7 +29,7 @@ pub async fn server_metadata() -> Json<Value> {
 /// GET /v2/models/{name}: inputs and outputs of the model.
 pub async fn model_metadata(State(state): Shared, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     known_model(&state, &name)?;
-    Ok(Json(oip::model_metadata(&name, state.side, state.class_names.len())))
+    Ok(Json(oip::model_metadata(&name, state.shape, state.class_names.len())))
 }
 
 /// GET /v2/models/{name}/ready.
@@ -46,7 +46,7 @@ pub async fn infer(
 ) -> Result<Response, ApiError> {
     known_model(&state, &name)?;
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
-    let (request, input) = oip::decode(&body, state.side)?;
+    let (request, input) = oip::decode(&body, state.shape)?;
     let probs = state.batcher.probabilities(input.pixels).await?;
     Ok(Json(oip::response(&name, &request, &probs, &state.class_names)).into_response())
 }

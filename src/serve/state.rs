@@ -3,6 +3,9 @@
 
 use super::batcher::{BatchSettings, Batcher};
 use super::metrics::Metrics;
+use super::review::ReviewFile;
+use crate::data::photo::PhotoShape;
+use crate::error::Result;
 use crate::nn::store::Loaded;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +34,8 @@ pub struct ServeSettings {
     pub max_photos: usize,
     /// Log one line per request to standard error.
     pub access_log: bool,
+    /// Labels CSV the review page edits.
+    pub review: Option<std::path::PathBuf>,
 }
 
 /// State shared by all requests.
@@ -39,29 +44,35 @@ pub struct AppState {
     pub settings: ServeSettings,
     /// Class names by index.
     pub class_names: Vec<String>,
-    /// Side of the square input images.
-    pub side: usize,
+    /// The model's input: square images of this side and channel count.
+    pub shape: PhotoShape,
     /// The batching model worker.
     pub batcher: Batcher,
     /// Request and batch metrics.
     pub metrics: Arc<Metrics>,
     /// One permit per request in progress.
     pub slots: Arc<Semaphore>,
+    /// The labels file under review, with `--review`.
+    pub review: Option<ReviewFile>,
 }
 
 impl AppState {
-    /// State serving `loaded` with `settings`; starts the batching worker.
-    pub fn new(loaded: Loaded, settings: ServeSettings) -> AppState {
+    /// State serving `loaded` with `settings` (reading the labels file to review, if any);
+    /// starts the batching worker.
+    pub fn new(loaded: Loaded, settings: ServeSettings) -> Result<AppState> {
+        let review = settings.review.as_deref().map(ReviewFile::open).transpose()?;
         let metrics = Arc::new(Metrics::default());
-        let side = loaded.model.spec.input.w;
+        let input = loaded.model.spec.input;
+        let shape = PhotoShape { side: input.w, channels: input.c };
         let batcher = Batcher::start(Arc::new(loaded.model), settings.batch, metrics.clone());
-        AppState {
+        Ok(AppState {
+            review,
             slots: Arc::new(Semaphore::new(settings.max_concurrent)),
             settings,
             class_names: loaded.class_names,
-            side,
+            shape,
             batcher,
             metrics,
-        }
+        })
     }
 }

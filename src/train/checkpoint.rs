@@ -3,7 +3,6 @@
 //! configuration. A checkpoint is written into a fresh sibling directory and swapped in by
 //! renames, so a crash at any moment leaves a complete earlier checkpoint.
 
-use crate::data::dataset::CLASS_NAMES;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::nn::model::Model;
@@ -69,11 +68,11 @@ fn rename(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to).map_err(|e| Error::io(from, e))
 }
 
-/// Saves the trainer's current state as the checkpoint in `dir`.
-pub fn save(dir: &Path, trainer: &Trainer) -> Result<()> {
+/// Saves the trainer's current state (its model's outputs named `classes`) as the checkpoint in `dir`.
+pub fn save(dir: &Path, trainer: &Trainer, classes: &[String]) -> Result<()> {
     let (fresh, old) = (sibling(dir, ".new"), sibling(dir, ".old"));
     remove_dir_if_present(&fresh)?;
-    store::save(trainer.model(), &CLASS_NAMES, &fresh)?;
+    store::save(trainer.model(), classes, &fresh)?;
     let (state, optimizer, best) = trainer.snapshot();
     let mut tensors: Vec<(String, Vec<usize>, &[f32])> =
         optimizer.slots.iter().enumerate().map(|(i, s)| (format!("slot{i}"), vec![s.len()], &s[..])).collect();

@@ -59,7 +59,7 @@ impl Confusion {
 
 impl Evaluation {
     /// Scores class probabilities (rows of `names.len()`) against `labels`.
-    pub fn from_probabilities(probs: &[f32], labels: &[u8], names: &[String]) -> Evaluation {
+    pub fn from_probabilities(probs: &[f32], labels: &[u16], names: &[String]) -> Evaluation {
         let k = names.len();
         let mut confusion = Confusion::new(k);
         let mut loss = 0.0;
@@ -91,21 +91,24 @@ impl Evaluation {
     pub fn table(&self) -> String {
         let mut s =
             format!("samples {}  accuracy {:.2}%  loss {:.4}\n\n", self.samples, 100.0 * self.accuracy, self.loss);
-        s.push_str(&format!("{:<14}{:>10}{:>10}{:>10}{:>9}\n", "class", "precision", "recall", "f1", "support"));
+        // Names are padded by characters (`{:<w}` counts chars), so UTF-8 names line up.
+        let w = self.classes.iter().map(|c| c.name.chars().count()).max().unwrap_or(0).max(12) + 2;
+        s.push_str(&format!("{:<w$}{:>10}{:>10}{:>10}{:>9}\n", "class", "precision", "recall", "f1", "support"));
         for c in &self.classes {
             s.push_str(&format!(
-                "{:<14}{:>10.3}{:>10.3}{:>10.3}{:>9}\n",
+                "{:<w$}{:>10.3}{:>10.3}{:>10.3}{:>9}\n",
                 c.name, c.precision, c.recall, c.f1, c.support
             ));
         }
         s.push_str("\nconfusion matrix, % of each true class (rows = true, columns = predicted)\n");
-        s.push_str(&format!("{:<14}", ""));
+        let w = w + 4;
+        s.push_str(&format!("{:<w$}", ""));
         for i in 0..self.classes.len() {
             s.push_str(&format!("{i:>6}"));
         }
         s.push('\n');
         for (i, row) in self.confusion.row_percent().iter().enumerate() {
-            s.push_str(&format!("{:<14}", format!("{i} {}", short(&self.classes[i].name))));
+            s.push_str(&format!("{:<w$}", format!("{i:>3} {}", self.classes[i].name)));
             for v in row {
                 s.push_str(&format!("{v:>6.1}"));
             }
@@ -113,11 +116,6 @@ impl Evaluation {
         }
         s
     }
-}
-
-/// A class name cut to fit a table column.
-fn short(name: &str) -> String {
-    name.chars().take(11).collect()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Training: the loop, and the metrics it reports.
 
+pub mod calibration;
 pub mod checkpoint;
 pub mod history;
 pub mod metrics;

@@ -1,19 +1,21 @@
 //! A training session in a run directory: checkpoints after every epoch (and on interrupt), the
-//! metrics history, and the final model.
+//! metrics history, and the final model, calibrated on the validation split.
 
-use crate::data::dataset::{CLASS_NAMES, Dataset};
+use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::model::Model;
 use crate::nn::store;
+use crate::train::calibration;
 use crate::train::checkpoint::{self, Resume, checkpoint_dir};
 use crate::train::history;
-use crate::train::trainer::{FitEnd, TrainConfig, TrainObserver, Trainer};
+use crate::train::trainer::{FitEnd, TrainConfig, TrainObserver, Trainer, probabilities};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 /// Runs (or, given a checkpoint, continues) training, keeping `run_dir` up to date: a checkpoint
 /// and `history.{json,csv}` after every epoch, the checkpoint on interrupt, and the final model
-/// (`model.json` + `model.safetensors`) at the end.
+/// (`model.json` + `model.safetensors`) at the end, its temperature fitted on the validation
+/// data (1 when there is none).
 pub fn run(
     model: &mut Model,
     config: TrainConfig,
@@ -23,6 +25,7 @@ pub fn run(
     observer: &mut dyn TrainObserver,
     interrupt: &AtomicBool,
 ) -> Result<FitEnd> {
+    let classes = &data.0.classes;
     let mut trainer = Trainer::new(model, config);
     if let Some(r) = resume {
         trainer
@@ -31,14 +34,18 @@ pub fn run(
     }
     let ck_dir = checkpoint_dir(run_dir);
     let mut after_epoch = |t: &Trainer| {
-        checkpoint::save(&ck_dir, t)?;
+        checkpoint::save(&ck_dir, t, classes)?;
         history::save(run_dir, &t.state().history)
     };
     let end = trainer.fit(data.0, data.1, observer, interrupt, &mut after_epoch)?;
     if end == FitEnd::Interrupted {
-        checkpoint::save(&ck_dir, &trainer)?;
-    } else {
-        store::save(trainer.model(), &CLASS_NAMES, run_dir)?;
+        checkpoint::save(&ck_dir, &trainer, classes)?;
+        return Ok(end);
     }
+    drop(trainer);
+    model.temperature = 1.0;
+    let raw = probabilities(model, data.1, false);
+    model.temperature = calibration::fit_temperature(&raw, &data.1.labels, model.classes());
+    store::save(model, classes, run_dir)?;
     Ok(end)
 }

@@ -88,11 +88,11 @@ pub const CONFUSION_TAG: &str = "epoch_confusion_matrix";
 
 impl TensorBoardLog {
     /// Opens the two runs under `logdir`; `class_names` label the confusion matrix.
-    pub fn create(logdir: &Path, class_names: &[&str]) -> Result<TensorBoardLog> {
+    pub fn create(logdir: &Path, class_names: &[String]) -> Result<TensorBoardLog> {
         Ok(TensorBoardLog {
             train: EventWriter::create(&logdir.join("train"))?,
             validation: EventWriter::create(&logdir.join("validation"))?,
-            class_names: class_names.iter().map(|s| s.to_string()).collect(),
+            class_names: class_names.to_vec(),
             error: None,
         })
     }

@@ -247,7 +247,7 @@ impl TrainObserver for Vec<&mut dyn TrainObserver> {
 /// One thread's buffers: the activations of one micro-batch and its labels and augmented image.
 struct Replica {
     ws: Workspace,
-    labels: Vec<u8>,
+    labels: Vec<u16>,
     augmented: Vec<u8>,
 }
 
@@ -279,7 +279,7 @@ impl Replica {
             let mut image = data.image(i as usize);
             if !step.augment.is_off() {
                 let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed, k as u64 | 1 << 40));
-                step.augment.apply(image, &mut self.augmented, data.rows, &mut rng);
+                step.augment.apply(image, &mut self.augmented, data.shape(), &mut rng);
                 image = &self.augmented;
             }
             self.ws.load_image(k, image);

@@ -6,7 +6,7 @@
 use super::apply::apply;
 use super::hparams_log::{SessionLog, write_experiment};
 use super::space::{SearchSpace, Trial};
-use crate::data::dataset::{CLASS_NAMES, Dataset};
+use crate::data::dataset::Dataset;
 use crate::error::Result;
 use crate::nn::model::Model;
 use crate::train::run_spec::RunSpec;
@@ -108,8 +108,8 @@ fn run_trial(
     let spec = RunSpec { model: model_spec.clone(), training: config.clone(), val_split: base.val_split };
     let dir = trial_dir(&settings.logdir, number);
     let session = SessionLog::start(&dir, trial)?;
-    let mut tensorboard = TensorBoardLog::create(&dir, &CLASS_NAMES)?;
-    let mut model = Model::initialised(model_spec, CLASS_NAMES.len(), config.seed)?;
+    let mut tensorboard = TensorBoardLog::create(&dir, &data.0.classes)?;
+    let mut model = Model::initialised(model_spec, data.0.classes.len(), config.seed)?;
     let mut trainer = Trainer::new(&mut model, config);
     let end = {
         let mut observers: Vec<&mut dyn TrainObserver> = vec![observer, &mut tensorboard];

@@ -6,11 +6,10 @@
 pub mod http;
 pub mod tfevents;
 
-use image::{GrayImage, Rgb, RgbImage, imageops::FilterType};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use wardrobe::data::augment::Augment;
-use wardrobe::data::dataset::{CLASS_NAMES, DEFAULT_DATA_DIR, Dataset, Split};
+use wardrobe::data::dataset::{DEFAULT_DATA_DIR, Dataset, Split, fashion_classes};
 use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
 use wardrobe::optim::config::OptimizerConfig;
@@ -110,29 +109,16 @@ pub fn trained_model(dir: &Path) -> Model {
     Trainer::new(&mut model, config)
         .fit(&train, &train.slice(0..100), &mut Quiet, &AtomicBool::new(false), &mut |_| Ok(()))
         .unwrap();
-    wardrobe::nn::store::save(&model, &CLASS_NAMES, dir).unwrap();
+    wardrobe::nn::store::save(&model, &fashion_classes(), dir).unwrap();
     model
 }
 
-/// Test item `i` as a seller photo: dark product on a light canvas (white or light grey),
-/// upscaled 4–10× with smooth interpolation, placed off-centre; JPEG or PNG by `i`.
-pub fn write_photo(item: &[u8], i: usize, dir: &Path) -> std::path::PathBuf {
-    let scale = 4 + (i % 7) as u32;
-    let ink = GrayImage::from_raw(28, 28, item.to_vec()).unwrap();
-    let big = image::imageops::resize(&ink, 28 * scale, 28 * scale, FilterType::CatmullRom);
-    let bg = if i.is_multiple_of(2) { 255.0 } else { 228.0 };
-    let (cw, ch) = (28 * scale + 40 + (i % 13) as u32 * 9, 28 * scale + 30 + (i % 11) as u32 * 7);
-    let (ox, oy) = (5 + (i % 5) as u32 * 7, 3 + (i % 3) as u32 * 9);
-    let photo = RgbImage::from_fn(cw, ch, |x, y| {
-        let v = if x >= ox && y >= oy && x - ox < big.width() && y - oy < big.height() {
-            big.get_pixel(x - ox, y - oy).0[0]
-        } else {
-            0
-        };
-        let shade = bg * (1.0 - f32::from(v) / 255.0);
-        Rgb([shade as u8, (shade * 0.98) as u8, (shade * 0.95) as u8])
-    });
-    let path = dir.join(format!("item{i:05}.{}", if i.is_multiple_of(3) { "png" } else { "jpg" }));
-    photo.save(&path).unwrap();
-    path
+#[path = "../../examples/catalogue/render.rs"]
+mod render;
+#[allow(unused_imports)]
+pub use render::{CATEGORIES, write_photo_as};
+
+/// Test item `i` as a grey seller photo in `dir`.
+pub fn write_photo(item: &[u8], i: usize, dir: &Path) -> PathBuf {
+    write_photo_as(item, i, dir, false)
 }

@@ -1,0 +1,364 @@
+//! `wardrobe import`: a marketplace's own labelled photos become a data-set directory that
+//! `train`, `evaluate`, `predict` and `tune` read with `--data DIR`.
+//!
+//! Sources are folders with one sub-folder per category (the sub-folder's name is the class name;
+//! photos anywhere below it belong to it) and labels CSV files as `wardrobe label` writes them
+//! (the reviewer's `reviewed_label` where set; with `accept_confident`, the model's `label` for
+//! rows that did not need review; other rows are skipped). Several sources merge; the classes are
+//! the sorted union of their names.
+//!
+//! Every photo goes through the photo pipeline at the chosen shape. A photo's split is decided by
+//! a hash of its bytes, so importing again with more photos never moves an old photo between the
+//! training and test sets, and each split is ordered by that hash (a fixed shuffle, so the
+//! validation tail `train` takes is a random sample). Photos with the same bytes are kept once
+//! (the first source's label wins) and counted; unreadable files are listed, never fatal.
+//!
+//! The directory holds `train-images-idx3-ubyte` / `train-labels-idx1-ubyte` and the `t10k-`
+//! pair (IDX: images N×H×W for grey, N×H×W×C for colour; labels u8, or 16-bit for more than 256
+//! classes), `dataset.json` (classes, shape, counts, sources), `manifest.csv` (every photo kept:
+//! path, class, split, hash) and `unreadable.csv`.
+
+use crate::data::dataset::{Dataset, DatasetFile, MAX_CLASSES, Split, check_classes};
+use crate::data::photo::{self, PhotoShape};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::label::{csv_record, find_images};
+use crate::nn::model::mix_seed;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Fewest classes a catalogue may have.
+pub const MIN_CLASSES: usize = 2;
+
+/// Photos converted between two progress reports.
+const CHUNK: usize = 256;
+
+/// Settings of an import.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportOptions {
+    /// What the photo pipeline makes.
+    pub shape: PhotoShape,
+    /// Fraction of photos (by content hash) that go to the test set.
+    pub test_split: f64,
+    /// Take the model's label for CSV rows that did not need review and have no reviewed label.
+    pub accept_confident: bool,
+    /// Largest accepted photo, in pixels.
+    pub max_pixels: u64,
+}
+
+/// A photo to import and the class it is labelled with.
+#[derive(Debug, Clone, PartialEq)]
+struct Item {
+    path: PathBuf,
+    class: String,
+}
+
+/// A file that could not be imported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unreadable {
+    /// The file.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Default, Serialize)]
+pub struct ImportSummary {
+    /// Photos found in the sources (labelled CSV rows included).
+    pub found: usize,
+    /// CSV rows skipped: no reviewed label (and not taken as confident).
+    pub unreviewed: usize,
+    /// Photos whose bytes were already imported from another path.
+    pub duplicates: usize,
+    /// Of those, how many carried a different label than the copy kept.
+    pub conflicting: usize,
+    /// Training images written.
+    pub train: usize,
+    /// Test images written.
+    pub test: usize,
+    /// Images per class (both splits).
+    pub per_class: BTreeMap<String, usize>,
+    /// Files that could not be read or decoded.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// The 64-bit content hash that decides a photo's split and identifies duplicates: FNV-1a over
+/// the file's bytes, finished with SplitMix64's mixer so every bit depends on every byte.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    let fnv = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    mix_seed(fnv, 0)
+}
+
+/// Whether a photo of this hash belongs to the test set when `fraction` of them do.
+fn is_test(hash: u64, fraction: f64) -> bool {
+    ((hash >> 11) as f64 / (1u64 << 53) as f64) < fraction
+}
+
+/// The photos of a source folder: one sub-folder per class.
+fn folder_items(dir: &Path) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .map(|e| e.map(|e| e.path()).map_err(|e| Error::io(dir, e)))
+        .collect::<Result<_>>()?;
+    entries.sort();
+    for sub in entries.into_iter().filter(|p| p.is_dir()) {
+        let class = sub
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::format(&sub, "a category folder's name must be UTF-8"))?
+            .to_string();
+        items.extend(find_images(&sub)?.into_iter().map(|path| Item { path, class: class.clone() }));
+    }
+    if items.is_empty() {
+        return Err(Error::format(dir, "no photos in category sub-folders (expected DIR/<category>/<photo>)"));
+    }
+    Ok(items)
+}
+
+/// The labelled rows of a labels CSV (as `wardrobe label` writes it), and how many were skipped.
+fn csv_items(path: &Path, accept_confident: bool) -> Result<(Vec<Item>, usize)> {
+    let text = fsutil::read_at_most(path, 1 << 30)?;
+    let mut reader = csv::ReaderBuilder::new().from_reader(&text[..]);
+    let header = reader.headers().map_err(|e| Error::format(path, format!("cannot read the header: {e}")))?.clone();
+    let column = |name: &str| {
+        header.iter().position(|h| h == name).ok_or_else(|| {
+            Error::format(path, format!("no '{name}' column (expected a labels file written by `wardrobe label`)"))
+        })
+    };
+    let (path_col, label_col, review_col, reviewed_col) =
+        (column("path")?, column("label")?, column("needs_review")?, column("reviewed_label")?);
+    let base = path.parent().unwrap_or(Path::new(""));
+    let (mut items, mut skipped) = (Vec::new(), 0);
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| Error::format(path, format!("row {}: {e}", i + 2)))?;
+        let field = |c: usize| record.get(c).unwrap_or("").trim();
+        let class = match field(reviewed_col) {
+            "" if accept_confident && field(review_col) == "false" => field(label_col),
+            "" => {
+                skipped += 1;
+                continue;
+            }
+            reviewed => reviewed,
+        };
+        if class.is_empty() {
+            return Err(Error::format(path, format!("row {}: empty label", i + 2)));
+        }
+        items.push(Item { path: base.join(field(path_col)), class: class.to_string() });
+    }
+    Ok((items, skipped))
+}
+
+/// A converted photo.
+struct Converted {
+    item: Item,
+    hash: u64,
+    pixels: Vec<u8>,
+}
+
+/// Imports `sources` into the data-set directory `out`; `progress(done, total)` is called as
+/// photos are converted.
+pub fn import(
+    sources: &[PathBuf],
+    out: &Path,
+    options: ImportOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ImportSummary> {
+    if !(0.0..1.0).contains(&options.test_split) {
+        return Err(Error::Invalid(format!("--test-split must be in [0, 1), got {}", options.test_split)));
+    }
+    let mut summary = ImportSummary::default();
+    let mut items = Vec::new();
+    for source in sources {
+        if source.is_dir() {
+            items.extend(folder_items(source)?);
+        } else {
+            let (rows, skipped) = csv_items(source, options.accept_confident)?;
+            items.extend(rows);
+            summary.unreviewed += skipped;
+        }
+    }
+    summary.found = items.len();
+    let classes: Vec<String> = items.iter().map(|i| i.class.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    if !(MIN_CLASSES..=MAX_CLASSES).contains(&classes.len()) {
+        return Err(Error::Invalid(format!(
+            "the sources name {} classes; a catalogue has {MIN_CLASSES} to {MAX_CLASSES}",
+            classes.len()
+        )));
+    }
+    check_classes(&classes)?;
+    let converted = convert_all(items, options, &mut summary, progress);
+    let kept = deduplicate(converted, &mut summary);
+    let index: HashMap<&str, u16> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as u16)).collect();
+    let (mut train, mut test): (Vec<&Converted>, Vec<&Converted>) =
+        kept.iter().partition(|c| !is_test(c.hash, options.test_split));
+    train.sort_by_key(|c| c.hash);
+    test.sort_by_key(|c| c.hash);
+    fsutil::create_dir_all(out)?;
+    let shape = (options.shape.side, options.shape.side, options.shape.channels);
+    for (split, part) in [(Split::Train, &train), (Split::Test, &test)] {
+        let images = part.iter().flat_map(|c| c.pixels.iter().copied()).collect();
+        let labels = part.iter().map(|c| index[c.item.class.as_str()]).collect();
+        let data = Dataset::new(images, labels, shape, classes.clone())?;
+        let stem = |kind: &str| out.join(format!("{}-{kind}", split.prefix()));
+        data.write_idx(&stem("images-idx3-ubyte"), &stem("labels-idx1-ubyte"))?;
+    }
+    for c in &kept {
+        *summary.per_class.entry(c.item.class.clone()).or_default() += 1;
+    }
+    (summary.train, summary.test) = (train.len(), test.len());
+    let mut description = DatasetFile::new(classes, shape, (train.len(), test.len()));
+    description.duplicates = summary.duplicates;
+    description.sources = sources.iter().map(|s| s.display().to_string()).collect();
+    description.save(out)?;
+    write_lists(out, &kept, options.test_split, &summary.unreadable)?;
+    Ok(summary)
+}
+
+/// Reads and converts every item in parallel, in order; failures go to `summary`.
+fn convert_all(
+    items: Vec<Item>,
+    options: ImportOptions,
+    summary: &mut ImportSummary,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<Converted> {
+    let total = items.len();
+    let mut out = Vec::with_capacity(total);
+    for (k, chunk) in items.chunks(CHUNK).enumerate() {
+        let results: Vec<Result<Converted>> = chunk
+            .par_iter()
+            .map(|item| {
+                let bytes = fsutil::read(&item.path)?;
+                let pixels = photo::from_bytes_as(&bytes, &item.path, options.shape, options.max_pixels)?;
+                Ok(Converted { item: item.clone(), hash: content_hash(&bytes), pixels })
+            })
+            .collect();
+        for (item, result) in chunk.iter().zip(results) {
+            match result {
+                Ok(c) => out.push(c),
+                Err(e) => {
+                    summary.unreadable.push(Unreadable { path: item.path.display().to_string(), reason: e.to_string() })
+                }
+            }
+        }
+        progress((k * CHUNK + chunk.len()).min(total), total);
+    }
+    out
+}
+
+/// The first photo of each content hash; the others are counted as duplicates.
+fn deduplicate(converted: Vec<Converted>, summary: &mut ImportSummary) -> Vec<Converted> {
+    let mut first: HashMap<u64, String> = HashMap::new();
+    let mut kept = Vec::with_capacity(converted.len());
+    for c in converted {
+        match first.get(&c.hash) {
+            Some(class) => {
+                summary.duplicates += 1;
+                summary.conflicting += usize::from(*class != c.item.class);
+            }
+            None => {
+                first.insert(c.hash, c.item.class.clone());
+                kept.push(c);
+            }
+        }
+    }
+    kept
+}
+
+/// `manifest.csv` (every photo kept: path, class, split, hash) and `unreadable.csv`.
+fn write_lists(out: &Path, kept: &[Converted], test_split: f64, unreadable: &[Unreadable]) -> Result<()> {
+    fsutil::write_atomic(&out.join("manifest.csv"), |w| {
+        writeln!(w, "path,class,split,hash")?;
+        kept.iter().try_for_each(|c| {
+            let split = if is_test(c.hash, test_split) { "test" } else { "train" };
+            let (path, hash) = (c.item.path.display().to_string(), format!("{:016x}", c.hash));
+            writeln!(w, "{}", csv_record([path.as_str(), &c.item.class, split, &hash]))
+        })
+    })?;
+    fsutil::write_atomic(&out.join("unreadable.csv"), |w| {
+        writeln!(w, "path,reason")?;
+        unreadable.iter().try_for_each(|u| writeln!(w, "{}", csv_record([u.path.as_str(), &u.reason])))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{Rgb, RgbImage};
+
+    /// A photo of a dark rectangle `w × h` on white, saved as PNG at `path`.
+    fn photo(path: &Path, w: u32, h: u32) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let img = RgbImage::from_fn(60, 60, |x, y| if x < w && y < h { Rgb([20, 20, 20]) } else { Rgb([255; 3]) });
+        img.save(path).unwrap();
+    }
+
+    fn options() -> ImportOptions {
+        ImportOptions { shape: PhotoShape::FASHION, test_split: 0.3, accept_confident: false, max_pixels: 1 << 20 }
+    }
+
+    #[test]
+    fn folders_become_classes_and_splits_do_not_move_when_photos_are_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("catalogue");
+        for i in 0..20 {
+            photo(&src.join("Röcke").join(format!("{i}.png")), 10 + i, 50);
+            photo(&src.join("Hüte").join(format!("{i}.png")), 50, 10 + i);
+        }
+        photo(&src.join("Hüte/copy.png"), 50, 10);
+        std::fs::write(src.join("Hüte/broken.png"), b"not a png").unwrap();
+        let out = dir.path().join("data");
+        let summary = import(std::slice::from_ref(&src), &out, options(), &mut |_, _| {}).unwrap();
+        assert_eq!((summary.found, summary.duplicates, summary.unreadable.len()), (42, 1, 1));
+        assert_eq!(summary.train + summary.test, 40);
+        assert!(summary.test > 0 && summary.train > summary.test);
+        let train = Dataset::load_split(&out, Split::Train).unwrap();
+        assert_eq!(train.classes, ["Hüte", "Röcke"]);
+        let manifest = |out: &Path| {
+            let text = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+            text.lines().skip(1).map(String::from).collect::<BTreeSet<_>>()
+        };
+        let before = manifest(&out);
+        for i in 20..40 {
+            photo(&src.join("Röcke").join(format!("{i}.png")), 30, 10 + i);
+        }
+        import(&[src], &out, options(), &mut |_, _| {}).unwrap();
+        let after = manifest(&out);
+        assert!(before.is_subset(&after), "old photos keep their split");
+        assert_eq!(after.len(), before.len() + 20);
+    }
+
+    #[test]
+    fn reviewed_csv_rows_are_taken_and_unreviewed_ones_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, w) in [("a", 20), ("b", 30), ("c", 40)] {
+            photo(&dir.path().join("up").join(format!("{name}.png")), w, 40);
+        }
+        let csv = dir.path().join("labels.csv");
+        std::fs::write(
+            &csv,
+            "path,label,confidence,top3,needs_review,reviewed_label\n\
+             up/a.png,Hats,0.4,,true,Skirts\n\
+             up/b.png,Hats,0.9,,false,\n\
+             up/c.png,Hats,0.3,,true,\n",
+        )
+        .unwrap();
+        let out = dir.path().join("data");
+        let err = import(std::slice::from_ref(&csv), &out, options(), &mut |_, _| {}).unwrap_err().to_string();
+        assert!(err.contains("1 classes"), "{err}");
+        let confident = ImportOptions { accept_confident: true, ..options() };
+        let summary = import(&[csv], &out, confident, &mut |_, _| {}).unwrap();
+        assert_eq!((summary.found, summary.unreviewed), (2, 1));
+        assert_eq!(summary.per_class, BTreeMap::from([("Hats".into(), 1), ("Skirts".into(), 1)]));
+    }
+
+    #[test]
+    fn hashes_are_stable_and_spread() {
+        assert_eq!(content_hash(b"wardrobe"), content_hash(b"wardrobe"));
+        let tests = (0..10_000u32).filter(|i| is_test(content_hash(&i.to_le_bytes()), 0.1)).count();
+        assert!((900..1100).contains(&tests), "{tests}");
+    }
+}
