@@ -3,14 +3,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use wardrobe::data::photo::PhotoShape;
 use wardrobe::serve::oip::{decode, response};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok((request, input)) = decode(data, 28) {
+    if let Ok((request, input)) = decode(data, PhotoShape::FASHION) {
         assert_eq!(input.pixels.len(), input.count * 784);
         let names: Vec<String> = (0..10).map(|i| i.to_string()).collect();
         let probs = vec![0.1; input.count * 10];
-        let body = response("m", &request, &probs, &names);
+        let body = serde_json::to_value(response("m", &request, &probs, &names)).unwrap();
         assert!(body["outputs"][0]["shape"][0] == input.count);
     }
 });
