@@ -7,7 +7,7 @@ use wardrobe::data::photo::PhotoShape;
 use wardrobe::serve::oip::{decode, response};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok((request, input)) = decode(data, PhotoShape::FASHION) {
+    if let Ok((request, input)) = decode(data, None, PhotoShape::FASHION) {
         assert_eq!(input.pixels.len(), input.count * 784);
         let names: Vec<String> = (0..10).map(|i| i.to_string()).collect();
         let probs = vec![0.1; input.count * 10];

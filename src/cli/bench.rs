@@ -28,7 +28,8 @@ pub struct BenchArgs {
 
 #[derive(Subcommand)]
 pub enum BenchTarget {
-    /// Load-test `wardrobe serve` with single-image infer requests from keep-alive connections.
+    /// Load-test `wardrobe serve` with infer requests (single images by default) from keep-alive
+    /// connections.
     Serve(ServeBenchArgs),
 }
 
@@ -56,6 +57,12 @@ pub struct ServeBenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Test images in each infer request.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub images_per_request: u64,
+    /// Send images and receive probabilities as binary tensor data (Triton's extension).
+    #[arg(long)]
+    pub binary: bool,
     #[command(flatten)]
     pub data: DataArgs,
     /// Extra `wardrobe serve` options, after `--` (e.g. `-- --max-batch 128`).
@@ -104,6 +111,8 @@ fn run_serve(a: ServeBenchArgs) -> Result<()> {
         warmup: std::time::Duration::from_secs(a.warmup_secs),
         rate: a.rate,
         reference: std::time::Duration::from_secs(a.reference_secs),
+        images_per_request: a.images_per_request as usize,
+        binary: a.binary,
     };
     let r = load_test::run(&a.model, &a.server_args, &images, settings)?;
     if a.json {
@@ -111,9 +120,15 @@ fn run_serve(a: ServeBenchArgs) -> Result<()> {
         return Ok(());
     }
     let offered = r.offered_rate.map(|rate| format!(" (offered {rate:.0} req/s)")).unwrap_or_default();
+    let k = a.images_per_request as f64;
     println!(
-        "{} connections, {:.0} s: {} requests, {} errors, {:.0} req/s{offered}",
-        r.connections, r.seconds, r.requests, r.errors, r.requests_per_second
+        "{} connections, {:.0} s: {} requests, {} errors, {:.0} req/s, {:.0} images/s{offered}",
+        r.connections,
+        r.seconds,
+        r.requests,
+        r.errors,
+        r.requests_per_second,
+        r.requests_per_second * k
     );
     println!(
         "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",

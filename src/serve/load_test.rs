@@ -30,6 +30,10 @@ pub struct LoadSettings {
     pub rate: Option<f64>,
     /// How long to time the reference work before the test (zero: skip it).
     pub reference: Duration,
+    /// Images in each infer request.
+    pub images_per_request: usize,
+    /// Send the images, and ask for the probabilities, as binary tensor data instead of JSON.
+    pub binary: bool,
 }
 
 /// One block of the reference work: about a request's latency under the default load.
@@ -131,20 +135,36 @@ fn served_name(server_args: &[String]) -> &str {
     name
 }
 
-/// One request per test image: a complete HTTP/1.1 keep-alive request for a [1,28,28] UINT8 infer
-/// of the model served as `name`.
-fn requests(images: &Dataset, count: usize, name: &str) -> Vec<Vec<u8>> {
-    (0..count.min(images.len()))
-        .map(|i| {
-            let body = serde_json::json!({
-                "inputs": [{ "name": "images", "shape": [1, 28, 28], "datatype": "UINT8", "data": images.image(i) }]
-            })
-            .to_string();
-            format!(
-                "POST /v2/models/{name}/infer HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
+/// `count` complete HTTP/1.1 keep-alive infer requests of the model served as `name`, each of
+/// `per_request` consecutive test images (UINT8 `[k,28,28]`), in JSON or as binary tensor data.
+fn requests(images: &Dataset, count: usize, per_request: usize, binary: bool, name: &str) -> Vec<Vec<u8>> {
+    let k = per_request.clamp(1, images.len().max(1));
+    (0..count)
+        .map(|r| {
+            let first = (r * k) % (images.len() - k + 1);
+            let pixels = &images.images[first * images.pixels()..(first + k) * images.pixels()];
+            let shape = [k, images.rows, images.cols];
+            let (json, binary_part) = if binary {
+                let header = serde_json::json!({
+                    "inputs": [{ "name": "images", "shape": shape, "datatype": "UINT8",
+                                 "parameters": { "binary_data_size": pixels.len() } }],
+                    "parameters": { "binary_data_output": true }
+                });
+                (header.to_string(), pixels)
+            } else {
+                let body = serde_json::json!({
+                    "inputs": [{ "name": "images", "shape": shape, "datatype": "UINT8", "data": pixels }]
+                });
+                (body.to_string(), &[][..])
+            };
+            let extra = if binary { format!("Inference-Header-Content-Length: {}\r\n", json.len()) } else { String::new() };
+            let mut request = format!(
+                "POST /v2/models/{name}/infer HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{json}",
+                json.len() + binary_part.len()
             )
-            .into_bytes()
+            .into_bytes();
+            request.extend_from_slice(binary_part);
+            request
         })
         .collect()
 }
@@ -159,7 +179,13 @@ pub fn run(model: &Path, server_args: &[String], images: &Dataset, settings: Loa
         .enable_all()
         .build()
         .map_err(|e| Error::System(format!("cannot start the runtime: {e}")))?;
-    let requests = std::sync::Arc::new(requests(images, 256, served_name(server_args)));
+    let requests = std::sync::Arc::new(requests(
+        images,
+        256,
+        settings.images_per_request,
+        settings.binary,
+        served_name(server_args),
+    ));
     let pid = server.child.id().to_string();
     let (latencies, errors, rss, cpu, measured) = runtime.block_on(async {
         let start = Instant::now();
@@ -352,7 +378,28 @@ mod tests {
         assert_eq!(served_name(&args(&["--name", "shop", "--quiet"])), "shop");
         assert_eq!(served_name(&args(&["--name=boutique"])), "boutique");
         let images = Dataset::fashion(vec![0; 2 * 784], vec![1, 2], 28, 28).unwrap();
-        let request = String::from_utf8(requests(&images, 1, "shop").remove(0)).unwrap();
+        let request = String::from_utf8(requests(&images, 1, 1, false, "shop").remove(0)).unwrap();
         assert!(request.starts_with("POST /v2/models/shop/infer HTTP/1.1\r\n"), "{request}");
+    }
+
+    #[test]
+    fn binary_requests_decode_to_the_same_images_as_json_ones() {
+        let pixels: Vec<u8> = (0..3 * 784).map(|i| (i % 251) as u8).collect();
+        let images = Dataset::fashion(pixels, vec![1, 2, 3], 28, 28).unwrap();
+        let body_of = |binary: bool| {
+            let request = requests(&images, 2, 2, binary, "m").remove(1);
+            let split = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let head = String::from_utf8(request[..split].to_vec()).unwrap();
+            let json_len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Inference-Header-Content-Length: "))
+                .map(|v| v.parse::<usize>().unwrap());
+            let shape = crate::data::photo::PhotoShape::FASHION;
+            super::super::oip::decode(&request[split..], json_len, shape).unwrap().1
+        };
+        let (json, binary) = (body_of(false), body_of(true));
+        assert_eq!((json.count, binary.count), (2, 2));
+        assert_eq!(json.pixels, binary.pixels);
+        assert_eq!(json.pixels, images.images[..2 * 784]);
     }
 }

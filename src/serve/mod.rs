@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod api_error;
 pub mod batcher;
+pub mod binary_data;
 pub mod connections;
 pub mod flat_numbers;
 pub mod label_route;

@@ -1,8 +1,12 @@
 //! Open Inference Protocol v2 (KServe / Triton REST) messages for an image classifier: the
 //! request is decoded and checked into u8 pixels, and the probabilities are encoded as the
 //! response, either as FP32 rows or, with Triton's classification extension, as top-k strings.
+//! Both directions also speak Triton's binary tensor data extension: a JSON header of
+//! `Inference-Header-Content-Length` bytes followed by the tensors' raw bytes, announced per
+//! tensor by `parameters.binary_data_size`.
 
 use super::api_error::ApiError;
+use super::binary_data;
 use super::flat_numbers::FlatNumbers;
 use crate::data::photo::PhotoShape;
 use crate::predict::top_k;
@@ -23,9 +27,10 @@ pub struct InferRequest {
     /// Echoed in the response.
     #[serde(default)]
     pub id: Option<String>,
-    /// Request parameters (accepted, unused).
+    /// Request parameters: `binary_data_output` asks for every output in binary; others are
+    /// accepted and unused.
     #[serde(default)]
-    pub parameters: Option<Value>,
+    pub parameters: Option<RequestParameters>,
     /// Exactly one input tensor.
     pub inputs: Vec<InputTensor>,
     /// Requested outputs (default: the probabilities).
@@ -43,11 +48,28 @@ pub struct InputTensor {
     pub shape: Vec<i64>,
     /// Element type: UINT8 or FP32.
     pub datatype: String,
-    /// Tensor parameters (accepted, unused).
+    /// Tensor parameters: `binary_data_size` says the elements are in the binary part.
     #[serde(default)]
-    pub parameters: Option<Value>,
-    /// Elements, flat or nested, row-major.
-    pub data: FlatNumbers,
+    pub parameters: Option<TensorParameters>,
+    /// Elements, flat or nested, row-major (absent when they come as binary data).
+    #[serde(default)]
+    pub data: Option<FlatNumbers>,
+}
+
+/// Parameters of a request.
+#[derive(Debug, Default, Deserialize)]
+pub struct RequestParameters {
+    /// Return every output as binary data.
+    #[serde(default)]
+    pub binary_data_output: Option<bool>,
+}
+
+/// Parameters of an input tensor.
+#[derive(Debug, Default, Deserialize)]
+pub struct TensorParameters {
+    /// Bytes of this tensor in the binary part of the body.
+    #[serde(default)]
+    pub binary_data_size: Option<u64>,
 }
 
 /// An output the client asks for.
@@ -67,6 +89,9 @@ pub struct OutputParameters {
     /// Top-k classification (Triton's classification extension).
     #[serde(default)]
     pub classification: Option<usize>,
+    /// Return this output as binary data (true) or JSON (false).
+    #[serde(default)]
+    pub binary_data: Option<bool>,
 }
 
 /// The images of a decoded request.
@@ -78,15 +103,52 @@ pub struct DecodedInput {
     pub count: usize,
 }
 
-/// Parses and checks a request body for a model with inputs of `shape`.
-pub fn decode(body: &[u8], shape: PhotoShape) -> Result<(InferRequest, DecodedInput), ApiError> {
+/// Parses and checks a request body for a model with inputs of `shape`. With `json_len` (the
+/// `Inference-Header-Content-Length` header) the body is that many bytes of JSON followed by
+/// binary tensor data.
+pub fn decode(
+    body: &[u8],
+    json_len: Option<usize>,
+    shape: PhotoShape,
+) -> Result<(InferRequest, DecodedInput), ApiError> {
+    let (json, binary) = match json_len {
+        None => (body, &[][..]),
+        Some(n) if n <= body.len() => body.split_at(n),
+        Some(n) => {
+            return Err(ApiError::bad_request(format!(
+                "Inference-Header-Content-Length is {n}, but the body has only {} bytes",
+                body.len()
+            )));
+        }
+    };
     let request: InferRequest =
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request JSON: {e}")))?;
+        serde_json::from_slice(json).map_err(|e| ApiError::bad_request(format!("invalid request JSON: {e}")))?;
     let [input] = request.inputs.as_slice() else {
         return Err(ApiError::bad_request(format!("expected exactly one input tensor, got {}", request.inputs.len())));
     };
     let count = batch_size(input, shape)?;
-    let pixels = pixels(input)?;
+    let values = count * shape.len();
+    let binary_size = input.parameters.as_ref().and_then(|p| p.binary_data_size);
+    let pixels = match (&input.data, binary_size) {
+        (Some(data), None) if binary.is_empty() => json_pixels(input, data, values)?,
+        (Some(_), None) => {
+            return Err(ApiError::bad_request(format!(
+                "{} bytes of binary data, but input '{INPUT_NAME}' has no parameters.binary_data_size",
+                binary.len()
+            )));
+        }
+        (None, Some(size)) => binary_data::input_pixels(&input.datatype, binary, size, values)?,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(format!(
+                "input '{INPUT_NAME}' has both data and parameters.binary_data_size"
+            )));
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(format!(
+                "input '{INPUT_NAME}' has no data (give data, or parameters.binary_data_size and binary data)"
+            )));
+        }
+    };
     check_outputs(&request)?;
     Ok((request, DecodedInput { pixels, count }))
 }
@@ -126,40 +188,46 @@ fn batch_size(input: &InputTensor, shape: PhotoShape) -> Result<usize, ApiError>
             "input '{INPUT_NAME}': {n} images; at most {MAX_IMAGES_PER_REQUEST} per request"
         )));
     }
-    if input.data.0.len() != n * shape.len() {
-        return Err(ApiError::bad_request(format!(
-            "input '{INPUT_NAME}': shape {:?} needs {} values, data has {}",
-            input.shape,
-            n * shape.len(),
-            input.data.0.len()
-        )));
-    }
     Ok(n)
 }
 
-/// The input's values as u8 pixels: UINT8 as they are, FP32 in [0, 1] scaled by 255 and rounded.
-fn pixels(input: &InputTensor) -> Result<Vec<u8>, ApiError> {
-    let values = &input.data.0;
-    let (convert, what): (fn(f64) -> Option<u8>, &str) = match input.datatype.as_str() {
-        "UINT8" => (exact_byte, "an integer in 0..=255"),
-        "FP32" => (unit_to_byte, "a number in [0, 1]"),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "input '{INPUT_NAME}': datatype '{other}' not supported; use UINT8 or FP32"
-            )));
-        }
-    };
-    let mut pixels = Vec::with_capacity(values.len());
-    for (index, &value) in values.iter().enumerate() {
+/// How an input datatype's values become pixels, and what a valid value is.
+pub(crate) fn converter(datatype: &str) -> Result<(fn(f64) -> Option<u8>, &'static str), ApiError> {
+    match datatype {
+        "UINT8" => Ok((exact_byte, "an integer in 0..=255")),
+        "FP32" => Ok((unit_to_byte, "a number in [0, 1]")),
+        other => Err(ApiError::bad_request(format!(
+            "input '{INPUT_NAME}': datatype '{other}' not supported; use UINT8 or FP32"
+        ))),
+    }
+}
+
+/// Converts `values` (of the input's datatype) to pixels, naming the first bad element.
+pub(crate) fn to_pixels(datatype: &str, values: impl Iterator<Item = f64>) -> Result<Vec<u8>, ApiError> {
+    let (convert, what) = converter(datatype)?;
+    let mut pixels = Vec::with_capacity(values.size_hint().0);
+    for (index, value) in values.enumerate() {
         let Some(pixel) = convert(value) else {
             return Err(ApiError::bad_request(format!(
-                "input '{INPUT_NAME}': element {index} is {value}, expected {what} for {}",
-                input.datatype
+                "input '{INPUT_NAME}': element {index} is {value}, expected {what} for {datatype}"
             )));
         };
         pixels.push(pixel);
     }
     Ok(pixels)
+}
+
+/// The JSON data's values as u8 pixels (`values` of them): UINT8 as they are, FP32 in [0, 1]
+/// scaled by 255 and rounded.
+fn json_pixels(input: &InputTensor, data: &FlatNumbers, values: usize) -> Result<Vec<u8>, ApiError> {
+    if data.0.len() != values {
+        return Err(ApiError::bad_request(format!(
+            "input '{INPUT_NAME}': shape {:?} needs {values} values, data has {}",
+            input.shape,
+            data.0.len()
+        )));
+    }
+    to_pixels(&input.datatype, data.0.iter().copied())
 }
 
 /// `v` as a byte if it is exactly one.
@@ -210,7 +278,11 @@ struct OutputTensor<'a> {
     name: &'static str,
     datatype: &'static str,
     shape: [usize; 2],
-    data: OutputData<'a>,
+    /// `binary_data_size` when the data is in the binary part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<OutputData<'a>>,
 }
 
 /// The elements of an output tensor: probabilities, or top-k "score:index:label" strings.
@@ -238,16 +310,53 @@ pub fn response<'a>(
                 .flat_map(|row| top_k(row, class_names, k))
                 .map(|r| format!("{}:{}:{}", r.probability, r.index, r.label))
                 .collect();
-            OutputTensor { name: OUTPUT_NAME, datatype: "BYTES", shape: [n, k], data: OutputData::Classes(strings) }
+            let data = Some(OutputData::Classes(strings));
+            OutputTensor { name: OUTPUT_NAME, datatype: "BYTES", shape: [n, k], parameters: None, data }
         }
         None => OutputTensor {
             name: OUTPUT_NAME,
             datatype: "FP32",
             shape: [n, classes],
-            data: OutputData::Probabilities(probs),
+            parameters: None,
+            data: Some(OutputData::Probabilities(probs)),
         },
     };
     InferResponse { id: request.id.as_deref(), model_name, model_version: "1", outputs: [output] }
+}
+
+/// Whether the client asked for the output in binary: per output, or for all by the request's
+/// `binary_data_output` (which an output's own `binary_data: false` overrides).
+fn wants_binary(request: &InferRequest) -> bool {
+    let own = request.outputs.iter().flatten().find_map(|o| o.parameters.as_ref().and_then(|p| p.binary_data));
+    let all = request.parameters.as_ref().and_then(|p| p.binary_data_output).unwrap_or(false);
+    own.unwrap_or(all)
+}
+
+/// A response body and, when it carries binary data, the length of its JSON header.
+pub struct EncodedResponse {
+    /// The body.
+    pub body: Vec<u8>,
+    /// `Inference-Header-Content-Length`, for a binary response.
+    pub json_len: Option<usize>,
+}
+
+/// The response to `request` as bytes, JSON or JSON header plus binary data as it asked.
+pub fn encode(model_name: &str, request: &InferRequest, probs: &[f32], class_names: &[String]) -> EncodedResponse {
+    let mut response = response(model_name, request, probs, class_names);
+    let json = |r: &InferResponse| serde_json::to_vec(r).expect("response serialises");
+    if !wants_binary(request) {
+        return EncodedResponse { body: json(&response), json_len: None };
+    }
+    let output = &mut response.outputs[0];
+    let binary = match output.data.take().expect("data before encoding") {
+        OutputData::Probabilities(p) => binary_data::fp32_bytes(p),
+        OutputData::Classes(strings) => binary_data::bytes_elements(&strings),
+    };
+    output.parameters = Some(json!({ "binary_data_size": binary.len() }));
+    let mut body = json(&response);
+    let json_len = body.len();
+    body.extend_from_slice(&binary);
+    EncodedResponse { body, json_len: Some(json_len) }
 }
 
 /// The model metadata document.
@@ -274,17 +383,17 @@ mod tests {
     }
 
     fn error_of(body: &str) -> String {
-        decode(body.as_bytes(), GREY2).unwrap_err().message
+        decode(body.as_bytes(), None, GREY2).unwrap_err().message
     }
 
     #[test]
     fn accepts_every_documented_shape_and_nesting() {
         for shape in ["[1,2,2]", "[1,4]", "[1,1,2,2]"] {
-            let (_, input) = decode(request(shape, "UINT8", "[0,1,254,255]").as_bytes(), GREY2).unwrap();
+            let (_, input) = decode(request(shape, "UINT8", "[0,1,254,255]").as_bytes(), None, GREY2).unwrap();
             assert_eq!(input, DecodedInput { pixels: vec![0, 1, 254, 255], count: 1 });
         }
         let (_, input) =
-            decode(request("[2,2,2]", "FP32", "[[[0,0.5],[1,0]],[[0,0],[0,1.0]]]").as_bytes(), GREY2).unwrap();
+            decode(request("[2,2,2]", "FP32", "[[[0,0.5],[1,0]],[[0,0],[0,1.0]]]").as_bytes(), None, GREY2).unwrap();
         assert_eq!(input, DecodedInput { pixels: vec![0, 128, 255, 0, 0, 0, 0, 255], count: 2 });
     }
 
@@ -308,14 +417,14 @@ mod tests {
     fn classification_returns_top_k_strings() {
         let body = r#"{"id":"r1","inputs":[{"name":"images","shape":[1,4],"datatype":"UINT8","data":[0,0,0,0]}],
             "outputs":[{"name":"probabilities","parameters":{"classification":2}}]}"#;
-        let (asked, _) = decode(body.as_bytes(), GREY2).unwrap();
+        let (asked, _) = decode(body.as_bytes(), None, GREY2).unwrap();
         let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
         let out = serde_json::to_value(response("m", &asked, &[0.25, 0.5, 0.25], &names)).unwrap();
         assert_eq!(out["id"], "r1");
         assert_eq!(out["outputs"][0]["datatype"], "BYTES");
         assert_eq!(out["outputs"][0]["shape"], json!([1, 2]));
         assert_eq!(out["outputs"][0]["data"], json!(["0.5:1:b", "0.25:0:a"]));
-        let plain = decode(request("[1,4]", "UINT8", "[0,0,0,0]").as_bytes(), GREY2).unwrap().0;
+        let plain = decode(request("[1,4]", "UINT8", "[0,0,0,0]").as_bytes(), None, GREY2).unwrap().0;
         let out = serde_json::to_value(response("m", &plain, &[0.25, 0.5, 0.25], &names)).unwrap();
         assert_eq!(out["outputs"][0]["shape"], json!([1, 3]));
         assert_eq!(out["outputs"][0]["data"], json!([0.25, 0.5, 0.25]));

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -23,7 +23,11 @@ pub async fn health() -> Json<Value> {
 
 /// GET /v2: server metadata.
 pub async fn server_metadata() -> Json<Value> {
-    Json(json!({ "name": "wardrobe", "version": env!("CARGO_PKG_VERSION"), "extensions": ["classification"] }))
+    Json(json!({
+        "name": "wardrobe",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["classification", "binary_tensor_data"]
+    }))
 }
 
 /// GET /v2/models/{name}: inputs and outputs of the model.
@@ -42,14 +46,35 @@ pub async fn model_ready(State(state): Shared, Path(name): Path<String>) -> Resu
 pub async fn infer(
     State(state): Shared,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     known_model(&state, &name)?;
+    let json_len = headers
+        .get(HEADER_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or_else(|| ApiError::bad_request(format!("{HEADER_LENGTH} must be a byte count, got {v:?}")))
+        })
+        .transpose()?;
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
-    let (request, input) = oip::decode(&body, state.shape)?;
+    let (request, input) = oip::decode(&body, json_len, state.shape)?;
     let probs = state.batcher.probabilities(input.pixels).await?;
-    Ok(Json(oip::response(&name, &request, &probs, &state.class_names)).into_response())
+    let encoded = oip::encode(&name, &request, &probs, &state.class_names);
+    Ok(match encoded.json_len {
+        None => ([(header::CONTENT_TYPE, "application/json")], encoded.body).into_response(),
+        Some(n) => {
+            let headers =
+                [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (HEADER_LENGTH, n.to_string())];
+            (headers, encoded.body).into_response()
+        }
+    })
 }
+
+/// The binary tensor data extension's header: the length of the JSON part of the body.
+const HEADER_LENGTH: header::HeaderName = header::HeaderName::from_static("inference-header-content-length");
 
 fn known_model(state: &AppState, name: &str) -> Result<(), ApiError> {
     if name == state.settings.model_name {
