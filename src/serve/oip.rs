@@ -191,20 +191,18 @@ fn batch_size(input: &InputTensor, shape: PhotoShape) -> Result<usize, ApiError>
     Ok(n)
 }
 
-/// How an input datatype's values become pixels, and what a valid value is.
-pub(crate) fn converter(datatype: &str) -> Result<(fn(f64) -> Option<u8>, &'static str), ApiError> {
-    match datatype {
-        "UINT8" => Ok((exact_byte, "an integer in 0..=255")),
-        "FP32" => Ok((unit_to_byte, "a number in [0, 1]")),
-        other => Err(ApiError::bad_request(format!(
-            "input '{INPUT_NAME}': datatype '{other}' not supported; use UINT8 or FP32"
-        ))),
-    }
-}
-
-/// Converts `values` (of the input's datatype) to pixels, naming the first bad element.
+/// Converts `values` of the input's datatype to pixels (UINT8 as they are, FP32 in [0, 1]
+/// scaled by 255 and rounded), naming the first bad element.
 pub(crate) fn to_pixels(datatype: &str, values: impl Iterator<Item = f64>) -> Result<Vec<u8>, ApiError> {
-    let (convert, what) = converter(datatype)?;
+    let (convert, what): (fn(f64) -> Option<u8>, &str) = match datatype {
+        "UINT8" => (exact_byte, "an integer in 0..=255"),
+        "FP32" => (unit_to_byte, "a number in [0, 1]"),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "input '{INPUT_NAME}': datatype '{other}' not supported; use UINT8 or FP32"
+            )));
+        }
+    };
     let mut pixels = Vec::with_capacity(values.size_hint().0);
     for (index, value) in values.enumerate() {
         let Some(pixel) = convert(value) else {
@@ -217,8 +215,7 @@ pub(crate) fn to_pixels(datatype: &str, values: impl Iterator<Item = f64>) -> Re
     Ok(pixels)
 }
 
-/// The JSON data's values as u8 pixels (`values` of them): UINT8 as they are, FP32 in [0, 1]
-/// scaled by 255 and rounded.
+/// The JSON data's values as u8 pixels (`values` of them).
 fn json_pixels(input: &InputTensor, data: &FlatNumbers, values: usize) -> Result<Vec<u8>, ApiError> {
     if data.0.len() != values {
         return Err(ApiError::bad_request(format!(
