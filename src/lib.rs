@@ -9,6 +9,7 @@ pub mod fsutil;
 pub mod jitter;
 pub mod label;
 pub mod nn;
+pub mod onnx;
 pub mod optim;
 pub mod predict;
 pub mod report;

@@ -57,3 +57,54 @@ fn triton_client_defaults_binary_and_json_agree() {
         assert_eq!(row[0], format!("{}:{top}:{}", probs[top] as f32, CLASS_NAMES[top]));
     }
 }
+
+/// Probabilities wardrobe's own predictor gives the model in `dir` for `data`.
+fn wardrobe_probabilities(dir: &std::path::Path, data: &wardrobe::data::dataset::Dataset) -> Vec<f32> {
+    let loaded = wardrobe::nn::store::load(dir).unwrap();
+    wardrobe::train::trainer::probabilities(&loaded.model, data, false)
+}
+
+#[test]
+fn an_exported_model_gives_wardrobe_s_probabilities_in_onnx_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    // A calibrated default-preset model (batch norm, same padding), as `train` saves it.
+    let train = dir.path().join("train.csv");
+    wardrobe::data::csv::write(&train, &load(Split::Train).slice(0..3000)).unwrap();
+    let model = dir.path().join("model");
+    let (ok, _, err) = common::run(&[
+        "train",
+        "--preset",
+        "default",
+        "--train-csv",
+        train.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let onnx = dir.path().join("m.onnx");
+    let (ok, out, err) = common::run(&["convert", model.to_str().unwrap(), onnx.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("input images UINT8 [N,28,28], output probabilities FP32 [N,10]"), "{out}");
+
+    let test = load(Split::Test);
+    let images = dir.path().join("test.u8");
+    std::fs::write(&images, &test.images).unwrap();
+    let got = script("onnx_runtime.py", &[onnx.to_str().unwrap(), images.to_str().unwrap(), "28", "28"]);
+    assert_eq!(got["inputs"][0]["type"], "tensor(uint8)");
+    assert_eq!(got["outputs"][0]["name"], "probabilities");
+    let names: Vec<String> = serde_json::from_str(got["metadata"]["class_names"].as_str().unwrap()).unwrap();
+    assert_eq!(names, CLASS_NAMES);
+    let theirs: Vec<Vec<f64>> = serde_json::from_value(got["probabilities"].clone()).unwrap();
+    let ours = wardrobe_probabilities(&model, &test);
+    assert_eq!(theirs.len(), test.len());
+    let worst = theirs.iter().flatten().zip(&ours).map(|(t, &o)| (t - f64::from(o)).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-5, "largest difference {worst}");
+    let argmax = |r: &[f64]| (0..r.len()).fold(0, |b, i| if r[i] > r[b] { i } else { b });
+    let right = |rows: Vec<usize>| rows.iter().zip(&test.labels).filter(|(p, l)| **p == **l as usize).count();
+    let theirs_right = right(theirs.iter().map(|r| argmax(r)).collect());
+    let ours_as_f64: Vec<Vec<f64>> = ours.chunks(10).map(|r| r.iter().map(|&p| f64::from(p)).collect()).collect();
+    assert_eq!(theirs_right, right(ours_as_f64.iter().map(|r| argmax(r)).collect()), "same accuracy");
+    eprintln!("ONNX Runtime vs wardrobe: largest difference {worst:.2e}, accuracy {}", theirs_right as f64 / 1e4);
+}

@@ -44,7 +44,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand)]
 pub enum Command {
-    /// Convert between IDX (images + labels files, optionally gzipped) and Kaggle CSV.
+    /// Convert between IDX (images + labels files, optionally gzipped) and Kaggle CSV, or a
+    /// model directory to ONNX.
     Convert(convert::ConvertArgs),
     /// Import labelled photos (category folders, reviewed labels CSV files) as a data set.
     Import(import::ImportArgs),

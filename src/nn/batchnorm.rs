@@ -12,7 +12,7 @@ use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
 use rand_chacha::ChaCha8Rng;
 
 /// Keras' default epsilon.
-const EPSILON: f32 = 1e-3;
+pub const EPSILON: f32 = 1e-3;
 
 /// Per-channel values kept in scratch from forward to backward: mean, variance, 1/std.
 const KEPT: usize = 3;
