@@ -87,6 +87,21 @@ fn own_categories_are_imported_trained_labelled_reviewed_and_fine_tuned() {
     let model: Value = serde_json::from_str(&std::fs::read_to_string(run1.join("model.json")).unwrap()).unwrap();
     assert_eq!(model["class_names"], json!(categories()));
     assert!(model["temperature"].as_f64().unwrap() > 0.0);
+    let about = &model["about"];
+    assert_eq!(
+        (about["architecture"].as_str(), about["seed"].as_u64(), about["epochs"].as_u64()),
+        (Some("preset seed"), Some(1), Some(3))
+    );
+    assert_eq!(about["data"]["source"], json!(std::path::absolute(&data).unwrap()));
+    assert_eq!(about["data"]["classes"], 7);
+    assert_eq!(
+        about["data"]["train"].as_u64().unwrap() + about["data"]["validation"].as_u64().unwrap(),
+        train.len() as u64
+    );
+    assert!(about["final_epoch"]["val_accuracy"].as_f64().unwrap() > 0.7, "{about}");
+    assert!(
+        about["created"].as_str().unwrap().ends_with('Z') && about["wardrobe_version"] == env!("CARGO_PKG_VERSION")
+    );
 
     let report = dir.path().join("report");
     let out = ok(&["evaluate", "--model", s(&run1), "--data", s(&data), "--json", "--report", s(&report)]);

@@ -7,7 +7,7 @@ use wardrobe::data::augment::Augment;
 use wardrobe::data::dataset::{Dataset, Split};
 use wardrobe::data::source::split_validation;
 use wardrobe::nn::model::Model;
-use wardrobe::nn::store;
+use wardrobe::nn::store::{self, About, DataAbout};
 use wardrobe::optim::config::{OptimizerConfig, OptimizerKind};
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::train::checkpoint;
@@ -135,6 +135,15 @@ impl TrainArgs {
         run.training.validate()?;
         check_input(&run.model, data)?;
         let mut model = Model::initialised(run.model, data.classes.len(), run.training.seed)?;
+        let architecture = match (&self.init_from, &self.architecture.spec) {
+            (Some(dir), _) => format!("init-from {}", dir.display()),
+            (None, Some(file)) => format!("spec {}", file.display()),
+            (None, None) => format!("preset {}", self.architecture.preset),
+        };
+        let source = self.data.train_csv.as_ref().unwrap_or(&self.data.data);
+        let source = std::path::absolute(source).unwrap_or_else(|_| source.clone()).display().to_string();
+        model.about =
+            Some(About { architecture, data: DataAbout { source, ..Default::default() }, ..Default::default() });
         if let Some(start) = start {
             let layers = model.spec.layers.len();
             let keep = if start.class_names == data.classes { layers } else { layers - 1 };

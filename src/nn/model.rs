@@ -24,6 +24,8 @@ pub struct Model {
     /// Softmax temperature of inference (1 = the raw softmax; fitted on validation data it
     /// makes the probabilities calibrated). Training ignores it.
     pub temperature: f32,
+    /// Where it came from, when it was trained or loaded with that record.
+    pub about: Option<crate::nn::store::About>,
     train_plan: Plan,
     infer_plan: Plan,
 }
@@ -88,7 +90,17 @@ impl Model {
             offset += len;
         }
         let (train_plan, infer_plan) = (Plan::new(&spec, &layers, true), Plan::new(&spec, &layers, false));
-        Ok(Model { spec, layers, ranges, params: vec![0.0; offset], classes, temperature: 1.0, train_plan, infer_plan })
+        Ok(Model {
+            spec,
+            layers,
+            ranges,
+            params: vec![0.0; offset],
+            classes,
+            temperature: 1.0,
+            about: None,
+            train_plan,
+            infer_plan,
+        })
     }
 
     /// Builds the architecture and initialises its parameters from `seed`.

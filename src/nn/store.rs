@@ -25,7 +25,61 @@ struct ModelFile {
     class_names: Vec<String>,
     #[serde(default = "no_temperature")]
     temperature: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    about: Option<About>,
     spec: ModelSpec,
+}
+
+/// Where a model came from, as `model.json` records it (every field optional, so that files of
+/// other versions read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct About {
+    /// wardrobe's version that trained it.
+    pub wardrobe_version: String,
+    /// When it was saved (UTC, RFC 3339).
+    pub created: String,
+    /// The training data: where from, how many images, how many classes.
+    pub data: DataAbout,
+    /// The architecture: `preset NAME`, `spec FILE` or `init-from DIR`.
+    pub architecture: String,
+    /// The training seed.
+    pub seed: u64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// The last epoch's figures.
+    pub final_epoch: Option<crate::train::trainer::EpochStats>,
+}
+
+/// The training data of [`About`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataAbout {
+    /// The data directory or CSV file.
+    pub source: String,
+    /// Training images.
+    pub train: usize,
+    /// Validation images (the temperature was fitted on them).
+    pub validation: usize,
+    /// Classes.
+    pub classes: usize,
+}
+
+/// Now as RFC 3339 UTC (`2026-12-02T09:30:00Z`).
+pub fn now_utc() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
 }
 
 fn no_temperature() -> f32 {
@@ -42,6 +96,7 @@ pub fn save(model: &Model, class_names: &[String], dir: &Path) -> Result<()> {
         format: FORMAT.into(),
         class_names: class_names.to_vec(),
         temperature: model.temperature,
+        about: model.about.clone(),
         spec: model.spec.clone(),
     };
     let json = serde_json::to_string_pretty(&file).expect("model file serialises");
@@ -113,6 +168,7 @@ pub fn load(dir: &Path) -> Result<Loaded> {
         model.params[range].copy_from_slice(&tensor.values);
     }
     model.temperature = file.temperature;
+    model.about = file.about;
     Ok(Loaded { model, class_names: file.class_names, dir: dir.to_path_buf() })
 }
 
@@ -227,6 +283,13 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_reads_as_a_utc_timestamp() {
+        let now = now_utc();
+        assert_eq!((now.len(), &now[4..5], &now[10..11], &now[19..]), (20, "-", "T", "Z"), "{now}");
+        assert!(now.as_str() > "2025-01-01" && now.as_str() < "2100", "{now}");
+    }
+
+    #[test]
     fn temperature_is_kept_and_unknown_fields_are_tolerated() {
         let (dir, mut model) = saved();
         model.temperature = 1.75;
@@ -234,8 +297,10 @@ mod tests {
         assert_eq!(load(dir.path()).unwrap().model.temperature, 1.75);
         let path = dir.path().join(SPEC_FILE);
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replacen('{', r#"{"made_by_a_newer_version": {"x": 1},"#, 1)).unwrap();
-        assert_eq!(load(dir.path()).unwrap().model.temperature, 1.75);
+        let newer = text.replacen('{', r#"{"made_by_a_newer_version": {"x": 1}, "about": {"seed": 7, "new": 1},"#, 1);
+        std::fs::write(&path, newer).unwrap();
+        let loaded = load(dir.path()).unwrap();
+        assert_eq!((loaded.model.temperature, loaded.model.about.unwrap().seed), (1.75, 7));
         std::fs::write(&path, text.replace("1.75", "-1.0")).unwrap();
         assert!(load(dir.path()).err().unwrap().to_string().contains("temperature -1 is not a positive number"));
     }

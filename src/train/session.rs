@@ -26,6 +26,7 @@ pub fn run(
     interrupt: &AtomicBool,
 ) -> Result<FitEnd> {
     let classes = &data.0.classes;
+    let seed = config.seed;
     let mut trainer = Trainer::new(model, config);
     if let Some(r) = resume {
         trainer
@@ -42,7 +43,17 @@ pub fn run(
         checkpoint::save(&ck_dir, &trainer, classes)?;
         return Ok(end);
     }
+    let final_epoch = trainer.state().history.last().cloned();
     drop(trainer);
+    let about = model.about.get_or_insert_with(Default::default);
+    about.wardrobe_version = env!("CARGO_PKG_VERSION").into();
+    about.created = store::now_utc();
+    about.data.train = data.0.len();
+    about.data.validation = data.1.len();
+    about.data.classes = classes.len();
+    about.seed = seed;
+    about.epochs = final_epoch.as_ref().map_or(0, |e| e.epoch);
+    about.final_epoch = final_epoch;
     model.temperature = 1.0;
     let raw = probabilities(model, data.1, false);
     model.temperature = calibration::fit_temperature(&raw, &data.1.labels, model.classes());
