@@ -108,3 +108,26 @@ fn an_exported_model_gives_wardrobe_s_probabilities_in_onnx_runtime() {
     assert_eq!(theirs_right, right(ours_as_f64.iter().map(|r| argmax(r)).collect()), "same accuracy");
     eprintln!("ONNX Runtime vs wardrobe: largest difference {worst:.2e}, accuracy {}", theirs_right as f64 / 1e4);
 }
+
+#[test]
+fn a_keras_exported_seed_cnn_evaluates_to_keras_own_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("keras-seed.onnx");
+    // One epoch on 10,000 images keeps the test short; the accuracy is Keras' own on the test set.
+    let keras = script("keras_seed_onnx.py", &[onnx.to_str().unwrap(), "--train", "10000", "--epochs", "1"]);
+    let keras_accuracy = keras["accuracy"].as_f64().unwrap();
+    let model = dir.path().join("model");
+    let (ok, out, err) = common::run(&["convert", onnx.to_str().unwrap(), model.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("10 classes (T-shirt/top, Trouser") && out.contains("input 28×28×1"), "{out}");
+    let (ok, out, err) = common::run(&["evaluate", "--model", model.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let ours = serde_json::from_str::<Value>(&out).unwrap()["accuracy"].as_f64().unwrap();
+    assert!((ours - keras_accuracy).abs() <= 0.001, "wardrobe {ours} vs Keras {keras_accuracy}");
+    assert!(ours > 0.7, "{ours}");
+    let test = load(Split::Test).slice(0..3);
+    let probs = wardrobe_probabilities(&model, &test);
+    let head: Vec<Vec<f64>> = serde_json::from_value(keras["probabilities_head"].clone()).unwrap();
+    let worst = head.iter().flatten().zip(&probs).map(|(k, &w)| (k - f64::from(w)).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-4, "Keras and wardrobe probabilities differ by {worst}");
+}

@@ -1,15 +1,16 @@
-//! `wardrobe convert`: IDX ⇄ Kaggle CSV, and a model directory to ONNX.
+//! `wardrobe convert`: IDX ⇄ Kaggle CSV, and model directory ⇄ ONNX.
 
 use clap::Args;
 use std::path::PathBuf;
 use wardrobe::data::convert::convert;
-use wardrobe::nn::store;
-use wardrobe::onnx::export;
+use wardrobe::nn::store::{self, About};
+use wardrobe::onnx::{export, import};
 use wardrobe::{Error, Result};
 
 #[derive(Args)]
 pub struct ConvertArgs {
-    /// Input: a .csv file, an IDX images file (its labels file beside it), or a model directory.
+    /// Input: a .csv file, an IDX images file (its labels file beside it), a model directory, or
+    /// an .onnx model (converted to a model directory).
     pub input: PathBuf,
     /// Output: a .csv file, an IDX images file (gzipped when it ends in .gz), or (from a model
     /// directory) an .onnx file.
@@ -20,6 +21,14 @@ pub struct ConvertArgs {
     /// Labels file of an IDX output, when its name does not follow the images file.
     #[arg(long)]
     pub output_labels: Option<PathBuf>,
+    /// Class names of an imported ONNX model, comma-separated (default: its own metadata, or
+    /// Fashion-MNIST's for ten outputs).
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Option<Vec<String>>,
+    /// Pixels an imported ONNX model takes when its graph does not scale them itself: unit
+    /// (0–1) or byte (0–255).
+    #[arg(long, default_value = "unit")]
+    pub input_range: import::InputRange,
 }
 
 pub fn run(a: ConvertArgs) -> Result<()> {
@@ -41,6 +50,22 @@ pub fn run(a: ConvertArgs) -> Result<()> {
             export::OPSET,
             loaded.class_names.len(),
             loaded.model.temperature
+        );
+        return Ok(());
+    }
+    if a.input.extension().is_some_and(|e| e == "onnx") {
+        let imported = import::read(&a.input, a.classes.clone(), a.input_range)?;
+        let mut model = imported.model;
+        model.about = Some(About { architecture: format!("onnx {}", a.input.display()), ..Default::default() });
+        store::save(&model, &imported.class_names, &a.output)?;
+        println!("{}", model.summary());
+        println!(
+            "wrote {}: {} classes ({}), input {}, temperature {}",
+            a.output.display(),
+            imported.class_names.len(),
+            imported.class_names.join(", "),
+            model.spec.input.hwc(),
+            model.temperature
         );
         return Ok(());
     }

@@ -1,5 +1,6 @@
 //! ONNX: wardrobe models out to the format Triton, KServe, ONNX Runtime, OpenVINO, browsers and
-//! phones run.
+//! phones run, and models from Keras, PyTorch and other exporters in.
 
 pub mod export;
+pub mod import;
 pub mod proto;
