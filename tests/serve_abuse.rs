@@ -124,3 +124,56 @@ fn a_thousand_connections_at_once_get_answers_and_memory_stays_bounded() {
     assert!(rss_after < rss_before + 200.0, "RSS grew from {rss_before:.0} to {rss_after:.0} MiB");
     good_request(&server);
 }
+
+/// A binary-data infer request with the given JSON header length header and body.
+fn binary_request(server: &Server, header_len: &str, body: &[u8]) -> common::http::Response {
+    let mut stream = connect(&server.addr);
+    let head = format!(
+        "POST /v2/models/wardrobe/infer HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Inference-Header-Content-Length: {header_len}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    common::http::read_response(&mut stream)
+}
+
+#[test]
+fn malformed_binary_tensor_data_gets_a_400_naming_the_field_and_big_bodies_a_413() {
+    let server = start(&["--max-body-bytes", "100000"]);
+    let header = |size: usize| {
+        json!({ "inputs": [{ "name": "images", "shape": [1, 28, 28], "datatype": "UINT8",
+                             "parameters": { "binary_data_size": size } }] })
+        .to_string()
+    };
+    let with_pixels = |json: &str, pixels: usize| [json.as_bytes(), &vec![7u8; pixels]].concat();
+    let ok_header = header(784);
+    let r = binary_request(&server, &ok_header.len().to_string(), &with_pixels(&ok_header, 784));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cases = [
+        (binary_request(&server, "9999", &with_pixels(&ok_header, 784)), 400, "but the body has only"),
+        (
+            binary_request(&server, "ten", &with_pixels(&ok_header, 784)),
+            400,
+            "Inference-Header-Content-Length must be a byte count",
+        ),
+        (
+            binary_request(&server, &ok_header.len().to_string(), &with_pixels(&ok_header, 700)),
+            400,
+            "the body has 700 bytes of binary data",
+        ),
+        (
+            binary_request(&server, &header(5).len().to_string(), &with_pixels(&header(5), 5)),
+            400,
+            "binary_data_size is 5, its shape needs 784 bytes",
+        ),
+    ];
+    for (r, status, needle) in cases {
+        assert_eq!(r.status, status, "{}", r.text());
+        assert!(r.error().contains(needle), "'{}' lacks '{needle}'", r.error());
+    }
+    let huge = header(200 * 784);
+    let r = binary_request(&server, &huge.len().to_string(), &with_pixels(&huge, 200 * 784));
+    assert_eq!(r.status, 413, "{}", r.text());
+    good_request(&server);
+}

@@ -53,10 +53,9 @@ pub async fn infer(
     let json_len = headers
         .get(HEADER_LENGTH)
         .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .ok_or_else(|| ApiError::bad_request(format!("{HEADER_LENGTH} must be a byte count, got {v:?}")))
+            v.to_str().ok().and_then(|v| v.trim().parse::<usize>().ok()).ok_or_else(|| {
+                ApiError::bad_request(format!("Inference-Header-Content-Length must be a byte count, got {v:?}"))
+            })
         })
         .transpose()?;
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
