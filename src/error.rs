@@ -40,6 +40,10 @@ pub enum Error {
     /// The run was interrupted by the user (Ctrl-C).
     #[error("interrupted")]
     Interrupted,
+    /// A shared limit (the decoding memory budget) stayed spent for longer than the caller waits;
+    /// trying again later may succeed.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// Result with the library's error type.

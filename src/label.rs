@@ -23,14 +23,14 @@ use std::path::{Path, PathBuf};
 pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "webp", "bmp", "gif"];
 
 /// Settings of a labelling run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LabelOptions {
     /// Photos below this confidence are flagged for a human.
     pub review_below: f32,
     /// Photos per batch.
     pub batch: usize,
-    /// Largest accepted image, in pixels.
-    pub max_pixels: u64,
+    /// What decoding one photo may take (pixels, memory budget, deadline).
+    pub limits: photo::Limits,
     /// What the photo pipeline makes for the model.
     pub shape: photo::PhotoShape,
 }
@@ -239,7 +239,7 @@ pub fn label_folder(
     let mut predictor = Predictor::new(model, 64);
     for (b, batch) in todo.chunks(options.batch.max(1)).enumerate() {
         let converted: Vec<Result<Vec<u8>>> =
-            batch.par_iter().map(|p| photo::load_as(p, options.shape, options.max_pixels)).collect();
+            batch.par_iter().map(|p| photo::load_as(p, options.shape, &options.limits)).collect();
         let mut pixels = Vec::with_capacity(batch.len() * options.shape.len());
         let mut ok_paths = Vec::new();
         for (path, result) in batch.iter().zip(converted) {

@@ -177,3 +177,71 @@ fn malformed_binary_tensor_data_gets_a_400_naming_the_field_and_big_bodies_a_413
     assert_eq!(r.status, 413, "{}", r.text());
     good_request(&server);
 }
+
+/// A PNG of `side × side` grey pixels, all zero, compressed as well as deflate can: a few tens of
+/// kilobytes that decode to `side²` bytes.
+fn png_bomb(side: u32) -> Vec<u8> {
+    let mut png = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new_with_quality(
+        &mut png,
+        image::codecs::png::CompressionType::Best,
+        image::codecs::png::FilterType::NoFilter,
+    );
+    image::ImageEncoder::write_image(
+        encoder,
+        &vec![0u8; (side * side) as usize],
+        side,
+        side,
+        image::ExtendedColorType::L8,
+    )
+    .unwrap();
+    png
+}
+
+/// A PNG of noise (incompressible), `side × side` RGB.
+fn noise_png(side: u32) -> Vec<u8> {
+    let mut state = 7u32;
+    let img = image::RgbImage::from_fn(side, side, |_, _| {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        image::Rgb([(state >> 24) as u8, (state >> 16) as u8, (state >> 8) as u8])
+    });
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    png
+}
+
+#[test]
+fn photos_are_decoded_within_the_memory_budget_and_the_deadline() {
+    let bomb = png_bomb(7000);
+    assert!(bomb.len() < 60_000, "{} bytes", bomb.len());
+    let server = start(&["--memory-budget-mib", "16", "--photo-deadline-secs", "0.5"]);
+    let upload = |files: &[(&str, &[u8])]| {
+        let (content_type, body) = multipart(files);
+        server.request("POST", "/v1/label", Some(&content_type), &body)
+    };
+    let started = Instant::now();
+    let r = upload(&[("a.png", &bomb), ("b.png", &bomb), ("c.png", &bomb), ("d.png", &bomb)]);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.error().contains("implausible compression"), "{}", r.error());
+    assert!(started.elapsed() < Duration::from_secs(2), "refused from the header, not decoded");
+    // Plausible but larger than the whole budget: 2000 × 2000 RGB needs 36 MiB.
+    let big = noise_png(2000);
+    let r = upload(&[("big.png", &big)]);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.error().contains("more than the memory budget of 16 MiB"), "{}", r.error());
+    let metrics = server.get("/metrics").text();
+    assert!(metrics.contains("wardrobe_decode_budget_refusals_total 1"), "{metrics}");
+    assert!(metrics.contains("wardrobe_decode_budget_in_use_bytes 0"), "{metrics}");
+    assert!(metrics.contains(&format!("wardrobe_decode_budget_bytes {}", 16 << 20)), "{metrics}");
+    assert!(rss_mib(&server) < 100.0, "{} MiB", rss_mib(&server));
+    good_request(&server);
+}
+
+#[test]
+fn a_photo_that_takes_too_long_to_decode_is_refused() {
+    let server = start(&["--photo-deadline-secs", "0.001"]);
+    let (content_type, body) = multipart(&[("slow.png", &noise_png(1500))]);
+    let r = server.request("POST", "/v1/label", Some(&content_type), &body);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.error().contains("decoding took longer than the limit of 0.001 s"), "{}", r.error());
+}

@@ -1,5 +1,6 @@
 //! `wardrobe label`: label every photo of a folder.
 
+use super::PhotoLimitArgs;
 use clap::Args;
 use std::path::PathBuf;
 use wardrobe::Result;
@@ -22,9 +23,8 @@ pub struct LabelArgs {
     /// Photos per batch (each batch is flushed to the output).
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
-    /// Largest accepted image in pixels (guards against decompression bombs).
-    #[arg(long, default_value_t = wardrobe::data::photo::DEFAULT_MAX_PIXELS)]
-    pub max_pixels: u64,
+    #[command(flatten)]
+    pub photo_limits: PhotoLimitArgs,
 }
 
 pub fn run(a: LabelArgs) -> Result<()> {
@@ -35,7 +35,9 @@ pub fn run(a: LabelArgs) -> Result<()> {
         indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} photos {per_sec} ({eta})")
             .expect("valid template"),
     );
-    let options = LabelOptions { review_below: a.review_below, batch: a.batch, max_pixels: a.max_pixels, shape };
+    // Photos wait for each other's memory as long as it takes: the run is the only decoder.
+    let limits = a.photo_limits.limits(std::time::Duration::from_secs(3600))?;
+    let options = LabelOptions { review_below: a.review_below, batch: a.batch, limits, shape };
     let summary = label_folder(&loaded.model, &loaded.class_names, &a.folder, &a.out, options, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);

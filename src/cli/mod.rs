@@ -126,6 +126,44 @@ impl DataArgs {
     }
 }
 
+/// What decoding one photo may take, for commands that decode many from strangers.
+#[derive(Args)]
+pub struct PhotoLimitArgs {
+    /// Largest accepted photo in pixels (guards against decompression bombs).
+    #[arg(long, default_value_t = wardrobe::data::photo::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Memory photo decoding may hold at once, in MiB: each photo reserves its decoded size
+    /// before decoding, waits while the budget is spent, and is refused if it could never fit.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub memory_budget_mib: u64,
+    /// Longest one photo's decoding and conversion may take, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub photo_deadline_secs: f64,
+}
+
+impl PhotoLimitArgs {
+    /// The budget in bytes and the deadline, checked.
+    pub fn budget_and_deadline(&self) -> Result<(u64, std::time::Duration)> {
+        if !(self.photo_deadline_secs.is_finite() && self.photo_deadline_secs > 0.0) {
+            return Err(Error::Invalid(format!(
+                "--photo-deadline-secs must be positive, got {}",
+                self.photo_deadline_secs
+            )));
+        }
+        Ok((self.memory_budget_mib << 20, std::time::Duration::from_secs_f64(self.photo_deadline_secs)))
+    }
+
+    /// The limits, with a budget of their own (for a command that is the only decoder).
+    pub fn limits(&self, patience: std::time::Duration) -> Result<wardrobe::data::photo::Limits> {
+        let (budget, deadline) = self.budget_and_deadline()?;
+        Ok(wardrobe::data::photo::Limits {
+            max_pixels: self.max_pixels,
+            budget: Some(wardrobe::data::budget::Budget::new(budget, patience)),
+            deadline: Some(deadline),
+        })
+    }
+}
+
 /// Which algorithm each step of the model runs, in training and in inference (`--kernels`).
 pub fn print_plans(model: &Model) {
     for (mode, train) in [("training", true), ("inference", false)] {

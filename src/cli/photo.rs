@@ -24,7 +24,7 @@ pub struct PhotoArgs {
 
 pub fn run(a: PhotoArgs) -> Result<()> {
     let shape = photo::PhotoShape::checked(a.size, a.channels)?;
-    let pixels = photo::load_as(&a.input, shape, a.max_pixels)?;
+    let pixels = photo::load_as(&a.input, shape, &photo::Limits::pixels(a.max_pixels))?;
     let png = photo::to_png(&pixels, shape)?;
     wardrobe::fsutil::write_atomic(&a.output, |out| out.write_all(&png))?;
     println!("wrote {} ({}×{}×{}, what the model sees)", a.output.display(), a.size, a.size, a.channels);

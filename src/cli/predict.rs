@@ -55,7 +55,11 @@ pub fn run(a: PredictArgs) -> Result<()> {
     if !a.images.is_empty() {
         let shape = loaded.photo_shape()?;
         for path in &a.images {
-            items.push((path.display().to_string(), photo::load_as(path, shape, a.max_pixels)?, None));
+            items.push((
+                path.display().to_string(),
+                photo::load_as(path, shape, &photo::Limits::pixels(a.max_pixels))?,
+                None,
+            ));
         }
     }
     let pixels: Vec<u8> = items.iter().flat_map(|(_, p, _)| p.iter().copied()).collect();

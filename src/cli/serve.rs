@@ -1,5 +1,6 @@
 //! `wardrobe serve`: the HTTP server.
 
+use super::PhotoLimitArgs;
 use clap::Args;
 use std::path::PathBuf;
 use wardrobe::nn::store;
@@ -50,9 +51,8 @@ pub struct ServeArgs {
     /// Most photos in one /v1/label upload.
     #[arg(long, default_value_t = 64)]
     pub max_photos: usize,
-    /// Largest accepted photo in pixels (guards against decompression bombs).
-    #[arg(long, default_value_t = wardrobe::data::photo::DEFAULT_MAX_PIXELS)]
-    pub max_pixels: u64,
+    #[command(flatten)]
+    pub photo_limits: PhotoLimitArgs,
     /// Do not log each request to standard error.
     #[arg(long)]
     pub quiet: bool,
@@ -71,6 +71,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     if !(a.timeout_secs.is_finite() && a.timeout_secs > 0.0) {
         return Err(Error::Invalid(format!("--timeout-secs must be positive, got {}", a.timeout_secs)));
     }
+    let (memory_budget, photo_deadline) = a.photo_limits.budget_and_deadline()?;
     let loaded = store::load(&a.model)?;
     loaded.photo_shape()?;
     let settings = ServeSettings {
@@ -85,7 +86,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
             workers: a.workers.unwrap_or_else(half_the_cores).max(1),
         },
         review_below: a.review_below,
-        max_pixels: a.max_pixels,
+        max_pixels: a.photo_limits.max_pixels,
+        memory_budget,
+        photo_deadline,
         max_photos: a.max_photos,
         access_log: !a.quiet,
         review: a.review,

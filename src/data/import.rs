@@ -232,7 +232,8 @@ fn convert_all(
             .par_iter()
             .map(|item| {
                 let bytes = fsutil::read(&item.path)?;
-                let pixels = photo::from_bytes_as(&bytes, &item.path, options.shape, options.max_pixels)?;
+                let limits = photo::Limits::pixels(options.max_pixels);
+                let pixels = photo::from_bytes_as(&bytes, &item.path, options.shape, &limits)?;
                 Ok(Converted { item: item.clone(), hash: content_hash(&bytes), pixels })
             })
             .collect();

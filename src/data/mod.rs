@@ -2,6 +2,7 @@
 
 pub mod augment;
 pub mod batch;
+pub mod budget;
 pub mod convert;
 pub mod csv;
 pub mod dataset;

@@ -10,10 +10,13 @@
 //! their side, and RGB models skip the grey conversion (each channel is stretched against its
 //! background level).
 
+use crate::data::budget::{Budget, Reservation};
 use crate::error::{Error, Result};
 use image::{DynamicImage, ImageDecoder, ImageReader, Rgb, RgbImage};
-use std::io::Cursor;
+use std::io::{BufRead, Cursor, Read, Seek};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Output side of Fashion-MNIST.
 pub const SIDE: usize = 28;
@@ -54,20 +57,106 @@ impl PhotoShape {
 /// Largest accepted width × height (decompression-bomb guard).
 pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
 
+/// Most pixels a photo may declare per byte of its file, past [`SMALL_IMAGE_PIXELS`]: deflate
+/// cannot beat about 1,000 bytes per byte, and real photos, even of a product on a plain
+/// background, stay far below 200.
+pub const MAX_PIXELS_PER_BYTE: u64 = 200;
+
+/// Images up to this many pixels are decoded whatever their compression.
+const SMALL_IMAGE_PIXELS: u64 = 4_000_000;
+
+/// What decoding one photo may take.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest accepted width × height.
+    pub max_pixels: u64,
+    /// Memory to reserve the decoded size from before decoding, if any.
+    pub budget: Option<Arc<Budget>>,
+    /// Longest decoding and conversion may take, if limited.
+    pub deadline: Option<Duration>,
+}
+
+impl Limits {
+    /// Only the pixel limit.
+    pub fn pixels(max_pixels: u64) -> Limits {
+        Limits { max_pixels, budget: None, deadline: None }
+    }
+}
+
+/// The input of a decoder, checking a deadline on every read and handing out at most 64 KiB at
+/// a time, so that decoding stops soon after the deadline.
+struct DeadlineCursor<'a> {
+    inner: Cursor<&'a [u8]>,
+    deadline: Option<Instant>,
+}
+
+impl DeadlineCursor<'_> {
+    fn check(&self) -> std::io::Result<()> {
+        match self.deadline {
+            Some(d) if Instant::now() > d => {
+                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "decoding deadline"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Read for DeadlineCursor<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.check()?;
+        let n = buf.len().min(64 << 10);
+        self.inner.read(&mut buf[..n])
+    }
+}
+
+impl BufRead for DeadlineCursor<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.check()?;
+        let buf = self.inner.fill_buf()?;
+        Ok(&buf[..buf.len().min(64 << 10)])
+    }
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount);
+    }
+}
+
+impl Seek for DeadlineCursor<'_> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+/// Fails with a message naming `limit` once `deadline` has passed.
+fn check_deadline(deadline: Option<Instant>, limit: Option<Duration>, name: &Path) -> Result<()> {
+    match (deadline, limit) {
+        (Some(d), Some(limit)) if Instant::now() > d => {
+            Err(Error::format(name, format!("decoding took longer than the limit of {} s", limit.as_secs_f64())))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Decodes image bytes (PNG, JPEG, WebP, BMP, GIF first frame), applies EXIF orientation and
 /// composites transparency onto white. `name` is used in error messages.
 pub fn decode(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<RgbImage> {
-    Ok(flatten_on_white(&decode_oriented(bytes, name, max_pixels)?))
+    Ok(flatten_on_white(decode_oriented(bytes, name, &Limits::pixels(max_pixels), None)?.0))
 }
 
-/// Decodes with the pixel limit checked from the header before any pixel is decoded, and
-/// applies EXIF orientation.
-fn decode_oriented(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<DynamicImage> {
+/// Decodes with the limits checked from the header before any pixel is decoded (the pixel
+/// count, a plausible compression, the memory reserved from the budget), the deadline on every
+/// read, and applies EXIF orientation. The reservation is held for as long as the caller keeps it.
+fn decode_oriented(
+    bytes: &[u8],
+    name: &Path,
+    limits: &Limits,
+    deadline: Option<Instant>,
+) -> Result<(DynamicImage, Option<Reservation>)> {
     let fail = |what: String| Error::format(name, what);
     if bytes.is_empty() {
         return Err(fail("empty file".into()));
     }
-    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::io(name, e))?;
+    let cursor = DeadlineCursor { inner: Cursor::new(bytes), deadline };
+    let reader = ImageReader::new(cursor).with_guessed_format().map_err(|e| Error::io(name, e))?;
     match reader.format() {
         None => return Err(fail("not an image (unknown format)".into())),
         Some(image::ImageFormat::Jpeg) if !ends_with_jpeg_eoi(bytes) => {
@@ -77,16 +166,34 @@ fn decode_oriented(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<Dynamic
     }
     let mut decoder = reader.into_decoder().map_err(|e| fail(format!("cannot decode image: {e}")))?;
     let (w, h) = decoder.dimensions();
-    if u64::from(w) * u64::from(h) > max_pixels {
+    let (pixels, max_pixels) = (u64::from(w) * u64::from(h), limits.max_pixels);
+    if pixels > max_pixels {
         return Err(fail(format!("image is {w}×{h}, more than the limit of {max_pixels} pixels")));
     }
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(max_pixels.saturating_mul(8));
-    decoder.set_limits(limits).map_err(|e| fail(format!("cannot decode image: {e}")))?;
+    if pixels > SMALL_IMAGE_PIXELS && pixels > MAX_PIXELS_PER_BYTE * bytes.len() as u64 {
+        return Err(fail(format!(
+            "image declares {w}×{h} pixels in {} bytes, more than {MAX_PIXELS_PER_BYTE} pixels per byte: \
+             implausible compression",
+            bytes.len()
+        )));
+    }
+    // The decoded image, its RGB copy and orientation's copy at most.
+    let bytes_per_pixel = u64::from(decoder.color_type().bytes_per_pixel());
+    let reservation = match &limits.budget {
+        Some(budget) => Some(budget.reserve(pixels * (2 * bytes_per_pixel + 3), name)?),
+        None => None,
+    };
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_alloc = Some(max_pixels.saturating_mul(8));
+    decoder.set_limits(decoder_limits).map_err(|e| fail(format!("cannot decode image: {e}")))?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| fail(format!("cannot decode image: {e}")))?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| {
+        check_deadline(deadline, limits.deadline, name)
+            .err()
+            .unwrap_or_else(|| fail(format!("cannot decode image: {e}")))
+    })?;
     img.apply_orientation(orientation);
-    Ok(img)
+    Ok((img, reservation))
 }
 
 /// Whether JPEG data ends with its end-of-image marker (FF D9), ignoring trailing padding. The
@@ -97,8 +204,11 @@ fn ends_with_jpeg_eoi(bytes: &[u8]) -> bool {
 }
 
 /// RGB with transparent pixels blended onto white (so they count as background).
-fn flatten_on_white(img: &DynamicImage) -> RgbImage {
-    let rgba = img.to_rgba8();
+fn flatten_on_white(img: DynamicImage) -> RgbImage {
+    if !img.color().has_alpha() {
+        return img.into_rgb8();
+    }
+    let rgba = img.into_rgba8();
     RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
         let p = rgba.get_pixel(x, y).0;
         let a = f32::from(p[3]) / 255.0;
@@ -224,30 +334,36 @@ pub fn convert(img: &RgbImage, shape: PhotoShape, name: &Path) -> Result<Vec<u8>
 
 /// Reads a file and converts it to Fashion-MNIST's 28×28 grey (see [`from_bytes`]).
 pub fn load(path: &Path, max_pixels: u64) -> Result<Vec<u8>> {
-    load_as(path, PhotoShape::FASHION, max_pixels)
+    load_as(path, PhotoShape::FASHION, &Limits::pixels(max_pixels))
 }
 
 /// Reads a file and converts it to `shape` (see [`from_bytes_as`]).
-pub fn load_as(path: &Path, shape: PhotoShape, max_pixels: u64) -> Result<Vec<u8>> {
+pub fn load_as(path: &Path, shape: PhotoShape, limits: &Limits) -> Result<Vec<u8>> {
     let bytes = crate::fsutil::read(path)?;
-    from_bytes_as(&bytes, path, shape, max_pixels)
+    from_bytes_as(&bytes, path, shape, limits)
 }
 
-/// [`from_bytes_as`] for Fashion-MNIST's 28×28 grey.
+/// [`from_bytes_as`] for Fashion-MNIST's 28×28 grey, with only a pixel limit.
 pub fn from_bytes(bytes: &[u8], name: &Path, max_pixels: u64) -> Result<Vec<u8>> {
-    from_bytes_as(bytes, name, PhotoShape::FASHION, max_pixels)
+    from_bytes_as(bytes, name, PhotoShape::FASHION, &Limits::pixels(max_pixels))
 }
 
-/// Decodes and converts image bytes: an image that already has the output shape (a data-set
-/// item) is taken as it is; anything else goes through the photo conversion.
-pub fn from_bytes_as(bytes: &[u8], name: &Path, shape: PhotoShape, max_pixels: u64) -> Result<Vec<u8>> {
+/// Decodes and converts image bytes within `limits`: an image that already has the output shape
+/// (a data-set item) is taken as it is; anything else goes through the photo conversion.
+pub fn from_bytes_as(bytes: &[u8], name: &Path, shape: PhotoShape, limits: &Limits) -> Result<Vec<u8>> {
     let side = shape.side as u32;
-    match decode_oriented(bytes, name, max_pixels)? {
+    let deadline = limits.deadline.map(|d| Instant::now() + d);
+    let (img, _reservation) = decode_oriented(bytes, name, limits, deadline)?;
+    match img {
         DynamicImage::ImageLuma8(grey) if grey.dimensions() == (side, side) && shape.channels == 1 => {
             Ok(grey.into_raw())
         }
         DynamicImage::ImageRgb8(rgb) if rgb.dimensions() == (side, side) && shape.channels == 3 => Ok(rgb.into_raw()),
-        img => convert(&flatten_on_white(&img), shape, name),
+        img => {
+            let rgb = flatten_on_white(img);
+            check_deadline(deadline, limits.deadline, name)?;
+            convert(&rgb, shape, name)
+        }
     }
 }
 

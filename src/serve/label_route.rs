@@ -5,7 +5,8 @@
 
 use super::api_error::ApiError;
 use super::state::AppState;
-use crate::data::photo::{self, PhotoShape};
+use crate::Error;
+use crate::data::photo::{self, Limits, PhotoShape};
 use crate::label::LabelRow;
 use crate::predict::Ranked;
 use axum::Json;
@@ -86,10 +87,20 @@ pub async fn label(
     let Query(query) = query.map_err(|r| ApiError::bad_request(r.body_text()))?;
     let mut multipart = multipart.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let uploads = read_uploads(&mut multipart, state.settings.max_photos).await?;
-    let (shape, max_pixels) = (state.shape, state.settings.max_pixels);
-    let converted = tokio::task::spawn_blocking(move || convert_all(uploads, shape, max_pixels))
+    let (shape, limits) = (state.shape, state.photo_limits());
+    let converted = tokio::task::spawn_blocking(move || convert_all(uploads, shape, &limits))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("photo conversion failed: {e}")))?;
+    // A photo that found the decoding budget spent makes the whole upload a 503: trying again
+    // later will do.
+    if let Some(busy) = converted.iter().find_map(|(_, r)| match r {
+        Err(Error::Busy(m)) => Some(m.clone()),
+        _ => None,
+    }) {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, busy));
+    }
+    let converted: Vec<(String, Result<Vec<u8>, String>)> =
+        converted.into_iter().map(|(file, r)| (file, r.map_err(|e| e.to_string()))).collect();
     let pixels: Vec<u8> = converted.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten().copied().collect();
     let probs = if pixels.is_empty() { Vec::new() } else { state.batcher.probabilities(pixels).await? };
     let results = results(converted, &probs, &state, query.top);
@@ -120,12 +131,11 @@ async fn read_uploads(multipart: &mut Multipart, max_photos: usize) -> Result<Ve
 }
 
 /// Converts every upload to model input, in parallel, keeping the order.
-fn convert_all(uploads: Vec<Upload>, shape: PhotoShape, max_pixels: u64) -> Vec<(String, Result<Vec<u8>, String>)> {
+fn convert_all(uploads: Vec<Upload>, shape: PhotoShape, limits: &Limits) -> Vec<(String, crate::Result<Vec<u8>>)> {
     uploads
         .into_par_iter()
         .map(|u| {
-            let pixels =
-                photo::from_bytes_as(&u.bytes, Path::new(&u.file), shape, max_pixels).map_err(|e| e.to_string());
+            let pixels = photo::from_bytes_as(&u.bytes, Path::new(&u.file), shape, limits);
             (u.file, pixels)
         })
         .collect()

@@ -58,7 +58,17 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    let mut text = state.metrics.render();
+    let b = &state.budget;
+    for (name, kind, help, value) in [
+        ("wardrobe_decode_budget_bytes", "gauge", "Memory photo decoding may hold at once.", b.total()),
+        ("wardrobe_decode_budget_in_use_bytes", "gauge", "Memory photo decoding holds now.", b.in_use()),
+        ("wardrobe_decode_budget_waits_total", "counter", "Photos that waited for decoding memory.", b.waits()),
+        ("wardrobe_decode_budget_refusals_total", "counter", "Photos refused for decoding memory.", b.refusals()),
+    ] {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -215,9 +215,9 @@ pub async fn photo(State(state): State<Arc<AppState>>, UrlPath(id): UrlPath<Stri
 /// Handles GET /v1/review/{id}/model-input: what the model saw, as PNG.
 pub async fn model_input(State(state): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Answer<Response> {
     let (path, bytes) = photo_bytes(&state, &id).await?;
-    let (shape, max_pixels) = (state.shape, state.settings.max_pixels);
+    let (shape, limits) = (state.shape, state.photo_limits());
     let png = tokio::task::spawn_blocking(move || {
-        photo::from_bytes_as(&bytes, &path, shape, max_pixels).and_then(|p| photo::to_png(&p, shape))
+        photo::from_bytes_as(&bytes, &path, shape, &limits).and_then(|p| photo::to_png(&p, shape))
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

@@ -4,7 +4,8 @@
 use super::batcher::{BatchSettings, Batcher};
 use super::metrics::Metrics;
 use super::review::ReviewFile;
-use crate::data::photo::PhotoShape;
+use crate::data::budget::Budget;
+use crate::data::photo::{Limits, PhotoShape};
 use crate::error::Result;
 use crate::nn::store::Loaded;
 use std::sync::Arc;
@@ -36,6 +37,10 @@ pub struct ServeSettings {
     pub access_log: bool,
     /// Labels CSV the review page edits.
     pub review: Option<std::path::PathBuf>,
+    /// Bytes photo decoding may hold at once.
+    pub memory_budget: u64,
+    /// Longest one photo's decoding and conversion may take.
+    pub photo_deadline: Duration,
 }
 
 /// State shared by all requests.
@@ -54,6 +59,8 @@ pub struct AppState {
     pub slots: Arc<Semaphore>,
     /// The labels file under review, with `--review`.
     pub review: Option<ReviewFile>,
+    /// The memory photo decoding draws from.
+    pub budget: Arc<Budget>,
 }
 
 impl AppState {
@@ -61,12 +68,14 @@ impl AppState {
     /// starts the batching worker.
     pub fn new(loaded: Loaded, settings: ServeSettings) -> Result<AppState> {
         let review = settings.review.as_deref().map(ReviewFile::open).transpose()?;
+        let budget = Budget::new(settings.memory_budget, settings.request_timeout / 2);
         let metrics = Arc::new(Metrics::default());
         let input = loaded.model.spec.input;
         let shape = PhotoShape { side: input.w, channels: input.c };
         let batcher = Batcher::start(Arc::new(loaded.model), settings.batch, metrics.clone());
         Ok(AppState {
             review,
+            budget,
             slots: Arc::new(Semaphore::new(settings.max_concurrent)),
             settings,
             class_names: loaded.class_names,
@@ -74,5 +83,14 @@ impl AppState {
             batcher,
             metrics,
         })
+    }
+
+    /// What decoding one uploaded photo may take: the pixel limit, the memory budget, the deadline.
+    pub fn photo_limits(&self) -> Limits {
+        Limits {
+            max_pixels: self.settings.max_pixels,
+            budget: Some(self.budget.clone()),
+            deadline: Some(self.settings.photo_deadline),
+        }
     }
 }
