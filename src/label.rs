@@ -162,6 +162,36 @@ impl LabelRow {
     }
 }
 
+/// A labels CSV read back whole (for `import` and the review page): its header and rows.
+pub struct LabelsFile {
+    /// The header.
+    pub header: csv::StringRecord,
+    /// The rows.
+    pub records: Vec<csv::StringRecord>,
+}
+
+impl LabelsFile {
+    /// Reads a labels CSV (at most 1 GiB).
+    pub fn read(path: &Path) -> Result<LabelsFile> {
+        let text = fsutil::read_at_most(path, 1 << 30)?;
+        let mut reader = csv::ReaderBuilder::new().from_reader(&text[..]);
+        let header = reader.headers().map_err(|e| Error::format(path, format!("cannot read the header: {e}")))?.clone();
+        let records = reader
+            .records()
+            .enumerate()
+            .map(|(i, r)| r.map_err(|e| Error::format(path, format!("row {}: {e}", i + 2))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LabelsFile { header, records })
+    }
+
+    /// The position of column `name`, or an error naming the file (`path`).
+    pub fn column(&self, name: &str, path: &Path) -> Result<usize> {
+        self.header.iter().position(|h| h == name).ok_or_else(|| {
+            Error::format(path, format!("no '{name}' column (expected a labels file written by `wardrobe label`)"))
+        })
+    }
+}
+
 /// Paths already labelled.
 type Labelled = HashSet<String>;
 

@@ -42,7 +42,7 @@ fn health_metadata_page_and_metrics_endpoints_answer() {
     }
     let meta = server.get("/v2").json();
     assert_eq!(meta["name"], "wardrobe");
-    assert_eq!(meta["extensions"], json!(["classification"]));
+    assert_eq!(meta["extensions"], json!(["classification", "binary_tensor_data"]));
     let model = server.get("/v2/models/wardrobe").json();
     assert_eq!(model["inputs"][0], json!({ "name": "images", "datatype": "UINT8", "shape": [-1, 28, 28] }));
     assert_eq!(model["outputs"][0], json!({ "name": "probabilities", "datatype": "FP32", "shape": [-1, 10] }));

@@ -1,6 +1,7 @@
 //! `wardrobe import`: labelled photos (category folders, reviewed labels CSV files) into a
 //! data-set directory.
 
+use super::with_photo_progress;
 use clap::Args;
 use std::path::PathBuf;
 use wardrobe::Result;
@@ -40,16 +41,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
         accept_confident: a.accept_confident,
         max_pixels: a.max_pixels,
     };
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} photos {per_sec} ({eta})")
-            .expect("valid template"),
-    );
-    let summary = import(&a.sources, &a.out, options, &mut |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
-    bar.finish_and_clear();
+    let summary = with_photo_progress(|progress| import(&a.sources, &a.out, options, progress))?;
     println!(
         "{} photos found: {} training, {} test, {} duplicates ({} with another label), {} unreadable, {} CSV rows not reviewed",
         summary.found,

@@ -1,6 +1,6 @@
 //! `wardrobe label`: label every photo of a folder.
 
-use super::PhotoLimitArgs;
+use super::{PhotoLimitArgs, with_photo_progress};
 use clap::Args;
 use std::path::PathBuf;
 use wardrobe::Result;
@@ -30,19 +30,12 @@ pub struct LabelArgs {
 pub fn run(a: LabelArgs) -> Result<()> {
     let loaded = store::load(&a.model)?;
     let shape = loaded.photo_shape()?;
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} photos {per_sec} ({eta})")
-            .expect("valid template"),
-    );
     // Photos wait for each other's memory as long as it takes: the run is the only decoder.
     let limits = a.photo_limits.limits(std::time::Duration::from_secs(3600))?;
     let options = LabelOptions { review_below: a.review_below, batch: a.batch, limits, shape };
-    let summary = label_folder(&loaded.model, &loaded.class_names, &a.folder, &a.out, options, &mut |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
+    let summary = with_photo_progress(|progress| {
+        label_folder(&loaded.model, &loaded.class_names, &a.folder, &a.out, options, progress)
     })?;
-    bar.finish_and_clear();
     println!(
         "{} photos: {} labelled now, {} already labelled, {} failed, {} need review",
         summary.found,

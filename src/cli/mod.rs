@@ -172,6 +172,22 @@ pub fn print_plans(model: &Model) {
     }
 }
 
+/// Runs `work` with a progress bar over photos that it moves by calling its argument with
+/// (done, total); the bar is cleared at the end.
+pub fn with_photo_progress<T>(work: impl FnOnce(&mut dyn FnMut(usize, usize)) -> Result<T>) -> Result<T> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} photos {per_sec} ({eta})")
+            .expect("valid template"),
+    );
+    let result = work(&mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    result
+}
+
 /// Raised by Ctrl-C; training and tuning check it between steps.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 

@@ -22,7 +22,7 @@ use crate::data::dataset::{Dataset, DatasetFile, MAX_CLASSES, Split, check_class
 use crate::data::photo::{self, PhotoShape};
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::label::{csv_record, find_images};
+use crate::label::{LabelsFile, csv_record, find_images};
 use crate::nn::model::mix_seed;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -121,20 +121,13 @@ fn folder_items(dir: &Path) -> Result<Vec<Item>> {
 
 /// The labelled rows of a labels CSV (as `wardrobe label` writes it), and how many were skipped.
 fn csv_items(path: &Path, accept_confident: bool) -> Result<(Vec<Item>, usize)> {
-    let text = fsutil::read_at_most(path, 1 << 30)?;
-    let mut reader = csv::ReaderBuilder::new().from_reader(&text[..]);
-    let header = reader.headers().map_err(|e| Error::format(path, format!("cannot read the header: {e}")))?.clone();
-    let column = |name: &str| {
-        header.iter().position(|h| h == name).ok_or_else(|| {
-            Error::format(path, format!("no '{name}' column (expected a labels file written by `wardrobe label`)"))
-        })
-    };
+    let file = LabelsFile::read(path)?;
+    let column = |name: &str| file.column(name, path);
     let (path_col, label_col, review_col, reviewed_col) =
         (column("path")?, column("label")?, column("needs_review")?, column("reviewed_label")?);
     let base = path.parent().unwrap_or(Path::new(""));
     let (mut items, mut skipped) = (Vec::new(), 0);
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| Error::format(path, format!("row {}: {e}", i + 2)))?;
+    for (i, record) in file.records.iter().enumerate() {
         let field = |c: usize| record.get(c).unwrap_or("").trim();
         let class = match field(reviewed_col) {
             "" if accept_confident && field(review_col) == "false" => field(label_col),

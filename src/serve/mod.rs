@@ -32,12 +32,15 @@ use std::sync::Arc;
 
 /// The single-page UI, embedded in the binary.
 const PAGE: &str = include_str!("page.html");
+/// What the page and the review page share.
+const COMMON_JS: &str = include_str!("common.js");
 
 /// All routes over `state`, with the admission layer and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.settings.max_body_bytes;
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
+        .route("/common.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], COMMON_JS) }))
         .route("/metrics", get(metrics))
         .route("/v1/label", post(label_route::label))
         .route("/review", get(review::page))

@@ -9,6 +9,7 @@ use super::state::AppState;
 use crate::data::photo;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::label::LabelsFile;
 use axum::Json;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
@@ -70,14 +71,8 @@ pub struct ReviewUpdate {
 impl ReviewFile {
     /// Reads a labels CSV written by `wardrobe label`.
     pub fn open(path: &Path) -> Result<ReviewFile> {
-        let text = fsutil::read_at_most(path, 1 << 30)?;
-        let mut reader = csv::ReaderBuilder::new().from_reader(&text[..]);
-        let header = reader.headers().map_err(|e| Error::format(path, format!("cannot read the header: {e}")))?.clone();
-        let column = |name: &str| {
-            header.iter().position(|h| h == name).ok_or_else(|| {
-                Error::format(path, format!("no '{name}' column (expected a labels file written by `wardrobe label`)"))
-            })
-        };
+        let file = LabelsFile::read(path)?;
+        let column = |name: &str| file.column(name, path);
         let columns = Columns {
             path: column("path")?,
             label: column("label")?,
@@ -85,11 +80,7 @@ impl ReviewFile {
             needs_review: column("needs_review")?,
             reviewed: column("reviewed_label")?,
         };
-        let records = reader
-            .records()
-            .enumerate()
-            .map(|(i, r)| r.map_err(|e| Error::format(path, format!("row {}: {e}", i + 2))))
-            .collect::<Result<Vec<_>>>()?;
+        let LabelsFile { header, records } = file;
         Ok(ReviewFile { path: path.to_path_buf(), header, records: Mutex::new(records), columns })
     }
 
