@@ -9,11 +9,6 @@ use std::path::{Path, PathBuf};
 /// Largest JSON file (model.json, trainer.json, history, specs) any reader accepts.
 pub const MAX_JSON_BYTES: u64 = 16 << 20;
 
-/// Reads a whole file, naming it in the error.
-pub fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
-}
-
 /// Reads a whole file of at most `limit` bytes; a larger one is an error before anything is read.
 pub fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;

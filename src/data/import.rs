@@ -224,7 +224,7 @@ fn convert_all(
         let results: Vec<Result<Converted>> = chunk
             .par_iter()
             .map(|item| {
-                let bytes = fsutil::read(&item.path)?;
+                let bytes = photo::read_file(&item.path)?;
                 let limits = photo::Limits::pixels(options.max_pixels);
                 let pixels = photo::from_bytes_as(&bytes, &item.path, options.shape, &limits)?;
                 Ok(Converted { item: item.clone(), hash: content_hash(&bytes), pixels })

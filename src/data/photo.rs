@@ -62,6 +62,14 @@ pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
 /// background, stay far below 200.
 pub const MAX_PIXELS_PER_BYTE: u64 = 200;
 
+/// Largest photo file read.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// Reads a photo file of at most [`MAX_FILE_BYTES`].
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    crate::fsutil::read_at_most(path, MAX_FILE_BYTES)
+}
+
 /// Images up to this many pixels are decoded whatever their compression.
 const SMALL_IMAGE_PIXELS: u64 = 4_000_000;
 
@@ -339,7 +347,7 @@ pub fn load(path: &Path, max_pixels: u64) -> Result<Vec<u8>> {
 
 /// Reads a file and converts it to `shape` (see [`from_bytes_as`]).
 pub fn load_as(path: &Path, shape: PhotoShape, limits: &Limits) -> Result<Vec<u8>> {
-    let bytes = crate::fsutil::read(path)?;
+    let bytes = read_file(path)?;
     from_bytes_as(&bytes, path, shape, limits)
 }
 
