@@ -106,3 +106,6 @@ optimizer = safetensors([("slot0", [total], values(total, 5)), ("slot1", [total]
 framed = lambda files: b"".join(struct.pack("<I", len(f)) + f for f in files)
 out("model_dir", "model", b"\x00" + framed([model_json, weights]))
 out("model_dir", "checkpoint", b"\x01" + framed([model_json, weights, trainer, optimizer]))
+# The same small model as a model directory; run.sh converts it to the ONNX seed.
+out("onnx-model", "model.json", model_json)
+out("onnx-model", "model.safetensors", weights)

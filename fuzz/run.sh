@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-30}"
 python3 make_corpora.py
-for target in idx csv photo oip_request model_spec model_dir; do
+mkdir -p corpus/onnx
+cargo run -q --release --manifest-path ../Cargo.toml -- convert corpus/onnx-model corpus/onnx/small.onnx
+for target in idx csv photo oip_request model_spec model_dir onnx; do
   echo "== $target, ${seconds}s"
   RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" "corpus/$target" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 2>&1 | grep -E "^(Done|#[0-9]+.*(pulse|DONE))|ERROR|panicked" || true

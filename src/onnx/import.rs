@@ -238,8 +238,10 @@ impl Importer {
                     return Err(Self::fail(node, "only 1-D slices of constants are folded"));
                 }
                 let n = data.values.len() as i64;
-                let (start, end) = (c(1)?.values[0] as i64, c(2)?.values[0] as i64);
-                let step = self.optional_constant(node, 4)?.map_or(1, |s| s.values[0] as i64);
+                let first =
+                    |t: &Const| t.values.first().map(|&v| v as i64).ok_or_else(|| Self::fail(node, "empty bound"));
+                let (start, end) = (first(c(1)?)?, first(c(2)?)?);
+                let step = self.optional_constant(node, 4)?.map_or(Ok(1), first)?;
                 let clamp = |v: i64| if v < 0 { (v + n).max(0) } else { v.min(n) };
                 if step != 1 {
                     return Err(Self::fail(node, "only slices of step 1 are folded"));
@@ -417,6 +419,8 @@ impl Importer {
                 let ok = main.order == Order::Nchw
                     && k.len() == 2
                     && k[0] == k[1]
+                    && k[0] >= 1
+                    && k[0] as usize <= main.shape.h.min(main.shape.w)
                     && s == k
                     && pads.iter().all(|&p| p == 0)
                     && attr_int(node, "ceil_mode", 0) == 0;
@@ -516,6 +520,12 @@ impl Importer {
             LayerSpec::Conv2d { filters: cout, kernel: k, padding, activation: Activation::Linear, init },
             vec![kernel, bias],
         );
+        if k == 0 || k > main.shape.h || k > main.shape.w {
+            return Err(Self::fail(
+                node,
+                format!("a {k}×{k} kernel does not fit a {}×{} image", main.shape.h, main.shape.w),
+            ));
+        }
         let (h, w) = match padding {
             Padding::Same => (main.shape.h, main.shape.w),
             Padding::Valid => (main.shape.h + 1 - k, main.shape.w + 1 - k),
@@ -708,6 +718,11 @@ mod tests {
     use super::*;
     use crate::nn::infer::Predictor;
     use crate::onnx::export::to_onnx;
+    use crate::onnx::proto::{AttributeProto, attribute_type};
+
+    fn ints(name: &str, values: &[i64]) -> AttributeProto {
+        AttributeProto { name: name.into(), ints: values.to_vec(), r#type: attribute_type::INTS, ..Default::default() }
+    }
 
     fn pixels(n: usize, size: usize) -> Vec<u8> {
         (0..n * size).map(|i| ((i * 37 + i / 7) % 256) as u8).collect()
@@ -775,6 +790,28 @@ mod tests {
         let (a, b) = (Predictor::new(&model, 8).probabilities(&x), Predictor::new(&back.model, 8).probabilities(&x));
         let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
         assert!(worst < 1e-5, "{worst}");
+    }
+
+    #[test]
+    fn degenerate_graphs_are_errors_not_panics() {
+        let model = Model::initialised(ModelSpec::seed(), 10, 3).unwrap();
+        let fresh = || to_onnx(&model, &fashion_classes()).unwrap();
+        let mut onnx = fresh();
+        let graph = onnx.graph.as_mut().unwrap();
+        let pool = graph.node.iter_mut().find(|n| n.op_type == "MaxPool").unwrap();
+        pool.attribute = vec![ints("kernel_shape", &[0, 0]), ints("strides", &[0, 0])];
+        assert!(import(&onnx, None, InputRange::Unit).is_err());
+        let mut onnx = fresh();
+        let kernel = onnx.graph.as_mut().unwrap().initializer.iter_mut().find(|t| t.name == "0.kernel").unwrap();
+        kernel.dims = vec![32, 1, 40, 40];
+        kernel.raw_data = vec![0; 32 * 1600 * 4];
+        let err = import(&onnx, None, InputRange::Unit).err().unwrap().to_string();
+        assert!(err.contains("does not fit"), "{err}");
+        let mut onnx = fresh();
+        let kernel = onnx.graph.as_mut().unwrap().initializer.iter_mut().find(|t| t.name == "6.kernel").unwrap();
+        kernel.raw_data.truncate(10);
+        let err = import(&onnx, None, InputRange::Unit).err().unwrap().to_string();
+        assert!(err.contains("tensor '6.kernel'"), "{err}");
     }
 
     #[test]
