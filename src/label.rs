@@ -33,6 +33,44 @@ pub struct LabelOptions {
     pub limits: photo::Limits,
     /// What the photo pipeline makes for the model.
     pub shape: photo::PhotoShape,
+    /// Label only this shard of the folder.
+    pub shard: Shard,
+}
+
+/// One of `count` disjoint parts of a folder (`index` from 0), as a Kubernetes Indexed Job's
+/// completion index picks it: a photo belongs to the shard its path below the folder hashes to,
+/// so the parts cover the folder whatever machine or mount point labels them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0..count`.
+    pub index: u64,
+    /// How many shards.
+    pub count: u64,
+}
+
+impl Shard {
+    /// The whole folder.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether the photo at `relative` (its path below the folder) is this shard's.
+    pub fn contains(&self, relative: &Path) -> bool {
+        let path = relative.to_string_lossy();
+        crate::data::import::content_hash(path.as_bytes()) % self.count == self.index
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+    /// `I/N`, with I from 0 to N−1.
+    fn from_str(text: &str) -> Result<Shard> {
+        let bad = || Error::Invalid(format!("shard '{text}': expected I/N with 0 ≤ I < N"));
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u64, u64) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
 }
 
 /// One labelled photo.
@@ -262,7 +300,8 @@ pub fn label_folder(
     let format = Format::of(out)?;
     // Absolute paths, so that the labels file can be read from anywhere (`wardrobe import`).
     let folder = &std::path::absolute(folder).map_err(|e| Error::io(folder, e))?;
-    let photos = find_images(folder)?;
+    let mut photos = find_images(folder)?;
+    photos.retain(|p| options.shard.contains(p.strip_prefix(folder).unwrap_or(p)));
     let (mut file, done) = open_output(out, format)?;
     let todo: Vec<&PathBuf> = photos.iter().filter(|p| !done.contains(&p.display().to_string())).collect();
     let mut summary = Summary { found: photos.len(), skipped: photos.len() - todo.len(), ..Default::default() };
@@ -305,6 +344,20 @@ pub fn label_folder(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_are_disjoint_and_cover_every_path() {
+        let paths: Vec<PathBuf> = (0..3000).map(|i| PathBuf::from(format!("sub{}/item{i:05}.jpg", i % 7))).collect();
+        let shards: Vec<Shard> = (0..3).map(|i| format!("{i}/3").parse().unwrap()).collect();
+        let owners: Vec<usize> = paths.iter().map(|p| shards.iter().filter(|s| s.contains(p)).count()).collect();
+        assert!(owners.iter().all(|&n| n == 1), "each path in exactly one shard");
+        let sizes: Vec<usize> = shards.iter().map(|s| paths.iter().filter(|p| s.contains(p)).count()).collect();
+        assert!(sizes.iter().all(|&n| (900..1100).contains(&n)), "{sizes:?}");
+        assert!(Shard::ALL.contains(Path::new("any")));
+        for bad in ["3/3", "1", "a/2", "0/0"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn paths_with_commas_quotes_and_line_breaks_round_trip_and_resume() {

@@ -152,3 +152,52 @@ fn label_killed_mid_run_then_rerun_labels_every_photo_exactly_once() {
     paths.dedup();
     assert_eq!(paths.len(), n, "no photo twice");
 }
+
+#[test]
+fn three_shards_label_a_folder_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("model");
+    wardrobe::nn::store::save(&Model::initialised(ModelSpec::seed(), 10, 1).unwrap(), &fashion_classes(), &model_dir)
+        .unwrap();
+    let test = load(Split::Test);
+    let photos = dir.path().join("photos");
+    for i in 0..300 {
+        let sub = photos.join(format!("seller{}", i % 4));
+        let path = sub.join(format!("p{i:03}.png"));
+        std::fs::create_dir_all(&sub).unwrap();
+        GrayImage::from_raw(28, 28, test.image(i).to_vec()).unwrap().save(&path).unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for i in 0..3 {
+        let out = dir.path().join(format!("shard{i}.csv"));
+        let shard = format!("{i}/3");
+        let (ok, stdout, err) = run(&[
+            "label",
+            "--model",
+            model_dir.to_str().unwrap(),
+            photos.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--shard",
+            &shard,
+        ]);
+        assert!(ok, "{err}");
+        let rows = labels_of(&out);
+        assert!((70..130).contains(&rows.len()), "shard {shard}: {} rows; {stdout}", rows.len());
+        total += rows.len();
+        seen.extend(rows.into_iter().map(|(path, _)| path));
+    }
+    assert_eq!((total, seen.len()), (300, 300), "300 distinct rows in all");
+    let (ok, _, err) = run(&[
+        "label",
+        "--model",
+        model_dir.to_str().unwrap(),
+        photos.to_str().unwrap(),
+        "--out",
+        "x.csv",
+        "--shard",
+        "3/3",
+    ]);
+    assert!(!ok && err.contains("shard '3/3': expected I/N with 0 ≤ I < N"), "{err}");
+}

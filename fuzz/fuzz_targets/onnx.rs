@@ -1,4 +1,6 @@
-//! An ONNX file: an error, or a model whose probabilities are finite and sum to one.
+//! An ONNX file: an error, or what importing guarantees: finite weights, a positive finite
+//! temperature and one probability per class (finite weights large enough to overflow f32 in
+//! the forward pass are not refused, as for model directories).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,8 +14,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(imported) = import(&onnx, None, InputRange::Unit) {
         let model = imported.model;
         let pixels = vec![128u8; model.input_size()];
+        assert!(model.params.iter().all(|w| w.is_finite()));
+        assert!(model.temperature.is_finite() && model.temperature > 0.0, "{}", model.temperature);
         let probs = SingleImage::new(&model).probabilities(&pixels).to_vec();
         assert_eq!(probs.len(), imported.class_names.len());
-        assert!(probs.iter().all(|p| p.is_finite()) && (probs.iter().sum::<f32>() - 1.0).abs() < 1e-3, "{probs:?}");
     }
 });

@@ -4,7 +4,7 @@ use super::{PhotoLimitArgs, with_photo_progress};
 use clap::Args;
 use std::path::PathBuf;
 use wardrobe::Result;
-use wardrobe::label::{self, LabelOptions, label_folder};
+use wardrobe::label::{self, LabelOptions, Shard, label_folder};
 use wardrobe::nn::store;
 
 #[derive(Args)]
@@ -20,6 +20,10 @@ pub struct LabelArgs {
     /// Flag photos whose (calibrated) confidence is below this for human review.
     #[arg(long, default_value_t = 0.6)]
     pub review_below: f32,
+    /// Label only shard I of N (I from 0): a stable hash of each photo's path below the folder
+    /// picks its shard, so N processes (a Kubernetes Indexed Job) cover the folder once.
+    #[arg(long, default_value = "0/1")]
+    pub shard: Shard,
     /// Photos per batch (each batch is flushed to the output).
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
@@ -32,7 +36,7 @@ pub fn run(a: LabelArgs) -> Result<()> {
     let shape = loaded.photo_shape()?;
     // Photos wait for each other's memory as long as it takes: the run is the only decoder.
     let limits = a.photo_limits.limits(std::time::Duration::from_secs(3600))?;
-    let options = LabelOptions { review_below: a.review_below, batch: a.batch, limits, shape };
+    let options = LabelOptions { review_below: a.review_below, batch: a.batch, limits, shape, shard: a.shard };
     let summary = with_photo_progress(|progress| {
         label_folder(&loaded.model, &loaded.class_names, &a.folder, &a.out, options, progress)
     })?;

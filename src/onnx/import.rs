@@ -443,6 +443,12 @@ impl Importer {
                     return Err(Self::fail(node, format!("parameters are not of {channels} channels")));
                 }
                 let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+                if let Some(bad) = var.iter().position(|&v| !(v + f64::from(eps) > 0.0)) {
+                    return Err(Self::fail(
+                        node,
+                        format!("variance {} + epsilon at channel {bad} is not positive", var[bad]),
+                    ));
+                }
                 // wardrobe divides by sqrt(var + its own epsilon).
                 let var: Vec<f32> = var.iter().map(|&v| (v + f64::from(eps) - f64::from(EPSILON)) as f32).collect();
                 self.push(
@@ -708,6 +714,9 @@ pub fn import(onnx: &ModelProto, classes: Option<Vec<String>>, range: InputRange
             return Err(Error::Invalid(format!("tensor {name} holds {} at index {bad}", values[bad])));
         }
         model.params[range].copy_from_slice(values);
+    }
+    if !(importer.temperature.is_finite() && importer.temperature > 0.0) {
+        return Err(Error::Invalid(format!("the logits' scale gives a temperature of {}", importer.temperature)));
     }
     model.temperature = importer.temperature;
     Ok(Imported { model, class_names })
