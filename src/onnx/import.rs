@@ -443,7 +443,8 @@ impl Importer {
                     return Err(Self::fail(node, format!("parameters are not of {channels} channels")));
                 }
                 let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-                if let Some(bad) = var.iter().position(|&v| !(v + f64::from(eps) > 0.0)) {
+                if let Some(bad) = var.iter().position(|&v| (v + f64::from(eps)).is_nan() || v + f64::from(eps) <= 0.0)
+                {
                     return Err(Self::fail(
                         node,
                         format!("variance {} + epsilon at channel {bad} is not positive", var[bad]),
