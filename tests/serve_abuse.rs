@@ -245,3 +245,43 @@ fn a_photo_that_takes_too_long_to_decode_is_refused() {
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.error().contains("decoding took longer than the limit of 0.001 s"), "{}", r.error());
 }
+
+/// A GET with an optional `Authorization` header.
+fn get_with(server: &Server, path: &str, authorization: Option<&str>) -> common::http::Response {
+    let mut stream = connect(&server.addr);
+    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    common::http::read_response(&mut stream)
+}
+
+#[test]
+fn api_keys_guard_every_route_but_health_and_reload_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "# shop\nfirst-key-123\n").unwrap();
+    // Logging on: the access log must not show the keys.
+    let server = Server::start_logged(shared_trained_model("abuse-model"), &["--api-key-file", keys.to_str().unwrap()]);
+    let model = "/v2/models/wardrobe";
+    let no_key = get_with(&server, model, None);
+    assert_eq!(no_key.status, 401, "{}", no_key.text());
+    assert!(no_key.error().contains("missing or unknown API key"), "{}", no_key.error());
+    assert_eq!(get_with(&server, model, Some("Bearer wrong")).status, 401);
+    assert_eq!(get_with(&server, model, Some("Bearer first-key-123")).status, 200);
+    assert_eq!(get_with(&server, "/", None).status, 401, "the page too");
+    assert_eq!(get_with(&server, "/v2/health/live", None).status, 200);
+    assert_eq!(get_with(&server, "/v2/health/ready", None).status, 200);
+    assert_eq!(get_with(&server, "/metrics", None).status, 200);
+    std::fs::write(&keys, "second-key-456\n").unwrap();
+    let hup = std::process::Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap();
+    assert!(hup.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_with(&server, model, Some("Bearer second-key-456")).status != 200 {
+        assert!(Instant::now() < deadline, "the new key never worked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get_with(&server, model, Some("Bearer first-key-123")).status, 401, "the old key is gone");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("GET /v2/models/wardrobe 401") && log.contains("API keys reloaded: 1"), "{log}");
+    assert!(!log.contains("second-key-456") && !log.contains("first-key-123"), "keys are never logged: {log}");
+}

@@ -53,6 +53,13 @@ pub struct ServeArgs {
     pub max_photos: usize,
     #[command(flatten)]
     pub photo_limits: PhotoLimitArgs,
+    /// File of API keys, one per line (re-read on SIGHUP): every route but /v2/health/* (and
+    /// /metrics) then needs `Authorization: Bearer KEY`.
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// With --api-key-file, /metrics needs a key too.
+    #[arg(long, requires = "api_key_file")]
+    pub protect_metrics: bool,
     /// Do not log each request to standard error.
     #[arg(long)]
     pub quiet: bool,
@@ -92,6 +99,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
         max_photos: a.max_photos,
         access_log: !a.quiet,
         review: a.review,
+        api_key_file: a.api_key_file,
+        protect_metrics: a.protect_metrics,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(a.http_threads.unwrap_or_else(half_the_cores).max(1))

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod api_error;
+pub mod auth;
 pub mod batcher;
 pub mod binary_data;
 pub mod connections;
@@ -56,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/models/{name}/infer", post(oip_routes::infer))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
         .with_state(state)
 }
@@ -93,10 +95,27 @@ pub async fn serve(
     let bound = listener.local_addr().map_err(|e| Error::System(format!("cannot listen on {addr}: {e}")))?;
     let limits =
         ConnectionLimits { max_connections: settings.max_connections, header_timeout: settings.request_timeout };
-    let app = router(Arc::new(AppState::new(loaded, settings)?));
+    let state = Arc::new(AppState::new(loaded, settings)?);
+    if state.api_keys.is_some() {
+        tokio::spawn(reload_keys_on_sighup(state.clone()));
+    }
+    let app = router(state);
     on_bound(bound);
     connections::serve(listener, app, limits, shutdown).await;
     Ok(())
+}
+
+/// Re-reads the API key file on every SIGHUP.
+async fn reload_keys_on_sighup(state: Arc<AppState>) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    while hangup.recv().await.is_some() {
+        if let Some(keys) = &state.api_keys {
+            match keys.reload() {
+                Ok(n) => eprintln!("API keys reloaded: {n}"),
+                Err(e) => eprintln!("error: API keys not reloaded, the old ones stay: {e}"),
+            }
+        }
+    }
 }
 
 /// The line `wardrobe serve` prints once it listens.

@@ -1,6 +1,7 @@
 //! What every request handler shares: the model's description, the batching worker, metrics,
 //! the concurrency slots and the server settings.
 
+use super::auth::ApiKeys;
 use super::batcher::{BatchSettings, Batcher};
 use super::metrics::Metrics;
 use super::review::ReviewFile;
@@ -41,6 +42,10 @@ pub struct ServeSettings {
     pub memory_budget: u64,
     /// Longest one photo's decoding and conversion may take.
     pub photo_deadline: Duration,
+    /// API keys every route but health (and metrics) needs, if any.
+    pub api_key_file: Option<std::path::PathBuf>,
+    /// Whether `/metrics` needs a key too.
+    pub protect_metrics: bool,
 }
 
 /// State shared by all requests.
@@ -61,6 +66,8 @@ pub struct AppState {
     pub review: Option<ReviewFile>,
     /// The memory photo decoding draws from.
     pub budget: Arc<Budget>,
+    /// The accepted API keys, with `--api-key-file`.
+    pub api_keys: Option<ApiKeys>,
 }
 
 impl AppState {
@@ -69,6 +76,7 @@ impl AppState {
     pub fn new(loaded: Loaded, settings: ServeSettings) -> Result<AppState> {
         let review = settings.review.as_deref().map(ReviewFile::open).transpose()?;
         let budget = Budget::new(settings.memory_budget, settings.request_timeout / 2);
+        let api_keys = settings.api_key_file.as_deref().map(ApiKeys::load).transpose()?;
         let metrics = Arc::new(Metrics::default());
         let input = loaded.model.spec.input;
         let shape = PhotoShape { side: input.w, channels: input.c };
@@ -76,6 +84,7 @@ impl AppState {
         Ok(AppState {
             review,
             budget,
+            api_keys,
             slots: Arc::new(Semaphore::new(settings.max_concurrent)),
             settings,
             class_names: loaded.class_names,
