@@ -11,9 +11,10 @@ use wardrobe::data::dataset::{CLASS_NAMES, Split, fashion_classes};
 use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
 
-/// Runs `wardrobe label --model MODEL PHOTOS --out OUT`.
-fn label(model: &Path, photos: &Path, out: &Path) -> (bool, String, String) {
-    run(&["label", "--model", model.to_str().unwrap(), photos.to_str().unwrap(), "--out", out.to_str().unwrap()])
+/// Runs `wardrobe label --model MODEL PHOTOS --out OUT EXTRA...`.
+fn label(model: &Path, photos: &Path, out: &Path, extra: &[&str]) -> (bool, String, String) {
+    let (m, p, o) = (model.to_str().unwrap(), photos.to_str().unwrap(), out.to_str().unwrap());
+    run(&[&["label", "--model", m, p, "--out", o], extra].concat())
 }
 
 fn labels_of(out: &Path) -> Vec<(String, String)> {
@@ -41,7 +42,7 @@ fn photos_of_test_items_are_labelled_about_as_well_as_the_originals() {
     }
     let direct = wardrobe::train::trainer::evaluate(&model, &test).accuracy;
     let out = dir.path().join("labels.csv");
-    let (ok, stdout, err) = label(&model_dir, &photos, &out);
+    let (ok, stdout, err) = label(&model_dir, &photos, &out, &[]);
     assert!(ok, "{err}");
     assert!(stdout.contains("1000 photos: 1000 labelled now"), "{stdout}");
     let rows = labels_of(&out);
@@ -58,7 +59,7 @@ fn photos_of_test_items_are_labelled_about_as_well_as_the_originals() {
     assert!(direct > 0.8, "model too weak for a meaningful comparison: {direct}");
     assert!(via_photos >= direct - 0.03, "photos {via_photos:.3} vs originals {direct:.3}");
 
-    let (ok, stdout, _) = label(&model_dir, &photos, &out);
+    let (ok, stdout, _) = label(&model_dir, &photos, &out, &[]);
     assert!(ok && stdout.contains("0 labelled now, 1000 already labelled"), "{stdout}");
 }
 
@@ -91,7 +92,7 @@ fn broken_files_are_reported_and_good_photos_still_labelled() {
     std::fs::write(photos.join("readme.txt"), b"not an image, not an image extension").unwrap();
 
     let out = dir.path().join("labels.jsonl");
-    let (ok, stdout, err) = label(&model_dir, &photos, &out);
+    let (ok, stdout, err) = label(&model_dir, &photos, &out, &[]);
     assert!(ok, "{err}");
     assert!(stdout.contains("6 photos: 2 labelled now, 0 already labelled, 4 failed"), "{stdout}");
     let errors = std::fs::read_to_string(wardrobe::label::errors_path(&out)).unwrap();
@@ -172,16 +173,7 @@ fn three_shards_label_a_folder_once() {
     for i in 0..3 {
         let out = dir.path().join(format!("shard{i}.csv"));
         let shard = format!("{i}/3");
-        let (ok, stdout, err) = run(&[
-            "label",
-            "--model",
-            model_dir.to_str().unwrap(),
-            photos.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--shard",
-            &shard,
-        ]);
+        let (ok, stdout, err) = label(&model_dir, &photos, &out, &["--shard", &shard]);
         assert!(ok, "{err}");
         let rows = labels_of(&out);
         assert!((70..130).contains(&rows.len()), "shard {shard}: {} rows; {stdout}", rows.len());
