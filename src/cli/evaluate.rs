@@ -63,6 +63,8 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
             probabilities: &probs,
             uncalibrated: &raw,
             temperature,
+            ece,
+            ece_uncalibrated,
             data: &test,
             names: &loaded.class_names,
             history: history.as_deref(),

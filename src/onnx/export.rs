@@ -34,7 +34,8 @@ struct Builder {
     last: String,
 }
 
-fn ints(name: &str, values: &[i64]) -> AttributeProto {
+/// An integer-list attribute.
+pub(crate) fn ints(name: &str, values: &[i64]) -> AttributeProto {
     AttributeProto { name: name.into(), ints: values.to_vec(), r#type: attribute_type::INTS, ..Default::default() }
 }
 

@@ -118,7 +118,8 @@ struct Importer {
     input_scaled: bool,
     /// The model takes 0–255 pixels without scaling them (`InputRange::Byte`).
     byte_input: bool,
-    softmax: Option<String>,
+    /// A softmax ended the graph.
+    ended: bool,
 }
 
 /// The values of a tensor initializer or constant.
@@ -300,7 +301,7 @@ impl Importer {
             self.set(node, Value::Const(folded));
             return Ok(());
         };
-        if self.softmax.is_some() {
+        if self.ended {
             return Err(Self::fail(node, "nothing may follow the softmax"));
         }
         let Value::Main(main) = self.get(node, main_index)?.clone() else { unreachable!("found above") };
@@ -470,7 +471,7 @@ impl Importer {
                 if main.order != Order::Flat {
                     return Err(Self::fail(node, "softmax of an image"));
                 }
-                self.softmax = node.output.first().cloned();
+                self.ended = true;
                 main
             }
             other => return Err(Self::fail(node, format!("operator {other} is not supported"))),
@@ -668,7 +669,7 @@ pub fn import(onnx: &ModelProto, classes: Option<Vec<String>>, range: InputRange
         flattened_nchw: None,
         temperature: 1.0,
         input_scaled: false,
-        softmax: None,
+        ended: false,
         byte_input: range == InputRange::Byte,
     };
     for node in &graph.node {
@@ -727,12 +728,7 @@ pub fn import(onnx: &ModelProto, classes: Option<Vec<String>>, range: InputRange
 mod tests {
     use super::*;
     use crate::nn::infer::Predictor;
-    use crate::onnx::export::to_onnx;
-    use crate::onnx::proto::{AttributeProto, attribute_type};
-
-    fn ints(name: &str, values: &[i64]) -> AttributeProto {
-        AttributeProto { name: name.into(), ints: values.to_vec(), r#type: attribute_type::INTS, ..Default::default() }
-    }
+    use crate::onnx::export::{ints, to_onnx};
 
     fn pixels(n: usize, size: usize) -> Vec<u8> {
         (0..n * size).map(|i| ((i * 37 + i / 7) % 256) as u8).collect()

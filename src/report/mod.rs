@@ -10,7 +10,6 @@ pub mod reliability;
 use crate::data::dataset::Dataset;
 use crate::error::Result;
 use crate::fsutil;
-use crate::train::calibration;
 use crate::train::metrics::Evaluation;
 use crate::train::trainer::EpochStats;
 use canvas::Figure;
@@ -33,6 +32,10 @@ pub struct ReportInput<'a> {
     pub uncalibrated: &'a [f32],
     /// The model's calibration temperature.
     pub temperature: f32,
+    /// Expected calibration error of `probabilities`.
+    pub ece: f64,
+    /// The same of `uncalibrated`.
+    pub ece_uncalibrated: f64,
     /// The evaluated set.
     pub data: &'a Dataset,
     /// Class names.
@@ -89,8 +92,8 @@ pub fn write(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
         tta: input.tta,
         evaluation: input.evaluation,
         temperature: input.temperature,
-        ece: calibration::ece(input.probabilities, labels, classes),
-        ece_uncalibrated: calibration::ece(input.uncalibrated, labels, classes),
+        ece: input.ece,
+        ece_uncalibrated: input.ece_uncalibrated,
         confusion_row_percent: input.evaluation.confusion.row_percent(),
         misclassified: wrong.len(),
         most_confident_mistakes: shown,

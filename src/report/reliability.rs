@@ -12,8 +12,8 @@ const CALIBRATED: RGBColor = RGBColor(31, 119, 180);
 /// The diagram of `raw` and `calibrated` probabilities (rows of `classes`) against `labels`.
 pub fn reliability_png(raw: &[f32], calibrated: &[f32], labels: &[u16], classes: usize) -> Result<Figure> {
     let curves = [("uncalibrated", RAW, raw), ("calibrated", CALIBRATED, calibrated)].map(|(name, colour, probs)| {
-        let ece = calibration::ece(probs, labels, classes);
-        (format!("{name} (ECE {ece:.4})"), colour, calibration::reliability(probs, labels, classes, ECE_BINS))
+        let bins = calibration::reliability(probs, labels, classes, ECE_BINS);
+        (format!("{name} (ECE {:.4})", calibration::ece_of(&bins)), colour, bins)
     });
     render_png("reliability diagram", 620, 600, |canvas| {
         let mut chart = ChartBuilder::on(canvas)

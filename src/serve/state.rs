@@ -78,8 +78,7 @@ impl AppState {
         let budget = Budget::new(settings.memory_budget, settings.request_timeout / 2);
         let api_keys = settings.api_key_file.as_deref().map(ApiKeys::load).transpose()?;
         let metrics = Arc::new(Metrics::default());
-        let input = loaded.model.spec.input;
-        let shape = PhotoShape { side: input.w, channels: input.c };
+        let shape = loaded.photo_shape()?;
         let batcher = Batcher::start(Arc::new(loaded.model), settings.batch, metrics.clone());
         Ok(AppState {
             review,

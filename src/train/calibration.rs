@@ -103,11 +103,14 @@ pub fn reliability(probs: &[f32], labels: &[u16], classes: usize, bins: usize) -
 
 /// Expected calibration error over [`ECE_BINS`] equal-width bins.
 pub fn ece(probs: &[f32], labels: &[u16], classes: usize) -> f64 {
-    let total = labels.len().max(1) as f64;
-    reliability(probs, labels, classes, ECE_BINS)
-        .iter()
-        .map(|b| b.count as f64 / total * (b.confidence - b.accuracy).abs())
-        .sum()
+    ece_of(&reliability(probs, labels, classes, ECE_BINS))
+}
+
+/// Expected calibration error of reliability bins: each bin's gap between confidence and
+/// accuracy, weighted by its share of the predictions.
+pub fn ece_of(bins: &[Bin]) -> f64 {
+    let total = bins.iter().map(|b| b.count).sum::<usize>().max(1) as f64;
+    bins.iter().map(|b| b.count as f64 / total * (b.confidence - b.accuracy).abs()).sum()
 }
 
 #[cfg(test)]
