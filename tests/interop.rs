@@ -6,7 +6,7 @@ mod common;
 
 use common::http::Server;
 use common::{load, shared_trained_model};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use wardrobe::data::dataset::{CLASS_NAMES, Split};
 
@@ -130,4 +130,108 @@ fn a_keras_exported_seed_cnn_evaluates_to_keras_own_accuracy() {
     let head: Vec<Vec<f64>> = serde_json::from_value(keras["probabilities_head"].clone()).unwrap();
     let worst = head.iter().flatten().zip(&probs).map(|(k, &w)| (k - f64::from(w)).abs()).fold(0.0, f64::max);
     assert!(worst < 1e-4, "Keras and wardrobe probabilities differ by {worst}");
+}
+
+/// `wardrobe predict --json --top-k 10` probabilities of test items `0..n`, by class index.
+fn predicted(model: &std::path::Path, n: usize) -> Vec<Vec<f64>> {
+    let mut args = vec!["predict".to_string(), "--model".into(), model.to_str().unwrap().into(), "--json".into()];
+    args.extend(["--top-k".into(), "10".into()]);
+    args.extend((0..n).flat_map(|i| ["--index".to_string(), i.to_string()]));
+    let (ok, out, err) = common::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    out.lines()
+        .map(|line| {
+            let row: Value = serde_json::from_str(line).unwrap();
+            let mut probs = vec![0.0; 10];
+            for t in row["top"].as_array().unwrap() {
+                probs[t["index"].as_u64().unwrap() as usize] = t["probability"].as_f64().unwrap();
+            }
+            probs
+        })
+        .collect()
+}
+
+#[test]
+fn triton_client_drives_the_model_repository_versions_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for file in std::fs::read_dir(from).unwrap() {
+            let file = file.unwrap().path();
+            if file.is_file() {
+                std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+            }
+        }
+    };
+    copy(shared_trained_model("interop-model"), &repo.join("fashion/1"));
+    let csv = common::train_csv(dir.path(), 2000);
+    let v2 = repo.join("fashion/2");
+    let (ok, _, err) = common::run(&[
+        "train",
+        "--preset",
+        "seed",
+        "--train-csv",
+        csv.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--seed",
+        "5",
+        "--out",
+        v2.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    copy(&v2, &repo.join("shop/3"));
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "team-key-1\n").unwrap();
+    let args = ["--models", repo.to_str().unwrap(), "--api-key-file", keys.to_str().unwrap(), "--quiet"];
+    let server = Server::start_with(&args, dir.path().join("server.log"));
+    let n = 32;
+    let images = dir.path().join("images.u8");
+    std::fs::write(&images, &load(Split::Test).slice(0..n).images).unwrap();
+    let got =
+        script("triton_repository.py", &[&server.addr, "team-key-1", images.to_str().unwrap(), "28", "28", "fashion"]);
+
+    assert_eq!((&got["live_without_key"], &got["ready_without_key"]), (&Value::Bool(true), &Value::Bool(true)));
+    for refused in ["index_without_key", "infer_without_key", "wrong_key"] {
+        assert_eq!(got[refused], "401", "{refused}");
+    }
+    let index: Vec<(String, String, String)> = got["index"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().into(),
+                r["version"].as_str().unwrap().into(),
+                r["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let ready = |name: &str, v: &str| (name.to_string(), v.to_string(), "READY".to_string());
+    assert_eq!(index, [ready("fashion", "1"), ready("fashion", "2"), ready("shop", "3")]);
+
+    // Each version answers as its own run directory's `predict` does.
+    let close = |served: &Value, want: &[Vec<f64>]| {
+        let rows: Vec<Vec<f64>> = serde_json::from_value(served["probabilities"].clone()).unwrap();
+        assert_eq!(rows.len(), want.len());
+        let worst = rows.iter().flatten().zip(want.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-6, "largest difference from predict {worst}");
+    };
+    let (p1, p2) = (predicted(&repo.join("fashion/1"), n), predicted(&v2, n));
+    assert_ne!(p1, p2, "the two versions are different models");
+    close(&got["versions"]["fashion/1"], &p1);
+    close(&got["versions"]["fashion/2"], &p2);
+    close(&got["versions"]["shop/3"], &p2);
+    assert_eq!(got["versions"]["fashion/1"]["version"], "1");
+    assert_eq!((&got["latest"]["fashion"]["version"], &got["latest"]["shop"]["version"]), (&json!("2"), &json!("3")));
+    close(&got["latest"]["fashion"], &p2);
+    assert_eq!(got["metadata"]["versions"], json!(["1", "2"]));
+
+    let unloaded = &got["after_unload"];
+    assert_eq!(unloaded["ready"], false);
+    assert_eq!(unloaded["infer_status"], "404");
+    assert_eq!(unloaded["index"][0], json!({ "name": "fashion", "state": "UNAVAILABLE", "reason": "unloaded" }));
+    assert_eq!(got["ready_after_load"], true);
+    close(&got["after_load"], &p2);
 }

@@ -42,7 +42,7 @@ fn health_metadata_page_and_metrics_endpoints_answer() {
     }
     let meta = server.get("/v2").json();
     assert_eq!(meta["name"], "wardrobe");
-    assert_eq!(meta["extensions"], json!(["classification", "binary_tensor_data"]));
+    assert_eq!(meta["extensions"], json!(["classification", "binary_tensor_data", "model_repository"]));
     let model = server.get("/v2/models/wardrobe").json();
     assert_eq!(model["inputs"][0], json!({ "name": "images", "datatype": "UINT8", "shape": [-1, 28, 28] }));
     assert_eq!(model["outputs"][0], json!({ "name": "probabilities", "datatype": "FP32", "shape": [-1, 10] }));
@@ -57,7 +57,50 @@ fn health_metadata_page_and_metrics_endpoints_answer() {
     assert!(metrics.contains("wardrobe_requests_total{route=\"/v2/models/{name}\",status=\"404\"} 1"), "{metrics}");
     assert!(metrics.contains("# TYPE wardrobe_request_duration_seconds histogram"));
     let log = std::fs::read_to_string(&server.log).unwrap();
-    assert!(log.lines().any(|l| l.starts_with("GET /v2/models/other 404 ") && l.ends_with("ms")), "{log}");
+    let line = log.lines().find(|l| l.contains(" INFO GET /v2/models/other 404 ")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains(" status=404 ") && line.contains(" ms=") && line.contains(" request_id="), "{line}");
+}
+
+/// The response header `name`'s value.
+fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response.headers.lines().find_map(|l| {
+        let (key, value) = l.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+#[test]
+fn json_logs_carry_each_request_s_id_which_the_response_returns() {
+    let server = start(&["--log-format", "json"]);
+    let mut stream = connect(&server.addr);
+    let given = "GET /v2/models/wardrobe HTTP/1.1\r\nHost: x\r\nx-request-id: shop-42.a\r\nConnection: close\r\n\r\n";
+    stream.write_all(given.as_bytes()).unwrap();
+    let kept = read_response(&mut stream);
+    assert_eq!(header(&kept, "x-request-id"), Some("shop-42.a"), "{}", kept.headers);
+    let mut stream = connect(&server.addr);
+    let hostile = "GET /v2/nothing HTTP/1.1\r\nHost: x\r\nx-request-id: a b\"c\r\nConnection: close\r\n\r\n";
+    stream.write_all(hostile.as_bytes()).unwrap();
+    let made = read_response(&mut stream);
+    let made_id = header(&made, "x-request-id").unwrap().to_string();
+    assert!(made_id.len() == 32 && made_id.bytes().all(|b| b.is_ascii_hexdigit()), "{made_id}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let log = std::fs::read_to_string(&server.log).unwrap();
+        let lines: Vec<serde_json::Value> =
+            log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+        if lines.iter().filter(|l| l.get("status").is_some()).count() == 2 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let access: Vec<&serde_json::Value> = lines.iter().filter(|l| l.get("status").is_some()).collect();
+    assert_eq!(access.len(), 2, "{lines:?}");
+    assert_eq!(
+        (&access[0]["request_id"], &access[0]["status"], &access[0]["path"]),
+        (&json!("shop-42.a"), &json!(200), &json!("/v2/models/wardrobe"))
+    );
+    assert_eq!((&access[1]["request_id"], &access[1]["status"]), (&json!(made_id), &json!(404)));
+    assert!(access.iter().all(|l| l["level"] == "INFO" && l["timestamp"].is_string() && l["ms"].is_number()));
 }
 
 #[test]
@@ -227,4 +270,57 @@ fn bench_serve_loads_a_real_server_and_reports_latency_memory_batches_and_the_ma
     let (ok, stdout, stderr) = common::run(&[&args[..], &["--reference-secs", "0"]].concat());
     assert!(ok, "{stderr}");
     assert!(stdout.contains(" errors, ") && !stdout.contains("machine alone"), "{stdout}");
+}
+
+/// `curl ARGS…`: its exit success and standard output.
+fn curl(args: &[&str]) -> (bool, String) {
+    let out =
+        std::process::Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().expect("curl runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn https_with_a_certificate_the_test_makes_answers_curl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let server = start(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let port = server.addr.rsplit(':').next().unwrap();
+    let url = |path: &str| format!("https://localhost:{port}{path}");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let (ok, body) = curl(&[
+        "--cacert",
+        cert.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        "-w",
+        " %{http_code}",
+        &url("/v2/health/ready"),
+    ]);
+    assert!(ok && body.ends_with(" 200"), "{body}");
+    let (ok, body) = curl(&["--cacert", cert.to_str().unwrap(), "--resolve", &resolve, &url("/v2/models/wardrobe")]);
+    assert!(ok && body.contains("\"name\":\"wardrobe\""), "{body}");
+    assert!(!curl(&["--resolve", &resolve, &url("/v2/health/ready")]).0, "an unknown certificate is refused");
+    assert!(!curl(&[&format!("http://127.0.0.1:{port}/v2/health/ready")]).0, "plain HTTP gets no answer");
+
+    // A key that is not one, and a certificate file without a certificate: one error line each.
+    std::fs::write(dir.path().join("bad.pem"), "-----BEGIN NOTHING-----\nAAAA\n-----END NOTHING-----\n").unwrap();
+    let model = common::shared_trained_model("serve-model").to_str().unwrap();
+    let bad = dir.path().join("bad.pem");
+    let args = |cert: &std::path::Path, key: &std::path::Path| {
+        ["serve", "--model", model, "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]
+            .map(String::from)
+    };
+    for (cert, key, needle) in
+        [(&cert, &bad, "bad.pem: no usable PEM private key"), (&bad, &key, "bad.pem: no CERTIFICATE")]
+    {
+        let a = args(cert, key);
+        common::assert_clean_failure(&a.iter().map(String::as_str).collect::<Vec<_>>(), needle);
+    }
 }

@@ -1,24 +1,44 @@
 //! `wardrobe serve`: the HTTP server.
 
 use super::PhotoLimitArgs;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use wardrobe::nn::store;
 use wardrobe::serve::batcher::BatchSettings;
+use wardrobe::serve::repository::Source;
 use wardrobe::serve::state::ServeSettings;
+use wardrobe::serve::tls::TlsFiles;
 use wardrobe::{Error, Result};
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("models_from").required(true).args(["model", "models"])))]
 pub struct ServeArgs {
-    /// Model directory.
+    /// One model directory, served as version 1 of --name.
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
+    /// A model repository: DIR/NAME/VERSION/ holds a model directory per version (a positive
+    /// integer); every version is served, the highest when a request names none.
+    #[arg(long, conflicts_with = "model")]
+    pub models: Option<PathBuf>,
+    /// Look at the model repository every this many seconds for added, changed and removed
+    /// versions (default: only at start and on a load request).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub poll_secs: Option<u64>,
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
-    /// Name the model is served under (/v2/models/NAME).
+    /// Name --model is served under (/v2/models/NAME); with --models, the model the page and
+    /// /v1/label use when a request names none (else the only one served).
     #[arg(long, default_value = "wardrobe")]
     pub name: String,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Log lines on standard error as text or as one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Most images the model runs together.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_batch: u64,
@@ -69,6 +89,24 @@ pub struct ServeArgs {
     pub review: Option<PathBuf>,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `TIME LEVEL message key=value…`.
+    Text,
+    /// One JSON object per line, the fields at the top level.
+    Json,
+}
+
+/// Sends the server's `tracing` events to standard error in `format`.
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_ansi(false);
+    let _already = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
 /// Half the worker threads (at least one): the server's split between HTTP and the model.
 fn half_the_cores() -> usize {
     (rayon::current_num_threads() / 2).max(1)
@@ -79,9 +117,19 @@ pub fn run(a: ServeArgs) -> Result<()> {
         return Err(Error::Invalid(format!("--timeout-secs must be positive, got {}", a.timeout_secs)));
     }
     let (memory_budget, photo_deadline) = a.photo_limits.budget_and_deadline()?;
-    let loaded = store::load(&a.model)?;
-    loaded.photo_shape()?;
+    init_logging(a.log_format);
+    let (source, what) = match (a.models, a.model) {
+        (Some(root), _) => (Source::Directory(root.clone()), format!("the models in {}", root.display())),
+        (None, dir) => {
+            let dir = dir.ok_or_else(|| Error::Invalid("--model or --models is required".into()))?;
+            (Source::Single { name: a.name.clone(), dir: dir.clone() }, dir.display().to_string())
+        }
+    };
+    let tls = a.tls_cert.zip(a.tls_key).map(|(cert, key)| TlsFiles { cert, key });
     let settings = ServeSettings {
+        source,
+        poll: a.poll_secs.map(std::time::Duration::from_secs),
+        tls,
         model_name: a.name,
         max_body_bytes: a.max_body_bytes,
         request_timeout: std::time::Duration::from_secs_f64(a.timeout_secs),
@@ -107,12 +155,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::System(format!("cannot start the runtime: {e}")))?;
-    let model_dir = a.model.display().to_string();
+    let tls = settings.tls.is_some();
     runtime.block_on(wardrobe::serve::serve(
-        loaded,
         settings,
         a.addr,
-        |bound| println!("{}", wardrobe::serve::serving_line(&model_dir, bound)),
+        |bound| println!("{}", wardrobe::serve::serving_line(&what, bound, tls)),
         wardrobe::serve::shutdown_signal(),
     ))?;
     println!("stopped");

@@ -1,7 +1,9 @@
 //! Every request passes here: a concurrency limit (503 when saturated, never an unbounded
-//! queue), a per-request time limit, latency and status metrics, and the access log line.
+//! queue), a per-request time limit, latency and status metrics, and the access log line
+//! (through `tracing`, with the request id).
 
 use super::api_error::ApiError;
+use super::request_id::RequestId;
 use super::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
@@ -14,13 +16,19 @@ use std::time::Instant;
 pub async fn admit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let line = state.settings.access_log.then(|| format!("{} {}", request.method(), request.uri().path()));
+    let line = state.settings.access_log.then(|| {
+        let id = request.extensions().get::<RequestId>().map(|id| id.0.clone());
+        (request.method().clone(), request.uri().path().to_string(), id)
+    });
     let response = run_limited(&state, request, next).await;
     let latency = start.elapsed();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    state.metrics.record_request(route, response.status().as_u16(), latency);
-    if let Some(line) = line {
-        eprintln!("{line} {} {:.3}ms", response.status().as_u16(), latency.as_secs_f64() * 1e3);
+    let status = response.status().as_u16();
+    state.metrics.record_request(route, status, latency);
+    if let Some((method, path, id)) = line {
+        let request_id = id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or("");
+        let ms = (latency.as_secs_f64() * 1e6).round() / 1e3;
+        tracing::info!(target: "access", request_id, %method, path, status, ms, "{method} {path} {status}");
     }
     response
 }

@@ -4,6 +4,7 @@
 //! the request fails only when no photo could be read.
 
 use super::api_error::ApiError;
+use super::repository::Served;
 use super::state::AppState;
 use crate::Error;
 use crate::data::photo::{self, Limits, PhotoShape};
@@ -28,6 +29,10 @@ pub struct LabelQuery {
     /// How many classes to rank per photo (default 3).
     #[serde(default = "default_top")]
     top: usize,
+    /// The model to label with (default: the server's default model).
+    model: Option<String>,
+    /// Its version (default: the highest).
+    version: Option<String>,
 }
 
 fn default_top() -> usize {
@@ -86,8 +91,13 @@ pub async fn label(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(query) = query.map_err(|r| ApiError::bad_request(r.body_text()))?;
     let mut multipart = multipart.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
+    let served = match &query.model {
+        Some(name) => state.repository.get(name, query.version.as_deref())?,
+        None if query.version.is_some() => return Err(ApiError::bad_request("version needs model=NAME")),
+        None => state.repository.default_model(&state.settings.model_name)?,
+    };
     let uploads = read_uploads(&mut multipart, state.settings.max_photos).await?;
-    let (shape, limits) = (state.shape, state.photo_limits());
+    let (shape, limits) = (served.shape, state.photo_limits());
     let converted = tokio::task::spawn_blocking(move || convert_all(uploads, shape, &limits))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("photo conversion failed: {e}")))?;
@@ -102,8 +112,8 @@ pub async fn label(
     let converted: Vec<(String, Result<Vec<u8>, String>)> =
         converted.into_iter().map(|(file, r)| (file, r.map_err(|e| e.to_string()))).collect();
     let pixels: Vec<u8> = converted.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten().copied().collect();
-    let probs = if pixels.is_empty() { Vec::new() } else { state.batcher.probabilities(pixels).await? };
-    let results = results(converted, &probs, &state, query.top);
+    let probs = if pixels.is_empty() { Vec::new() } else { served.batcher.probabilities(pixels).await? };
+    let results = results(converted, &probs, &served, state.settings.review_below, query.top);
     let all_failed: Option<Vec<&str>> = results.iter().map(PhotoResult::error).collect();
     if let Some(reasons) = all_failed {
         let message = format!("no photo could be read: {}", reasons.join("; "));
@@ -145,26 +155,27 @@ fn convert_all(uploads: Vec<Upload>, shape: PhotoShape, limits: &Limits) -> Vec<
 fn results(
     converted: Vec<(String, Result<Vec<u8>, String>)>,
     probs: &[f32],
-    state: &AppState,
+    served: &Served,
+    review_below: f32,
     top: usize,
 ) -> Vec<PhotoResult> {
-    let mut rows = probs.chunks_exact(state.class_names.len());
+    let mut rows = probs.chunks_exact(served.class_names.len());
     converted
         .into_iter()
         .map(|(file, pixels)| match pixels {
             Ok(pixels) => {
                 let row = rows.next().expect("one row per readable photo");
-                labelled(file, &pixels, row, state, top)
+                labelled(file, &pixels, row, served, review_below, top)
             }
             Err(error) => PhotoResult::Failed { file, error },
         })
         .collect()
 }
 
-fn labelled(file: String, pixels: &[u8], probs: &[f32], state: &AppState, top: usize) -> PhotoResult {
+fn labelled(file: String, pixels: &[u8], probs: &[f32], served: &Served, review_below: f32, top: usize) -> PhotoResult {
     let LabelRow { path: file, label, confidence, top, needs_review, .. } =
-        LabelRow::from_probabilities(file, probs, &state.class_names, top, state.settings.review_below);
-    let png = photo::to_png(pixels, state.shape).unwrap_or_default();
+        LabelRow::from_probabilities(file, probs, &served.class_names, top, review_below);
+    let png = photo::to_png(pixels, served.shape).unwrap_or_default();
     let model_input = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png));
     PhotoResult::Labelled { file, label, confidence, top, needs_review, model_input }
 }

@@ -1,6 +1,6 @@
-//! The HTTP inference server: Open Inference Protocol v2 REST endpoints, photo labelling, a
-//! single-page UI, the review page and Prometheus metrics, in front of one micro-batching model
-//! worker.
+//! The HTTP inference server: Open Inference Protocol v2 REST endpoints (with Triton's model
+//! repository extension), photo labelling, a single-page UI, the review page and Prometheus
+//! metrics, in front of a micro-batching worker per served model version; over HTTP or HTTPS.
 
 pub mod admission;
 pub mod api_error;
@@ -14,11 +14,13 @@ pub mod load_test;
 pub mod metrics;
 pub mod oip;
 pub mod oip_routes;
+pub mod repository;
+pub mod request_id;
 pub mod review;
 pub mod state;
+pub mod tls;
 
 use crate::error::{Error, Result};
-use crate::nn::store::Loaded;
 use api_error::ApiError;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -55,10 +57,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/models/{name}", get(oip_routes::model_metadata))
         .route("/v2/models/{name}/ready", get(oip_routes::model_ready))
         .route("/v2/models/{name}/infer", post(oip_routes::infer))
+        .route("/v2/models/{name}/versions/{version}", get(oip_routes::model_metadata))
+        .route("/v2/models/{name}/versions/{version}/ready", get(oip_routes::model_ready))
+        .route("/v2/models/{name}/versions/{version}/infer", post(oip_routes::infer))
+        .route("/v2/repository/index", post(oip_routes::repository_index))
+        .route("/v2/repository/models/{name}/load", post(oip_routes::load))
+        .route("/v2/repository/models/{name}/unload", post(oip_routes::unload))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
+        .layer(axum::middleware::from_fn(request_id::tag))
         .with_state(state)
 }
 
@@ -80,10 +89,9 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("no such endpoint: {}", uri.path()))
 }
 
-/// Serves `loaded` on `addr` until `shutdown` completes, then finishes the requests in flight.
-/// `on_bound` is told the actual address (useful with port 0).
+/// Serves the models of `settings.source` on `addr` until `shutdown` completes, then finishes
+/// the requests in flight. `on_bound` is told the actual address (useful with port 0).
 pub async fn serve(
-    loaded: Loaded,
     settings: ServeSettings,
     addr: SocketAddr,
     on_bound: impl FnOnce(SocketAddr),
@@ -95,14 +103,34 @@ pub async fn serve(
     let bound = listener.local_addr().map_err(|e| Error::System(format!("cannot listen on {addr}: {e}")))?;
     let limits =
         ConnectionLimits { max_connections: settings.max_connections, header_timeout: settings.request_timeout };
-    let state = Arc::new(AppState::new(loaded, settings)?);
+    let tls = settings.tls.as_ref().map(tls::TlsFiles::acceptor).transpose()?;
+    let state = Arc::new(AppState::new(settings)?);
     if state.api_keys.is_some() {
         tokio::spawn(reload_keys_on_sighup(state.clone()));
     }
+    if let Some(every) = state.settings.poll {
+        tokio::spawn(poll_repository(state.repository.clone(), every));
+    }
     let app = router(state);
     on_bound(bound);
-    connections::serve(listener, app, limits, shutdown).await;
+    connections::serve(listener, app, limits, tls, shutdown).await;
     Ok(())
+}
+
+/// Looks at the repository every `every` for added, changed and removed versions.
+async fn poll_repository(repository: Arc<repository::Repository>, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let repository = repository.clone();
+        match tokio::task::spawn_blocking(move || repository.poll()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("repository not polled: {e}"),
+            Err(e) => tracing::error!("repository poll failed: {e}"),
+        }
+    }
 }
 
 /// Re-reads the API key file on every SIGHUP.
@@ -111,21 +139,22 @@ async fn reload_keys_on_sighup(state: Arc<AppState>) {
     while hangup.recv().await.is_some() {
         if let Some(keys) = &state.api_keys {
             match keys.reload() {
-                Ok(n) => eprintln!("API keys reloaded: {n}"),
-                Err(e) => eprintln!("error: API keys not reloaded, the old ones stay: {e}"),
+                Ok(n) => tracing::info!("API keys reloaded: {n}"),
+                Err(e) => tracing::error!("API keys not reloaded, the old ones stay: {e}"),
             }
         }
     }
 }
 
 /// The line `wardrobe serve` prints once it listens.
-pub fn serving_line(model_dir: &str, bound: SocketAddr) -> String {
-    format!("serving {model_dir} on http://{bound} (Ctrl-C to stop)")
+pub fn serving_line(what: &str, bound: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("serving {what} on {scheme}://{bound} (Ctrl-C to stop)")
 }
 
 /// The address in a [`serving_line`], as `host:port`.
 pub fn address_in_serving_line(line: &str) -> Option<&str> {
-    line.split("http://").nth(1)?.split_whitespace().next()
+    line.split("://").nth(1)?.split_whitespace().next()
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -265,7 +265,7 @@ pub struct InferResponse<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a str>,
     model_name: &'a str,
-    model_version: &'static str,
+    model_version: &'a str,
     outputs: [OutputTensor<'a>; 1],
 }
 
@@ -290,9 +290,11 @@ enum OutputData<'a> {
     Classes(Vec<String>),
 }
 
-/// The response to `request` given the `probs` (rows of `class_names.len()`) of its images.
+/// The response of `model_version` of `model_name` to `request` given the `probs` (rows of
+/// `class_names.len()`) of its images.
 pub fn response<'a>(
     model_name: &'a str,
+    model_version: &'a str,
     request: &'a InferRequest,
     probs: &'a [f32],
     class_names: &[String],
@@ -318,7 +320,7 @@ pub fn response<'a>(
             data: Some(OutputData::Probabilities(probs)),
         },
     };
-    InferResponse { id: request.id.as_deref(), model_name, model_version: "1", outputs: [output] }
+    InferResponse { id: request.id.as_deref(), model_name, model_version, outputs: [output] }
 }
 
 /// Whether the client asked for the output in binary: per output, or for all by the request's
@@ -338,8 +340,14 @@ pub struct EncodedResponse {
 }
 
 /// The response to `request` as bytes, JSON or JSON header plus binary data as it asked.
-pub fn encode(model_name: &str, request: &InferRequest, probs: &[f32], class_names: &[String]) -> EncodedResponse {
-    let mut response = response(model_name, request, probs, class_names);
+pub fn encode(
+    model_name: &str,
+    model_version: &str,
+    request: &InferRequest,
+    probs: &[f32],
+    class_names: &[String],
+) -> EncodedResponse {
+    let mut response = response(model_name, model_version, request, probs, class_names);
     let json = |r: &InferResponse| serde_json::to_vec(r).expect("response serialises");
     if !wants_binary(request) {
         return EncodedResponse { body: json(&response), json_len: None };
@@ -356,13 +364,14 @@ pub fn encode(model_name: &str, request: &InferRequest, probs: &[f32], class_nam
     EncodedResponse { body, json_len: Some(json_len) }
 }
 
-/// The model metadata document.
-pub fn model_metadata(model_name: &str, shape: PhotoShape, classes: usize) -> Value {
+/// The model metadata document of a model whose loaded versions are `versions`, with the input
+/// and output of the one described.
+pub fn model_metadata(model_name: &str, versions: &[u64], shape: PhotoShape, classes: usize) -> Value {
     let side = shape.side;
     let input = if shape.channels == 1 { json!([-1, side, side]) } else { json!([-1, side, side, shape.channels]) };
     json!({
         "name": model_name,
-        "versions": ["1"],
+        "versions": versions.iter().map(u64::to_string).collect::<Vec<_>>(),
         "platform": "wardrobe",
         "inputs": [{ "name": INPUT_NAME, "datatype": "UINT8", "shape": input }],
         "outputs": [{ "name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, classes] }],
@@ -416,13 +425,13 @@ mod tests {
             "outputs":[{"name":"probabilities","parameters":{"classification":2}}]}"#;
         let (asked, _) = decode(body.as_bytes(), None, GREY2).unwrap();
         let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let out = serde_json::to_value(response("m", &asked, &[0.25, 0.5, 0.25], &names)).unwrap();
+        let out = serde_json::to_value(response("m", "1", &asked, &[0.25, 0.5, 0.25], &names)).unwrap();
         assert_eq!(out["id"], "r1");
         assert_eq!(out["outputs"][0]["datatype"], "BYTES");
         assert_eq!(out["outputs"][0]["shape"], json!([1, 2]));
         assert_eq!(out["outputs"][0]["data"], json!(["0.5:1:b", "0.25:0:a"]));
         let plain = decode(request("[1,4]", "UINT8", "[0,0,0,0]").as_bytes(), None, GREY2).unwrap().0;
-        let out = serde_json::to_value(response("m", &plain, &[0.25, 0.5, 0.25], &names)).unwrap();
+        let out = serde_json::to_value(response("m", "1", &plain, &[0.25, 0.5, 0.25], &names)).unwrap();
         assert_eq!(out["outputs"][0]["shape"], json!([1, 3]));
         assert_eq!(out["outputs"][0]["data"], json!([0.25, 0.5, 0.25]));
         assert!(out.get("id").is_none());

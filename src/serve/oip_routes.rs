@@ -1,8 +1,10 @@
 //! The Open Inference Protocol v2 REST endpoints: health, server and model metadata, readiness
-//! and inference.
+//! and inference (per model, and per model version), and Triton's model repository extension
+//! (index, load, unload).
 
 use super::api_error::ApiError;
 use super::oip;
+use super::repository::Served;
 use super::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
@@ -10,13 +12,28 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// Shared state as the handlers receive it.
 type Shared = State<Arc<AppState>>;
 
-/// GET /v2/health/live and /v2/health/ready: the server is up and the model loaded.
+/// A model's path parameters: `/v2/models/{name}` or `/v2/models/{name}/versions/{version}`.
+#[derive(Debug, Deserialize)]
+pub struct ModelPath {
+    name: String,
+    version: Option<String>,
+}
+
+impl ModelPath {
+    /// The version served for this path: the one named, else the highest.
+    fn served(&self, state: &AppState) -> Result<Arc<Served>, ApiError> {
+        state.repository.get(&self.name, self.version.as_deref())
+    }
+}
+
+/// GET /v2/health/live and /v2/health/ready: the server is up and answering.
 pub async fn health() -> Json<Value> {
     Json(json!({ "live": true, "ready": true }))
 }
@@ -26,30 +43,32 @@ pub async fn server_metadata() -> Json<Value> {
     Json(json!({
         "name": "wardrobe",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["classification", "binary_tensor_data"]
+        "extensions": ["classification", "binary_tensor_data", "model_repository"]
     }))
 }
 
-/// GET /v2/models/{name}: inputs and outputs of the model.
-pub async fn model_metadata(State(state): Shared, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    known_model(&state, &name)?;
-    Ok(Json(oip::model_metadata(&name, state.shape, state.class_names.len())))
+/// GET /v2/models/{name}[/versions/{version}]: the model's loaded versions, inputs and outputs.
+pub async fn model_metadata(State(state): Shared, Path(path): Path<ModelPath>) -> Result<Json<Value>, ApiError> {
+    let served = path.served(&state)?;
+    let versions = state.repository.versions(&path.name);
+    Ok(Json(oip::model_metadata(&served.name, &versions, served.shape, served.class_names.len())))
 }
 
-/// GET /v2/models/{name}/ready.
-pub async fn model_ready(State(state): Shared, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    known_model(&state, &name)?;
-    Ok(Json(json!({ "name": name, "ready": true })))
+/// GET /v2/models/{name}[/versions/{version}]/ready: 200 when loaded.
+pub async fn model_ready(State(state): Shared, Path(path): Path<ModelPath>) -> Result<Json<Value>, ApiError> {
+    let served = path.served(&state)?;
+    Ok(Json(json!({ "name": served.name, "version": served.version.to_string(), "ready": true })))
 }
 
-/// POST /v2/models/{name}/infer: probabilities (or top-k classes) for a batch of images.
+/// POST /v2/models/{name}[/versions/{version}]/infer: probabilities (or top-k classes) for a
+/// batch of images.
 pub async fn infer(
     State(state): Shared,
-    Path(name): Path<String>,
+    Path(path): Path<ModelPath>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    known_model(&state, &name)?;
+    let served = path.served(&state)?;
     let json_len = headers
         .get(HEADER_LENGTH)
         .map(|v| {
@@ -59,9 +78,10 @@ pub async fn infer(
         })
         .transpose()?;
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
-    let (request, input) = oip::decode(&body, json_len, state.shape)?;
-    let probs = state.batcher.probabilities(input.pixels).await?;
-    let encoded = oip::encode(&name, &request, &probs, &state.class_names);
+    let (request, input) = oip::decode(&body, json_len, served.shape)?;
+    let probs = served.batcher.probabilities(input.pixels).await?;
+    let version = served.version.to_string();
+    let encoded = oip::encode(&served.name, &version, &request, &probs, &served.class_names);
     Ok(match encoded.json_len {
         None => ([(header::CONTENT_TYPE, "application/json")], encoded.body).into_response(),
         Some(n) => {
@@ -75,13 +95,75 @@ pub async fn infer(
 /// The binary tensor data extension's header: the length of the JSON part of the body.
 const HEADER_LENGTH: header::HeaderName = header::HeaderName::from_static("inference-header-content-length");
 
-fn known_model(state: &AppState, name: &str) -> Result<(), ApiError> {
-    if name == state.settings.model_name {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("unknown model '{name}'; this server serves '{}'", state.settings.model_name),
-        ))
+/// The body of a repository request: empty, or a JSON object of the given fields.
+fn repository_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
     }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+/// `POST /v2/repository/index`'s body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexRequest {
+    /// Only the models ready for inference.
+    #[serde(default)]
+    ready: bool,
+}
+
+/// POST /v2/repository/index: every model in the repository, its versions and their state.
+pub async fn repository_index(State(state): Shared, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let asked: IndexRequest = repository_body(&body)?;
+    let repository = state.repository.clone();
+    let rows = blocking(move || repository.index(asked.ready).map_err(|e| internal(e.to_string()))).await?;
+    Ok(Json(json!(rows)))
+}
+
+/// The body of a load or unload request: Triton's `parameters`, of which only
+/// `unload_dependents` (there are none here) is accepted.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeRequest {
+    #[serde(default)]
+    parameters: serde_json::Map<String, Value>,
+}
+
+impl ChangeRequest {
+    fn check(&self) -> Result<(), ApiError> {
+        match self.parameters.keys().find(|k| *k != "unload_dependents") {
+            Some(k) => Err(ApiError::bad_request(format!(
+                "parameter '{k}' is not supported: models load from their run directories as they are"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// POST /v2/repository/models/{name}/load: loads (or reloads) every version of the model.
+pub async fn load(State(state): Shared, Path(name): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    repository_body::<ChangeRequest>(&body)?.check()?;
+    let repository = state.repository.clone();
+    blocking(move || repository.load(&name)).await?;
+    Ok(Json(json!({})))
+}
+
+/// POST /v2/repository/models/{name}/unload: stops serving the model once the requests in
+/// flight finish.
+pub async fn unload(State(state): Shared, Path(name): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    repository_body::<ChangeRequest>(&body)?.check()?;
+    let repository = state.repository.clone();
+    blocking(move || repository.unload(&name)).await?;
+    Ok(Json(json!({})))
+}
+
+/// Runs `work` (file reads, model loading, waiting for another change) off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| internal(e.to_string()))?
+}
+
+fn internal(message: String) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
 }

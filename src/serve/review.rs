@@ -148,9 +148,10 @@ fn review_file(state: &AppState) -> Answer<&ReviewFile> {
 /// Handles GET /v1/review: the classes and the rows needing review.
 pub async fn list(State(state): State<Arc<AppState>>) -> Answer<Json<serde_json::Value>> {
     let file = review_file(&state)?;
+    let served = state.repository.default_model(&state.settings.model_name)?;
     Ok(Json(serde_json::json!({
         "file": file.path.display().to_string(),
-        "classes": state.class_names,
+        "classes": served.class_names,
         "rows": file.rows(),
     })))
 }
@@ -170,7 +171,7 @@ pub async fn set(
     let update: ReviewUpdate =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     if let Some(label) = &update.reviewed_label
-        && !state.class_names.contains(label)
+        && !state.repository.default_model(&state.settings.model_name)?.class_names.contains(label)
     {
         return Err(ApiError::bad_request(format!("reviewed_label '{label}' is not one of the model's classes")));
     }
@@ -206,7 +207,8 @@ pub async fn photo(State(state): State<Arc<AppState>>, UrlPath(id): UrlPath<Stri
 /// Handles GET /v1/review/{id}/model-input: what the model saw, as PNG.
 pub async fn model_input(State(state): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Answer<Response> {
     let (path, bytes) = photo_bytes(&state, &id).await?;
-    let (shape, limits) = (state.shape, state.photo_limits());
+    let shape = state.repository.default_model(&state.settings.model_name)?.shape;
+    let limits = state.photo_limits();
     let png = tokio::task::spawn_blocking(move || {
         photo::from_bytes_as(&bytes, &path, shape, &limits).and_then(|p| photo::to_png(&p, shape))
     })

@@ -1,14 +1,14 @@
-//! What every request handler shares: the model's description, the batching worker, metrics,
-//! the concurrency slots and the server settings.
+//! What every request handler shares: the model repository, metrics, the concurrency slots and
+//! the server settings.
 
 use super::auth::ApiKeys;
-use super::batcher::{BatchSettings, Batcher};
+use super::batcher::BatchSettings;
 use super::metrics::Metrics;
+use super::repository::{Repository, Source};
 use super::review::ReviewFile;
 use crate::data::budget::Budget;
-use crate::data::photo::{Limits, PhotoShape};
+use crate::data::photo::Limits;
 use crate::error::Result;
-use crate::nn::store::Loaded;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -16,8 +16,13 @@ use tokio::sync::Semaphore;
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
-    /// Name the model is served under (`/v2/models/{name}`).
+    /// Where the models come from.
+    pub source: Source,
+    /// The model the page, `/v1/label` and the review page use when a request names none (with
+    /// a repository of several models).
     pub model_name: String,
+    /// Seconds between looks at the repository for added, changed or removed versions.
+    pub poll: Option<Duration>,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Longest a request may take, body upload included.
@@ -46,18 +51,16 @@ pub struct ServeSettings {
     pub api_key_file: Option<std::path::PathBuf>,
     /// Whether `/metrics` needs a key too.
     pub protect_metrics: bool,
+    /// Certificate chain and private key to serve HTTPS with, if any.
+    pub tls: Option<super::tls::TlsFiles>,
 }
 
 /// State shared by all requests.
 pub struct AppState {
     /// Settings.
     pub settings: ServeSettings,
-    /// Class names by index.
-    pub class_names: Vec<String>,
-    /// The model's input: square images of this side and channel count.
-    pub shape: PhotoShape,
-    /// The batching model worker.
-    pub batcher: Batcher,
+    /// The models served.
+    pub repository: Arc<Repository>,
     /// Request and batch metrics.
     pub metrics: Arc<Metrics>,
     /// One permit per request in progress.
@@ -71,24 +74,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State serving `loaded` with `settings` (reading the labels file to review, if any);
-    /// starts the batching worker.
-    pub fn new(loaded: Loaded, settings: ServeSettings) -> Result<AppState> {
+    /// State serving `settings.source` (reading the labels file to review, if any); loads the
+    /// models and starts their batching workers.
+    pub fn new(settings: ServeSettings) -> Result<AppState> {
         let review = settings.review.as_deref().map(ReviewFile::open).transpose()?;
         let budget = Budget::new(settings.memory_budget, settings.request_timeout / 2);
         let api_keys = settings.api_key_file.as_deref().map(ApiKeys::load).transpose()?;
         let metrics = Arc::new(Metrics::default());
-        let shape = loaded.photo_shape()?;
-        let batcher = Batcher::start(Arc::new(loaded.model), settings.batch, metrics.clone());
+        let repository = Arc::new(Repository::open(settings.source.clone(), settings.batch, metrics.clone())?);
         Ok(AppState {
             review,
             budget,
             api_keys,
             slots: Arc::new(Semaphore::new(settings.max_concurrent)),
             settings,
-            class_names: loaded.class_names,
-            shape,
-            batcher,
+            repository,
             metrics,
         })
     }

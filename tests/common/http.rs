@@ -22,9 +22,14 @@ pub struct Server {
 impl Server {
     /// Starts `wardrobe serve --model MODEL --addr 127.0.0.1:0 EXTRA…` and waits until it listens.
     pub fn start(model: &Path, extra: &[&str], log: PathBuf) -> Server {
+        Server::start_with(&[&["--model", model.to_str().unwrap()], extra].concat(), log)
+    }
+
+    /// Starts `wardrobe serve --addr 127.0.0.1:0 ARGS…` and waits until it listens.
+    pub fn start_with(args: &[&str], log: PathBuf) -> Server {
         let mut child = Command::new(super::bin())
-            .args(["serve", "--model", model.to_str().unwrap(), "--addr", "127.0.0.1:0"])
-            .args(extra)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
