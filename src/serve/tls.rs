@@ -53,7 +53,6 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     let pem = fsutil::read_at_most(path, MAX_PEM_BYTES)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
-        Error::format(path, "no usable PEM private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)")
-    })
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|_| Error::format(path, "no usable PEM private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)"))
 }
