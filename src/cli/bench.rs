@@ -63,6 +63,14 @@ pub struct ServeBenchArgs {
     /// Send images and receive probabilities as binary tensor data (Triton's extension).
     #[arg(long)]
     pub binary: bool,
+    /// Send `Authorization: Bearer KEY` with every request (start the server with
+    /// `-- --api-key-file FILE`).
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Leave the server's access log on (`-- --log-format json` makes it JSON); its lines are
+    /// read and discarded.
+    #[arg(long)]
+    pub access_log: bool,
     #[command(flatten)]
     pub data: DataArgs,
     /// Extra `wardrobe serve` options, after `--` (e.g. `-- --max-batch 128`).
@@ -113,6 +121,8 @@ fn run_serve(a: ServeBenchArgs) -> Result<()> {
         reference: std::time::Duration::from_secs(a.reference_secs),
         images_per_request: a.images_per_request as usize,
         binary: a.binary,
+        api_key: a.api_key,
+        access_log: a.access_log,
     };
     let r = load_test::run(&a.model, &a.server_args, &images, settings)?;
     if a.json {

@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as Async
 use tokio::net::TcpStream;
 
 /// Load-test settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoadSettings {
     /// Concurrent keep-alive connections.
     pub connections: usize,
@@ -34,6 +34,10 @@ pub struct LoadSettings {
     pub images_per_request: usize,
     /// Send the images, and ask for the probabilities, as binary tensor data instead of JSON.
     pub binary: bool,
+    /// Send `Authorization: Bearer KEY` with every request.
+    pub api_key: Option<String>,
+    /// Leave the server's access log on (its lines are read and discarded).
+    pub access_log: bool,
 }
 
 /// One block of the reference work: about a request's latency under the default load.
@@ -91,11 +95,12 @@ impl Drop for ServerProcess {
     }
 }
 
-fn start_server(model: &Path, extra: &[String]) -> Result<ServerProcess> {
+fn start_server(model: &Path, extra: &[String], access_log: bool) -> Result<ServerProcess> {
     let exe = std::env::current_exe().map_err(|e| Error::System(format!("cannot find the wardrobe binary: {e}")))?;
     let mut child = Command::new(exe)
-        .args(["serve", "--quiet", "--addr", "127.0.0.1:0", "--model"])
+        .args(["serve", "--addr", "127.0.0.1:0", "--model"])
         .arg(model)
+        .args((!access_log).then_some("--quiet"))
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -108,7 +113,10 @@ fn start_server(model: &Path, extra: &[String]) -> Result<ServerProcess> {
     let addr = super::address_in_serving_line(&line).map(String::from);
     match addr {
         Some(addr) => {
-            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::stderr()));
+            std::thread::spawn(move || match access_log {
+                true => std::io::copy(&mut stderr, &mut std::io::sink()),
+                false => std::io::copy(&mut stderr, &mut std::io::stderr()),
+            });
             Ok(ServerProcess { child, addr })
         }
         None => {
@@ -136,9 +144,11 @@ fn served_name(server_args: &[String]) -> &str {
 }
 
 /// `count` complete HTTP/1.1 keep-alive infer requests of the model served as `name`, each of
-/// `per_request` consecutive test images (UINT8 `[k,28,28]`), in JSON or as binary tensor data.
-fn requests(images: &Dataset, count: usize, per_request: usize, binary: bool, name: &str) -> Vec<Vec<u8>> {
-    let k = per_request.clamp(1, images.len().max(1));
+/// `settings.images_per_request` consecutive test images (UINT8 `[k,28,28]`), in JSON or as
+/// binary tensor data, with the API key if any.
+fn requests(images: &Dataset, count: usize, settings: &LoadSettings, name: &str) -> Vec<Vec<u8>> {
+    let (k, binary) = (settings.images_per_request.clamp(1, images.len().max(1)), settings.binary);
+    let auth = settings.api_key.as_ref().map(|key| format!("Authorization: Bearer {key}\r\n")).unwrap_or_default();
     (0..count)
         .map(|r| {
             let first = (r * k) % (images.len() - k + 1);
@@ -157,7 +167,8 @@ fn requests(images: &Dataset, count: usize, per_request: usize, binary: bool, na
                 });
                 (body.to_string(), &[][..])
             };
-            let extra = if binary { format!("Inference-Header-Content-Length: {}\r\n", json.len()) } else { String::new() };
+            let length = if binary { format!("Inference-Header-Content-Length: {}\r\n", json.len()) } else { String::new() };
+            let extra = format!("{auth}{length}");
             let mut request = format!(
                 "POST /v2/models/{name}/infer HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{json}",
                 json.len() + binary_part.len()
@@ -172,20 +183,14 @@ fn requests(images: &Dataset, count: usize, per_request: usize, binary: bool, na
 /// Runs the load test against a fresh server over `model`, started with `server_args` besides.
 pub fn run(model: &Path, server_args: &[String], images: &Dataset, settings: LoadSettings) -> Result<LoadReport> {
     let reference_work = (!settings.reference.is_zero()).then(|| jitter::measure(REFERENCE_BLOCK, settings.reference));
-    let server = start_server(model, server_args)?;
+    let server = start_server(model, server_args, settings.access_log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("load-generator")
         .enable_all()
         .build()
         .map_err(|e| Error::System(format!("cannot start the runtime: {e}")))?;
-    let requests = std::sync::Arc::new(requests(
-        images,
-        256,
-        settings.images_per_request,
-        settings.binary,
-        served_name(server_args),
-    ));
+    let requests = std::sync::Arc::new(requests(images, 256, &settings, served_name(server_args)));
     let pid = server.child.id().to_string();
     let (latencies, errors, rss, cpu, measured) = runtime.block_on(async {
         let start = Instant::now();
@@ -371,6 +376,20 @@ fn report(
 mod tests {
     use super::*;
 
+    fn settings(images_per_request: usize, binary: bool, api_key: Option<&str>) -> LoadSettings {
+        LoadSettings {
+            connections: 1,
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            rate: None,
+            reference: Duration::ZERO,
+            images_per_request,
+            binary,
+            api_key: api_key.map(String::from),
+            access_log: false,
+        }
+    }
+
     #[test]
     fn requests_go_to_the_name_the_server_is_given() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -378,8 +397,11 @@ mod tests {
         assert_eq!(served_name(&args(&["--name", "shop", "--quiet"])), "shop");
         assert_eq!(served_name(&args(&["--name=boutique"])), "boutique");
         let images = Dataset::fashion(vec![0; 2 * 784], vec![1, 2], 28, 28).unwrap();
-        let request = String::from_utf8(requests(&images, 1, 1, false, "shop").remove(0)).unwrap();
+        let request = String::from_utf8(requests(&images, 1, &settings(1, false, None), "shop").remove(0)).unwrap();
         assert!(request.starts_with("POST /v2/models/shop/infer HTTP/1.1\r\n"), "{request}");
+        assert!(!request.contains("Authorization"), "{request}");
+        let keyed = requests(&images, 1, &settings(1, false, Some("k-1")), "shop").remove(0);
+        assert!(String::from_utf8(keyed).unwrap().contains("\r\nAuthorization: Bearer k-1\r\n"));
     }
 
     #[test]
@@ -387,7 +409,7 @@ mod tests {
         let pixels: Vec<u8> = (0..3 * 784).map(|i| (i % 251) as u8).collect();
         let images = Dataset::fashion(pixels, vec![1, 2, 3], 28, 28).unwrap();
         let body_of = |binary: bool| {
-            let request = requests(&images, 2, 2, binary, "m").remove(1);
+            let request = requests(&images, 2, &settings(2, binary, None), "m").remove(1);
             let split = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
             let head = String::from_utf8(request[..split].to_vec()).unwrap();
             let json_len = head
