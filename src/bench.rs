@@ -85,6 +85,7 @@ fn config(batch_size: usize) -> TrainConfig {
         optimizer: OptimizerConfig::default(),
         schedule: Schedule::Constant,
         augment: Augment::default(),
+        label_smoothing: 0.0,
         early_stopping: None,
         seed: 1,
     }

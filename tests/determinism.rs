@@ -24,6 +24,7 @@ fn config(epochs: usize) -> TrainConfig {
         optimizer: OptimizerConfig::default(),
         schedule: Schedule::Cosine { warmup: 0.5 },
         augment: Augment { shift: 2, flip: true, erase: 0.5, ..Default::default() },
+        label_smoothing: 0.0,
         early_stopping: None,
         seed: 7,
     }

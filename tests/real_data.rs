@@ -54,6 +54,7 @@ fn train_subset(train: &Dataset, epochs: usize, seed: u64) -> Model {
         optimizer: OptimizerConfig::default(),
         schedule: Schedule::Constant,
         augment: Augment::default(),
+        label_smoothing: 0.0,
         early_stopping: None,
         seed,
     };

@@ -281,7 +281,8 @@ fn api_keys_guard_every_route_but_health_and_reload_on_sighup() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(get_with(&server, model, Some("Bearer first-key-123")).status, 401, "the old key is gone");
-    let log = std::fs::read_to_string(&server.log).unwrap();
+    let log =
+        server.log_when(|log| log.contains("GET /v2/models/wardrobe 401") && log.contains("API keys reloaded: 1"));
     assert!(log.contains("GET /v2/models/wardrobe 401") && log.contains("API keys reloaded: 1"), "{log}");
     assert!(!log.contains("second-key-456") && !log.contains("first-key-123"), "keys are never logged: {log}");
 }

@@ -21,6 +21,7 @@ fn config(epochs: usize, early_stopping: Option<EarlyStopping>) -> TrainConfig {
         optimizer: OptimizerConfig::default(),
         schedule: Schedule::Cosine { warmup: 0.5 },
         augment: Augment { shift: 1, flip: true, ..Default::default() },
+        label_smoothing: 0.0,
         early_stopping,
         seed: 5,
     }

@@ -22,7 +22,7 @@ use wardrobe::nn::layer::Shape;
 use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
 use wardrobe::nn::vector::{Kernels, kernels};
-use wardrobe::train::run_spec::SpecFile;
+use wardrobe::train::run_spec::{RunSpec, SpecFile};
 use wardrobe::{Error, Result};
 
 /// Train, evaluate and use a Fashion-MNIST clothing classifier on the CPU.
@@ -70,8 +70,9 @@ pub enum Command {
 /// Which architecture to start from.
 #[derive(Args)]
 pub struct ArchitectureArgs {
-    /// Named architecture: seed (the notebook's CNN), default (conv + batch-norm blocks), best
-    /// (default with dense 512); its input and output follow the data's image shape and classes.
+    /// Named architecture and its training recipe: seed (the notebook's CNN and recipe), default
+    /// (conv + batch-norm blocks), best (default with dense 512, longer); its input and output
+    /// follow the data's image shape and classes. Training flags typed override the recipe.
     #[arg(long, default_value = "seed")]
     pub preset: String,
     /// Architecture from a JSON spec file instead of a preset; a run spec (as `tune` saves) also
@@ -86,10 +87,17 @@ impl ArchitectureArgs {
         self.spec.as_deref().map(SpecFile::load).transpose()
     }
 
-    /// The named preset for the images and classes of `data`.
+    /// The named preset's architecture for the images and classes of `data`.
     pub fn preset_for(&self, data: &Dataset) -> Result<ModelSpec> {
+        Ok(self.preset_run(data)?.model)
+    }
+
+    /// The named preset for the images and classes of `data`, with its training recipe.
+    pub fn preset_run(&self, data: &Dataset) -> Result<RunSpec> {
         let (rows, cols, channels) = data.shape();
-        Ok(ModelSpec::preset(&self.preset)?.fitted_to(Shape::new(rows, cols, channels), data.classes.len()))
+        let mut run = RunSpec::preset(&self.preset)?;
+        run.model = run.model.fitted_to(Shape::new(rows, cols, channels), data.classes.len());
+        Ok(run)
     }
 }
 

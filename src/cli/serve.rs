@@ -2,7 +2,9 @@
 
 use super::PhotoLimitArgs;
 use clap::{Args, ValueEnum};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use wardrobe::serve::batcher::BatchSettings;
 use wardrobe::serve::repository::Source;
 use wardrobe::serve::state::ServeSettings;
@@ -98,13 +100,47 @@ pub enum LogFormat {
     Json,
 }
 
-/// Sends the server's `tracing` events to standard error in `format`.
-fn init_logging(format: LogFormat) {
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_ansi(false);
+/// Standard error behind a 64 KiB buffer: a log line is a copy into memory under a lock, and the
+/// buffer reaches standard error when it is full, every 200 ms, and at the end.
+struct LogBuffer(Mutex<BufWriter<std::io::Stderr>>);
+
+impl LogBuffer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BufWriter<std::io::Stderr>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Write for &LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.lock().write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.lock().flush()
+    }
+}
+
+/// Sends the server's `tracing` events to standard error in `format`, through a [`LogBuffer`]
+/// (returned, to flush at the end).
+fn init_logging(format: LogFormat) -> Result<Arc<LogBuffer>> {
+    let buffer = Arc::new(LogBuffer(Mutex::new(BufWriter::with_capacity(64 << 10, std::io::stderr()))));
+    let flusher = Arc::downgrade(&buffer);
+    std::thread::Builder::new()
+        .name("log-flush".into())
+        .spawn(move || {
+            while let Some(buffer) = flusher.upgrade() {
+                let _ = buffer.lock().flush();
+                drop(buffer);
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        })
+        .map_err(|e| Error::System(format!("cannot start the log thread: {e}")))?;
+    let builder = tracing_subscriber::fmt().with_writer(buffer.clone()).with_target(false).with_ansi(false);
     let _already = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    Ok(buffer)
 }
 
 /// Half the worker threads (at least one): the server's split between HTTP and the model.
@@ -117,7 +153,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         return Err(Error::Invalid(format!("--timeout-secs must be positive, got {}", a.timeout_secs)));
     }
     let (memory_budget, photo_deadline) = a.photo_limits.budget_and_deadline()?;
-    init_logging(a.log_format);
+    let log = init_logging(a.log_format)?;
     let (source, what) = match (a.models, a.model) {
         (Some(root), _) => (Source::Directory(root.clone()), format!("the models in {}", root.display())),
         (None, dir) => {
@@ -156,12 +192,14 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .build()
         .map_err(|e| Error::System(format!("cannot start the runtime: {e}")))?;
     let tls = settings.tls.is_some();
-    runtime.block_on(wardrobe::serve::serve(
+    let served = runtime.block_on(wardrobe::serve::serve(
         settings,
         a.addr,
         |bound| println!("{}", wardrobe::serve::serving_line(&what, bound, tls)),
         wardrobe::serve::shutdown_signal(),
-    ))?;
+    ));
+    let _ = (&*log).flush();
+    served?;
     println!("stopped");
     Ok(())
 }

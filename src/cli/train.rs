@@ -55,6 +55,9 @@ pub struct TrainArgs {
     /// Training augmentation: none, or a comma list of shift=N, flip, rotate=DEG, erase=P.
     #[arg(long, default_value = "none", value_parser = Augment::parse)]
     pub augment: Augment,
+    /// Label smoothing ε: train towards (1 − ε)·one-hot + ε/K instead of one-hot.
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f32,
     /// Seed for initialisation, shuffling and dropout.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -105,6 +108,7 @@ impl TrainArgs {
             },
             schedule: self.schedule,
             augment: self.augment,
+            label_smoothing: self.label_smoothing,
             early_stopping: self.patience.map(|patience| EarlyStopping {
                 monitor: self.monitor,
                 patience,
@@ -128,9 +132,7 @@ impl TrainArgs {
             },
             (Some(SpecFile::Run(run)), None) => run.with_overrides(&flags, self.val_split, given),
             (Some(SpecFile::Model(model)), None) => RunSpec { model, training: flags, val_split: self.val_split },
-            (None, None) => {
-                RunSpec { model: self.architecture.preset_for(data)?, training: flags, val_split: self.val_split }
-            }
+            (None, None) => self.architecture.preset_run(data)?.with_overrides(&flags, self.val_split, given),
         };
         run.training.validate()?;
         check_input(&run.model, data)?;

@@ -386,7 +386,7 @@ mod tests {
             m.forward(ws, n, true, 11);
             let (logits, grad) = ws.logits_and_grad(n, 10);
             let logits = logits.to_vec();
-            softmax_cross_entropy(&logits, &labels, 10, 1.0, grad).loss_sum
+            softmax_cross_entropy(&logits, &labels, 10, 0.0, 1.0, grad).loss_sum
         };
         let centre = loss_of(&model, &mut ws);
         let mut grads = vec![0.0; model.params.len()];

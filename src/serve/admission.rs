@@ -3,7 +3,7 @@
 //! (through `tracing`, with the request id).
 
 use super::api_error::ApiError;
-use super::request_id::RequestId;
+use super::request_id;
 use super::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
@@ -12,24 +12,23 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Admits, times out, measures and logs one request.
+/// Admits, times out, measures and logs one request, and returns its id with the response.
 pub async fn admit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let line = state.settings.access_log.then(|| {
-        let id = request.extensions().get::<RequestId>().map(|id| id.0.clone());
-        (request.method().clone(), request.uri().path().to_string(), id)
-    });
-    let response = run_limited(&state, request, next).await;
+    let id = request_id::of(request.headers());
+    let line = state.settings.access_log.then(|| (request.method().clone(), request.uri().path().to_string()));
+    let mut response = run_limited(&state, request, next).await;
     let latency = start.elapsed();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let status = response.status().as_u16();
     state.metrics.record_request(route, status, latency);
-    if let Some((method, path, id)) = line {
-        let request_id = id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or("");
+    if let Some((method, path)) = line {
+        let request_id = id.to_str().unwrap_or("");
         let ms = (latency.as_secs_f64() * 1e6).round() / 1e3;
         tracing::info!(target: "access", request_id, %method, path, status, ms, "{method} {path} {status}");
     }
+    response.headers_mut().insert(request_id::HEADER, id);
     response
 }
 

@@ -67,7 +67,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
-        .layer(axum::middleware::from_fn(request_id::tag))
         .with_state(state)
 }
 

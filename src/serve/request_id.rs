@@ -1,18 +1,11 @@
 //! Request ids: a request's `x-request-id` (1 to 128 of `A–Z a–z 0–9 - _ . :`) is kept, any
-//! other request gets a new random one; the id goes into the access log line and back in the
-//! response's `x-request-id`, so a client, a proxy and the log can follow one request.
+//! other request gets a new random one; admission puts the id into the access log line and back
+//! in the response's `x-request-id`, so a client, a proxy and the log can follow one request.
 
-use axum::extract::Request;
-use axum::http::HeaderValue;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue};
 
 /// The header carrying the id.
 pub const HEADER: &str = "x-request-id";
-
-/// A request's id, as the handlers and the access log see it (a request extension).
-#[derive(Debug, Clone)]
-pub struct RequestId(pub HeaderValue);
 
 /// Whether a client's id can be passed on as it is.
 fn acceptable(value: &HeaderValue) -> bool {
@@ -27,13 +20,9 @@ fn fresh() -> HeaderValue {
     HeaderValue::from_str(&format!("{bits:032x}")).expect("hex is a valid header value")
 }
 
-/// Gives the request its id and puts the id on the response.
-pub async fn tag(mut request: Request, next: Next) -> Response {
-    let id = request.headers().get(HEADER).filter(|v| acceptable(v)).cloned().unwrap_or_else(fresh);
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(HEADER, id);
-    response
+/// The id of a request with these headers: its own if acceptable, else a new one.
+pub fn of(headers: &HeaderMap) -> HeaderValue {
+    headers.get(HEADER).filter(|v| acceptable(v)).cloned().unwrap_or_else(fresh)
 }
 
 #[cfg(test)]

@@ -46,12 +46,40 @@ impl SpecFile {
     }
 }
 
+/// The recipe of the default and best presets over `epochs`: Adam at 2e-3 with a cosine decay,
+/// batch 64, mirrored images and label smoothing 0.1.
+fn recipe(epochs: usize) -> TrainConfig {
+    let optimizer = crate::optim::config::OptimizerConfig { lr: 2e-3, ..Default::default() };
+    TrainConfig {
+        epochs,
+        optimizer,
+        augment: crate::data::augment::Augment { flip: true, ..Default::default() },
+        label_smoothing: 0.1,
+        ..TrainConfig::default()
+    }
+}
+
 /// Settings typed on the command line override a spec's: `given(field)` says which were, by
 /// the names of [`TrainConfig`]'s fields (and `optimizer`'s: `lr`, `momentum`, …, and
 /// `patience`, `monitor`, `min_delta`, `no_restore_best` for early stopping, `val_split`).
 pub type Given<'a> = &'a dyn Fn(&str) -> bool;
 
 impl RunSpec {
+    /// A named preset: its architecture (for 28×28 grey images and 10 classes; fit it to the
+    /// data with [`ModelSpec::fitted_to`]) with the recipe that trains it best per minute on two
+    /// cores (docs/PERFORMANCE.md has the measurements). `seed` is the notebook's model and
+    /// recipe.
+    pub fn preset(name: &str) -> Result<RunSpec> {
+        let model = ModelSpec::preset(name)?;
+        let seed = TrainConfig::default();
+        let (training, val_split) = match name {
+            "default" => (recipe(14), 0.05),
+            "best" => (recipe(40), 0.05),
+            _ => (seed, 0.1),
+        };
+        Ok(RunSpec { model, training, val_split })
+    }
+
     /// This spec with the settings `given` on the command line taken from `flags` and
     /// `val_split` instead.
     pub fn with_overrides(&self, flags: &TrainConfig, val_split: f64, given: Given) -> RunSpec {
@@ -71,6 +99,7 @@ impl RunSpec {
         o.weight_decay = pick(any(&["weight_decay", "optimizer"]), &f.weight_decay, o.weight_decay);
         c.schedule = pick(given("schedule"), &flags.schedule, c.schedule);
         c.augment = pick(given("augment"), &flags.augment, c.augment);
+        c.label_smoothing = pick(given("label_smoothing"), &flags.label_smoothing, c.label_smoothing);
         c.seed = pick(given("seed"), &flags.seed, c.seed);
         let stopping = any(&["patience", "monitor", "min_delta", "no_restore_best"]);
         c.early_stopping = pick(stopping, &flags.early_stopping, c.early_stopping);
@@ -103,6 +132,7 @@ mod tests {
                 optimizer: OptimizerConfig::default(),
                 schedule: Schedule::Constant,
                 augment: Augment::parse("flip").unwrap(),
+                label_smoothing: 0.0,
                 early_stopping: None,
                 seed: 9,
             },

@@ -33,6 +33,9 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Augmentation of training images.
     pub augment: Augment,
+    /// Label smoothing ε: the targets are (1 − ε)·one-hot + ε/K.
+    #[serde(default)]
+    pub label_smoothing: f32,
     /// Stop when validation stops improving.
     pub early_stopping: Option<EarlyStopping>,
     /// Seed of initialisation, shuffling and dropout.
@@ -49,6 +52,7 @@ impl Default for TrainConfig {
             optimizer: OptimizerConfig::default(),
             schedule: Schedule::Cosine { warmup: 0.0 },
             augment: Augment::default(),
+            label_smoothing: 0.0,
             early_stopping: None,
             seed: 1,
         }
@@ -69,6 +73,9 @@ impl TrainConfig {
         }
         if !(o.lr > 0.0 && o.lr.is_finite()) {
             return invalid(format!("--lr must be a positive number, got {}", o.lr));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return invalid(format!("--label-smoothing must be in [0, 1), got {}", self.label_smoothing));
         }
         for (name, v) in [("momentum", o.momentum), ("l2", o.l2), ("weight-decay", o.weight_decay)] {
             if !(v >= 0.0 && v.is_finite()) {
@@ -227,6 +234,8 @@ struct StepSettings {
     seed: u64,
     /// Augmentation to apply.
     augment: Augment,
+    /// Label smoothing of the targets.
+    smoothing: f32,
 }
 
 /// Several observers in turn.
@@ -293,7 +302,8 @@ impl Replica {
             model.accumulate_state(&self.ws, n, &mut out.state);
         }
         let (logits, dlogits) = self.ws.logits_and_grad(n, model.classes());
-        out.score = softmax_cross_entropy(logits, &self.labels, model.classes(), step.scale, dlogits);
+        let classes = model.classes();
+        out.score = softmax_cross_entropy(logits, &self.labels, classes, step.smoothing, step.scale, dlogits);
         out.grads.fill(0.0);
         model.backward(&mut self.ws, n, &mut out.grads);
     }
@@ -362,7 +372,12 @@ impl<'a> Trainer<'a> {
         assert!(micro.len() <= self.micro.len(), "batch of {} exceeds the configured batch size", batch.len());
         let used = &mut self.micro[..micro.len()];
         let per = micro.len().div_ceil(self.replicas.len());
-        let shared = StepSettings { scale: 1.0 / batch.len() as f32, seed, augment: self.config.augment };
+        let shared = StepSettings {
+            scale: 1.0 / batch.len() as f32,
+            seed,
+            augment: self.config.augment,
+            smoothing: self.config.label_smoothing,
+        };
         let model = &*self.model;
         self.replicas.par_iter_mut().zip(used.par_chunks_mut(per)).enumerate().for_each(|(t, (r, outs))| {
             for (j, out) in outs.iter_mut().enumerate() {

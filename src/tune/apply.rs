@@ -89,6 +89,7 @@ mod tests {
             optimizer: Default::default(),
             schedule: Schedule::Constant,
             augment: Augment::default(),
+            label_smoothing: 0.0,
             early_stopping: None,
             seed: 1,
         }

@@ -51,6 +51,19 @@ impl Server {
         Server::start(model, extra, log)
     }
 
+    /// The log once `ready` holds for it (the server writes its log in batches), or as it is
+    /// after 5 s.
+    pub fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if ready(&log) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends a request and reads the whole response.
     pub fn request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> Response {
         request(&self.addr, method, path, content_type, body)

@@ -103,6 +103,7 @@ pub fn trained_model(dir: &Path) -> Model {
         optimizer: OptimizerConfig::default(),
         schedule: Schedule::Cosine { warmup: 0.0 },
         augment: Augment::default(),
+        label_smoothing: 0.0,
         early_stopping: None,
         seed: 2,
     };
