@@ -167,3 +167,41 @@ fn a_checkpoint_with_fields_out_of_range_is_refused_with_one_line() {
     std::fs::write(&state_path, good).unwrap();
     assert!(checkpoint::load(&checkpoint_dir(dir.path())).is_ok());
 }
+
+#[test]
+fn a_preset_brings_its_recipe_and_typed_flags_override_parts_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = train_csv(dir.path(), 400);
+    let csv = csv.to_str().unwrap();
+    let recipe = |args: &[&str]| {
+        let out = dir.path().join("run");
+        let (ok, stdout, err) = run(&[&["train", "--train-csv", csv, "--out", out.to_str().unwrap()], args].concat());
+        assert!(ok, "{err}");
+        stdout.lines().find_map(|l| l.strip_prefix("recipe: ")).unwrap_or_else(|| panic!("{stdout}")).to_string()
+    };
+    assert_eq!(
+        recipe(&["--preset", "default", "--epochs", "1"]),
+        "--epochs 1 --batch-size 64 --optimizer adam --lr 0.002 --schedule cosine --augment flip \
+         --label-smoothing 0.1 --seed 1 --val-split 0.05"
+    );
+    assert_eq!(
+        recipe(&[
+            "--preset",
+            "default",
+            "--epochs",
+            "1",
+            "--augment",
+            "none",
+            "--label-smoothing",
+            "0",
+            "--val-split",
+            "0.1"
+        ]),
+        "--epochs 1 --batch-size 64 --optimizer adam --lr 0.002 --schedule cosine --augment none --seed 1 --val-split 0.1"
+    );
+    assert_eq!(
+        recipe(&["--preset", "seed", "--epochs", "1"]),
+        "--epochs 1 --batch-size 64 --optimizer adam --lr 0.001 --schedule cosine --augment none --seed 1 --val-split 0.1",
+        "the seed preset keeps the notebook's recipe"
+    );
+}

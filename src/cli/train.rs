@@ -197,6 +197,7 @@ pub fn run(a: TrainArgs, given: Given) -> Result<()> {
         val.len(),
         rayon::current_num_threads()
     );
+    println!("recipe: {} --val-split {val_split}", config.flags());
     install_ctrl_c()?;
     let mut console = ConsoleProgress::new(config.epochs);
     let mut tensorboard = a.logdir.as_deref().map(|dir| TensorBoardLog::create(dir, &train.classes)).transpose()?;

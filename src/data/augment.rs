@@ -66,6 +66,26 @@ impl Augment {
     }
 }
 
+/// The command-line form [`Augment::parse`] reads.
+impl std::fmt::Display for Augment {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if self.shift > 0 {
+            parts.push(format!("shift={}", self.shift));
+        }
+        if self.flip {
+            parts.push("flip".to_string());
+        }
+        if self.rotate > 0.0 {
+            parts.push(format!("rotate={}", self.rotate));
+        }
+        if self.erase > 0.0 {
+            parts.push(format!("erase={}", self.erase));
+        }
+        f.write_str(if parts.is_empty() { "none".to_string() } else { parts.join(",") }.as_str())
+    }
+}
+
 /// Where each output pixel samples the input.
 struct Transform {
     dx: f32,

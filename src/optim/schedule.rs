@@ -26,6 +26,19 @@ pub enum Schedule {
     OneCycle,
 }
 
+/// The command-line form [`Schedule::parse`] reads.
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Schedule::Constant => write!(f, "constant"),
+            Schedule::Step { every, gamma } => write!(f, "step:{every}:{gamma}"),
+            Schedule::Cosine { warmup } if *warmup == 0.0 => write!(f, "cosine"),
+            Schedule::Cosine { warmup } => write!(f, "cosine:{warmup}"),
+            Schedule::OneCycle => write!(f, "one-cycle"),
+        }
+    }
+}
+
 impl Schedule {
     /// Parses the command-line form: `constant`, `step:EVERY:GAMMA`, `cosine[:WARMUP]`, `one-cycle`.
     pub fn parse(text: &str) -> crate::Result<Schedule> {

@@ -60,6 +60,31 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The settings as the flags that set them, e.g. `--epochs 14 --batch-size 64 --optimizer adam
+    /// --lr 0.002 --schedule cosine --augment flip --label-smoothing 0.1`.
+    pub fn flags(&self) -> String {
+        let o = &self.optimizer;
+        let mut flags = format!(
+            "--epochs {} --batch-size {} --optimizer {} --lr {} --schedule {} --augment {}",
+            self.epochs, self.batch_size, o.kind, o.lr, self.schedule, self.augment
+        );
+        for (name, value) in [
+            ("momentum", o.momentum),
+            ("l2", o.l2),
+            ("weight-decay", o.weight_decay),
+            ("label-smoothing", self.label_smoothing),
+        ] {
+            if value != 0.0 {
+                flags.push_str(&format!(" --{name} {value}"));
+            }
+        }
+        if o.nesterov {
+            flags.push_str(" --nesterov");
+        }
+        flags.push_str(&format!(" --seed {}", self.seed));
+        flags
+    }
+
     /// Checks that the settings can train: at least one epoch and one image per step, a positive
     /// finite learning rate, finite non-negative momentum and penalties.
     pub fn validate(&self) -> crate::Result<()> {
