@@ -317,3 +317,87 @@ fn https_with_a_certificate_the_test_makes_answers_curl() {
         common::assert_clean_failure(&a.iter().map(String::as_str).collect::<Vec<_>>(), needle);
     }
 }
+
+/// Copies the files of a run directory (not its checkpoint) to `to`, as a finished version
+/// arrives: written under a hidden name, then renamed into place.
+fn publish(from: &std::path::Path, to: &std::path::Path) {
+    let hidden = to.with_file_name(format!(".incoming-{}", to.file_name().unwrap().to_str().unwrap()));
+    std::fs::create_dir_all(&hidden).unwrap();
+    for file in std::fs::read_dir(from).unwrap() {
+        let file = file.unwrap().path();
+        if file.is_file() {
+            std::fs::copy(&file, hidden.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::rename(&hidden, to).unwrap();
+}
+
+#[test]
+fn versions_come_and_go_under_load_without_failing_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let model = shared_trained_model("serve-model");
+    publish(model, &repo.join("fashion/1"));
+    publish(model, &repo.join("shop/1"));
+    let server = Server::start_with(
+        &["--models", repo.to_str().unwrap(), "--poll-secs", "1", "--quiet"],
+        dir.path().join("server.log"),
+    );
+    let test = test_images(4);
+    let body = infer_body(json!([4, 28, 28]), "UINT8", json!(test.images));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, body, stop) = (server.addr.clone(), body.to_string(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = common::http::request(
+                        &addr,
+                        "POST",
+                        "/v2/models/fashion/infer",
+                        Some("application/json"),
+                        body.as_bytes(),
+                    );
+                    if r.status == 200 { ok += 1 } else { failed.push((r.status, r.text())) }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let versions = |name: &str| server.get(&format!("/v2/models/{name}")).json()["versions"].clone();
+    let wait_for = |want: serde_json::Value| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while versions("fashion") != want {
+            assert!(Instant::now() < deadline, "versions {} never became {want}", versions("fashion"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    for v in 2..=3 {
+        publish(model, &repo.join(format!("fashion/{v}")));
+        wait_for(json!([(v - 1).to_string(), v.to_string()]));
+        std::fs::remove_dir_all(repo.join(format!("fashion/{}", v - 1))).unwrap();
+        wait_for(json!([v.to_string()]));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for client in clients {
+        let (o, f) = client.join().unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(failed.is_empty(), "{} of {} requests failed: {:?}", failed.len(), ok + failed.len(), &failed[..1]);
+    assert!(ok > 50, "only {ok} requests");
+
+    // /v1/label with two models served: the model is named, or the request says to name one.
+    let photo = std::fs::read(write_photo(test.image(0), 0, dir.path())).unwrap();
+    let (content_type, upload) = multipart(&[("item.png", &photo)]);
+    let label = |query: &str| server.request("POST", &format!("/v1/label{query}"), Some(&content_type), &upload);
+    let unnamed = label("");
+    assert_eq!(unnamed.status, 400, "{}", unnamed.text());
+    assert!(unnamed.error().contains("several models are served ('fashion', 'shop')"), "{}", unnamed.error());
+    assert_eq!(label("?model=shop").status, 200);
+    assert_eq!(label("?model=fashion&version=3").status, 200);
+    assert_eq!(label("?model=fashion&version=1").status, 404);
+    assert_eq!(label("?version=3").status, 400);
+}
