@@ -102,11 +102,14 @@ impl Repository {
             std::fs::read_dir(root).map_err(|e| Error::io(root, e))?;
         }
         let repository = Repository { source, batch, metrics, models: RwLock::default(), syncing: Mutex::default() };
-        repository.poll()?;
-        if let Source::Single { name, .. } = &repository.source
-            && let Some((_, reason)) = repository.read().get(name).and_then(|e| e.failures.values().next())
-        {
-            return Err(Error::Invalid(reason.clone()));
+        match &repository.source {
+            Source::Single { name, dir } => {
+                let served = repository.load_version(name, 1, dir)?;
+                tracing::info!("loaded model {name} version 1 from {}", dir.display());
+                let entry = Entry { versions: BTreeMap::from([(1, Arc::new(served))]), ..Entry::default() };
+                repository.write().insert(name.clone(), entry);
+            }
+            Source::Directory(_) => repository.poll()?,
         }
         Ok(repository)
     }
@@ -292,7 +295,7 @@ impl Repository {
                 old.map(|served| versions.insert(version, served.clone()));
                 continue;
             }
-            match self.load_version(name, version, &dir, stamp) {
+            match self.load_version(name, version, &dir) {
                 Ok(served) => {
                     let verb = if old.is_some() { "reloaded" } else { "loaded" };
                     tracing::info!("{verb} model {name} version {version} from {}", dir.display());
@@ -315,8 +318,12 @@ impl Repository {
         Ok(())
     }
 
-    fn load_version(&self, name: &str, version: u64, dir: &Path, stamp: Stamp) -> Result<Served> {
+    /// Loads the run directory `dir` as `version` of `name`, stamped as its files were before
+    /// they were read (a version rewritten meanwhile loads again on the next poll).
+    fn load_version(&self, name: &str, version: u64, dir: &Path) -> Result<Served> {
+        let before = stamp(dir);
         let loaded = store::load(dir)?;
+        let stamp = before?;
         let shape = loaded.photo_shape()?;
         let batcher = Batcher::start(Arc::new(loaded.model), self.batch, self.metrics.clone());
         Ok(Served { name: name.to_string(), version, class_names: loaded.class_names, shape, batcher, stamp })
