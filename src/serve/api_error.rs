@@ -20,6 +20,11 @@ impl ApiError {
         ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
     }
 
+    /// A 500: the server failed at something (a worker thread, the disk).
+    pub fn internal(message: impl std::fmt::Display) -> ApiError {
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.to_string() }
+    }
+
     /// An error with any status.
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into() }

@@ -10,7 +10,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -116,7 +116,7 @@ struct IndexRequest {
 pub async fn repository_index(State(state): Shared, body: Bytes) -> Result<Json<Value>, ApiError> {
     let asked: IndexRequest = repository_body(&body)?;
     let repository = state.repository.clone();
-    let rows = blocking(move || repository.index(asked.ready).map_err(|e| internal(e.to_string()))).await?;
+    let rows = blocking(move || repository.index(asked.ready).map_err(ApiError::internal)).await?;
     Ok(Json(json!(rows)))
 }
 
@@ -161,9 +161,5 @@ pub async fn unload(State(state): Shared, Path(name): Path<String>, body: Bytes)
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| internal(e.to_string()))?
-}
-
-fn internal(message: String) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)?
 }

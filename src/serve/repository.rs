@@ -151,11 +151,11 @@ impl Repository {
     /// Loads (or reloads) the model `name` from the disk, also after an unload.
     pub fn load(&self, name: &str) -> std::result::Result<(), ApiError> {
         let _syncing = self.lock_syncing();
-        if !self.names_on_disk().map_err(internal)?.contains(name) {
+        if !self.names_on_disk().map_err(ApiError::internal)?.contains(name) {
             return Err(not_found(format!("no model '{name}' in the repository")));
         }
         self.write().entry(name.to_string()).or_default().unloaded = false;
-        self.sync_model(name).map_err(internal)?;
+        self.sync_model(name).map_err(ApiError::internal)?;
         let models = self.read();
         let entry = models.get(name).expect("synced above");
         match entry.failures.values().next() {
@@ -362,10 +362,6 @@ fn stamp(dir: &Path) -> Result<Stamp> {
 
 fn not_found(message: String) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, message)
-}
-
-fn internal(e: Error) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 /// `'a', 'b'`, or `no model` when empty.
