@@ -16,7 +16,7 @@
 //! | [`conv_pool`] | forward, inference | valid, followed by pooling; AVX-512, filters ×16 |
 //! | [`pooled_training`] | forward + backward, training | one channel, followed by pooling, no input gradient; AVX-512, filters ×16 |
 //! | [`direct`] | forward; kernel gradient | one channel; AVX-512, filters ×16 (gradient: no input gradient, kernel ≤ 7) |
-//! | [`winograd`], [`winograd_gradient`] | forward; backward | valid 3×3, channels and filters ×16, even output; AVX-512 |
+//! | [`winograd`], [`winograd_gradient`] | forward; backward | valid or same 3×3, channels and filters ×16, even output; AVX-512 |
 //! | [`implicit_gemm`] | forward + backward | more than one channel (portable) |
 //! | [`im2col`] | forward + backward | any (portable) |
 //! | [`reference`] | forward + backward | any, unpooled (textbook loops) |
@@ -394,5 +394,23 @@ mod tests {
         for name in expected {
             assert!(used.get(name).is_some_and(|&count| count > 0), "{name} never ran: {used:?}");
         }
+    }
+
+    #[test]
+    fn same_padded_3x3_convolutions_run_winograd_where_avx512_is() {
+        let p = ConvProblem {
+            input: Shape::new(28, 28, 32),
+            filters: 64,
+            kernel: 3,
+            pad: 1,
+            activation: Activation::Linear,
+            pool: false,
+            input_gradient: true,
+            training: true,
+        };
+        let names = (select_forward(&p).unwrap().name(), select_backward(&p).unwrap().name());
+        let expected = if crate::nn::vector::avx512f() { "winograd" } else { "implicit-gemm" };
+        assert_eq!(names.0, expected);
+        assert!(names.1.starts_with(expected), "{names:?}");
     }
 }

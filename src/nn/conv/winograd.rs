@@ -1,5 +1,7 @@
 //! A valid 3×3 convolution by Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray, 2015),
 //! with AVX-512: either followed by 2×2 max pooling (inference) or writing its whole output.
+//! A same-padded 3×3 convolution is the valid one of each image copied into a [`Border`] of
+//! zeros one pixel wide.
 //!
 //! Each 2×2 output tile — when pooling, exactly one pooling window — comes from its 4×4 input
 //! patch `d` and each 3×3 kernel slice `g`, transformed (`Bᵀ d B`, `G g Gᵀ`), multiplied
@@ -251,18 +253,69 @@ fn bytes(values: &[f32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values)) }
 }
 
-/// The forward pass of a valid, unpooled 3×3 problem whose output tiles cover the output
-/// (channels and filters whole vectors, even output sides), where this CPU runs it.
-pub fn forward_for(p: &ConvProblem) -> Option<Box<dyn ForwardAlgorithm>> {
-    (!p.pool && p.pad == 0 && p.kernel == 3)
-        .then(|| Winograd::covering(p.input, p.filters))
+/// A zero border one pixel wide around each image of a same-padded 3×3 convolution.
+#[derive(Debug, Clone, Copy)]
+pub struct Border {
+    /// One image without its border.
+    image: Shape,
+}
+
+impl Border {
+    /// One image without its border.
+    pub fn image(&self) -> Shape {
+        self.image
+    }
+
+    /// The image with its border.
+    pub fn bordered(&self) -> Shape {
+        Shape::new(self.image.h + 2, self.image.w + 2, self.image.c)
+    }
+
+    /// Copies `image` into the middle of `out` ([`Border::bordered`]) and zeroes the rest.
+    pub fn add(&self, image: &[f32], out: &mut [f32]) {
+        let (row, c) = (self.image.w * self.image.c, self.image.c);
+        let out_row = row + 2 * c;
+        out[..out_row + c].fill(0.0);
+        for (src, dst) in image.chunks_exact(row).zip(out[out_row + c..].chunks_exact_mut(out_row)) {
+            dst[..row].copy_from_slice(src);
+            dst[row..].fill(0.0);
+        }
+        out[(self.image.h + 1) * out_row + c..].fill(0.0);
+    }
+
+    /// The middle of `bordered` into `image`.
+    pub fn remove(&self, bordered: &[f32], image: &mut [f32]) {
+        let (row, c) = (self.image.w * self.image.c, self.image.c);
+        for (src, dst) in bordered[row + 3 * c..].chunks(row + 2 * c).zip(image.chunks_exact_mut(row)) {
+            dst.copy_from_slice(&src[..row]);
+        }
+    }
+}
+
+/// The valid Winograd convolution of a problem, unpooled 3×3, whose output tiles cover the
+/// output (channels and filters whole vectors, even output sides), where this CPU runs it; for
+/// a same-padded problem, that of its bordered images, with the [`Border`].
+pub fn covering_problem(p: &ConvProblem) -> Option<(Winograd, Option<Border>)> {
+    let border = (p.pad == 1).then_some(Border { image: p.input });
+    let input = border.map_or(p.input, |b| b.bordered());
+    (!p.pool && p.pad <= 1 && p.kernel == 3)
+        .then(|| Winograd::covering(input, p.filters))
         .flatten()
-        .map(|w| Box::new(Full { winograd: w, relu: p.activation == Activation::Relu }) as Box<dyn ForwardAlgorithm>)
+        .map(|w| (w, border))
+}
+
+/// The forward pass of an unpooled 3×3 problem, valid or same-padded, whose output tiles cover
+/// the output (channels and filters whole vectors, even output sides), where this CPU runs it.
+pub fn forward_for(p: &ConvProblem) -> Option<Box<dyn ForwardAlgorithm>> {
+    covering_problem(p).map(|(winograd, border)| {
+        Box::new(Full { winograd, border, relu: p.activation == Activation::Relu }) as Box<dyn ForwardAlgorithm>
+    })
 }
 
 /// Winograd writing the whole output.
 struct Full {
     winograd: Winograd,
+    border: Option<Border>,
     relu: bool,
 }
 
@@ -272,11 +325,23 @@ impl ForwardAlgorithm for Full {
     }
 
     fn scratch_len(&self, _n: usize) -> usize {
-        self.winograd.scratch_len()
+        self.winograd.scratch_len() + self.border.map_or(0, |b| b.bordered().size())
     }
 
     fn forward(&self, f: ConvForward) {
-        self.winograd.forward(f.x, f.n, f.kernel, (f.bias, self.relu, Output::Full), f.y, f.scratch);
+        let settings = (f.bias, self.relu, Output::Full);
+        let Some(border) = self.border else {
+            return self.winograd.forward(f.x, f.n, f.kernel, settings, f.y, f.scratch);
+        };
+        let (v, rest) = f.scratch.split_at_mut(self.winograd.kernel_len());
+        let (work, bordered) = rest.split_at_mut(self.winograd.work_len());
+        let bordered = &mut bordered[..border.bordered().size()];
+        self.winograd.prepare(f.kernel, v);
+        let out_size = 4 * self.winograd.pooled().size();
+        for (image, out) in f.x.chunks_exact(border.image.size()).zip(f.y.chunks_exact_mut(out_size)).take(f.n) {
+            border.add(image, bordered);
+            self.winograd.apply(bordered, v, settings, out, work);
+        }
     }
 }
 

@@ -15,8 +15,11 @@
 //! per tile, filter and channel over the forward pass's own tiles, where convolving the
 //! zero-padded output gradient with the flipped kernel would take more tiles (its output is the
 //! whole input) and a transform of its own.
+//!
+//! **Same padding.** Each image goes through with its [`Border`], and its input gradient is the
+//! middle of the bordered image's.
 
-use crate::nn::conv::winograd::{POSITIONS, Winograd};
+use crate::nn::conv::winograd::{Border, POSITIONS, Winograd, covering_problem};
 use crate::nn::conv::{BackwardAlgorithm, ConvBackward, ConvProblem};
 use crate::nn::layer::Shape;
 use crate::nn::vector::LANES;
@@ -29,26 +32,30 @@ pub struct Gradients {
     /// The same tiles with channels and filters swapped: multiplies transformed output gradients
     /// by the transposed transformed kernel.
     swapped: Winograd,
+    /// The border of a same-padded convolution (whose `conv` is that of the bordered images).
+    border: Option<Border>,
 }
 
 /// Input channels per register block of the kernel gradient's products.
 const CHANNEL_BLOCK: usize = 4;
 
 impl Gradients {
-    /// The gradients of `conv`, a `covering` Winograd convolution, where its channels come in
-    /// whole blocks.
-    pub fn new(conv: Winograd) -> Option<Gradients> {
+    /// The gradients of `conv`, a `covering` Winograd convolution (of bordered images when
+    /// `border` is given), where its channels come in whole blocks.
+    pub fn new(conv: Winograd, border: Option<Border>) -> Option<Gradients> {
         let input = conv.input();
         let swapped = Winograd::new(Shape::new(input.h, input.w, conv.filters()), input.c)?;
-        input.c.is_multiple_of(CHANNEL_BLOCK).then_some(Gradients { conv, swapped })
+        input.c.is_multiple_of(CHANNEL_BLOCK).then_some(Gradients { conv, swapped, border })
     }
 
     /// Lengths of one transformed input, one transformed output gradient (laid out as the
     /// swapped convolution's transformed input, which its products read), the summed kernel
-    /// products, the kernel with channels and filters swapped, its transform, and one image's
-    /// input-gradient products, in that order.
-    fn parts(&self) -> [usize; 6] {
+    /// products, the kernel with channels and filters swapped, its transform, one image's
+    /// input-gradient products, and (with a border) one bordered image and its input gradient,
+    /// in that order.
+    fn parts(&self) -> [usize; 8] {
         let (c, f) = (self.conv.input().c, self.conv.filters());
+        let bordered = if self.border.is_some() { self.conv.input().size() } else { 0 };
         [
             self.conv.transformed_input_len(),
             self.swapped.transformed_input_len(),
@@ -56,6 +63,8 @@ impl Gradients {
             9 * c * f,
             self.swapped.kernel_len(),
             self.swapped.products_len(),
+            bordered,
+            bordered,
         ]
     }
 
@@ -76,17 +85,26 @@ impl Gradients {
         scratch: &mut [f32],
     ) {
         let (input, f) = (self.conv.input(), self.conv.filters());
-        let (in_size, out_size) = (input.size(), 4 * self.conv.pooled().size());
+        let in_size = self.border.map_or(input.size(), |b| b.image().size());
+        let out_size = 4 * self.conv.pooled().size();
         assert!(x.len() >= n * in_size && dy.len() >= n * out_size, "Winograd gradient buffers too small");
         assert!(dx.as_ref().is_none_or(|dx| dx.len() >= n * in_size), "Winograd input gradient too small");
         assert!(kernel.len() == 9 * input.c * f && dkernel.len() == kernel.len(), "kernel gradient of the wrong size");
-        let [u, e, sum, swapped, vt, products] = split(&mut scratch[..self.scratch_len()], self.parts());
+        let [u, e, sum, swapped, vt, products, x_bordered, dx_bordered] =
+            split(&mut scratch[..self.scratch_len()], self.parts());
         sum.fill(0.0);
         if dx.is_some() {
             swap(kernel, input.c, f, swapped);
             self.swapped.prepare(swapped, vt);
         }
         for (i, (image, dy)) in x.chunks_exact(in_size).zip(dy.chunks_exact(out_size)).take(n).enumerate() {
+            let image = match self.border {
+                Some(border) => {
+                    border.add(image, x_bordered);
+                    &*x_bordered
+                }
+                None => image,
+            };
             self.conv.transform_input(image, u);
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the convolution exists, so AVX-512F is present; the buffers have the
@@ -98,11 +116,15 @@ impl Gradients {
             if let Some(dx) = dx.as_deref_mut() {
                 self.swapped.multiply(e, vt, products);
                 let dx = &mut dx[i * in_size..][..in_size];
+                let target = if self.border.is_some() { &mut *dx_bordered } else { &mut *dx };
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above; `dx` holds one input image.
+                // SAFETY: as above; `target` holds one (bordered) input image.
                 unsafe {
-                    avx512::add_input_patches(&self.conv, products, dx)
+                    avx512::add_input_patches(&self.conv, products, target)
                 };
+                if let Some(border) = self.border {
+                    border.remove(dx_bordered, dx);
+                }
             }
         }
         #[cfg(target_arch = "x86_64")]
@@ -122,11 +144,11 @@ fn split<const N: usize>(mut scratch: &mut [f32], lengths: [usize; N]) -> [&mut 
     })
 }
 
-/// The backward pass of a valid, unpooled 3×3 problem that `winograd` computes forward, where
-/// its channels come in whole blocks.
+/// The backward pass of an unpooled 3×3 problem (valid or same-padded) that `winograd` computes
+/// forward, where its channels come in whole blocks.
 pub fn backward_for(p: &ConvProblem) -> Option<Box<dyn BackwardAlgorithm>> {
-    let conv = (!p.pool && p.pad == 0 && p.kernel == 3).then(|| Winograd::covering(p.input, p.filters)).flatten()?;
-    Gradients::new(conv).map(|g| Box::new(g) as Box<dyn BackwardAlgorithm>)
+    let (conv, border) = covering_problem(p)?;
+    Gradients::new(conv, border).map(|g| Box::new(g) as Box<dyn BackwardAlgorithm>)
 }
 
 impl BackwardAlgorithm for Gradients {
