@@ -73,8 +73,8 @@ impl RunSpec {
         let model = ModelSpec::preset(name)?;
         let seed = TrainConfig::default();
         let (training, val_split) = match name {
-            "default" => (recipe(14), 0.05),
-            "best" => (recipe(40), 0.05),
+            "default" => (recipe(17), 0.05),
+            "best" => (recipe(50), 0.05),
             _ => (seed, 0.1),
         };
         Ok(RunSpec { model, training, val_split })
