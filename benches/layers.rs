@@ -1,5 +1,5 @@
-//! Forward and backward of each seed-CNN layer at its real shapes (a 32-image micro-batch), so
-//! regressions show per layer; and each fused convolution-and-pooling step of the model's plans:
+//! Forward and backward of each layer of the seed CNN and of the default preset at its real
+//! shapes (a 32-image micro-batch), so regressions show per layer; and each fused convolution-and-pooling step of the model's plans:
 //! its inference pass, and its training pass (forward and backward).
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -37,42 +37,47 @@ fn buffers(layer: &dyn Layer) -> Buffers {
 }
 
 fn bench_layers(c: &mut Criterion) {
-    let model = Model::new(ModelSpec::seed(), 10).unwrap();
-    for (i, layer) in model.layers().iter().enumerate() {
-        let layer = layer.as_ref();
-        let mut b = buffers(layer);
-        let name = format!("{i}_{}", layer.kind());
-        c.bench_function(&format!("{name}/forward"), |bench| {
-            bench.iter(|| {
-                layer.forward(Forward {
-                    n: N,
-                    params: &b.params,
-                    x: &b.x,
-                    y: &mut b.y,
-                    scratch: &mut b.scratch,
-                    train: true,
-                    seed: 1,
-                });
-                black_box(&b.y);
-            })
-        });
-        c.bench_function(&format!("{name}/backward"), |bench| {
-            bench.iter(|| {
-                let mut dy = b.dy.clone();
-                layer.backward(Backward {
-                    n: N,
-                    params: &b.params,
-                    x: &b.x,
-                    y: &b.y,
-                    dy: &mut dy,
-                    dx: (i > 0).then_some(&mut b.dx[..]),
-                    dparams: &mut b.dparams,
-                    scratch: &mut b.scratch,
-                });
-                black_box(&b.dx);
-            })
-        });
+    for preset in ["seed", "default"] {
+        let model = Model::new(ModelSpec::preset(preset).unwrap(), 10).unwrap();
+        for (i, layer) in model.layers().iter().enumerate() {
+            bench_layer(c, &format!("{preset}/{i}_{}", layer.kind()), layer.as_ref(), i > 0);
+        }
     }
+}
+
+/// Forward and backward of one layer; `dx` says whether backward computes the input gradient.
+fn bench_layer(c: &mut Criterion, name: &str, layer: &dyn Layer, dx: bool) {
+    let mut b = buffers(layer);
+    c.bench_function(&format!("{name}/forward"), |bench| {
+        bench.iter(|| {
+            layer.forward(Forward {
+                n: N,
+                params: &b.params,
+                x: &b.x,
+                y: &mut b.y,
+                scratch: &mut b.scratch,
+                train: true,
+                seed: 1,
+            });
+            black_box(&b.y);
+        })
+    });
+    c.bench_function(&format!("{name}/backward"), |bench| {
+        bench.iter(|| {
+            let mut dy = b.dy.clone();
+            layer.backward(Backward {
+                n: N,
+                params: &b.params,
+                x: &b.x,
+                y: &b.y,
+                dy: &mut dy,
+                dx: dx.then_some(&mut b.dx[..]),
+                dparams: &mut b.dparams,
+                scratch: &mut b.scratch,
+            });
+            black_box(&b.dx);
+        })
+    });
 }
 
 fn bench_fused_steps(c: &mut Criterion) {

@@ -27,13 +27,6 @@ pub fn add_bias_activate(y: &mut [f32], bias: &[f32], act: Activation) {
     }
 }
 
-/// Turns the gradient w.r.t. an activation's output into the gradient w.r.t. its input, in place.
-pub fn activation_backward(dy: &mut [f32], y: &[f32], act: Activation) {
-    if act == Activation::Relu {
-        dy.iter_mut().zip(y).for_each(|(d, &v)| *d = if v > 0.0 { *d } else { 0.0 });
-    }
-}
-
 /// The backward of [`add_bias_activate`] in one sweep: turns `dy` (rows of `dbias.len()` values,
 /// the gradient w.r.t. the activation's output `y`) into the gradient w.r.t. its input, in place,
 /// and accumulates its column sums into `dbias`.
@@ -99,9 +92,6 @@ mod tests {
         let mut y = vec![1.0, -3.0, 0.5, 2.0];
         add_bias_activate(&mut y, &[1.0, 1.0], Activation::Relu);
         assert_eq!(y, vec![2.0, 0.0, 1.5, 3.0]);
-        let mut dy = vec![1.0; 4];
-        activation_backward(&mut dy, &y, Activation::Relu);
-        assert_eq!(dy, vec![1.0, 0.0, 1.0, 1.0]);
         let (mut dy, mut db) = (vec![1.0, 2.0, 3.0, 4.0], vec![0.5; 2]);
         bias_activation_backward(&mut dy, &y, Activation::Relu, &mut db);
         assert_eq!((dy, db), (vec![1.0, 0.0, 3.0, 4.0], vec![4.5, 4.5]));

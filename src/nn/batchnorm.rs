@@ -7,7 +7,7 @@
 //! coefficients: forward `y = act(x·scale + shift)`; backward recomputes the normalised input from
 //! `x` rather than keeping a batch-sized copy of it.
 
-use crate::nn::activation::{Activation, activation_backward};
+use crate::nn::activation::Activation;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
 use rand_chacha::ChaCha8Rng;
 
@@ -68,13 +68,20 @@ fn scale_shift_activate(x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32], 
     }
 }
 
-/// Per-channel `Σ dy` and `Σ dy·x` over rows of `c` values.
-fn gradient_sums(dy: &[f32], x: &[f32], sum_dy: &mut [f32], sum_dy_x: &mut [f32]) {
+/// `dy` through the fused activation: zero where the ReLU cut its output `y`.
+fn through_activation(dy: f32, y: f32, relu: bool) -> f32 {
+    if relu && y <= 0.0 { 0.0 } else { dy }
+}
+
+/// Per-channel `Σ d` and `Σ d·x` over rows of `c` values, where `d` is `dy` through the fused
+/// activation (whose output is `y`).
+fn gradient_sums(dy: &[f32], y: &[f32], x: &[f32], relu: bool, sum_dy: &mut [f32], sum_dy_x: &mut [f32]) {
     sum_dy.fill(0.0);
     sum_dy_x.fill(0.0);
     let c = sum_dy.len();
-    for (dr, xr) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
-        for (((s, sx), &d), &x) in sum_dy.iter_mut().zip(sum_dy_x.iter_mut()).zip(dr).zip(xr) {
+    for ((dr, yr), xr) in dy.chunks_exact(c).zip(y.chunks_exact(c)).zip(x.chunks_exact(c)) {
+        for ((((s, sx), &d), &y), &x) in sum_dy.iter_mut().zip(sum_dy_x.iter_mut()).zip(dr).zip(yr).zip(xr) {
+            let d = through_activation(d, y, relu);
             *s += d;
             *sx += d * x;
         }
@@ -109,9 +116,9 @@ impl Layer for BatchNorm {
         params[3 * c..].fill(1.0);
     }
 
-    /// Per channel: the statistics kept for backward, then two work rows.
+    /// Per channel: the statistics kept for backward, then three work rows.
     fn scratch_len(&self, _n: usize) -> usize {
-        (KEPT + 2) * self.channels()
+        (KEPT + 3) * self.channels()
     }
 
     fn forward(&self, f: Forward) {
@@ -138,33 +145,36 @@ impl Layer for BatchNorm {
     fn backward(&self, b: Backward) {
         let (c, len) = (self.channels(), b.n * self.shape.size());
         let rows = (len / c) as f32;
-        let dy = &mut b.dy[..len];
-        activation_backward(dy, &b.y[..len], self.activation);
-        let (kept, sums) = b.scratch.split_at_mut(KEPT * c);
+        let relu = self.activation == Activation::Relu;
+        let (dy, y, x) = (&b.dy[..len], &b.y[..len], &b.x[..len]);
+        let (kept, work) = b.scratch.split_at_mut(KEPT * c);
         let (mean, inv_std) = (&kept[..c], &kept[2 * c..3 * c]);
-        let (sum_dy, sum_dy_x) = sums.split_at_mut(c);
-        gradient_sums(dy, &b.x[..len], sum_dy, sum_dy_x);
-        // Σ dy·x̂ = (Σ dy·x − mean·Σ dy)/std; gradients of gamma and beta.
-        let (dgamma, rest) = b.dparams.split_at_mut(c);
+        let (sum_dy, rest) = work.split_at_mut(c);
+        let (sum_dy_x, per_dy) = rest.split_at_mut(c);
+        gradient_sums(dy, y, x, relu, sum_dy, sum_dy_x);
+        // Σ d·x̂ = (Σ d·x − mean·Σ d)/std; gradients of gamma and beta.
+        let (dgamma, dbeta) = b.dparams.split_at_mut(c);
         for ch in 0..c {
             sum_dy_x[ch] = (sum_dy_x[ch] - mean[ch] * sum_dy[ch]) * inv_std[ch];
             dgamma[ch] += sum_dy_x[ch];
-            rest[ch] += sum_dy[ch];
+            dbeta[ch] += sum_dy[ch];
         }
         let Some(dx) = b.dx else { return };
-        // dx = γ/std · (dy − Σdy/rows − x̂·Σdy·x̂/rows) = a·dy + b·x + k per channel.
+        // dx = γ/std · (d − Σd/rows − x̂·Σd·x̂/rows) = a·d + b·x + k per channel: `a` goes to
+        // `per_dy`, `b` replaces `sum_dy_x` and `k` replaces `sum_dy`.
         let gamma = &b.params[..c];
-        let coefficients: Vec<[f32; 3]> = (0..c)
-            .map(|ch| {
-                let a = gamma[ch] * inv_std[ch];
-                let per_x = -a * inv_std[ch] * sum_dy_x[ch] / rows;
-                let constant = -a * sum_dy[ch] / rows - per_x * mean[ch];
-                [a, per_x, constant]
-            })
-            .collect();
-        for ((dxr, dr), xr) in dx[..len].chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(b.x[..len].chunks_exact(c)) {
-            for (((dx, &d), &x), k) in dxr.iter_mut().zip(dr).zip(xr).zip(&coefficients) {
-                *dx = k[0] * d + k[1] * x + k[2];
+        for ch in 0..c {
+            let a = gamma[ch] * inv_std[ch];
+            let per_x = -a * inv_std[ch] * sum_dy_x[ch] / rows;
+            sum_dy[ch] = -a * sum_dy[ch] / rows - per_x * mean[ch];
+            (per_dy[ch], sum_dy_x[ch]) = (a, per_x);
+        }
+        let (per_x, constant) = (&*sum_dy_x, &*sum_dy);
+        let rows = dx[..len].chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(y.chunks_exact(c)).zip(x.chunks_exact(c));
+        for (((dxr, dr), yr), xr) in rows {
+            let coefficients = per_dy.iter().zip(per_x.iter()).zip(constant);
+            for ((((dx, &d), &y), &x), ((&a, &p), &k)) in dxr.iter_mut().zip(dr).zip(yr).zip(xr).zip(coefficients) {
+                *dx = a * through_activation(d, y, relu) + p * x + k;
             }
         }
     }
