@@ -200,6 +200,12 @@ fn a_preset_brings_its_recipe_and_typed_flags_override_parts_of_it() {
         "--epochs 1 --batch-size 64 --optimizer adam --lr 0.002 --schedule cosine --augment none --seed 1 --val-split 0.1"
     );
     assert_eq!(
+        recipe(&["--preset", "best", "--epochs", "1"]),
+        "--epochs 1 --batch-size 64 --optimizer adam --lr 0.002 --schedule cosine --augment flip,erase=0.5 \
+         --label-smoothing 0.1 --seed 1 --val-split 0.05",
+        "the best preset adds random erasing"
+    );
+    assert_eq!(
         recipe(&["--preset", "seed", "--epochs", "1"]),
         "--epochs 1 --batch-size 64 --optimizer adam --lr 0.001 --schedule cosine --augment none --seed 1 --val-split 0.1",
         "the seed preset keeps the notebook's recipe"

@@ -71,8 +71,9 @@ pub enum Command {
 #[derive(Args)]
 pub struct ArchitectureArgs {
     /// Named architecture and its training recipe: seed (the notebook's CNN and recipe), default
-    /// (conv + batch-norm blocks), best (default with dense 512, longer); its input and output
-    /// follow the data's image shape and classes. Training flags typed override the recipe.
+    /// (conv + batch-norm blocks), best (default with dense 512, random erasing, longer); its
+    /// input and output follow the data's image shape and classes. Training flags typed override
+    /// the recipe.
     #[arg(long, default_value = "seed")]
     pub preset: String,
     /// Architecture from a JSON spec file instead of a preset; a run spec (as `tune` saves) also
