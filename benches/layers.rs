@@ -1,6 +1,7 @@
 //! Forward and backward of each layer of the seed CNN and of the default preset at its real
-//! shapes (a 32-image micro-batch), so regressions show per layer; and each fused convolution-and-pooling step of the model's plans:
-//! its inference pass, and its training pass (forward and backward).
+//! shapes (a 32-image micro-batch), so regressions show per layer; and each fused
+//! convolution-and-pooling step of the seed CNN's plans: its inference pass, and its training
+//! pass (forward and backward).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;

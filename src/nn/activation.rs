@@ -14,6 +14,14 @@ pub enum Activation {
     Relu,
 }
 
+impl Activation {
+    /// The gradient w.r.t. the activation's input, from `dy` w.r.t. its output `y`: ReLU passes
+    /// it where `y > 0` and blocks it elsewhere.
+    pub fn gradient(self, dy: f32, y: f32) -> f32 {
+        if self == Activation::Linear || y > 0.0 { dy } else { 0.0 }
+    }
+}
+
 /// Adds `bias` to every row of `y` (rows of `bias.len()` values) and applies `act`.
 pub fn add_bias_activate(y: &mut [f32], bias: &[f32], act: Activation) {
     for row in y.chunks_exact_mut(bias.len()) {
@@ -31,10 +39,9 @@ pub fn add_bias_activate(y: &mut [f32], bias: &[f32], act: Activation) {
 /// the gradient w.r.t. the activation's output `y`) into the gradient w.r.t. its input, in place,
 /// and accumulates its column sums into `dbias`.
 pub fn bias_activation_backward(dy: &mut [f32], y: &[f32], act: Activation, dbias: &mut [f32]) {
-    let relu = act == Activation::Relu;
     for (row, y) in dy.chunks_exact_mut(dbias.len()).zip(y.chunks_exact(dbias.len())) {
         for ((d, &v), g) in row.iter_mut().zip(y).zip(dbias.iter_mut()) {
-            *d = if !relu || v > 0.0 { *d } else { 0.0 };
+            *d = act.gradient(*d, v);
             *g += *d;
         }
     }

@@ -68,20 +68,15 @@ fn scale_shift_activate(x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32], 
     }
 }
 
-/// `dy` through the fused activation: zero where the ReLU cut its output `y`.
-fn through_activation(dy: f32, y: f32, relu: bool) -> f32 {
-    if relu && y <= 0.0 { 0.0 } else { dy }
-}
-
 /// Per-channel `Σ d` and `Σ d·x` over rows of `c` values, where `d` is `dy` through the fused
-/// activation (whose output is `y`).
-fn gradient_sums(dy: &[f32], y: &[f32], x: &[f32], relu: bool, sum_dy: &mut [f32], sum_dy_x: &mut [f32]) {
+/// activation `act` (whose output is `y`).
+fn gradient_sums(dy: &[f32], y: &[f32], x: &[f32], act: Activation, sum_dy: &mut [f32], sum_dy_x: &mut [f32]) {
     sum_dy.fill(0.0);
     sum_dy_x.fill(0.0);
     let c = sum_dy.len();
     for ((dr, yr), xr) in dy.chunks_exact(c).zip(y.chunks_exact(c)).zip(x.chunks_exact(c)) {
         for ((((s, sx), &d), &y), &x) in sum_dy.iter_mut().zip(sum_dy_x.iter_mut()).zip(dr).zip(yr).zip(xr) {
-            let d = through_activation(d, y, relu);
+            let d = act.gradient(d, y);
             *s += d;
             *sx += d * x;
         }
@@ -145,13 +140,13 @@ impl Layer for BatchNorm {
     fn backward(&self, b: Backward) {
         let (c, len) = (self.channels(), b.n * self.shape.size());
         let rows = (len / c) as f32;
-        let relu = self.activation == Activation::Relu;
+        let act = self.activation;
         let (dy, y, x) = (&b.dy[..len], &b.y[..len], &b.x[..len]);
         let (kept, work) = b.scratch.split_at_mut(KEPT * c);
         let (mean, inv_std) = (&kept[..c], &kept[2 * c..3 * c]);
         let (sum_dy, rest) = work.split_at_mut(c);
         let (sum_dy_x, per_dy) = rest.split_at_mut(c);
-        gradient_sums(dy, y, x, relu, sum_dy, sum_dy_x);
+        gradient_sums(dy, y, x, act, sum_dy, sum_dy_x);
         // Σ d·x̂ = (Σ d·x − mean·Σ d)/std; gradients of gamma and beta.
         let (dgamma, dbeta) = b.dparams.split_at_mut(c);
         for ch in 0..c {
@@ -170,11 +165,12 @@ impl Layer for BatchNorm {
             (per_dy[ch], sum_dy_x[ch]) = (a, per_x);
         }
         let (per_x, constant) = (&*sum_dy_x, &*sum_dy);
-        let rows = dx[..len].chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(y.chunks_exact(c)).zip(x.chunks_exact(c));
-        for (((dxr, dr), yr), xr) in rows {
+        let samples =
+            dx[..len].chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(y.chunks_exact(c)).zip(x.chunks_exact(c));
+        for (((dxr, dr), yr), xr) in samples {
             let coefficients = per_dy.iter().zip(per_x.iter()).zip(constant);
             for ((((dx, &d), &y), &x), ((&a, &p), &k)) in dxr.iter_mut().zip(dr).zip(yr).zip(xr).zip(coefficients) {
-                *dx = a * through_activation(d, y, relu) + p * x + k;
+                *dx = a * act.gradient(d, y) + p * x + k;
             }
         }
     }
