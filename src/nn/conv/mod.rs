@@ -16,7 +16,7 @@
 //! | [`conv_pool`] | forward, inference | valid, followed by pooling; AVX-512, filters ×16 |
 //! | [`pooled_training`] | forward + backward, training | one channel, followed by pooling, no input gradient; AVX-512, filters ×16 |
 //! | [`direct`] | forward; kernel gradient | one channel; AVX-512, filters ×16 (gradient: no input gradient, kernel ≤ 7) |
-//! | [`winograd`], [`winograd_gradient`] | forward; backward | valid or same 3×3, channels and filters ×16, even output; AVX-512 |
+//! | [`winograd`], [`winograd_gradient`] | forward; backward | valid or same 3×3, channels and filters ×16, even output (4×4 tiles where its sides are ×4); AVX-512 |
 //! | [`implicit_gemm`] | forward + backward | more than one channel (portable) |
 //! | [`im2col`] | forward + backward | any (portable) |
 //! | [`reference`] | forward + backward | any, unpooled (textbook loops) |
@@ -252,7 +252,7 @@ mod tests {
         for c in [1, 3, 16, 32, 48] {
             for kernel in [1, 3, 5] {
                 for same in [false, true] {
-                    for (h, w) in [(8, 8), (9, 7)] {
+                    for (h, w) in [(8, 8), (6, 6), (12, 8), (9, 7)] {
                         for pool in [false, true] {
                             for (training, input_gradient) in [(false, true), (true, true), (true, false)] {
                                 let pad = if same { kernel / 2 } else { 0 };
@@ -412,5 +412,10 @@ mod tests {
         let expected = if crate::nn::vector::avx512f() { "winograd" } else { "implicit-gemm" };
         assert_eq!(names.0, expected);
         assert!(names.1.starts_with(expected), "{names:?}");
+        // 28 = 7 × 4: F(4×4, 3×3); 14 is not a multiple of 4: F(2×2, 3×3).
+        let half = ConvProblem { input: Shape::new(14, 14, 64), ..p };
+        let tiles = [p, half].map(|p| winograd::covering_problem(&p).map(|(w, _)| w.tile()));
+        let expected = if crate::nn::vector::avx512f() { [Some(4), Some(2)] } else { [None, None] };
+        assert_eq!(tiles, expected);
     }
 }

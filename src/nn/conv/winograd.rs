@@ -1,33 +1,43 @@
-//! A valid 3×3 convolution by Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray, 2015),
-//! with AVX-512: either followed by 2×2 max pooling (inference) or writing its whole output.
-//! A same-padded 3×3 convolution is the valid one of each image copied into a [`Border`] of
-//! zeros one pixel wide.
+//! A valid 3×3 convolution by Winograd's minimal filtering (Lavin & Gray, 2015), F(2×2, 3×3) or
+//! F(4×4, 3×3), with AVX-512: either followed by 2×2 max pooling (inference, F(2×2, 3×3)) or
+//! writing its whole output. A same-padded 3×3 convolution is the valid one of each image
+//! copied into a [`Border`] of zeros one pixel wide.
 //!
-//! Each 2×2 output tile — when pooling, exactly one pooling window — comes from its 4×4 input
-//! patch `d` and each 3×3 kernel slice `g`, transformed (`Bᵀ d B`, `G g Gᵀ`), multiplied
-//! element-wise and summed over input channels at 16 positions, and transformed back (`Aᵀ m A`)
-//! into the tile's four convolution outputs: all of them, or only their maximum. The element-wise
-//! products — a `[tiles × C] · [C × F]` matrix product per position — take 16 multiply-adds per
-//! tile, channel and filter where the direct convolution takes 36.
+//! Each `t×t` output tile (`t` = 2 or 4) comes from its `(t+2)×(t+2)` input patch `d` and each
+//! 3×3 kernel slice `g`, transformed (`Bᵀ d B`, `G g Gᵀ`), multiplied element-wise and summed
+//! over input channels at `(t+2)²` positions, and transformed back (`Aᵀ m A`) into the tile's
+//! outputs: all of them, or (`t` = 2, one pooling window per tile) only their maximum. The
+//! element-wise products — a `[tiles × C] · [C × F]` matrix product per position — take 4
+//! multiply-adds per output, channel and filter for `t` = 2 and 2.25 for `t` = 4, where the
+//! direct convolution takes 9; the larger tile's transforms use larger constants and round a
+//! little more (still within the differential test's tolerance). Output sides that are
+//! multiples of 4 take `t` = 4, other even ones `t` = 2.
 //!
-//! Layouts (per image): transformed input `u[position][window][channel]`, transformed kernel
-//! `v[position][channel][filter]`, products `m[window][position][filter]`.
+//! Layouts (per image): transformed input `u[position][tile][channel]`, transformed kernel
+//! `v[position][channel][filter]`, products `m[tile][position][filter]`.
 
 use crate::nn::activation::Activation;
 use crate::nn::conv::{ConvForward, ConvProblem, ForwardAlgorithm};
 use crate::nn::layer::Shape;
 use crate::nn::vector::{LANES, avx512f};
 
-/// Positions of a transformed 4×4 tile.
-pub const POSITIONS: usize = 16;
+/// Calls `avx512::$function::<2>` or `::<4>` by the output tile side of `$g` (a [`Winograd`]).
+macro_rules! by_tile {
+    ($g:expr, $function:ident($($argument:expr),*)) => {
+        match $g.tile() {
+            2 => avx512::$function::<2>($($argument),*),
+            _ => avx512::$function::<4>($($argument),*),
+        }
+    };
+}
+pub(crate) use by_tile;
 
-/// What a Winograd convolution writes for each 2×2 output tile.
+/// What a Winograd convolution writes for each output tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
-    /// The tile's maximum (2×2 max pooling), plus bias, through the activation.
+    /// The maximum of each 2×2 tile (2×2 max pooling), plus bias, through the activation.
     Pooled,
-    /// All four outputs, plus bias, through the activation (the output height and width must be
-    /// even).
+    /// All outputs, plus bias, through the activation (the tiles must cover the output).
     Full,
 }
 
@@ -38,24 +48,41 @@ pub struct Winograd {
     input: Shape,
     /// Filters (a multiple of 16).
     filters: usize,
+    /// Side of an output tile: 2 or 4.
+    tile: usize,
 }
 
 impl Winograd {
-    /// The Winograd form of a valid 3×3 convolution of `input` with `filters` filters, where
+    /// The F(2×2, 3×3) form of a valid 3×3 convolution of `input` with `filters` filters, where
     /// this CPU has AVX-512F: for whole vectors of channels and filters, and at least one tile.
     pub fn new(input: Shape, filters: usize) -> Option<Winograd> {
+        Winograd::with_tile(input, filters, 2)
+    }
+
+    /// `new` with output tiles of side `tile` (2 or 4).
+    fn with_tile(input: Shape, filters: usize, tile: usize) -> Option<Winograd> {
         let whole = input.c.is_multiple_of(LANES) && filters.is_multiple_of(LANES);
-        (whole && input.h >= 4 && input.w >= 4 && avx512f()).then_some(Winograd { input, filters })
+        let fits = input.h >= tile + 2 && input.w >= tile + 2;
+        (whole && fits && avx512f()).then_some(Winograd { input, filters, tile })
     }
 
     /// The Winograd form of a valid 3×3 convolution whose output tiles cover its whole output
-    /// (even output height and width), for `Output::Full`.
+    /// (even output height and width), for `Output::Full`: tiles of side 4 where both output
+    /// sides are multiples of 4, else of side 2.
     pub fn covering(input: Shape, filters: usize) -> Option<Winograd> {
-        let even = input.h.is_multiple_of(2) && input.w.is_multiple_of(2);
-        Winograd::new(input, filters).filter(|_| even)
+        let (h, w) = (input.h.saturating_sub(2), input.w.saturating_sub(2));
+        let tile = if h.is_multiple_of(4) && w.is_multiple_of(4) { 4 } else { 2 };
+        let covered = h.is_multiple_of(tile) && w.is_multiple_of(tile);
+        Winograd::with_tile(input, filters, tile).filter(|_| covered)
     }
 
-    /// The pooled output shape.
+    /// The same tiles over `channels` input channels and `filters` filters (the input gradient's
+    /// products swap them).
+    pub fn with_channels(&self, channels: usize, filters: usize) -> Option<Winograd> {
+        Winograd::with_tile(Shape::new(self.input.h, self.input.w, channels), filters, self.tile)
+    }
+
+    /// The pooled output shape (2×2 tiles, one pooling window each).
     pub fn pooled(&self) -> Shape {
         Shape::new((self.input.h - 2) / 2, (self.input.w - 2) / 2, self.filters)
     }
@@ -70,16 +97,30 @@ impl Winograd {
         self.filters
     }
 
-    /// Output tiles (pooling windows) per image.
-    pub fn windows(&self) -> usize {
-        let pooled = self.pooled();
-        pooled.h * pooled.w
+    /// Side of an output tile: 2 or 4.
+    pub fn tile(&self) -> usize {
+        self.tile
+    }
+
+    /// Positions of a transformed tile: `(tile + 2)²`.
+    pub fn positions(&self) -> usize {
+        (self.tile + 2) * (self.tile + 2)
+    }
+
+    /// Output tiles across one image.
+    pub fn tiles_wide(&self) -> usize {
+        (self.input.w - 2) / self.tile
+    }
+
+    /// Output tiles per image.
+    pub fn tiles(&self) -> usize {
+        (self.input.h - 2) / self.tile * self.tiles_wide()
     }
 
     /// Lengths of the transformed kernel, transformed input and products, in that order.
     fn parts(&self) -> [usize; 3] {
-        let (c, f, w) = (self.input.c, self.filters, self.windows());
-        [POSITIONS * c * f, POSITIONS * w * c, w * POSITIONS * f]
+        let (c, f, t, p) = (self.input.c, self.filters, self.tiles(), self.positions());
+        [p * c * f, p * t * c, t * p * f]
     }
 
     /// Values of a transformed kernel.
@@ -172,10 +213,10 @@ impl Winograd {
     }
 
     /// Values of one image's output.
-    fn output_size(&self, output: Output) -> usize {
+    pub fn output_size(&self, output: Output) -> usize {
         match output {
             Output::Pooled => self.pooled().size(),
-            Output::Full => 4 * self.pooled().size(),
+            Output::Full => self.tiles() * self.tile * self.tile * self.filters,
         }
     }
 
@@ -187,26 +228,26 @@ impl Winograd {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F is present (`new`); the lengths were just checked.
         unsafe {
-            avx512::transform_kernel(self, kernel, v)
+            by_tile!(self, transform_kernel(self, kernel, v))
         };
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", v.len());
     }
 
-    /// One image's transformed input, `u[position][window][channel]` (`POSITIONS × windows × C`
+    /// One image's transformed input, `u[position][tile][channel]` (`positions × tiles × C`
     /// values).
     pub fn transform_input(&self, image: &[f32], u: &mut [f32]) {
         assert!(image.len() == self.input.size() && u.len() == self.parts()[1], "Winograd input sizes");
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F is present (`new`); the lengths were just checked.
         unsafe {
-            avx512::transform_input(self, image, u)
+            by_tile!(self, transform_input(self, image, u))
         };
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", u.len());
     }
 
-    /// `m[window][position][f] = Σ_c u[position][window][c] · v[position][c][f]`: one image's
+    /// `m[tile][position][f] = Σ_c u[position][tile][c] · v[position][c][f]`: one image's
     /// transformed input `u` ([`Winograd::transform_input`]) times the transformed kernel `v`
     /// ([`Winograd::prepare`]) at every position, summed over channels.
     pub fn multiply(&self, u: &[f32], v: &[f32], m: &mut [f32]) {
@@ -233,13 +274,14 @@ impl Winograd {
     ) {
         assert!(image.len() == self.input.size() && out.len() == self.output_size(output), "Winograd image sizes");
         assert!(bias.len() == self.filters && v.len() == self.kernel_len(), "Winograd parameters of the wrong size");
+        assert!(output == Output::Full || self.tile == 2, "Winograd pooling takes 2×2 tiles");
         let (u, m) = work[..self.work_len()].split_at_mut(self.parts()[1]);
         self.transform_input(image, u);
         self.multiply(u, v, m);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F is present (`new`); the buffers have the lengths of `parts()`.
         unsafe {
-            avx512::transform_output(self, m, bias, relu, output, out)
+            by_tile!(self, transform_output(self, m, (bias, relu, output), out))
         };
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("the Winograd convolution is only chosen where AVX-512F is present: {}", u.len() + m.len());
@@ -337,7 +379,7 @@ impl ForwardAlgorithm for Full {
         let (work, bordered) = rest.split_at_mut(self.winograd.work_len());
         let bordered = &mut bordered[..border.bordered().size()];
         self.winograd.prepare(f.kernel, v);
-        let out_size = 4 * self.winograd.pooled().size();
+        let out_size = self.winograd.output_size(Output::Full);
         for (image, out) in f.x.chunks_exact(border.image.size()).zip(f.y.chunks_exact_mut(out_size)).take(f.n) {
             border.add(image, bordered);
             self.winograd.apply(bordered, v, settings, out, work);
@@ -346,78 +388,155 @@ impl ForwardAlgorithm for Full {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use super::{Output, POSITIONS, Winograd};
+pub(super) mod avx512 {
+    use super::{Output, Winograd};
     use crate::nn::vector::{LANES, groups, load, store, transpose};
     use std::arch::x86_64::*;
 
-    /// `Bᵀ · d` for four vectors (rows or columns of a tile): `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`.
+    /// Up to six vectors: one row or column of a transformed tile, of which `T + 2` are used for
+    /// output tiles of side `T`.
+    pub type Line = [__m512; 6];
+
+    /// `a · s + b` for a constant `s`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn input_rows([d0, d1, d2, d3]: [__m512; 4]) -> [__m512; 4] {
-        [_mm512_sub_ps(d0, d2), _mm512_add_ps(d1, d2), _mm512_sub_ps(d2, d1), _mm512_sub_ps(d1, d3)]
+    pub fn scaled_add(a: __m512, s: f32, b: __m512) -> __m512 {
+        _mm512_fmadd_ps(a, _mm512_set1_ps(s), b)
     }
 
-    /// `G · g` for three vectors (taps of a kernel column or row): `G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]`.
+    /// `Bᵀ · d` for `T + 2` vectors (rows or columns of a tile). F(2×2, 3×3):
+    /// `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`; F(4×4, 3×3): `Bᵀ = [4 0 −5 0 1 0;
+    /// 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1]`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn kernel_rows([a, b, c]: [__m512; 3]) -> [__m512; 4] {
-        let (half, outer) = (_mm512_set1_ps(0.5), _mm512_add_ps(a, c));
-        [a, _mm512_mul_ps(half, _mm512_add_ps(outer, b)), _mm512_mul_ps(half, _mm512_sub_ps(outer, b)), c]
+    fn input_rows<const T: usize>(d: Line) -> Line {
+        let zero = _mm512_setzero_ps();
+        if T == 2 {
+            return [
+                _mm512_sub_ps(d[0], d[2]),
+                _mm512_add_ps(d[1], d[2]),
+                _mm512_sub_ps(d[2], d[1]),
+                _mm512_sub_ps(d[1], d[3]),
+                zero,
+                zero,
+            ];
+        }
+        let (a, b) = (scaled_add(d[2], -4.0, d[4]), scaled_add(d[1], -4.0, d[3]));
+        let (c, e) = (_mm512_sub_ps(d[4], d[2]), _mm512_mul_ps(_mm512_set1_ps(2.0), _mm512_sub_ps(d[3], d[1])));
+        [
+            scaled_add(d[0], 4.0, scaled_add(d[2], -5.0, d[4])),
+            _mm512_add_ps(a, b),
+            _mm512_sub_ps(a, b),
+            _mm512_add_ps(c, e),
+            _mm512_sub_ps(c, e),
+            scaled_add(d[1], 4.0, scaled_add(d[3], -5.0, d[5])),
+        ]
     }
 
-    /// `Aᵀ · m` for four vectors: `Aᵀ = [1 1 1 0; 0 1 −1 −1]`.
+    /// `G · g` for three vectors (taps of a kernel column or row). F(2×2, 3×3):
+    /// `G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]`; F(4×4, 3×3): `G = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙;
+    /// 1⁄24 1⁄12 ⅙; 1⁄24 −1⁄12 ⅙; 0 0 1]`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn output_rows([m0, m1, m2, m3]: [__m512; 4]) -> [__m512; 2] {
-        [_mm512_add_ps(_mm512_add_ps(m0, m1), m2), _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3)]
+    fn kernel_rows<const T: usize>([a, b, c]: [__m512; 3]) -> Line {
+        let outer = _mm512_add_ps(a, c);
+        if T == 2 {
+            let half = _mm512_set1_ps(0.5);
+            let zero = _mm512_setzero_ps();
+            return [
+                a,
+                _mm512_mul_ps(half, _mm512_add_ps(outer, b)),
+                _mm512_mul_ps(half, _mm512_sub_ps(outer, b)),
+                c,
+                zero,
+                zero,
+            ];
+        }
+        let sixth = _mm512_set1_ps(-1.0 / 6.0);
+        let even = scaled_add(a, 1.0 / 24.0, _mm512_mul_ps(_mm512_set1_ps(1.0 / 6.0), c));
+        let odd = _mm512_mul_ps(_mm512_set1_ps(1.0 / 12.0), b);
+        [
+            _mm512_mul_ps(_mm512_set1_ps(0.25), a),
+            _mm512_mul_ps(sixth, _mm512_add_ps(outer, b)),
+            _mm512_mul_ps(sixth, _mm512_sub_ps(outer, b)),
+            _mm512_add_ps(even, odd),
+            _mm512_sub_ps(even, odd),
+            c,
+        ]
+    }
+
+    /// `Aᵀ · m` for `T + 2` vectors, `T` of the four results used. F(2×2, 3×3):
+    /// `Aᵀ = [1 1 1 0; 0 1 −1 −1]`; F(4×4, 3×3): `Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0;
+    /// 0 1 1 4 4 0; 0 1 −1 8 −8 1]`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn output_rows<const T: usize>(m: Line) -> [__m512; 4] {
+        if T == 2 {
+            let zero = _mm512_setzero_ps();
+            return [
+                _mm512_add_ps(_mm512_add_ps(m[0], m[1]), m[2]),
+                _mm512_sub_ps(_mm512_sub_ps(m[1], m[2]), m[3]),
+                zero,
+                zero,
+            ];
+        }
+        let (sum12, difference12) = (_mm512_add_ps(m[1], m[2]), _mm512_sub_ps(m[1], m[2]));
+        let (sum34, difference34) = (_mm512_add_ps(m[3], m[4]), _mm512_sub_ps(m[3], m[4]));
+        [
+            _mm512_add_ps(_mm512_add_ps(m[0], sum12), sum34),
+            scaled_add(difference34, 2.0, difference12),
+            scaled_add(sum34, 4.0, sum12),
+            _mm512_add_ps(scaled_add(difference34, 8.0, difference12), m[5]),
+        ]
     }
 
     /// `v[position][c][f] = (G g Gᵀ)[position]` for every kernel slice `g = kernel[.., .., c, f]`,
     /// 16 filters at a time.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transform_kernel(g: &Winograd, kernel: &[f32], v: &mut [f32]) {
-        let (c, f) = (g.input.c, g.filters);
+    pub(super) unsafe fn transform_kernel<const T: usize>(g: &Winograd, kernel: &[f32], v: &mut [f32]) {
+        let (c, f, side) = (g.input.c, g.filters, T + 2);
         for channel in 0..c {
             for first in (0..f).step_by(LANES) {
-                let mut rows = [[_mm512_setzero_ps(); 4]; 3];
+                let mut rows = [[_mm512_setzero_ps(); 6]; 3];
                 for (ky, row) in rows.iter_mut().enumerate() {
                     let tap = |kx: usize| load(kernel, ((ky * 3 + kx) * c + channel) * f + first);
-                    *row = kernel_rows([tap(0), tap(1), tap(2)]);
+                    *row = kernel_rows::<T>([tap(0), tap(1), tap(2)]);
                 }
-                for (j, column) in transpose(rows).into_iter().enumerate() {
-                    for (i, value) in kernel_rows(column).into_iter().enumerate() {
-                        store(v, ((4 * i + j) * c + channel) * f + first, value);
+                for (j, column) in transpose(rows).into_iter().enumerate().take(side) {
+                    for (i, value) in kernel_rows::<T>(column).into_iter().enumerate().take(side) {
+                        store(v, ((side * i + j) * c + channel) * f + first, value);
                     }
                 }
             }
         }
     }
 
-    /// `u[position][window][c] = (Bᵀ d B)[position]`, `d` the window's 4×4 input patch.
+    /// `u[position][tile][c] = (Bᵀ d B)[position]`, `d` the tile's `(T+2)×(T+2)` input patch.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transform_input(g: &Winograd, image: &[f32], u: &mut [f32]) {
-        let (c, windows, pooled) = (g.input.c, g.windows(), g.pooled());
+    pub(super) unsafe fn transform_input<const T: usize>(g: &Winograd, image: &[f32], u: &mut [f32]) {
+        let (c, tiles, tiles_wide, side) = (g.input.c, g.tiles(), g.tiles_wide(), T + 2);
         let row = g.input.w * c;
-        for window in 0..windows {
-            let corner = 2 * (window / pooled.w) * row + 2 * (window % pooled.w) * c;
+        for tile in 0..tiles {
+            let corner = T * (tile / tiles_wide) * row + T * (tile % tiles_wide) * c;
             for channel in (0..c).step_by(LANES) {
-                let mut columns = [[_mm512_setzero_ps(); 4]; 4];
-                for (j, column) in columns.iter_mut().enumerate() {
-                    let d = |i: usize| load(image, corner + i * row + j * c + channel);
-                    *column = input_rows([d(0), d(1), d(2), d(3)]);
+                let mut columns = [[_mm512_setzero_ps(); 6]; 6];
+                for (j, column) in columns.iter_mut().enumerate().take(side) {
+                    let d = |i: usize| {
+                        if i < side { load(image, corner + i * row + j * c + channel) } else { _mm512_setzero_ps() }
+                    };
+                    *column = input_rows::<T>(std::array::from_fn(d));
                 }
-                for (i, tile_row) in transpose(columns).into_iter().enumerate() {
-                    for (j, value) in input_rows(tile_row).into_iter().enumerate() {
-                        store(u, ((4 * i + j) * windows + window) * c + channel, value);
+                for (i, tile_row) in transpose(columns).into_iter().enumerate().take(side) {
+                    for (j, value) in input_rows::<T>(tile_row).into_iter().enumerate().take(side) {
+                        store(u, ((side * i + j) * tiles + tile) * c + channel, value);
                     }
                 }
             }
         }
     }
 
-    /// Calls `products::<V, N>` for a run of `N` (`1..=6`) windows, `N` a constant.
-    macro_rules! with_windows {
+    /// Calls `products::<V, N>` for a run of `N` (`1..=6`) tiles, `N` a constant.
+    macro_rules! with_tiles {
         ($n:expr, $v:literal, $args:expr) => {
             match $n {
                 1 => products::<$v, 1>($args),
@@ -430,32 +549,32 @@ mod avx512 {
         };
     }
 
-    /// A run of windows and a group of filters at one position.
+    /// A run of tiles and a group of filters at one position.
     struct Run<'a> {
         g: &'a Winograd,
         u: &'a [f32],
         v: &'a [f32],
         position: usize,
-        window: usize,
+        tile: usize,
         first: usize,
     }
 
-    /// `m[window][position][f] = Σ_c u[position][window][c] · v[position][c][f]`: per position,
-    /// runs of up to 6 windows (as equal as possible) against groups of 4, 2 or 1 vectors of
+    /// `m[tile][position][f] = Σ_c u[position][tile][c] · v[position][c][f]`: per position,
+    /// runs of up to 6 tiles (as equal as possible) against groups of 4, 2 or 1 vectors of
     /// filters.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn multiply(g: &Winograd, u: &[f32], v: &[f32], m: &mut [f32]) {
-        let windows = g.windows();
-        let run_length = windows.div_ceil(windows.div_ceil(6));
-        for position in 0..POSITIONS {
+        let tiles = g.tiles();
+        let run_length = tiles.div_ceil(tiles.div_ceil(6));
+        for position in 0..g.positions() {
             for (first, vectors) in groups(g.filters, LANES, &[4, 2, 1]) {
-                for window in (0..windows).step_by(run_length) {
-                    let run = Run { g, u, v, position, window, first };
-                    let (count, args) = ((windows - window).min(run_length), (&run, &mut *m));
+                for tile in (0..tiles).step_by(run_length) {
+                    let run = Run { g, u, v, position, tile, first };
+                    let (count, args) = ((tiles - tile).min(run_length), (&run, &mut *m));
                     match vectors {
-                        4 => with_windows!(count, 4, args),
-                        2 => with_windows!(count, 2, args),
-                        _ => with_windows!(count, 1, args),
+                        4 => with_tiles!(count, 4, args),
+                        2 => with_tiles!(count, 2, args),
+                        _ => with_tiles!(count, 1, args),
                     }
                 }
             }
@@ -467,12 +586,12 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn products<const V: usize, const N: usize>((r, m): (&Run, &mut [f32])) {
-        let (c, f, windows) = (r.g.input.c, r.g.filters, r.g.windows());
-        let inputs = (r.position * windows + r.window) * c;
+        let (c, f, tiles, positions) = (r.g.input.c, r.g.filters, r.g.tiles(), r.g.positions());
+        let inputs = (r.position * tiles + r.tile) * c;
         let weights = r.position * c * f + r.first;
         assert!(inputs + N * c <= r.u.len() && weights + (c - 1) * f + V * LANES <= r.v.len());
         let mut acc = [[_mm512_setzero_ps(); V]; N];
-        // SAFETY: the reads stay inside the ranges just checked: windows `< N` of `c` inputs
+        // SAFETY: the reads stay inside the ranges just checked: tiles `< N` of `c` inputs
         // each, and channels `< c` of `V` vectors each.
         unsafe {
             let (u, v) = (r.u.as_ptr().add(inputs), r.v.as_ptr().add(weights));
@@ -488,43 +607,47 @@ mod avx512 {
         }
         for (n, acc) in acc.iter().enumerate() {
             for (k, a) in acc.iter().enumerate() {
-                store(m, ((r.window + n) * POSITIONS + r.position) * f + r.first + k * LANES, *a);
+                store(m, ((r.tile + n) * positions + r.position) * f + r.first + k * LANES, *a);
             }
         }
     }
 
-    /// For every window: its four outputs `Aᵀ m A` plus bias, through ReLU when asked; either
-    /// their maximum or all four into `y`.
+    /// For every tile: its `T × T` outputs `Aᵀ m A` plus bias, through ReLU when asked; either
+    /// their maximum (`T` = 2) or all of them into `y`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transform_output(
+    pub(super) unsafe fn transform_output<const T: usize>(
         g: &Winograd,
         m: &[f32],
-        bias: &[f32],
-        relu: bool,
-        output: Output,
+        (bias, relu, output): (&[f32], bool, Output),
         y: &mut [f32],
     ) {
-        let (f, tiles_wide) = (g.filters, g.pooled().w);
-        for window in 0..g.windows() {
+        let (f, tiles_wide, positions, side) = (g.filters, g.tiles_wide(), g.positions(), T + 2);
+        for tile in 0..g.tiles() {
             for first in (0..f).step_by(LANES) {
-                let mut columns = [[_mm512_setzero_ps(); 2]; 4];
-                for (j, column) in columns.iter_mut().enumerate() {
-                    let at = |i: usize| load(m, (window * POSITIONS + 4 * i + j) * f + first);
-                    *column = output_rows([at(0), at(1), at(2), at(3)]);
+                let mut columns = [[_mm512_setzero_ps(); 4]; 6];
+                for (j, column) in columns.iter_mut().enumerate().take(side) {
+                    let at = |i: usize| {
+                        if i < side {
+                            load(m, (tile * positions + side * i + j) * f + first)
+                        } else {
+                            _mm512_setzero_ps()
+                        }
+                    };
+                    *column = output_rows::<T>(std::array::from_fn(at));
                 }
-                let [upper, lower] = transpose(columns);
-                let (top, bottom) = (output_rows(upper), output_rows(lower));
+                let rows = transpose(columns);
                 let b = load(bias, first);
                 match output {
                     Output::Pooled => {
+                        let (top, bottom) = (output_rows::<T>(rows[0]), output_rows::<T>(rows[1]));
                         let max = _mm512_max_ps(_mm512_max_ps(top[0], top[1]), _mm512_max_ps(bottom[0], bottom[1]));
-                        store(y, window * f + first, finish(max, b, relu));
+                        store(y, tile * f + first, finish(max, b, relu));
                     }
                     Output::Full => {
-                        let (ty, tx) = (window / tiles_wide, window % tiles_wide);
-                        for (dy, row) in [top, bottom].into_iter().enumerate() {
-                            for (dx, value) in row.into_iter().enumerate() {
-                                let pixel = (2 * ty + dy) * 2 * tiles_wide + 2 * tx + dx;
+                        let (ty, tx) = (tile / tiles_wide, tile % tiles_wide);
+                        for (dy, row) in rows.into_iter().enumerate().take(T) {
+                            for (dx, value) in output_rows::<T>(row).into_iter().enumerate().take(T) {
+                                let pixel = (T * ty + dy) * T * tiles_wide + T * tx + dx;
                                 store(y, pixel * f + first, finish(value, b, relu));
                             }
                         }

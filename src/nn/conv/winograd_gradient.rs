@@ -1,4 +1,5 @@
-//! The gradients of a valid 3×3 convolution by Winograd's F(2×2, 3×3), for training.
+//! The gradients of a valid 3×3 convolution by Winograd's F(2×2, 3×3) or F(4×4, 3×3), for
+//! training.
 //!
 //! The forward pass of each output tile is `Y = Aᵀ [Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)] A` (see
 //! [`Winograd`]); its tiles cover the output exactly. Going back, the tile's transformed output
@@ -6,22 +7,21 @@
 //!
 //! **Kernel gradient.** `∂V = ∂M ⊙ (Bᵀ d B)` and `∂g = Gᵀ ∂V G`, so the kernel gradient is
 //! `Gᵀ [Σ_tiles (Bᵀ d B) ⊙ ∂M] G`: per position a `[C × tiles] · [tiles × F]` product summed over
-//! the batch, then one small transform per channel and filter — 16 multiply-adds per tile,
-//! channel and filter instead of 36.
+//! the batch, then one small transform per channel and filter — `(t+2)²` multiply-adds per
+//! `t×t` tile, channel and filter instead of `9t²`.
 //!
 //! **Input gradient.** `∂U = Σ_f ∂M ⊙ (G g Gᵀ)` — per position a `[tiles × F] · [F × C]`
-//! product with the transformed kernel, channels and filters swapped — and each tile's 4×4 input
-//! patch receives `B ∂U Bᵀ`, added where neighbouring patches overlap. That is 16 multiply-adds
-//! per tile, filter and channel over the forward pass's own tiles, where convolving the
+//! product with the transformed kernel, channels and filters swapped — and each tile's input
+//! patch receives `B ∂U Bᵀ`, added where neighbouring patches overlap. That is `(t+2)²`
+//! multiply-adds per tile, filter and channel over the forward pass's own tiles, where convolving the
 //! zero-padded output gradient with the flipped kernel would take more tiles (its output is the
 //! whole input) and a transform of its own.
 //!
 //! **Same padding.** Each image goes through with its [`Border`], and its input gradient is the
 //! middle of the bordered image's.
 
-use crate::nn::conv::winograd::{Border, POSITIONS, Winograd, covering_problem};
+use crate::nn::conv::winograd::{Border, Output, Winograd, by_tile, covering_problem};
 use crate::nn::conv::{BackwardAlgorithm, ConvBackward, ConvProblem};
-use crate::nn::layer::Shape;
 use crate::nn::vector::LANES;
 
 /// Both gradients of one valid 3×3 convolution by Winograd.
@@ -44,7 +44,7 @@ impl Gradients {
     /// `border` is given), where its channels come in whole blocks.
     pub fn new(conv: Winograd, border: Option<Border>) -> Option<Gradients> {
         let input = conv.input();
-        let swapped = Winograd::new(Shape::new(input.h, input.w, conv.filters()), input.c)?;
+        let swapped = conv.with_channels(conv.filters(), input.c)?;
         input.c.is_multiple_of(CHANNEL_BLOCK).then_some(Gradients { conv, swapped, border })
     }
 
@@ -59,7 +59,7 @@ impl Gradients {
         [
             self.conv.transformed_input_len(),
             self.swapped.transformed_input_len(),
-            POSITIONS * c * f,
+            self.conv.positions() * c * f,
             9 * c * f,
             self.swapped.kernel_len(),
             self.swapped.products_len(),
@@ -86,7 +86,7 @@ impl Gradients {
     ) {
         let (input, f) = (self.conv.input(), self.conv.filters());
         let in_size = self.border.map_or(input.size(), |b| b.image().size());
-        let out_size = 4 * self.conv.pooled().size();
+        let out_size = self.conv.output_size(Output::Full);
         assert!(x.len() >= n * in_size && dy.len() >= n * out_size, "Winograd gradient buffers too small");
         assert!(dx.as_ref().is_none_or(|dx| dx.len() >= n * in_size), "Winograd input gradient too small");
         assert!(kernel.len() == 9 * input.c * f && dkernel.len() == kernel.len(), "kernel gradient of the wrong size");
@@ -110,7 +110,7 @@ impl Gradients {
             // SAFETY: the convolution exists, so AVX-512F is present; the buffers have the
             // lengths of `parts()`.
             unsafe {
-                avx512::transform_gradient(&self.conv, dy, e);
+                by_tile!(self.conv, transform_gradient(&self.conv, dy, e));
                 avx512::accumulate(&self.conv, u, e, sum);
             }
             if let Some(dx) = dx.as_deref_mut() {
@@ -120,7 +120,7 @@ impl Gradients {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above; `target` holds one (bordered) input image.
                 unsafe {
-                    avx512::add_input_patches(&self.conv, products, target)
+                    by_tile!(self.conv, add_input_patches(&self.conv, products, target))
                 };
                 if let Some(border) = self.border {
                     border.remove(dx_bordered, dx);
@@ -130,7 +130,7 @@ impl Gradients {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         unsafe {
-            avx512::transform_back(&self.conv, sum, dkernel)
+            by_tile!(self.conv, transform_back(&self.conv, sum, dkernel))
         };
     }
 }
@@ -167,49 +167,93 @@ impl BackwardAlgorithm for Gradients {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{CHANNEL_BLOCK, LANES, POSITIONS, Winograd};
+    use super::{CHANNEL_BLOCK, LANES, Winograd};
+    use crate::nn::conv::winograd::avx512::{Line, scaled_add};
     use crate::nn::vector::{groups, load, store, transpose};
     use std::arch::x86_64::*;
 
-    /// `A · (v₀, v₁)` for `A = [1 0; 1 1; 1 −1; 0 −1]`.
+    /// `A · v` for `T` vectors (`A` the transpose of the forward pass's output transform `Aᵀ`).
+    /// F(2×2, 3×3): `A = [1 0; 1 1; 1 −1; 0 −1]`; F(4×4, 3×3): `A = [1 0 0 0; 1 1 1 1;
+    /// 1 −1 1 −1; 1 2 4 8; 1 −2 4 −8; 0 0 0 1]`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn spread([v0, v1]: [__m512; 2]) -> [__m512; 4] {
-        [v0, _mm512_add_ps(v0, v1), _mm512_sub_ps(v0, v1), _mm512_sub_ps(_mm512_setzero_ps(), v1)]
-    }
-
-    /// `B · p` for four vectors: `B = [1 0 0 0; 0 1 −1 1; −1 1 1 0; 0 0 0 −1]`, the transpose of
-    /// the forward pass's input transform `Bᵀ`.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn patch_rows([p0, p1, p2, p3]: [__m512; 4]) -> [__m512; 4] {
-        let difference = _mm512_sub_ps(p1, p2);
+    fn spread<const T: usize>(v: [__m512; 4]) -> Line {
+        let zero = _mm512_setzero_ps();
+        if T == 2 {
+            return [v[0], _mm512_add_ps(v[0], v[1]), _mm512_sub_ps(v[0], v[1]), _mm512_sub_ps(zero, v[1]), zero, zero];
+        }
+        let (even, odd) = (_mm512_add_ps(v[0], v[2]), _mm512_add_ps(v[1], v[3]));
+        let far_even = scaled_add(v[2], 4.0, v[0]);
+        let far_odd = _mm512_mul_ps(_mm512_set1_ps(2.0), scaled_add(v[3], 4.0, v[1]));
         [
-            p0,
-            _mm512_add_ps(difference, p3),
-            _mm512_sub_ps(_mm512_add_ps(p1, p2), p0),
-            _mm512_sub_ps(_mm512_setzero_ps(), p3),
+            v[0],
+            _mm512_add_ps(even, odd),
+            _mm512_sub_ps(even, odd),
+            _mm512_add_ps(far_even, far_odd),
+            _mm512_sub_ps(far_even, far_odd),
+            v[3],
         ]
     }
 
-    /// `dx = Σ_windows B ∂U Bᵀ` over one image, each window's 4×4 patch added at its place in
-    /// the input (neighbouring patches overlap by two pixels); `products` is
-    /// `∂U[window][position][c]`.
+    /// `B · p` for `T + 2` vectors (`B` the transpose of the forward pass's input transform
+    /// `Bᵀ`). F(2×2, 3×3): `B = [1 0 0 0; 0 1 −1 1; −1 1 1 0; 0 0 0 −1]`; F(4×4, 3×3):
+    /// `B = [4 0 0 0 0 0; 0 −4 4 −2 2 4; −5 −4 −4 −1 −1 0; 0 1 −1 2 −2 −5; 1 1 1 1 1 0;
+    /// 0 0 0 0 0 1]`.
+    #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn add_input_patches(g: &Winograd, products: &[f32], dx: &mut [f32]) {
-        let (c, windows, tiles_wide) = (g.input().c, g.windows(), g.pooled().w);
+    fn patch_rows<const T: usize>(p: Line) -> Line {
+        let zero = _mm512_setzero_ps();
+        if T == 2 {
+            let difference = _mm512_sub_ps(p[1], p[2]);
+            return [
+                p[0],
+                _mm512_add_ps(difference, p[3]),
+                _mm512_sub_ps(_mm512_add_ps(p[1], p[2]), p[0]),
+                _mm512_sub_ps(zero, p[3]),
+                zero,
+                zero,
+            ];
+        }
+        let (inner, outer) = (_mm512_add_ps(p[1], p[2]), _mm512_add_ps(p[3], p[4]));
+        let (inner_difference, outer_difference) = (_mm512_sub_ps(p[1], p[2]), _mm512_sub_ps(p[3], p[4]));
+        [
+            _mm512_mul_ps(_mm512_set1_ps(4.0), p[0]),
+            scaled_add(
+                outer_difference,
+                -2.0,
+                _mm512_mul_ps(_mm512_set1_ps(4.0), _mm512_sub_ps(p[5], inner_difference)),
+            ),
+            _mm512_sub_ps(zero, scaled_add(p[0], 5.0, scaled_add(inner, 4.0, outer))),
+            scaled_add(p[5], -5.0, scaled_add(outer_difference, 2.0, inner_difference)),
+            _mm512_add_ps(_mm512_add_ps(p[0], inner), outer),
+            p[5],
+        ]
+    }
+
+    /// `dx = Σ_tiles B ∂U Bᵀ` over one image, each tile's `(T+2)×(T+2)` patch added at its place
+    /// in the input (neighbouring patches overlap by two pixels); `products` is
+    /// `∂U[tile][position][c]`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn add_input_patches<const T: usize>(g: &Winograd, products: &[f32], dx: &mut [f32]) {
+        let (c, tiles_wide, positions, side) = (g.input().c, g.tiles_wide(), g.positions(), T + 2);
         let row = g.input().w * c;
         dx.fill(0.0);
-        for window in 0..windows {
-            let corner = 2 * (window / tiles_wide) * row + 2 * (window % tiles_wide) * c;
+        for tile in 0..g.tiles() {
+            let corner = T * (tile / tiles_wide) * row + T * (tile % tiles_wide) * c;
             for first in (0..c).step_by(LANES) {
-                let mut columns = [[_mm512_setzero_ps(); 4]; 4];
-                for (j, column) in columns.iter_mut().enumerate() {
-                    let at = |i: usize| load(products, (window * POSITIONS + 4 * i + j) * c + first);
-                    *column = patch_rows([at(0), at(1), at(2), at(3)]);
+                let mut columns = [[_mm512_setzero_ps(); 6]; 6];
+                for (j, column) in columns.iter_mut().enumerate().take(side) {
+                    let at = |i: usize| {
+                        if i < side {
+                            load(products, (tile * positions + side * i + j) * c + first)
+                        } else {
+                            _mm512_setzero_ps()
+                        }
+                    };
+                    *column = patch_rows::<T>(std::array::from_fn(at));
                 }
-                for (i, patch_row) in transpose(columns).into_iter().enumerate() {
-                    for (j, value) in patch_rows(patch_row).into_iter().enumerate() {
+                for (i, patch_row) in transpose(columns).into_iter().enumerate().take(side) {
+                    for (j, value) in patch_rows::<T>(patch_row).into_iter().enumerate().take(side) {
                         let at = corner + i * row + j * c + first;
                         store(dx, at, _mm512_add_ps(load(dx, at), value));
                     }
@@ -218,40 +262,54 @@ mod avx512 {
         }
     }
 
-    /// `Gᵀ · v` for `Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1]`.
+    /// `Gᵀ · v` for `T + 2` vectors. F(2×2, 3×3): `Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1]`;
+    /// F(4×4, 3×3): `Gᵀ = [¼ −⅙ −⅙ 1⁄24 1⁄24 0; 0 −⅙ ⅙ 1⁄12 −1⁄12 0; 0 −⅙ −⅙ ⅙ ⅙ 1]`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn gather([v0, v1, v2, v3]: [__m512; 4]) -> [__m512; 3] {
-        let half = _mm512_set1_ps(0.5);
-        let (sum, difference) =
-            (_mm512_mul_ps(half, _mm512_add_ps(v1, v2)), _mm512_mul_ps(half, _mm512_sub_ps(v1, v2)));
-        [_mm512_add_ps(v0, sum), difference, _mm512_add_ps(sum, v3)]
+    fn gather<const T: usize>(v: Line) -> [__m512; 3] {
+        if T == 2 {
+            let half = _mm512_set1_ps(0.5);
+            let (sum, difference) =
+                (_mm512_mul_ps(half, _mm512_add_ps(v[1], v[2])), _mm512_mul_ps(half, _mm512_sub_ps(v[1], v[2])));
+            return [_mm512_add_ps(v[0], sum), difference, _mm512_add_ps(sum, v[3])];
+        }
+        let (inner, outer) = (_mm512_add_ps(v[1], v[2]), _mm512_add_ps(v[3], v[4]));
+        let (inner_difference, outer_difference) = (_mm512_sub_ps(v[1], v[2]), _mm512_sub_ps(v[3], v[4]));
+        [
+            scaled_add(v[0], 0.25, scaled_add(inner, -1.0 / 6.0, _mm512_mul_ps(_mm512_set1_ps(1.0 / 24.0), outer))),
+            scaled_add(inner_difference, -1.0 / 6.0, _mm512_mul_ps(_mm512_set1_ps(1.0 / 12.0), outer_difference)),
+            scaled_add(_mm512_sub_ps(outer, inner), 1.0 / 6.0, v[5]),
+        ]
     }
 
-    /// `e[position][window][f] = (A ∂Y Aᵀ)[position]`, `∂Y` the window's 2×2 output gradient.
+    /// `e[position][tile][f] = (A ∂Y Aᵀ)[position]`, `∂Y` the tile's `T×T` output gradient.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transform_gradient(g: &Winograd, dy: &[f32], e: &mut [f32]) {
-        let (f, windows, tiles_wide) = (g.filters(), g.windows(), g.pooled().w);
-        let row = 2 * tiles_wide * f;
-        for window in 0..windows {
-            let corner = 2 * (window / tiles_wide) * row + 2 * (window % tiles_wide) * f;
+    pub(super) unsafe fn transform_gradient<const T: usize>(g: &Winograd, dy: &[f32], e: &mut [f32]) {
+        let (f, tiles, tiles_wide, side) = (g.filters(), g.tiles(), g.tiles_wide(), T + 2);
+        let row = T * tiles_wide * f;
+        for tile in 0..tiles {
+            let corner = T * (tile / tiles_wide) * row + T * (tile % tiles_wide) * f;
             for first in (0..f).step_by(LANES) {
-                let at = |r: usize, s: usize| load(dy, corner + r * row + s * f + first);
-                let rows = [spread([at(0, 0), at(0, 1)]), spread([at(1, 0), at(1, 1)])];
-                for (j, column) in transpose(rows).into_iter().enumerate() {
-                    for (i, value) in spread(column).into_iter().enumerate() {
-                        store(e, ((4 * i + j) * windows + window) * f + first, value);
+                let mut rows = [[_mm512_setzero_ps(); 6]; 4];
+                for (r, line) in rows.iter_mut().enumerate().take(T) {
+                    let at =
+                        |s: usize| if s < T { load(dy, corner + r * row + s * f + first) } else { _mm512_setzero_ps() };
+                    *line = spread::<T>(std::array::from_fn(at));
+                }
+                for (j, column) in transpose(rows).into_iter().enumerate().take(side) {
+                    for (i, value) in spread::<T>(column).into_iter().enumerate().take(side) {
+                        store(e, ((side * i + j) * tiles + tile) * f + first, value);
                     }
                 }
             }
         }
     }
 
-    /// `sum[position][c][f] += Σ_window u[position][window][c] · e[position][window][f]`.
+    /// `sum[position][c][f] += Σ_tile u[position][tile][c] · e[position][tile][f]`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn accumulate(g: &Winograd, u: &[f32], e: &[f32], sum: &mut [f32]) {
         let (c, f) = (g.input().c, g.filters());
-        for position in 0..POSITIONS {
+        for position in 0..g.positions() {
             for channel in (0..c).step_by(CHANNEL_BLOCK) {
                 for (first, vectors) in groups(f, LANES, &[4, 2, 1]) {
                     let block = Block { g, u, e, position, channel, first };
@@ -275,28 +333,28 @@ mod avx512 {
         first: usize,
     }
 
-    /// `CHANNEL_BLOCK × V` accumulators over every window: `V` vectors of transformed output
+    /// `CHANNEL_BLOCK × V` accumulators over every tile: `V` vectors of transformed output
     /// gradient meet `CHANNEL_BLOCK` broadcast transformed inputs.
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn block_products<const V: usize>(b: &Block, sum: &mut [f32]) {
-        let (c, f, windows) = (b.g.input().c, b.g.filters(), b.g.windows());
-        let inputs = b.position * windows * c + b.channel;
-        let gradients = b.position * windows * f + b.first;
-        let last = windows - 1;
+        let (c, f, tiles) = (b.g.input().c, b.g.filters(), b.g.tiles());
+        let inputs = b.position * tiles * c + b.channel;
+        let gradients = b.position * tiles * f + b.first;
+        let last = tiles - 1;
         assert!(inputs + last * c + CHANNEL_BLOCK <= b.u.len() && gradients + last * f + V * LANES <= b.e.len());
         let mut acc = [[_mm512_setzero_ps(); V]; CHANNEL_BLOCK];
-        // SAFETY: the reads stay inside the ranges just checked: windows `< windows`, channels
+        // SAFETY: the reads stay inside the ranges just checked: tiles `< tiles`, channels
         // `< CHANNEL_BLOCK` past `b.channel` and `V` vectors past `b.first`.
         unsafe {
             let (u, e) = (b.u.as_ptr().add(inputs), b.e.as_ptr().add(gradients));
-            for window in 0..windows {
+            for tile in 0..tiles {
                 let mut d = [_mm512_setzero_ps(); V];
                 for (k, d) in d.iter_mut().enumerate() {
-                    *d = _mm512_loadu_ps(e.add(window * f + k * LANES));
+                    *d = _mm512_loadu_ps(e.add(tile * f + k * LANES));
                 }
                 for (channel, acc) in acc.iter_mut().enumerate() {
-                    let x = _mm512_set1_ps(*u.add(window * c + channel));
+                    let x = _mm512_set1_ps(*u.add(tile * c + channel));
                     for (a, d) in acc.iter_mut().zip(&d) {
                         *a = _mm512_fmadd_ps(x, *d, *a);
                     }
@@ -312,19 +370,25 @@ mod avx512 {
     }
 
     /// `dkernel[ky][kx][c][f] += (Gᵀ S G)[ky][kx]`, `S` the summed products of channel `c` and
-    /// filter `f` at the 16 positions.
+    /// filter `f` at the `(T+2)²` positions.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transform_back(g: &Winograd, sum: &[f32], dkernel: &mut [f32]) {
-        let (c, f) = (g.input().c, g.filters());
+    pub(super) unsafe fn transform_back<const T: usize>(g: &Winograd, sum: &[f32], dkernel: &mut [f32]) {
+        let (c, f, side) = (g.input().c, g.filters(), T + 2);
         for channel in 0..c {
             for first in (0..f).step_by(LANES) {
-                let mut columns = [[_mm512_setzero_ps(); 3]; 4];
-                for (j, column) in columns.iter_mut().enumerate() {
-                    let s = |i: usize| load(sum, ((4 * i + j) * c + channel) * f + first);
-                    *column = gather([s(0), s(1), s(2), s(3)]);
+                let mut columns = [[_mm512_setzero_ps(); 3]; 6];
+                for (j, column) in columns.iter_mut().enumerate().take(side) {
+                    let s = |i: usize| {
+                        if i < side {
+                            load(sum, ((side * i + j) * c + channel) * f + first)
+                        } else {
+                            _mm512_setzero_ps()
+                        }
+                    };
+                    *column = gather::<T>(std::array::from_fn(s));
                 }
                 for (ky, row) in transpose(columns).into_iter().enumerate() {
-                    for (kx, value) in gather(row).into_iter().enumerate() {
+                    for (kx, value) in gather::<T>(row).into_iter().enumerate() {
                         let at = ((ky * 3 + kx) * c + channel) * f + first;
                         store(dkernel, at, _mm512_add_ps(load(dkernel, at), value));
                     }
