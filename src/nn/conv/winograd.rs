@@ -397,6 +397,17 @@ pub(super) mod avx512 {
     /// output tiles of side `T`.
     pub type Line = [__m512; 6];
 
+    /// The vectors of `values` at offsets `at(i)` for `i < count`, zeros after them.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn line(values: &[f32], count: usize, at: impl Fn(usize) -> usize) -> Line {
+        let mut line = [_mm512_setzero_ps(); 6];
+        for (i, vector) in line.iter_mut().enumerate().take(count) {
+            *vector = load(values, at(i));
+        }
+        line
+    }
+
     /// `a · s + b` for a constant `s`.
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -521,10 +532,7 @@ pub(super) mod avx512 {
             for channel in (0..c).step_by(LANES) {
                 let mut columns = [[_mm512_setzero_ps(); 6]; 6];
                 for (j, column) in columns.iter_mut().enumerate().take(side) {
-                    let d = |i: usize| {
-                        if i < side { load(image, corner + i * row + j * c + channel) } else { _mm512_setzero_ps() }
-                    };
-                    *column = input_rows::<T>(std::array::from_fn(d));
+                    *column = input_rows::<T>(line(image, side, |i| corner + i * row + j * c + channel));
                 }
                 for (i, tile_row) in transpose(columns).into_iter().enumerate().take(side) {
                     for (j, value) in input_rows::<T>(tile_row).into_iter().enumerate().take(side) {
@@ -626,14 +634,7 @@ pub(super) mod avx512 {
             for first in (0..f).step_by(LANES) {
                 let mut columns = [[_mm512_setzero_ps(); 4]; 6];
                 for (j, column) in columns.iter_mut().enumerate().take(side) {
-                    let at = |i: usize| {
-                        if i < side {
-                            load(m, (tile * positions + side * i + j) * f + first)
-                        } else {
-                            _mm512_setzero_ps()
-                        }
-                    };
-                    *column = output_rows::<T>(std::array::from_fn(at));
+                    *column = output_rows::<T>(line(m, side, |i| (tile * positions + side * i + j) * f + first));
                 }
                 let rows = transpose(columns);
                 let b = load(bias, first);

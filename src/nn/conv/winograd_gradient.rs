@@ -168,16 +168,17 @@ impl BackwardAlgorithm for Gradients {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{CHANNEL_BLOCK, LANES, Winograd};
-    use crate::nn::conv::winograd::avx512::{Line, scaled_add};
+    use crate::nn::conv::winograd::avx512::{Line, line, scaled_add};
     use crate::nn::vector::{groups, load, store, transpose};
     use std::arch::x86_64::*;
 
-    /// `A · v` for `T` vectors (`A` the transpose of the forward pass's output transform `Aᵀ`).
+    /// `A · v` for the first `T` vectors of `v` (`A` the transpose of the forward pass's output
+    /// transform `Aᵀ`).
     /// F(2×2, 3×3): `A = [1 0; 1 1; 1 −1; 0 −1]`; F(4×4, 3×3): `A = [1 0 0 0; 1 1 1 1;
     /// 1 −1 1 −1; 1 2 4 8; 1 −2 4 −8; 0 0 0 1]`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn spread<const T: usize>(v: [__m512; 4]) -> Line {
+    fn spread<const T: usize>(v: Line) -> Line {
         let zero = _mm512_setzero_ps();
         if T == 2 {
             return [v[0], _mm512_add_ps(v[0], v[1]), _mm512_sub_ps(v[0], v[1]), _mm512_sub_ps(zero, v[1]), zero, zero];
@@ -243,14 +244,7 @@ mod avx512 {
             for first in (0..c).step_by(LANES) {
                 let mut columns = [[_mm512_setzero_ps(); 6]; 6];
                 for (j, column) in columns.iter_mut().enumerate().take(side) {
-                    let at = |i: usize| {
-                        if i < side {
-                            load(products, (tile * positions + side * i + j) * c + first)
-                        } else {
-                            _mm512_setzero_ps()
-                        }
-                    };
-                    *column = patch_rows::<T>(std::array::from_fn(at));
+                    *column = patch_rows::<T>(line(products, side, |i| (tile * positions + side * i + j) * c + first));
                 }
                 for (i, patch_row) in transpose(columns).into_iter().enumerate().take(side) {
                     for (j, value) in patch_rows::<T>(patch_row).into_iter().enumerate().take(side) {
@@ -290,11 +284,9 @@ mod avx512 {
         for tile in 0..tiles {
             let corner = T * (tile / tiles_wide) * row + T * (tile % tiles_wide) * f;
             for first in (0..f).step_by(LANES) {
-                let mut rows = [[_mm512_setzero_ps(); 6]; 4];
-                for (r, line) in rows.iter_mut().enumerate().take(T) {
-                    let at =
-                        |s: usize| if s < T { load(dy, corner + r * row + s * f + first) } else { _mm512_setzero_ps() };
-                    *line = spread::<T>(std::array::from_fn(at));
+                let mut rows = [[_mm512_setzero_ps(); 6]; 6];
+                for (r, spread_row) in rows.iter_mut().enumerate().take(T) {
+                    *spread_row = spread::<T>(line(dy, T, |s| corner + r * row + s * f + first));
                 }
                 for (j, column) in transpose(rows).into_iter().enumerate().take(side) {
                     for (i, value) in spread::<T>(column).into_iter().enumerate().take(side) {
@@ -378,14 +370,7 @@ mod avx512 {
             for first in (0..f).step_by(LANES) {
                 let mut columns = [[_mm512_setzero_ps(); 3]; 6];
                 for (j, column) in columns.iter_mut().enumerate().take(side) {
-                    let s = |i: usize| {
-                        if i < side {
-                            load(sum, ((side * i + j) * c + channel) * f + first)
-                        } else {
-                            _mm512_setzero_ps()
-                        }
-                    };
-                    *column = gather::<T>(std::array::from_fn(s));
+                    *column = gather::<T>(line(sum, side, |i| ((side * i + j) * c + channel) * f + first));
                 }
                 for (ky, row) in transpose(columns).into_iter().enumerate() {
                     for (kx, value) in gather::<T>(row).into_iter().enumerate() {
