@@ -1,7 +1,7 @@
 //! A valid 3×3 convolution by Winograd's minimal filtering (Lavin & Gray, 2015), F(2×2, 3×3) or
 //! F(4×4, 3×3), with AVX-512: either followed by 2×2 max pooling (inference, F(2×2, 3×3)) or
-//! writing its whole output. A same-padded 3×3 convolution is the valid one of each image
-//! copied into a [`Border`] of zeros one pixel wide.
+//! writing its whole output. A same-padded 3×3 convolution reads zeros for the pixels of its
+//! tiles' patches that fall in the one-pixel padding around each image.
 //!
 //! Each `t×t` output tile (`t` = 2 or 4) comes from its `(t+2)×(t+2)` input patch `d` and each
 //! 3×3 kernel slice `g`, transformed (`Bᵀ d B`, `G g Gᵀ`), multiplied element-wise and summed
@@ -46,6 +46,8 @@ pub enum Output {
 pub struct Winograd {
     /// One input image (channels a multiple of 16).
     input: Shape,
+    /// Zero padding on each side: 0 (valid) or 1 (same).
+    pad: usize,
     /// Filters (a multiple of 16).
     filters: usize,
     /// Side of an output tile: 2 or 4.
@@ -56,40 +58,51 @@ impl Winograd {
     /// The F(2×2, 3×3) form of a valid 3×3 convolution of `input` with `filters` filters, where
     /// this CPU has AVX-512F: for whole vectors of channels and filters, and at least one tile.
     pub fn new(input: Shape, filters: usize) -> Option<Winograd> {
-        Winograd::with_tile(input, filters, 2)
+        Winograd::with_tile(input, 0, filters, 2)
     }
 
-    /// `new` with output tiles of side `tile` (2 or 4).
-    fn with_tile(input: Shape, filters: usize, tile: usize) -> Option<Winograd> {
+    /// `new` with padding `pad` and output tiles of side `tile` (2 or 4).
+    fn with_tile(input: Shape, pad: usize, filters: usize, tile: usize) -> Option<Winograd> {
         let whole = input.c.is_multiple_of(LANES) && filters.is_multiple_of(LANES);
-        let fits = input.h >= tile + 2 && input.w >= tile + 2;
-        (whole && fits && avx512f()).then_some(Winograd { input, filters, tile })
+        let fits = pad <= 1 && input.h + 2 * pad >= tile + 2 && input.w + 2 * pad >= tile + 2;
+        (whole && fits && avx512f()).then_some(Winograd { input, pad, filters, tile })
     }
 
-    /// The Winograd form of a valid 3×3 convolution whose output tiles cover its whole output
-    /// (even output height and width), for `Output::Full`: tiles of side 4 where both output
-    /// sides are multiples of 4, else of side 2.
-    pub fn covering(input: Shape, filters: usize) -> Option<Winograd> {
-        let (h, w) = (input.h.saturating_sub(2), input.w.saturating_sub(2));
+    /// The Winograd form of a 3×3 convolution with padding `pad` (0 or 1) whose output tiles
+    /// cover its whole output (even output height and width), for `Output::Full`: tiles of
+    /// side 4 where both output sides are multiples of 4, else of side 2.
+    pub fn covering(input: Shape, pad: usize, filters: usize) -> Option<Winograd> {
+        let (h, w) = ((input.h + 2 * pad).saturating_sub(2), (input.w + 2 * pad).saturating_sub(2));
         let tile = if h.is_multiple_of(4) && w.is_multiple_of(4) { 4 } else { 2 };
         let covered = h.is_multiple_of(tile) && w.is_multiple_of(tile);
-        Winograd::with_tile(input, filters, tile).filter(|_| covered)
+        Winograd::with_tile(input, pad, filters, tile).filter(|_| covered)
     }
 
     /// The same tiles over `channels` input channels and `filters` filters (the input gradient's
     /// products swap them).
     pub fn with_channels(&self, channels: usize, filters: usize) -> Option<Winograd> {
-        Winograd::with_tile(Shape::new(self.input.h, self.input.w, channels), filters, self.tile)
+        Winograd::with_tile(Shape::new(self.input.h, self.input.w, channels), self.pad, filters, self.tile)
+    }
+
+    /// Height and width of the output.
+    fn output_sides(&self) -> (usize, usize) {
+        (self.input.h + 2 * self.pad - 2, self.input.w + 2 * self.pad - 2)
     }
 
     /// The pooled output shape (2×2 tiles, one pooling window each).
     pub fn pooled(&self) -> Shape {
-        Shape::new((self.input.h - 2) / 2, (self.input.w - 2) / 2, self.filters)
+        let (h, w) = self.output_sides();
+        Shape::new(h / 2, w / 2, self.filters)
     }
 
     /// One input image.
     pub fn input(&self) -> Shape {
         self.input
+    }
+
+    /// Zero padding on each side: 0 (valid) or 1 (same).
+    pub fn pad(&self) -> usize {
+        self.pad
     }
 
     /// Filters.
@@ -109,12 +122,12 @@ impl Winograd {
 
     /// Output tiles across one image.
     pub fn tiles_wide(&self) -> usize {
-        (self.input.w - 2) / self.tile
+        self.output_sides().1 / self.tile
     }
 
     /// Output tiles per image.
     pub fn tiles(&self) -> usize {
-        (self.input.h - 2) / self.tile * self.tiles_wide()
+        self.output_sides().0 / self.tile * self.tiles_wide()
     }
 
     /// Lengths of the transformed kernel, transformed input and products, in that order.
@@ -295,69 +308,24 @@ fn bytes(values: &[f32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values)) }
 }
 
-/// A zero border one pixel wide around each image of a same-padded 3×3 convolution.
-#[derive(Debug, Clone, Copy)]
-pub struct Border {
-    /// One image without its border.
-    image: Shape,
-}
-
-impl Border {
-    /// One image without its border.
-    pub fn image(&self) -> Shape {
-        self.image
-    }
-
-    /// The image with its border.
-    pub fn bordered(&self) -> Shape {
-        Shape::new(self.image.h + 2, self.image.w + 2, self.image.c)
-    }
-
-    /// Copies `image` into the middle of `out` ([`Border::bordered`]) and zeroes the rest.
-    pub fn add(&self, image: &[f32], out: &mut [f32]) {
-        let (row, c) = (self.image.w * self.image.c, self.image.c);
-        let out_row = row + 2 * c;
-        out[..out_row + c].fill(0.0);
-        for (src, dst) in image.chunks_exact(row).zip(out[out_row + c..].chunks_exact_mut(out_row)) {
-            dst[..row].copy_from_slice(src);
-            dst[row..].fill(0.0);
-        }
-        out[(self.image.h + 1) * out_row + c..].fill(0.0);
-    }
-
-    /// The middle of `bordered` into `image`.
-    pub fn remove(&self, bordered: &[f32], image: &mut [f32]) {
-        let (row, c) = (self.image.w * self.image.c, self.image.c);
-        for (src, dst) in bordered[row + 3 * c..].chunks(row + 2 * c).zip(image.chunks_exact_mut(row)) {
-            dst.copy_from_slice(&src[..row]);
-        }
-    }
-}
-
-/// The valid Winograd convolution of a problem, unpooled 3×3, whose output tiles cover the
-/// output (channels and filters whole vectors, even output sides), where this CPU runs it; for
-/// a same-padded problem, that of its bordered images, with the [`Border`].
-pub fn covering_problem(p: &ConvProblem) -> Option<(Winograd, Option<Border>)> {
-    let border = (p.pad == 1).then_some(Border { image: p.input });
-    let input = border.map_or(p.input, |b| b.bordered());
-    (!p.pool && p.pad <= 1 && p.kernel == 3)
-        .then(|| Winograd::covering(input, p.filters))
-        .flatten()
-        .map(|w| (w, border))
+/// The Winograd convolution of an unpooled 3×3 problem, valid or same-padded, whose output
+/// tiles cover the output (channels and filters whole vectors, even output sides), where this
+/// CPU runs it.
+pub fn covering_problem(p: &ConvProblem) -> Option<Winograd> {
+    (!p.pool && p.pad <= 1 && p.kernel == 3).then(|| Winograd::covering(p.input, p.pad, p.filters)).flatten()
 }
 
 /// The forward pass of an unpooled 3×3 problem, valid or same-padded, whose output tiles cover
 /// the output (channels and filters whole vectors, even output sides), where this CPU runs it.
 pub fn forward_for(p: &ConvProblem) -> Option<Box<dyn ForwardAlgorithm>> {
-    covering_problem(p).map(|(winograd, border)| {
-        Box::new(Full { winograd, border, relu: p.activation == Activation::Relu }) as Box<dyn ForwardAlgorithm>
+    covering_problem(p).map(|winograd| {
+        Box::new(Full { winograd, relu: p.activation == Activation::Relu }) as Box<dyn ForwardAlgorithm>
     })
 }
 
 /// Winograd writing the whole output.
 struct Full {
     winograd: Winograd,
-    border: Option<Border>,
     relu: bool,
 }
 
@@ -367,23 +335,12 @@ impl ForwardAlgorithm for Full {
     }
 
     fn scratch_len(&self, _n: usize) -> usize {
-        self.winograd.scratch_len() + self.border.map_or(0, |b| b.bordered().size())
+        self.winograd.scratch_len()
     }
 
     fn forward(&self, f: ConvForward) {
         let settings = (f.bias, self.relu, Output::Full);
-        let Some(border) = self.border else {
-            return self.winograd.forward(f.x, f.n, f.kernel, settings, f.y, f.scratch);
-        };
-        let (v, rest) = f.scratch.split_at_mut(self.winograd.kernel_len());
-        let (work, bordered) = rest.split_at_mut(self.winograd.work_len());
-        let bordered = &mut bordered[..border.bordered().size()];
-        self.winograd.prepare(f.kernel, v);
-        let out_size = self.winograd.output_size(Output::Full);
-        for (image, out) in f.x.chunks_exact(border.image.size()).zip(f.y.chunks_exact_mut(out_size)).take(f.n) {
-            border.add(image, bordered);
-            self.winograd.apply(bordered, v, settings, out, work);
-        }
+        self.winograd.forward(f.x, f.n, f.kernel, settings, f.y, f.scratch);
     }
 }
 
@@ -392,20 +349,30 @@ pub(super) mod avx512 {
     use super::{Output, Winograd};
     use crate::nn::vector::{LANES, groups, load, store, transpose};
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     /// Up to six vectors: one row or column of a transformed tile, of which `T + 2` are used for
     /// output tiles of side `T`.
     pub type Line = [__m512; 6];
 
-    /// The vectors of `values` at offsets `at(i)` for `i < count`, zeros after them.
+    /// The vectors of `values` at offsets `at(i)` for `i` in `range`, zeros elsewhere.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub fn line(values: &[f32], count: usize, at: impl Fn(usize) -> usize) -> Line {
+    pub fn line(values: &[f32], range: Range<usize>, at: impl Fn(usize) -> usize) -> Line {
         let mut line = [_mm512_setzero_ps(); 6];
-        for (i, vector) in line.iter_mut().enumerate().take(count) {
-            *vector = load(values, at(i));
+        for (i, vector) in line.iter_mut().enumerate() {
+            if range.contains(&i) {
+                *vector = load(values, at(i));
+            }
         }
         line
+    }
+
+    /// The rows (or columns) `i < T + 2` of the patch that starts at `start` on padded
+    /// coordinates which fall inside an image `side` long, padded by `pad`.
+    #[inline]
+    pub fn inside<const T: usize>(start: usize, pad: usize, side: usize) -> Range<usize> {
+        pad.saturating_sub(start)..(T + 2).min(side + pad - start)
     }
 
     /// `a · s + b` for a constant `s`.
@@ -522,17 +489,22 @@ pub(super) mod avx512 {
         }
     }
 
-    /// `u[position][tile][c] = (Bᵀ d B)[position]`, `d` the tile's `(T+2)×(T+2)` input patch.
+    /// `u[position][tile][c] = (Bᵀ d B)[position]`, `d` the tile's `(T+2)×(T+2)` input patch
+    /// (zeros where it covers the padding).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn transform_input<const T: usize>(g: &Winograd, image: &[f32], u: &mut [f32]) {
-        let (c, tiles, tiles_wide, side) = (g.input.c, g.tiles(), g.tiles_wide(), T + 2);
-        let row = g.input.w * c;
+        let (c, tiles, tiles_wide, side, pad) = (g.input.c, g.tiles(), g.tiles_wide(), T + 2, g.pad);
+        let (h, w) = (g.input.h, g.input.w);
         for tile in 0..tiles {
-            let corner = T * (tile / tiles_wide) * row + T * (tile % tiles_wide) * c;
+            let (top, left) = (T * (tile / tiles_wide), T * (tile % tiles_wide));
+            let (rows, columns_inside) = (inside::<T>(top, pad, h), inside::<T>(left, pad, w));
             for channel in (0..c).step_by(LANES) {
                 let mut columns = [[_mm512_setzero_ps(); 6]; 6];
                 for (j, column) in columns.iter_mut().enumerate().take(side) {
-                    *column = input_rows::<T>(line(image, side, |i| corner + i * row + j * c + channel));
+                    if columns_inside.contains(&j) {
+                        let at = |i: usize| ((top + i - pad) * w + left + j - pad) * c + channel;
+                        *column = input_rows::<T>(line(image, rows.clone(), at));
+                    }
                 }
                 for (i, tile_row) in transpose(columns).into_iter().enumerate().take(side) {
                     for (j, value) in input_rows::<T>(tile_row).into_iter().enumerate().take(side) {
@@ -634,7 +606,7 @@ pub(super) mod avx512 {
             for first in (0..f).step_by(LANES) {
                 let mut columns = [[_mm512_setzero_ps(); 4]; 6];
                 for (j, column) in columns.iter_mut().enumerate().take(side) {
-                    *column = output_rows::<T>(line(m, side, |i| (tile * positions + side * i + j) * f + first));
+                    *column = output_rows::<T>(line(m, 0..side, |i| (tile * positions + side * i + j) * f + first));
                 }
                 let rows = transpose(columns);
                 let b = load(bias, first);

@@ -17,10 +17,10 @@
 //! zero-padded output gradient with the flipped kernel would take more tiles (its output is the
 //! whole input) and a transform of its own.
 //!
-//! **Same padding.** Each image goes through with its [`Border`], and its input gradient is the
-//! middle of the bordered image's.
+//! **Same padding.** The patches read zeros where they cover the padding, and the parts of
+//! `B ∂U Bᵀ` that fall on the padding are dropped.
 
-use crate::nn::conv::winograd::{Border, Output, Winograd, by_tile, covering_problem};
+use crate::nn::conv::winograd::{Output, Winograd, by_tile, covering_problem};
 use crate::nn::conv::{BackwardAlgorithm, ConvBackward, ConvProblem};
 use crate::nn::vector::LANES;
 
@@ -32,30 +32,26 @@ pub struct Gradients {
     /// The same tiles with channels and filters swapped: multiplies transformed output gradients
     /// by the transposed transformed kernel.
     swapped: Winograd,
-    /// The border of a same-padded convolution (whose `conv` is that of the bordered images).
-    border: Option<Border>,
 }
 
 /// Input channels per register block of the kernel gradient's products.
 const CHANNEL_BLOCK: usize = 4;
 
 impl Gradients {
-    /// The gradients of `conv`, a `covering` Winograd convolution (of bordered images when
-    /// `border` is given), where its channels come in whole blocks.
-    pub fn new(conv: Winograd, border: Option<Border>) -> Option<Gradients> {
+    /// The gradients of `conv`, a `covering` Winograd convolution, where its channels come in
+    /// whole blocks.
+    pub fn new(conv: Winograd) -> Option<Gradients> {
         let input = conv.input();
         let swapped = conv.with_channels(conv.filters(), input.c)?;
-        input.c.is_multiple_of(CHANNEL_BLOCK).then_some(Gradients { conv, swapped, border })
+        input.c.is_multiple_of(CHANNEL_BLOCK).then_some(Gradients { conv, swapped })
     }
 
     /// Lengths of one transformed input, one transformed output gradient (laid out as the
     /// swapped convolution's transformed input, which its products read), the summed kernel
-    /// products, the kernel with channels and filters swapped, its transform, one image's
-    /// input-gradient products, and (with a border) one bordered image and its input gradient,
-    /// in that order.
-    fn parts(&self) -> [usize; 8] {
+    /// products, the kernel with channels and filters swapped, its transform and one image's
+    /// input-gradient products, in that order.
+    fn parts(&self) -> [usize; 6] {
         let (c, f) = (self.conv.input().c, self.conv.filters());
-        let bordered = if self.border.is_some() { self.conv.input().size() } else { 0 };
         [
             self.conv.transformed_input_len(),
             self.swapped.transformed_input_len(),
@@ -63,8 +59,6 @@ impl Gradients {
             9 * c * f,
             self.swapped.kernel_len(),
             self.swapped.products_len(),
-            bordered,
-            bordered,
         ]
     }
 
@@ -85,26 +79,18 @@ impl Gradients {
         scratch: &mut [f32],
     ) {
         let (input, f) = (self.conv.input(), self.conv.filters());
-        let in_size = self.border.map_or(input.size(), |b| b.image().size());
+        let in_size = input.size();
         let out_size = self.conv.output_size(Output::Full);
         assert!(x.len() >= n * in_size && dy.len() >= n * out_size, "Winograd gradient buffers too small");
         assert!(dx.as_ref().is_none_or(|dx| dx.len() >= n * in_size), "Winograd input gradient too small");
         assert!(kernel.len() == 9 * input.c * f && dkernel.len() == kernel.len(), "kernel gradient of the wrong size");
-        let [u, e, sum, swapped, vt, products, x_bordered, dx_bordered] =
-            split(&mut scratch[..self.scratch_len()], self.parts());
+        let [u, e, sum, swapped, vt, products] = split(&mut scratch[..self.scratch_len()], self.parts());
         sum.fill(0.0);
         if dx.is_some() {
             swap(kernel, input.c, f, swapped);
             self.swapped.prepare(swapped, vt);
         }
         for (i, (image, dy)) in x.chunks_exact(in_size).zip(dy.chunks_exact(out_size)).take(n).enumerate() {
-            let image = match self.border {
-                Some(border) => {
-                    border.add(image, x_bordered);
-                    &*x_bordered
-                }
-                None => image,
-            };
             self.conv.transform_input(image, u);
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the convolution exists, so AVX-512F is present; the buffers have the
@@ -116,15 +102,11 @@ impl Gradients {
             if let Some(dx) = dx.as_deref_mut() {
                 self.swapped.multiply(e, vt, products);
                 let dx = &mut dx[i * in_size..][..in_size];
-                let target = if self.border.is_some() { &mut *dx_bordered } else { &mut *dx };
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above; `target` holds one (bordered) input image.
+                // SAFETY: as above; `dx` holds one input image.
                 unsafe {
-                    by_tile!(self.conv, add_input_patches(&self.conv, products, target))
+                    by_tile!(self.conv, add_input_patches(&self.conv, products, dx))
                 };
-                if let Some(border) = self.border {
-                    border.remove(dx_bordered, dx);
-                }
             }
         }
         #[cfg(target_arch = "x86_64")]
@@ -147,8 +129,7 @@ fn split<const N: usize>(mut scratch: &mut [f32], lengths: [usize; N]) -> [&mut 
 /// The backward pass of an unpooled 3×3 problem (valid or same-padded) that `winograd` computes
 /// forward, where its channels come in whole blocks.
 pub fn backward_for(p: &ConvProblem) -> Option<Box<dyn BackwardAlgorithm>> {
-    let (conv, border) = covering_problem(p)?;
-    Gradients::new(conv, border).map(|g| Box::new(g) as Box<dyn BackwardAlgorithm>)
+    Gradients::new(covering_problem(p)?).map(|g| Box::new(g) as Box<dyn BackwardAlgorithm>)
 }
 
 impl BackwardAlgorithm for Gradients {
@@ -168,7 +149,7 @@ impl BackwardAlgorithm for Gradients {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{CHANNEL_BLOCK, LANES, Winograd};
-    use crate::nn::conv::winograd::avx512::{Line, line, scaled_add};
+    use crate::nn::conv::winograd::avx512::{Line, inside, line, scaled_add};
     use crate::nn::vector::{groups, load, store, transpose};
     use std::arch::x86_64::*;
 
@@ -232,24 +213,28 @@ mod avx512 {
     }
 
     /// `dx = Σ_tiles B ∂U Bᵀ` over one image, each tile's `(T+2)×(T+2)` patch added at its place
-    /// in the input (neighbouring patches overlap by two pixels); `products` is
-    /// `∂U[tile][position][c]`.
+    /// in the input (neighbouring patches overlap by two pixels; what falls on the padding is
+    /// dropped); `products` is `∂U[tile][position][c]`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn add_input_patches<const T: usize>(g: &Winograd, products: &[f32], dx: &mut [f32]) {
-        let (c, tiles_wide, positions, side) = (g.input().c, g.tiles_wide(), g.positions(), T + 2);
-        let row = g.input().w * c;
+        let (c, tiles_wide, positions, side, pad) = (g.input().c, g.tiles_wide(), g.positions(), T + 2, g.pad());
+        let (h, w) = (g.input().h, g.input().w);
         dx.fill(0.0);
         for tile in 0..g.tiles() {
-            let corner = T * (tile / tiles_wide) * row + T * (tile % tiles_wide) * c;
+            let (top, left) = (T * (tile / tiles_wide), T * (tile % tiles_wide));
+            let (rows, columns_inside) = (inside::<T>(top, pad, h), inside::<T>(left, pad, w));
             for first in (0..c).step_by(LANES) {
                 let mut columns = [[_mm512_setzero_ps(); 6]; 6];
                 for (j, column) in columns.iter_mut().enumerate().take(side) {
-                    *column = patch_rows::<T>(line(products, side, |i| (tile * positions + side * i + j) * c + first));
+                    *column =
+                        patch_rows::<T>(line(products, 0..side, |i| (tile * positions + side * i + j) * c + first));
                 }
                 for (i, patch_row) in transpose(columns).into_iter().enumerate().take(side) {
                     for (j, value) in patch_rows::<T>(patch_row).into_iter().enumerate().take(side) {
-                        let at = corner + i * row + j * c + first;
-                        store(dx, at, _mm512_add_ps(load(dx, at), value));
+                        if rows.contains(&i) && columns_inside.contains(&j) {
+                            let at = ((top + i - pad) * w + left + j - pad) * c + first;
+                            store(dx, at, _mm512_add_ps(load(dx, at), value));
+                        }
                     }
                 }
             }
@@ -286,7 +271,7 @@ mod avx512 {
             for first in (0..f).step_by(LANES) {
                 let mut rows = [[_mm512_setzero_ps(); 6]; 6];
                 for (r, spread_row) in rows.iter_mut().enumerate().take(T) {
-                    *spread_row = spread::<T>(line(dy, T, |s| corner + r * row + s * f + first));
+                    *spread_row = spread::<T>(line(dy, 0..T, |s| corner + r * row + s * f + first));
                 }
                 for (j, column) in transpose(rows).into_iter().enumerate().take(side) {
                     for (i, value) in spread::<T>(column).into_iter().enumerate().take(side) {
@@ -370,7 +355,7 @@ mod avx512 {
             for first in (0..f).step_by(LANES) {
                 let mut columns = [[_mm512_setzero_ps(); 3]; 6];
                 for (j, column) in columns.iter_mut().enumerate().take(side) {
-                    *column = gather::<T>(line(sum, side, |i| ((side * i + j) * c + channel) * f + first));
+                    *column = gather::<T>(line(sum, 0..side, |i| ((side * i + j) * c + channel) * f + first));
                 }
                 for (ky, row) in transpose(columns).into_iter().enumerate() {
                     for (kx, value) in gather::<T>(row).into_iter().enumerate() {
