@@ -312,7 +312,7 @@ fn bytes(values: &[f32]) -> &[u8] {
 /// tiles cover the output (channels and filters whole vectors, even output sides), where this
 /// CPU runs it.
 pub fn covering_problem(p: &ConvProblem) -> Option<Winograd> {
-    (!p.pool && p.pad <= 1 && p.kernel == 3).then(|| Winograd::covering(p.input, p.pad, p.filters)).flatten()
+    (!p.pool && p.kernel == 3).then(|| Winograd::covering(p.input, p.pad, p.filters)).flatten()
 }
 
 /// The forward pass of an unpooled 3×3 problem, valid or same-padded, whose output tiles cover
