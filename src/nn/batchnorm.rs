@@ -4,8 +4,8 @@
 //! after the step; inference uses the moving averages. Parameters (Keras names and order):
 //! `gamma`, `beta` (trainable), then `moving_mean`, `moving_variance` (not trainable: their
 //! gradients stay zero). Each pass is one sweep over the activations with per-channel
-//! coefficients: forward `y = act(x·scale + shift)`; backward recomputes the normalised input from
-//! `x` rather than keeping a batch-sized copy of it.
+//! coefficients: forward `y = act(x·scale + shift)`; backward recomputes the normalised input, and
+//! where the fused ReLU passed, from `x` rather than reading a batch-sized copy of either.
 
 use crate::nn::activation::Activation;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
@@ -14,8 +14,9 @@ use rand_chacha::ChaCha8Rng;
 /// Keras' default epsilon.
 pub const EPSILON: f32 = 1e-3;
 
-/// Per-channel values kept in scratch from forward to backward: mean, variance, 1/std.
-const KEPT: usize = 3;
+/// Per-channel values kept in scratch from forward to backward: mean, variance, 1/std, and the
+/// forward's scale and shift.
+const KEPT: usize = 5;
 
 /// A batch-normalisation layer.
 pub struct BatchNorm {
@@ -68,15 +69,32 @@ fn scale_shift_activate(x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32], 
     }
 }
 
+/// Whether the fused activation `act` passes the gradient at input `x` of a channel whose
+/// forward coefficients are `scale` and `shift`: the forward's own `x·scale + shift > 0` for the
+/// ReLU, always for linear.
+fn passes(act: Activation, x: f32, scale: f32, shift: f32) -> bool {
+    act == Activation::Linear || x * scale + shift > 0.0
+}
+
 /// Per-channel `Σ d` and `Σ d·x` over rows of `c` values, where `d` is `dy` through the fused
-/// activation `act` (whose output is `y`).
-fn gradient_sums(dy: &[f32], y: &[f32], x: &[f32], act: Activation, sum_dy: &mut [f32], sum_dy_x: &mut [f32]) {
+/// activation `act` (forward coefficients `scale`, `shift`).
+fn gradient_sums(
+    dy: &[f32],
+    x: &[f32],
+    (scale, shift): (&[f32], &[f32]),
+    act: Activation,
+    sums: (&mut [f32], &mut [f32]),
+) {
+    let (sum_dy, sum_dy_x) = sums;
     sum_dy.fill(0.0);
     sum_dy_x.fill(0.0);
     let c = sum_dy.len();
-    for ((dr, yr), xr) in dy.chunks_exact(c).zip(y.chunks_exact(c)).zip(x.chunks_exact(c)) {
-        for ((((s, sx), &d), &y), &x) in sum_dy.iter_mut().zip(sum_dy_x.iter_mut()).zip(dr).zip(yr).zip(xr) {
-            let d = act.gradient(d, y);
+    for (dr, xr) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
+        let coefficients = scale.iter().zip(shift);
+        for ((((s, sx), &d), &x), (&a, &b)) in
+            sum_dy.iter_mut().zip(sum_dy_x.iter_mut()).zip(dr).zip(xr).zip(coefficients)
+        {
+            let d = if passes(act, x, a, b) { d } else { 0.0 };
             *s += d;
             *sx += d * x;
         }
@@ -111,7 +129,7 @@ impl Layer for BatchNorm {
         params[3 * c..].fill(1.0);
     }
 
-    /// Per channel: the statistics kept for backward, then three work rows.
+    /// Per channel: the values kept for backward, then three work rows.
     fn scratch_len(&self, _n: usize) -> usize {
         (KEPT + 3) * self.channels()
     }
@@ -122,7 +140,8 @@ impl Layer for BatchNorm {
         let (mean, rest) = f.scratch.split_at_mut(c);
         let (var, rest) = rest.split_at_mut(c);
         let (inv_std, rest) = rest.split_at_mut(c);
-        let (scale, shift) = rest.split_at_mut(c);
+        let (scale, rest) = rest.split_at_mut(c);
+        let shift = &mut rest[..c];
         if f.train {
             channel_stats(&f.x[..len], c, mean, var);
         } else {
@@ -141,12 +160,13 @@ impl Layer for BatchNorm {
         let (c, len) = (self.channels(), b.n * self.shape.size());
         let rows = (len / c) as f32;
         let act = self.activation;
-        let (dy, y, x) = (&b.dy[..len], &b.y[..len], &b.x[..len]);
+        let (dy, x) = (&b.dy[..len], &b.x[..len]);
         let (kept, work) = b.scratch.split_at_mut(KEPT * c);
         let (mean, inv_std) = (&kept[..c], &kept[2 * c..3 * c]);
+        let forward = (&kept[3 * c..4 * c], &kept[4 * c..5 * c]);
         let (sum_dy, rest) = work.split_at_mut(c);
         let (sum_dy_x, per_dy) = rest.split_at_mut(c);
-        gradient_sums(dy, y, x, act, sum_dy, sum_dy_x);
+        gradient_sums(dy, x, forward, act, (&mut *sum_dy, &mut *sum_dy_x));
         // Σ d·x̂ = (Σ d·x − mean·Σ d)/std; gradients of gamma and beta.
         let (dgamma, dbeta) = b.dparams.split_at_mut(c);
         for ch in 0..c {
@@ -165,12 +185,12 @@ impl Layer for BatchNorm {
             (per_dy[ch], sum_dy_x[ch]) = (a, per_x);
         }
         let (per_x, constant) = (&*sum_dy_x, &*sum_dy);
-        let samples =
-            dx[..len].chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(y.chunks_exact(c)).zip(x.chunks_exact(c));
-        for (((dxr, dr), yr), xr) in samples {
-            let coefficients = per_dy.iter().zip(per_x.iter()).zip(constant);
-            for ((((dx, &d), &y), &x), ((&a, &p), &k)) in dxr.iter_mut().zip(dr).zip(yr).zip(xr).zip(coefficients) {
-                *dx = a * act.gradient(d, y) + p * x + k;
+        let (scale, shift) = forward;
+        for ((dxr, dr), xr) in dx[..len].chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
+            let coefficients = per_dy.iter().zip(per_x.iter()).zip(constant).zip(scale).zip(shift);
+            for (((dx, &d), &x), ((((&a, &p), &k), &s), &t)) in dxr.iter_mut().zip(dr).zip(xr).zip(coefficients) {
+                let d = if passes(act, x, s, t) { d } else { 0.0 };
+                *dx = a * d + p * x + k;
             }
         }
     }
