@@ -18,6 +18,9 @@ pub struct Model {
     pub spec: ModelSpec,
     layers: Vec<Box<dyn Layer>>,
     ranges: Vec<Range<usize>>,
+    /// Per layer, its parameters' place in a statistics buffer (empty for layers without
+    /// non-trainable parameters).
+    state_ranges: Vec<Range<usize>>,
     /// All parameters, flat.
     pub params: Vec<f32>,
     classes: usize,
@@ -82,18 +85,22 @@ impl Model {
     /// Builds the architecture with all parameters zero.
     pub fn new(spec: ModelSpec, classes: usize) -> Result<Model> {
         let layers = spec.build(classes)?;
-        let mut ranges = Vec::with_capacity(layers.len());
-        let mut offset = 0;
+        let (mut ranges, mut state_ranges) = (Vec::with_capacity(layers.len()), Vec::with_capacity(layers.len()));
+        let (mut offset, mut state_offset) = (0, 0);
         for layer in &layers {
             let len = param_count(layer.as_ref());
             ranges.push(offset..offset + len);
             offset += len;
+            let state = if layer.param_specs().iter().any(|p| !p.trainable) { len } else { 0 };
+            state_ranges.push(state_offset..state_offset + state);
+            state_offset += state;
         }
         let (train_plan, infer_plan) = (Plan::new(&spec, &layers, true), Plan::new(&spec, &layers, false));
         Ok(Model {
             spec,
             layers,
             ranges,
+            state_ranges,
             params: vec![0.0; offset],
             classes,
             temperature: 1.0,
@@ -161,16 +168,17 @@ impl Model {
         Ok(())
     }
 
-    /// True when some parameters are statistics updated outside the optimiser (batch norm).
-    pub fn has_state(&self) -> bool {
-        self.tensors().iter().any(|(_, spec, _)| !spec.trainable)
+    /// Length of a statistics buffer for [`Model::accumulate_state`]: the parameters of the
+    /// layers that have statistics updated outside the optimiser (batch norm); 0 when none do.
+    pub fn state_len(&self) -> usize {
+        self.state_ranges.last().map_or(0, |r| r.end)
     }
 
     /// Adds the statistics of the last training forward over `n` samples in `ws` into `acc`
-    /// (laid out like `params`).
+    /// ([`Model::state_len`] values: each such layer's laid out like its parameters).
     pub fn accumulate_state(&self, ws: &Workspace, n: usize, acc: &mut [f32]) {
         for (i, layer) in self.layers.iter().enumerate() {
-            layer.accumulate_state(&ws.scratch[i], n, &mut acc[self.ranges[i].clone()]);
+            layer.accumulate_state(&ws.scratch[i], n, &mut acc[self.state_ranges[i].clone()]);
         }
     }
 
@@ -178,8 +186,8 @@ impl Model {
     /// after `updates` earlier updates (see `Layer::update_state`).
     pub fn update_state(&mut self, acc: &[f32], count: usize, updates: usize) {
         for (i, layer) in self.layers.iter().enumerate() {
-            let range = self.ranges[i].clone();
-            layer.update_state(&mut self.params[range.clone()], &acc[range], count, updates);
+            let (range, state) = (self.ranges[i].clone(), self.state_ranges[i].clone());
+            layer.update_state(&mut self.params[range], &acc[state], count, updates);
         }
     }
 

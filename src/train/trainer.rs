@@ -289,7 +289,7 @@ struct Replica {
 struct MicroResult {
     /// Gradient of the batch-mean loss over this micro-batch's samples.
     grads: Vec<f32>,
-    /// Batch statistics of this micro-batch (batch-norm models only; laid out like the parameters).
+    /// Batch statistics of this micro-batch (batch-norm models only; see `Model::state_len`).
     state: Vec<f32>,
     /// Loss and correct predictions.
     score: BatchScore,
@@ -374,11 +374,10 @@ impl<'a> Trainer<'a> {
                 augmented: vec![0; model.input_size()],
             })
             .collect();
-        let state_len = if model.has_state() { model.params.len() } else { 0 };
         let micro = (0..micro_batches)
             .map(|_| MicroResult {
                 grads: vec![0.0; model.params.len()],
-                state: vec![0.0; state_len],
+                state: vec![0.0; model.state_len()],
                 score: BatchScore::default(),
             })
             .collect();
