@@ -73,7 +73,7 @@ impl RunSpec {
         let model = ModelSpec::preset(name)?;
         let seed = TrainConfig::default();
         let (training, val_split) = match name {
-            "default" => (recipe(11), 0.05),
+            "default" => (recipe(10), 0.05),
             "best" => {
                 let augment = crate::data::augment::Augment { flip: true, erase: 0.5, ..Default::default() };
                 (TrainConfig { augment, ..recipe(50) }, 0.05)
