@@ -180,15 +180,22 @@ fn allowed<T>(list: &[T]) -> &[T] {
     if kernels() == Kernels::Reference { &list[list.len() - 1..] } else { list }
 }
 
+/// Whether a step's output has pixels: a pooled problem whose output is one row or column
+/// pools to nothing, and the fused algorithms are not asked to run it (the unfused step rejects
+/// that pooling with its own error).
+fn has_output(p: &ConvProblem) -> bool {
+    p.step_output().size() > 0
+}
+
 /// The first forward algorithm that supports `p` here; `None` only for a pooled problem no
 /// fused algorithm supports.
 pub fn select_forward(p: &ConvProblem) -> Option<Box<dyn ForwardAlgorithm>> {
-    allowed(FORWARD).iter().find_map(|candidate| candidate(p))
+    has_output(p).then(|| allowed(FORWARD).iter().find_map(|candidate| candidate(p))).flatten()
 }
 
 /// The first backward algorithm that supports `p` here; `None` only for a pooled problem.
 pub fn select_backward(p: &ConvProblem) -> Option<Box<dyn BackwardAlgorithm>> {
-    allowed(BACKWARD).iter().find_map(|candidate| candidate(p))
+    has_output(p).then(|| allowed(BACKWARD).iter().find_map(|candidate| candidate(p))).flatten()
 }
 
 #[cfg(test)]
@@ -417,5 +424,27 @@ mod tests {
         let tiles = [p, half].map(|p| winograd::covering_problem(&p).map(|w| w.tile()));
         let expected = if crate::nn::vector::avx512f() { [Some(4), Some(2)] } else { [None, None] };
         assert_eq!(tiles, expected);
+    }
+
+    #[test]
+    fn a_pooled_problem_that_pools_to_nothing_is_left_to_the_unfused_steps() {
+        // A valid 3×3 convolution of a 3×3 image has one output pixel: pooling it leaves none.
+        let p = ConvProblem {
+            input: Shape::new(3, 3, 1),
+            filters: 16,
+            kernel: 3,
+            pad: 0,
+            activation: Activation::Relu,
+            pool: true,
+            input_gradient: false,
+            training: true,
+        };
+        assert_eq!(p.step_output().size(), 0);
+        for training in [true, false] {
+            let p = ConvProblem { training, ..p };
+            assert!(select_forward(&p).is_none() && select_backward(&p).is_none(), "{p:?}");
+            let unpooled = ConvProblem { pool: false, ..p };
+            assert!(select_forward(&unpooled).is_some() && select_backward(&unpooled).is_some());
+        }
     }
 }
