@@ -69,15 +69,8 @@ fn scale_shift_activate(x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32], 
     }
 }
 
-/// Whether the fused activation `act` passes the gradient at input `x` of a channel whose
-/// forward coefficients are `scale` and `shift`: the forward's own `x·scale + shift > 0` for the
-/// ReLU, always for linear.
-fn passes(act: Activation, x: f32, scale: f32, shift: f32) -> bool {
-    act == Activation::Linear || x * scale + shift > 0.0
-}
-
 /// Per-channel `Σ d` and `Σ d·x` over rows of `c` values, where `d` is `dy` through the fused
-/// activation `act` (forward coefficients `scale`, `shift`).
+/// activation `act`, whose input was `x·scale + shift` in the forward pass.
 fn gradient_sums(
     dy: &[f32],
     x: &[f32],
@@ -94,7 +87,7 @@ fn gradient_sums(
         for ((((s, sx), &d), &x), (&a, &b)) in
             sum_dy.iter_mut().zip(sum_dy_x.iter_mut()).zip(dr).zip(xr).zip(coefficients)
         {
-            let d = if passes(act, x, a, b) { d } else { 0.0 };
+            let d = act.gradient(d, x * a + b);
             *s += d;
             *sx += d * x;
         }
@@ -189,7 +182,7 @@ impl Layer for BatchNorm {
         for ((dxr, dr), xr) in dx[..len].chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
             let coefficients = per_dy.iter().zip(per_x.iter()).zip(constant).zip(scale).zip(shift);
             for (((dx, &d), &x), ((((&a, &p), &k), &s), &t)) in dxr.iter_mut().zip(dr).zip(xr).zip(coefficients) {
-                let d = if passes(act, x, s, t) { d } else { 0.0 };
+                let d = act.gradient(d, x * s + t);
                 *dx = a * d + p * x + k;
             }
         }
