@@ -181,7 +181,7 @@ fn a_preset_brings_its_recipe_and_typed_flags_override_parts_of_it() {
     };
     assert_eq!(
         recipe(&["--preset", "default", "--epochs", "1"]),
-        "--epochs 1 --batch-size 64 --optimizer adam --lr 0.002 --schedule cosine --augment flip \
+        "--epochs 1 --batch-size 64 --optimizer adam --lr 0.004 --schedule cosine:0.5 --augment flip \
          --label-smoothing 0.1 --seed 1 --val-split 0.05"
     );
     assert_eq!(
@@ -197,11 +197,11 @@ fn a_preset_brings_its_recipe_and_typed_flags_override_parts_of_it() {
             "--val-split",
             "0.1"
         ]),
-        "--epochs 1 --batch-size 64 --optimizer adam --lr 0.002 --schedule cosine --augment none --seed 1 --val-split 0.1"
+        "--epochs 1 --batch-size 64 --optimizer adam --lr 0.004 --schedule cosine:0.5 --augment none --seed 1 --val-split 0.1"
     );
     assert_eq!(
         recipe(&["--preset", "best", "--epochs", "1"]),
-        "--epochs 1 --batch-size 64 --optimizer adam --lr 0.002 --schedule cosine --augment flip,erase=0.5 \
+        "--epochs 1 --batch-size 64 --optimizer adam --lr 0.004 --schedule cosine:0.5 --augment flip,erase=0.5 \
          --label-smoothing 0.1 --seed 1 --val-split 0.05",
         "the best preset adds random erasing"
     );

@@ -46,13 +46,15 @@ impl SpecFile {
     }
 }
 
-/// The recipe of the default preset over `epochs`: Adam at 2e-3 with a cosine decay, batch 64,
-/// mirrored images and label smoothing 0.1 (the best preset adds random erasing).
+/// The recipe of the default preset over `epochs`: Adam with half an epoch of linear warm-up to
+/// 4e-3 and a cosine decay, batch 64, mirrored images and label smoothing 0.1 (the best preset
+/// adds random erasing).
 fn recipe(epochs: usize) -> TrainConfig {
-    let optimizer = crate::optim::config::OptimizerConfig { lr: 2e-3, ..Default::default() };
+    let optimizer = crate::optim::config::OptimizerConfig { lr: 4e-3, ..Default::default() };
     TrainConfig {
         epochs,
         optimizer,
+        schedule: crate::optim::schedule::Schedule::Cosine { warmup: 0.5 },
         augment: crate::data::augment::Augment { flip: true, ..Default::default() },
         label_smoothing: 0.1,
         ..TrainConfig::default()
@@ -76,7 +78,7 @@ impl RunSpec {
             "default" => (recipe(10), 0.05),
             "best" => {
                 let augment = crate::data::augment::Augment { flip: true, erase: 0.5, ..Default::default() };
-                (TrainConfig { augment, ..recipe(50) }, 0.05)
+                (TrainConfig { augment, ..recipe(32) }, 0.05)
             }
             _ => (seed, 0.1),
         };
