@@ -48,7 +48,7 @@ impl SpecFile {
 
 /// The recipe of the default preset over `epochs`: Adam with half an epoch of linear warm-up to
 /// 4e-3 and a cosine decay, batch 64, mirrored images and label smoothing 0.1 (the best preset
-/// adds random erasing).
+/// adds random erasing and decoupled weight decay).
 fn recipe(epochs: usize) -> TrainConfig {
     let optimizer = crate::optim::config::OptimizerConfig { lr: 4e-3, ..Default::default() };
     TrainConfig {
@@ -78,7 +78,10 @@ impl RunSpec {
             "default" => (recipe(10), 0.05),
             "best" => {
                 let augment = crate::data::augment::Augment { flip: true, erase: 0.5, ..Default::default() };
-                (TrainConfig { augment, ..recipe(32) }, 0.05)
+                let mut training = TrainConfig { augment, ..recipe(32) };
+                training.optimizer.kind = crate::optim::config::OptimizerKind::Adamw;
+                training.optimizer.weight_decay = 0.05;
+                (training, 0.05)
             }
             _ => (seed, 0.1),
         };
