@@ -9,6 +9,7 @@ use wardrobe::data::source::split_validation;
 use wardrobe::nn::model::Model;
 use wardrobe::nn::store::{self, About, DataAbout};
 use wardrobe::optim::config::{OptimizerConfig, OptimizerKind};
+use wardrobe::optim::lookahead::LookaheadConfig;
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::train::checkpoint;
 use wardrobe::train::progress::ConsoleProgress;
@@ -49,6 +50,10 @@ pub struct TrainArgs {
     /// Decoupled weight decay on kernels (default 0.004 for adamw, else 0).
     #[arg(long)]
     pub weight_decay: Option<f32>,
+    /// Lookahead around the update rule: every K steps the weights return to slow weights that
+    /// moved ALPHA of the way towards them (K:ALPHA, e.g. 5:0.5).
+    #[arg(long, value_parser = LookaheadConfig::parse)]
+    pub lookahead: Option<LookaheadConfig>,
     /// Learning-rate schedule: constant, step:EVERY:GAMMA, cosine[:WARMUP_EPOCHS], one-cycle.
     #[arg(long, default_value = "cosine", value_parser = Schedule::parse)]
     pub schedule: Schedule,
@@ -105,6 +110,7 @@ impl TrainArgs {
                 nesterov: self.nesterov,
                 l2: self.l2,
                 weight_decay: self.weight_decay.unwrap_or(self.optimizer.default_weight_decay()),
+                lookahead: self.lookahead,
             },
             schedule: self.schedule,
             augment: self.augment,

@@ -4,6 +4,7 @@
 
 use crate::optim::Optimizer;
 use crate::optim::adam::{Adam, AdamConfig};
+use crate::optim::lookahead::{Lookahead, LookaheadConfig};
 use crate::optim::sgd::Sgd;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -65,6 +66,9 @@ pub struct OptimizerConfig {
     pub l2: f32,
     /// Decoupled weight decay on kernels.
     pub weight_decay: f32,
+    /// Lookahead around the update rule (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookahead: Option<LookaheadConfig>,
 }
 
 impl Default for OptimizerConfig {
@@ -76,18 +80,25 @@ impl Default for OptimizerConfig {
             nesterov: false,
             l2: 0.0,
             weight_decay: 0.0,
+            lookahead: None,
         }
     }
 }
 
 impl OptimizerConfig {
-    /// Builds the update rule for `len` parameters.
-    pub fn build(&self, len: usize) -> Box<dyn Optimizer> {
-        match self.kind {
+    /// Builds the update rule for the parameters `params` (their starting values are
+    /// lookahead's first slow weights).
+    pub fn build(&self, params: &[f32]) -> Box<dyn Optimizer> {
+        let len = params.len();
+        let inner: Box<dyn Optimizer> = match self.kind {
             OptimizerKind::Adam | OptimizerKind::Adamw => {
                 Box::new(Adam::new(AdamConfig { lr: self.lr, ..Default::default() }, len))
             }
             OptimizerKind::Sgd => Box::new(Sgd::new(self.lr, self.momentum, self.nesterov, len)),
+        };
+        match self.lookahead {
+            Some(config) => Box::new(Lookahead::new(inner, config, params)),
+            None => inner,
         }
     }
 
@@ -127,7 +138,7 @@ mod tests {
     #[test]
     fn l2_and_weight_decay_differ_under_adam() {
         let run = |cfg: OptimizerConfig| {
-            let mut opt = cfg.build(1);
+            let mut opt = cfg.build(&[1.0]);
             let mut p = vec![1.0];
             for _ in 0..3 {
                 let mut g = vec![0.1];

@@ -2,6 +2,7 @@
 
 pub mod adam;
 pub mod config;
+pub mod lookahead;
 pub mod schedule;
 pub mod sgd;
 

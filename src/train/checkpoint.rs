@@ -119,8 +119,9 @@ pub fn load(dir: &Path) -> Result<Checkpoint> {
         return Err(Error::format(&path, format!("format is '{}', expected '{FORMAT}'", file.format)));
     }
     check_state(&file.state, &path)?;
-    // At most two optimiser slots and the best weights, each as long as the parameters.
-    let mut tensors = tensorfile::read(&dir.join(OPTIMIZER_FILE), 3 * loaded.model.params.len())?;
+    // At most three optimiser slots (two of Adam's, lookahead's slow weights) and the best
+    // weights, each as long as the parameters.
+    let mut tensors = tensorfile::read(&dir.join(OPTIMIZER_FILE), 4 * loaded.model.params.len())?;
     let best = tensors.remove("best").map(|t| t.values);
     let slots =
         (0..tensors.len()).map(|i| tensors.remove(&format!("slot{i}")).map(|t| t.values)).collect::<Option<Vec<_>>>();

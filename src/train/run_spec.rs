@@ -48,7 +48,7 @@ impl SpecFile {
 
 /// The recipe of the default preset over `epochs`: Adam with half an epoch of linear warm-up to
 /// 4e-3 and a cosine decay, batch 64, mirrored images and label smoothing 0.1 (the best preset
-/// adds random erasing and decoupled weight decay).
+/// adds random erasing, decoupled weight decay and lookahead).
 fn recipe(epochs: usize) -> TrainConfig {
     let optimizer = crate::optim::config::OptimizerConfig { lr: 4e-3, ..Default::default() };
     TrainConfig {
@@ -62,7 +62,7 @@ fn recipe(epochs: usize) -> TrainConfig {
 }
 
 /// Settings typed on the command line override a spec's: `given(field)` says which were, by
-/// the names of [`TrainConfig`]'s fields (and `optimizer`'s: `lr`, `momentum`, …, and
+/// the names of [`TrainConfig`]'s fields (and `optimizer`'s: `lr`, `momentum`, `lookahead`, …, and
 /// `patience`, `monitor`, `min_delta`, `no_restore_best` for early stopping, `val_split`).
 pub type Given<'a> = &'a dyn Fn(&str) -> bool;
 
@@ -81,6 +81,7 @@ impl RunSpec {
                 let mut training = TrainConfig { augment, ..recipe(32) };
                 training.optimizer.kind = crate::optim::config::OptimizerKind::Adamw;
                 training.optimizer.weight_decay = 0.05;
+                training.optimizer.lookahead = Some(crate::optim::lookahead::LookaheadConfig { k: 5, alpha: 0.5 });
                 (training, 0.05)
             }
             _ => (seed, 0.1),
@@ -105,6 +106,7 @@ impl RunSpec {
         o.nesterov = pick(given("nesterov"), &f.nesterov, o.nesterov);
         o.l2 = pick(given("l2"), &f.l2, o.l2);
         o.weight_decay = pick(any(&["weight_decay", "optimizer"]), &f.weight_decay, o.weight_decay);
+        o.lookahead = pick(given("lookahead"), &f.lookahead, o.lookahead);
         c.schedule = pick(given("schedule"), &flags.schedule, c.schedule);
         c.augment = pick(given("augment"), &flags.augment, c.augment);
         c.label_smoothing = pick(given("label_smoothing"), &flags.label_smoothing, c.label_smoothing);

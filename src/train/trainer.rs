@@ -81,6 +81,9 @@ impl TrainConfig {
         if o.nesterov {
             flags.push_str(" --nesterov");
         }
+        if let Some(lookahead) = o.lookahead {
+            flags.push_str(&format!(" --lookahead {lookahead}"));
+        }
         flags.push_str(&format!(" --seed {}", self.seed));
         flags
     }
@@ -381,7 +384,7 @@ impl<'a> Trainer<'a> {
                 score: BatchScore::default(),
             })
             .collect();
-        let optimizer = config.optimizer.build(model.params.len());
+        let optimizer = config.optimizer.build(&model.params);
         let kernels =
             model.tensors().into_iter().filter(|(name, _, _)| name.ends_with(".kernel")).map(|(_, _, r)| r).collect();
         let state = RunState { epoch: 1, ..Default::default() };
