@@ -205,6 +205,15 @@ fn a_preset_brings_its_recipe_and_typed_flags_override_parts_of_it() {
          --weight-decay 0.05 --label-smoothing 0.1 --lookahead 5:0.5 --seed 1 --val-split 0.05",
         "the best preset adds random erasing, weight decay and lookahead"
     );
+    assert!(
+        recipe(&["--preset", "best", "--epochs", "1", "--lookahead", "10:0.8"])
+            .contains(" --lookahead 10:0.8 --seed 1"),
+        "a typed lookahead replaces the preset's"
+    );
+    assert!(
+        !recipe(&["--preset", "best", "--epochs", "1", "--lookahead", "none"]).contains("lookahead"),
+        "--lookahead none turns it off"
+    );
     assert_eq!(
         recipe(&["--preset", "seed", "--epochs", "1"]),
         "--epochs 1 --batch-size 64 --optimizer adam --lr 0.001 --schedule cosine --augment none --seed 1 --val-split 0.1",

@@ -51,9 +51,9 @@ pub struct TrainArgs {
     #[arg(long)]
     pub weight_decay: Option<f32>,
     /// Lookahead around the update rule: every K steps the weights return to slow weights that
-    /// moved ALPHA of the way towards them (K:ALPHA, e.g. 5:0.5).
-    #[arg(long, value_parser = LookaheadConfig::parse)]
-    pub lookahead: Option<LookaheadConfig>,
+    /// moved ALPHA of the way towards them (K:ALPHA, e.g. 5:0.5), or none.
+    #[arg(long, value_parser = LookaheadConfig::parse, num_args = 1)]
+    pub lookahead: Option<Option<LookaheadConfig>>,
     /// Learning-rate schedule: constant, step:EVERY:GAMMA, cosine[:WARMUP_EPOCHS], one-cycle.
     #[arg(long, default_value = "cosine", value_parser = Schedule::parse)]
     pub schedule: Schedule,
@@ -110,7 +110,7 @@ impl TrainArgs {
                 nesterov: self.nesterov,
                 l2: self.l2,
                 weight_decay: self.weight_decay.unwrap_or(self.optimizer.default_weight_decay()),
-                lookahead: self.lookahead,
+                lookahead: self.lookahead.flatten(),
             },
             schedule: self.schedule,
             augment: self.augment,

@@ -16,13 +16,16 @@ pub struct LookaheadConfig {
 }
 
 impl LookaheadConfig {
-    /// Parses the command-line form `K:ALPHA`, e.g. `5:0.5`.
-    pub fn parse(s: &str) -> Result<LookaheadConfig, String> {
-        let bad = || format!("lookahead '{s}': expected K:ALPHA with K ≥ 1 and 0 < ALPHA ≤ 1, e.g. 5:0.5");
+    /// Parses the command-line form `K:ALPHA` (e.g. `5:0.5`), or `none` for no lookahead.
+    pub fn parse(s: &str) -> Result<Option<LookaheadConfig>, String> {
+        if s == "none" {
+            return Ok(None);
+        }
+        let bad = || format!("lookahead '{s}': expected none or K:ALPHA with K ≥ 1 and 0 < ALPHA ≤ 1, e.g. 5:0.5");
         let (k, alpha) = s.split_once(':').ok_or_else(bad)?;
         let k = k.parse().ok().filter(|&k| k >= 1).ok_or_else(bad)?;
         let alpha = alpha.parse().ok().filter(|a: &f32| *a > 0.0 && *a <= 1.0).ok_or_else(bad)?;
-        Ok(LookaheadConfig { k, alpha })
+        Ok(Some(LookaheadConfig { k, alpha }))
     }
 }
 
@@ -131,8 +134,9 @@ mod tests {
 
     #[test]
     fn parses_its_command_line_form() {
-        assert_eq!(LookaheadConfig::parse("5:0.5"), Ok(LookaheadConfig { k: 5, alpha: 0.5 }));
-        assert_eq!(LookaheadConfig::parse("5:0.5").unwrap().to_string(), "5:0.5");
+        assert_eq!(LookaheadConfig::parse("5:0.5"), Ok(Some(LookaheadConfig { k: 5, alpha: 0.5 })));
+        assert_eq!(LookaheadConfig::parse("5:0.5").unwrap().unwrap().to_string(), "5:0.5");
+        assert_eq!(LookaheadConfig::parse("none"), Ok(None));
         for bad in ["5", "0:0.5", "5:0", "5:1.5", "x:0.5"] {
             assert!(LookaheadConfig::parse(bad).is_err(), "{bad}");
         }
