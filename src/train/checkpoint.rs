@@ -119,6 +119,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint> {
         return Err(Error::format(&path, format!("format is '{}', expected '{FORMAT}'", file.format)));
     }
     check_state(&file.state, &path)?;
+    file.config.validate().map_err(|e| Error::format(&path, format!("invalid checkpoint settings: {e}")))?;
     // At most three optimiser slots (two of Adam's, lookahead's slow weights) and the best
     // weights, each as long as the parameters.
     let mut tensors = tensorfile::read(&dir.join(OPTIMIZER_FILE), 4 * loaded.model.params.len())?;

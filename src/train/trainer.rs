@@ -89,7 +89,8 @@ impl TrainConfig {
     }
 
     /// Checks that the settings can train: at least one epoch and one image per step, a positive
-    /// finite learning rate, finite non-negative momentum and penalties.
+    /// finite learning rate, finite non-negative momentum and penalties, a lookahead that returns
+    /// every K ≥ 1 steps by 0 < ALPHA ≤ 1.
     pub fn validate(&self) -> crate::Result<()> {
         let invalid = |m: String| Err(crate::Error::Invalid(m));
         let o = &self.optimizer;
@@ -109,6 +110,9 @@ impl TrainConfig {
             if !(v >= 0.0 && v.is_finite()) {
                 return invalid(format!("--{name} must be a non-negative number, got {v}"));
             }
+        }
+        if let Some(l) = o.lookahead.filter(|l| l.k == 0 || !(l.alpha > 0.0 && l.alpha <= 1.0)) {
+            return invalid(format!("--lookahead must be K:ALPHA with K ≥ 1 and 0 < ALPHA ≤ 1, got {l}"));
         }
         Ok(())
     }
@@ -550,6 +554,20 @@ pub fn probabilities(model: &Model, data: &Dataset, tta: bool) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::lookahead::LookaheadConfig;
+
+    #[test]
+    fn validate_refuses_a_lookahead_a_spec_or_checkpoint_could_carry() {
+        let with = |k, alpha| TrainConfig {
+            optimizer: OptimizerConfig { lookahead: Some(LookaheadConfig { k, alpha }), ..Default::default() },
+            ..Default::default()
+        };
+        assert!(with(5, 0.5).validate().is_ok());
+        for (k, alpha) in [(0, 0.5), (5, 0.0), (5, 1.5), (5, f32::NAN)] {
+            let err = with(k, alpha).validate().unwrap_err().to_string();
+            assert!(err.contains("--lookahead must be K:ALPHA"), "{k}:{alpha}: {err}");
+        }
+    }
 
     #[test]
     fn epoch_line_shows_validation_only_when_there_was_some() {
