@@ -52,8 +52,8 @@ pub struct TrainArgs {
     pub weight_decay: Option<f32>,
     /// Lookahead around the update rule: every K steps the weights return to slow weights that
     /// moved ALPHA of the way towards them (K:ALPHA, e.g. 5:0.5), or none.
-    #[arg(long, value_parser = LookaheadConfig::parse, num_args = 1)]
-    pub lookahead: Option<Option<LookaheadConfig>>,
+    #[arg(long, value_parser = parse_lookahead)]
+    pub lookahead: Option<LookaheadFlag>,
     /// Learning-rate schedule: constant, step:EVERY:GAMMA, cosine[:WARMUP_EPOCHS], one-cycle.
     #[arg(long, default_value = "cosine", value_parser = Schedule::parse)]
     pub schedule: Schedule,
@@ -97,6 +97,15 @@ pub struct TrainArgs {
     pub no_restore_best: bool,
 }
 
+/// The value of `--lookahead`: K:ALPHA, or none to turn a preset's off.
+#[derive(Debug, Clone, Copy)]
+pub struct LookaheadFlag(Option<LookaheadConfig>);
+
+/// Parses `--lookahead`.
+fn parse_lookahead(s: &str) -> std::result::Result<LookaheadFlag, String> {
+    LookaheadConfig::parse(s).map(LookaheadFlag)
+}
+
 impl TrainArgs {
     /// Training settings from the flags alone.
     fn config(&self) -> TrainConfig {
@@ -110,7 +119,7 @@ impl TrainArgs {
                 nesterov: self.nesterov,
                 l2: self.l2,
                 weight_decay: self.weight_decay.unwrap_or(self.optimizer.default_weight_decay()),
-                lookahead: self.lookahead.flatten(),
+                lookahead: self.lookahead.and_then(|flag| flag.0),
             },
             schedule: self.schedule,
             augment: self.augment,
