@@ -23,9 +23,13 @@ impl LookaheadConfig {
         }
         let bad = || format!("lookahead '{s}': expected none or K:ALPHA with K ≥ 1 and 0 < ALPHA ≤ 1, e.g. 5:0.5");
         let (k, alpha) = s.split_once(':').ok_or_else(bad)?;
-        let k = k.parse().ok().filter(|&k| k >= 1).ok_or_else(bad)?;
-        let alpha = alpha.parse().ok().filter(|a: &f32| *a > 0.0 && *a <= 1.0).ok_or_else(bad)?;
-        Ok(Some(LookaheadConfig { k, alpha }))
+        let config = LookaheadConfig { k: k.parse().map_err(|_| bad())?, alpha: alpha.parse().map_err(|_| bad())? };
+        if config.is_valid() { Ok(Some(config)) } else { Err(bad()) }
+    }
+
+    /// Whether it returns every K ≥ 1 steps by 0 < ALPHA ≤ 1.
+    pub fn is_valid(&self) -> bool {
+        self.k >= 1 && self.alpha > 0.0 && self.alpha <= 1.0
     }
 }
 

@@ -111,7 +111,7 @@ impl TrainConfig {
                 return invalid(format!("--{name} must be a non-negative number, got {v}"));
             }
         }
-        if let Some(l) = o.lookahead.filter(|l| l.k == 0 || !(l.alpha > 0.0 && l.alpha <= 1.0)) {
+        if let Some(l) = o.lookahead.filter(|l| !l.is_valid()) {
             return invalid(format!("--lookahead must be K:ALPHA with K ≥ 1 and 0 < ALPHA ≤ 1, got {l}"));
         }
         Ok(())
