@@ -9,6 +9,7 @@
 
 use crate::nn::activation::Activation;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
+use crate::nn::vector::{LANES, groups, whole_vectors};
 use rand_chacha::ChaCha8Rng;
 
 /// Keras' default epsilon.
@@ -42,13 +43,27 @@ impl BatchNorm {
 fn channel_stats(x: &[f32], c: usize, mean: &mut [f32], var: &mut [f32]) {
     let rows = (x.len() / c).max(1) as f32;
     let shift = &x[..c];
-    mean.fill(0.0);
-    var.fill(0.0);
-    for row in x.chunks_exact(c) {
-        for (((m, v), &value), &k) in mean.iter_mut().zip(var.iter_mut()).zip(row).zip(shift) {
-            let d = value - k;
-            *m += d;
-            *v += d * d;
+    if whole_vectors(c) {
+        #[cfg(target_arch = "x86_64")]
+        for (first, vectors) in groups(c, LANES, &[4, 2, 1]) {
+            // SAFETY: `whole_vectors(c)` held, so AVX-512F is present.
+            unsafe {
+                match vectors {
+                    4 => avx512::shifted_sums::<4>(x, first, shift, mean, var),
+                    2 => avx512::shifted_sums::<2>(x, first, shift, mean, var),
+                    _ => avx512::shifted_sums::<1>(x, first, shift, mean, var),
+                }
+            }
+        }
+    } else {
+        mean.fill(0.0);
+        var.fill(0.0);
+        for row in x.chunks_exact(c) {
+            for (((m, v), &value), &k) in mean.iter_mut().zip(var.iter_mut()).zip(row).zip(shift) {
+                let d = value - k;
+                *m += d;
+                *v += d * d;
+            }
         }
     }
     for ((m, v), &k) in mean.iter_mut().zip(var.iter_mut()).zip(shift) {
@@ -61,6 +76,21 @@ fn channel_stats(x: &[f32], c: usize, mean: &mut [f32], var: &mut [f32]) {
 /// `y = act(x·scale + shift)` per channel over rows of `scale.len()` values.
 fn scale_shift_activate(x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32], act: Activation) {
     let c = scale.len();
+    if whole_vectors(c) {
+        #[cfg(target_arch = "x86_64")]
+        for (first, vectors) in groups(c, LANES, &[4, 2, 1]) {
+            let coefficients = avx512::Coefficients { first, scale, shift, relu: act == Activation::Relu };
+            // SAFETY: `whole_vectors(c)` held, so AVX-512F is present.
+            unsafe {
+                match vectors {
+                    4 => avx512::scale_shift_activate::<4>(x, y, &coefficients),
+                    2 => avx512::scale_shift_activate::<2>(x, y, &coefficients),
+                    _ => avx512::scale_shift_activate::<1>(x, y, &coefficients),
+                }
+            }
+        }
+        return;
+    }
     for (xr, yr) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
         for (((y, &x), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
             let t = x * a + b;
@@ -79,9 +109,25 @@ fn gradient_sums(
     sums: (&mut [f32], &mut [f32]),
 ) {
     let (sum_dy, sum_dy_x) = sums;
+    let c = sum_dy.len();
+    if whole_vectors(c) {
+        #[cfg(target_arch = "x86_64")]
+        for (first, vectors) in groups(c, LANES, &[4, 2, 1]) {
+            let coefficients = avx512::Coefficients { first, scale, shift, relu: act == Activation::Relu };
+            let sums = (&mut *sum_dy, &mut *sum_dy_x);
+            // SAFETY: `whole_vectors(c)` held, so AVX-512F is present.
+            unsafe {
+                match vectors {
+                    4 => avx512::gradient_sums::<4>(dy, x, &coefficients, sums),
+                    2 => avx512::gradient_sums::<2>(dy, x, &coefficients, sums),
+                    _ => avx512::gradient_sums::<1>(dy, x, &coefficients, sums),
+                }
+            }
+        }
+        return;
+    }
     sum_dy.fill(0.0);
     sum_dy_x.fill(0.0);
-    let c = sum_dy.len();
     for (dr, xr) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
         let coefficients = scale.iter().zip(shift);
         for ((((s, sx), &d), &x), (&a, &b)) in
@@ -90,6 +136,42 @@ fn gradient_sums(
             let d = act.gradient(d, x * a + b);
             *s += d;
             *sx += d * x;
+        }
+    }
+}
+
+/// `dx = a·d + p·x + k` per channel over rows of `c` values, where `d` is `dy` through the
+/// fused activation `act` (as in [`gradient_sums`]) and `(a, p, k)` are per-channel terms.
+fn input_gradient(
+    dy: &[f32],
+    x: &[f32],
+    (scale, shift): (&[f32], &[f32]),
+    act: Activation,
+    terms: (&[f32], &[f32], &[f32]),
+    dx: &mut [f32],
+) {
+    let c = scale.len();
+    if whole_vectors(c) {
+        #[cfg(target_arch = "x86_64")]
+        for (first, vectors) in groups(c, LANES, &[4, 2, 1]) {
+            let coefficients = avx512::Coefficients { first, scale, shift, relu: act == Activation::Relu };
+            // SAFETY: `whole_vectors(c)` held, so AVX-512F is present.
+            unsafe {
+                match vectors {
+                    4 => avx512::input_gradient::<4>(dy, x, &coefficients, terms, dx),
+                    2 => avx512::input_gradient::<2>(dy, x, &coefficients, terms, dx),
+                    _ => avx512::input_gradient::<1>(dy, x, &coefficients, terms, dx),
+                }
+            }
+        }
+        return;
+    }
+    let (per_dy, per_x, constant) = terms;
+    for ((dxr, dr), xr) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
+        let coefficients = per_dy.iter().zip(per_x).zip(constant).zip(scale).zip(shift);
+        for (((dx, &d), &x), ((((&a, &p), &k), &s), &t)) in dxr.iter_mut().zip(dr).zip(xr).zip(coefficients) {
+            let d = act.gradient(d, x * s + t);
+            *dx = a * d + p * x + k;
         }
     }
 }
@@ -178,14 +260,7 @@ impl Layer for BatchNorm {
             (per_dy[ch], sum_dy_x[ch]) = (a, per_x);
         }
         let (per_x, constant) = (&*sum_dy_x, &*sum_dy);
-        let (scale, shift) = forward;
-        for ((dxr, dr), xr) in dx[..len].chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
-            let coefficients = per_dy.iter().zip(per_x.iter()).zip(constant).zip(scale).zip(shift);
-            for (((dx, &d), &x), ((((&a, &p), &k), &s), &t)) in dxr.iter_mut().zip(dr).zip(xr).zip(coefficients) {
-                let d = act.gradient(d, x * s + t);
-                *dx = a * d + p * x + k;
-            }
-        }
+        input_gradient(dy, x, forward, act, (per_dy, per_x, constant), &mut dx[..len]);
     }
 
     fn accumulate_state(&self, scratch: &[f32], _n: usize, acc: &mut [f32]) {
@@ -200,6 +275,145 @@ impl Layer for BatchNorm {
         let mom = self.momentum.min((1 + updates) as f32 / (10 + updates) as f32);
         let count = count.max(1) as f32;
         params[2 * c..].iter_mut().zip(&acc[2 * c..4 * c]).for_each(|(p, &a)| *p = mom * *p + (1.0 - mom) * a / count);
+    }
+}
+
+/// The four sweeps with AVX-512F over whole vectors of channels: `V` vectors of per-channel
+/// coefficients and sums stay in registers across the rows. Each lane does what the portable
+/// loops do, in the same order and without fused multiply-adds, so both give the same bits.
+///
+/// Indexed loops over the `V` vectors rather than iterators: closures are not inlined into
+/// AVX-512 code and would move every vector through memory.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)]
+mod avx512 {
+    use crate::nn::vector::{LANES, load, store};
+    use std::arch::x86_64::*;
+
+    /// Channels `first..first + V·16` of the per-channel `scale` and `shift` of the forward
+    /// pass, and whether a ReLU follows.
+    pub(super) struct Coefficients<'a> {
+        pub first: usize,
+        pub scale: &'a [f32],
+        pub shift: &'a [f32],
+        pub relu: bool,
+    }
+
+    impl Coefficients<'_> {
+        /// The scale and shift vectors.
+        #[target_feature(enable = "avx512f")]
+        fn load<const V: usize>(&self) -> ([__m512; V], [__m512; V]) {
+            let (mut scale, mut shift) = ([_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V]);
+            for j in 0..V {
+                scale[j] = load(self.scale, self.first + j * LANES);
+                shift[j] = load(self.shift, self.first + j * LANES);
+            }
+            (scale, shift)
+        }
+
+        /// `d` through the ReLU, whose input was `x·scale + shift`: zero where that was not > 0.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        fn gradient(&self, d: __m512, x: __m512, scale: __m512, shift: __m512) -> __m512 {
+            if !self.relu {
+                return d;
+            }
+            let z = _mm512_add_ps(_mm512_mul_ps(x, scale), shift);
+            _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(z, _mm512_setzero_ps()), d)
+        }
+    }
+
+    /// Per channel `Σ (x − k)` into `mean` and `Σ (x − k)²` into `var` over the rows of `x`
+    /// (rows as long as `k`).
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn shifted_sums<const V: usize>(x: &[f32], first: usize, k: &[f32], mean: &mut [f32], var: &mut [f32]) {
+        let c = k.len();
+        let (mut shift, mut m, mut v) = ([_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V]);
+        for j in 0..V {
+            shift[j] = load(k, first + j * LANES);
+        }
+        for row in x.chunks_exact(c) {
+            for j in 0..V {
+                let d = _mm512_sub_ps(load(row, first + j * LANES), shift[j]);
+                m[j] = _mm512_add_ps(m[j], d);
+                v[j] = _mm512_add_ps(v[j], _mm512_mul_ps(d, d));
+            }
+        }
+        for j in 0..V {
+            store(mean, first + j * LANES, m[j]);
+            store(var, first + j * LANES, v[j]);
+        }
+    }
+
+    /// `y = act(x·scale + shift)`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn scale_shift_activate<const V: usize>(x: &[f32], y: &mut [f32], t: &Coefficients) {
+        let c = t.scale.len();
+        let (scale, shift) = t.load::<V>();
+        let zero = _mm512_setzero_ps();
+        for (xr, yr) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+            for j in 0..V {
+                let at = t.first + j * LANES;
+                let mut v = _mm512_add_ps(_mm512_mul_ps(load(xr, at), scale[j]), shift[j]);
+                if t.relu {
+                    v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, zero), zero);
+                }
+                store(yr, at, v);
+            }
+        }
+    }
+
+    /// Per channel `Σ d` and `Σ d·x`, `d` being `dy` through the activation.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn gradient_sums<const V: usize>(
+        dy: &[f32],
+        x: &[f32],
+        t: &Coefficients,
+        (sum_dy, sum_dy_x): (&mut [f32], &mut [f32]),
+    ) {
+        let c = t.scale.len();
+        let (scale, shift) = t.load::<V>();
+        let (mut s, mut sx) = ([_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V]);
+        for (dr, xr) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
+            for j in 0..V {
+                let at = t.first + j * LANES;
+                let x = load(xr, at);
+                let d = t.gradient(load(dr, at), x, scale[j], shift[j]);
+                s[j] = _mm512_add_ps(s[j], d);
+                sx[j] = _mm512_add_ps(sx[j], _mm512_mul_ps(d, x));
+            }
+        }
+        for j in 0..V {
+            store(sum_dy, t.first + j * LANES, s[j]);
+            store(sum_dy_x, t.first + j * LANES, sx[j]);
+        }
+    }
+
+    /// `dx = a·d + p·x + k`, `d` being `dy` through the activation and `(a, p, k)` per channel.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn input_gradient<const V: usize>(
+        dy: &[f32],
+        x: &[f32],
+        t: &Coefficients,
+        (per_dy, per_x, constant): (&[f32], &[f32], &[f32]),
+        dx: &mut [f32],
+    ) {
+        let c = t.scale.len();
+        let (scale, shift) = t.load::<V>();
+        let (mut a, mut p, mut k) = ([_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V]);
+        for j in 0..V {
+            let at = t.first + j * LANES;
+            (a[j], p[j], k[j]) = (load(per_dy, at), load(per_x, at), load(constant, at));
+        }
+        for ((dxr, dr), xr) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
+            for j in 0..V {
+                let at = t.first + j * LANES;
+                let x = load(xr, at);
+                let d = t.gradient(load(dr, at), x, scale[j], shift[j]);
+                let v = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(a[j], d), _mm512_mul_ps(p[j], x)), k[j]);
+                store(dxr, at, v);
+            }
+        }
     }
 }
 
@@ -253,13 +467,58 @@ mod tests {
     }
 
     #[test]
+    fn gradients_over_whole_vectors_of_channels() {
+        // 48 channels run as groups of two vectors and one on AVX-512; 64 as one group of four.
+        check_layer(&BatchNorm::new(Shape::new(2, 1, 48), 0.99, Activation::Linear), 2);
+        check_layer(&BatchNorm::new(Shape::vector(64), 0.99, Activation::Linear), 3);
+    }
+
+    #[test]
+    fn whole_vectors_of_channels_give_the_bits_of_the_portable_loops() {
+        // Channels are independent: the first 3 of 48 (vectorised on AVX-512) must come out
+        // bit for bit as a 3-channel layer (portable loops) given the same values.
+        let rows = 12;
+        let x3: Vec<f32> = (0..rows * 3).map(|i| ((i * 7) % 11) as f32 * 0.37 - 1.3).collect();
+        let dy3: Vec<f32> = (0..rows * 3).map(|i| ((i * 5) % 7) as f32 * 0.21 - 0.6).collect();
+        let widen = |v: &[f32]| -> Vec<f32> {
+            (0..rows * 48).map(|i| if i % 48 < 3 { v[i / 48 * 3 + i % 48] } else { (i % 13) as f32 - 6.0 }).collect()
+        };
+        let params = |c: usize| -> Vec<f32> {
+            (0..4 * c)
+                .map(|i| [1.5, 0.5, 1.0, 0.2, -0.3, 0.1, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0][(i / c) * 3 + (i % c) % 3])
+                .collect()
+        };
+        for act in [Activation::Linear, Activation::Relu] {
+            let (narrow, wide) =
+                (BatchNorm::new(Shape::new(3, 4, 3), 0.99, act), BatchNorm::new(Shape::new(3, 4, 48), 0.99, act));
+            let (y3, dx3, dp3) = forward_backward(&narrow, &params(3), &x3, &dy3);
+            let (y48, dx48, dp48) = forward_backward(&wide, &params(48), &widen(&x3), &widen(&dy3));
+            let first3 =
+                |v: &[f32]| -> Vec<u32> { v.chunks(48).flat_map(|r| r[..3].iter().map(|f| f.to_bits())).collect() };
+            let bits = |v: &[f32]| -> Vec<u32> { v.iter().map(|f| f.to_bits()).collect() };
+            assert_eq!(first3(&y48), bits(&y3), "{act:?} y");
+            assert_eq!(first3(&dx48), bits(&dx3), "{act:?} dx");
+            let dp48: Vec<f32> = [&dp48[..3], &dp48[48..51]].concat();
+            assert_eq!(bits(&dp48), bits(&dp3[..6]), "{act:?} dgamma, dbeta");
+        }
+    }
+
+    #[test]
     fn fused_relu_equals_batch_norm_then_the_relu_layer() {
-        let shape = Shape::new(3, 2, 3);
+        for c in [3, 48] {
+            fused_relu_matches(c);
+        }
+    }
+
+    fn fused_relu_matches(c: usize) {
+        let shape = Shape::new(3, 2, c);
         let (fused, plain) =
             (BatchNorm::new(shape, 0.99, Activation::Relu), BatchNorm::new(shape, 0.99, Activation::Linear));
-        let params = [1.5, 0.5, 1.0, 0.2, -0.3, 0.1, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
-        let x: Vec<f32> = (0..36).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
-        let dy: Vec<f32> = (0..36).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+        let gamma_beta = [1.5, 0.5, 1.0, 0.2, -0.3, 0.1];
+        let mut params: Vec<f32> = (0..2 * c).map(|i| gamma_beta[(i / c) * 3 + i % 3]).collect();
+        params.extend((0..2 * c).map(|i| if i < c { 0.0 } else { 1.0 }));
+        let x: Vec<f32> = (0..12 * c).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+        let dy: Vec<f32> = (0..12 * c).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
         let (y, dx, dparams) = forward_backward(&fused, &params, &x, &dy);
         let relu = Relu::new(shape);
         let (normalised, _, _) = forward_backward(&plain, &params, &x, &dy);
