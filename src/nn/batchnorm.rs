@@ -9,7 +9,7 @@
 
 use crate::nn::activation::Activation;
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape};
-use crate::nn::vector::{LANES, groups, whole_vectors};
+use crate::nn::vector::whole_vectors;
 use rand_chacha::ChaCha8Rng;
 
 /// Keras' default epsilon.
@@ -43,29 +43,7 @@ impl BatchNorm {
 fn channel_stats(x: &[f32], c: usize, mean: &mut [f32], var: &mut [f32]) {
     let rows = (x.len() / c).max(1) as f32;
     let shift = &x[..c];
-    if whole_vectors(c) {
-        #[cfg(target_arch = "x86_64")]
-        for (first, vectors) in groups(c, LANES, &[4, 2, 1]) {
-            // SAFETY: `whole_vectors(c)` held, so AVX-512F is present.
-            unsafe {
-                match vectors {
-                    4 => avx512::shifted_sums::<4>(x, first, shift, mean, var),
-                    2 => avx512::shifted_sums::<2>(x, first, shift, mean, var),
-                    _ => avx512::shifted_sums::<1>(x, first, shift, mean, var),
-                }
-            }
-        }
-    } else {
-        mean.fill(0.0);
-        var.fill(0.0);
-        for row in x.chunks_exact(c) {
-            for (((m, v), &value), &k) in mean.iter_mut().zip(var.iter_mut()).zip(row).zip(shift) {
-                let d = value - k;
-                *m += d;
-                *v += d * d;
-            }
-        }
-    }
+    shifted_sums(x, shift, mean, var);
     for ((m, v), &k) in mean.iter_mut().zip(var.iter_mut()).zip(shift) {
         let shifted_mean = *m / rows;
         *v = (*v / rows - shifted_mean * shifted_mean).max(0.0);
@@ -73,22 +51,35 @@ fn channel_stats(x: &[f32], c: usize, mean: &mut [f32], var: &mut [f32]) {
     }
 }
 
+/// Per channel `Σ (x − k)` into `mean` and `Σ (x − k)²` into `var` over rows of `k.len()` values.
+fn shifted_sums(x: &[f32], k: &[f32], mean: &mut [f32], var: &mut [f32]) {
+    let c = k.len();
+    #[cfg(target_arch = "x86_64")]
+    if whole_vectors(c) {
+        // SAFETY: `whole_vectors(c)` held, so AVX-512F is present.
+        unsafe { avx512::run(c, avx512::Sweep::ShiftedSums { x, k, mean, var }) };
+        return;
+    }
+    mean.fill(0.0);
+    var.fill(0.0);
+    for row in x.chunks_exact(c) {
+        for (((m, v), &value), &k) in mean.iter_mut().zip(var.iter_mut()).zip(row).zip(k) {
+            let d = value - k;
+            *m += d;
+            *v += d * d;
+        }
+    }
+}
+
 /// `y = act(x·scale + shift)` per channel over rows of `scale.len()` values.
 fn scale_shift_activate(x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32], act: Activation) {
     let c = scale.len();
+    #[cfg(target_arch = "x86_64")]
     if whole_vectors(c) {
-        #[cfg(target_arch = "x86_64")]
-        for (first, vectors) in groups(c, LANES, &[4, 2, 1]) {
-            let coefficients = avx512::Coefficients { first, scale, shift, relu: act == Activation::Relu };
-            // SAFETY: `whole_vectors(c)` held, so AVX-512F is present.
-            unsafe {
-                match vectors {
-                    4 => avx512::scale_shift_activate::<4>(x, y, &coefficients),
-                    2 => avx512::scale_shift_activate::<2>(x, y, &coefficients),
-                    _ => avx512::scale_shift_activate::<1>(x, y, &coefficients),
-                }
-            }
-        }
+        let t = avx512::Coefficients { scale, shift, relu: act == Activation::Relu };
+        let sweep = avx512::Sweep::ScaleShiftActivate { x, y, t };
+        // SAFETY: `whole_vectors(c)` held, so AVX-512F is present.
+        unsafe { avx512::run(c, sweep) };
         return;
     }
     for (xr, yr) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
@@ -110,20 +101,12 @@ fn gradient_sums(
 ) {
     let (sum_dy, sum_dy_x) = sums;
     let c = sum_dy.len();
+    #[cfg(target_arch = "x86_64")]
     if whole_vectors(c) {
-        #[cfg(target_arch = "x86_64")]
-        for (first, vectors) in groups(c, LANES, &[4, 2, 1]) {
-            let coefficients = avx512::Coefficients { first, scale, shift, relu: act == Activation::Relu };
-            let sums = (&mut *sum_dy, &mut *sum_dy_x);
-            // SAFETY: `whole_vectors(c)` held, so AVX-512F is present.
-            unsafe {
-                match vectors {
-                    4 => avx512::gradient_sums::<4>(dy, x, &coefficients, sums),
-                    2 => avx512::gradient_sums::<2>(dy, x, &coefficients, sums),
-                    _ => avx512::gradient_sums::<1>(dy, x, &coefficients, sums),
-                }
-            }
-        }
+        let t = avx512::Coefficients { scale, shift, relu: act == Activation::Relu };
+        let sweep = avx512::Sweep::GradientSums { dy, x, t, sums: (&mut *sum_dy, &mut *sum_dy_x) };
+        // SAFETY: `whole_vectors(c)` held, so AVX-512F is present.
+        unsafe { avx512::run(c, sweep) };
         return;
     }
     sum_dy.fill(0.0);
@@ -151,19 +134,12 @@ fn input_gradient(
     dx: &mut [f32],
 ) {
     let c = scale.len();
+    #[cfg(target_arch = "x86_64")]
     if whole_vectors(c) {
-        #[cfg(target_arch = "x86_64")]
-        for (first, vectors) in groups(c, LANES, &[4, 2, 1]) {
-            let coefficients = avx512::Coefficients { first, scale, shift, relu: act == Activation::Relu };
-            // SAFETY: `whole_vectors(c)` held, so AVX-512F is present.
-            unsafe {
-                match vectors {
-                    4 => avx512::input_gradient::<4>(dy, x, &coefficients, terms, dx),
-                    2 => avx512::input_gradient::<2>(dy, x, &coefficients, terms, dx),
-                    _ => avx512::input_gradient::<1>(dy, x, &coefficients, terms, dx),
-                }
-            }
-        }
+        let t = avx512::Coefficients { scale, shift, relu: act == Activation::Relu };
+        let sweep = avx512::Sweep::InputGradient { dy, x, t, terms, dx };
+        // SAFETY: `whole_vectors(c)` held, so AVX-512F is present.
+        unsafe { avx512::run(c, sweep) };
         return;
     }
     let (per_dy, per_x, constant) = terms;
@@ -287,26 +263,24 @@ impl Layer for BatchNorm {
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::needless_range_loop)]
 mod avx512 {
-    use crate::nn::vector::{LANES, load, store};
+    use crate::nn::vector::{LANES, groups, load, store};
     use std::arch::x86_64::*;
 
-    /// Channels `first..first + V·16` of the per-channel `scale` and `shift` of the forward
-    /// pass, and whether a ReLU follows.
+    /// The per-channel `scale` and `shift` of the forward pass, and whether a ReLU follows.
     pub(super) struct Coefficients<'a> {
-        pub first: usize,
         pub scale: &'a [f32],
         pub shift: &'a [f32],
         pub relu: bool,
     }
 
     impl Coefficients<'_> {
-        /// The scale and shift vectors.
+        /// The scale and shift vectors of channels `first..first + V·16`.
         #[target_feature(enable = "avx512f")]
-        fn load<const V: usize>(&self) -> ([__m512; V], [__m512; V]) {
+        fn load<const V: usize>(&self, first: usize) -> ([__m512; V], [__m512; V]) {
             let (mut scale, mut shift) = ([_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V]);
             for j in 0..V {
-                scale[j] = load(self.scale, self.first + j * LANES);
-                shift[j] = load(self.shift, self.first + j * LANES);
+                scale[j] = load(self.scale, first + j * LANES);
+                shift[j] = load(self.shift, first + j * LANES);
             }
             (scale, shift)
         }
@@ -323,10 +297,49 @@ mod avx512 {
         }
     }
 
+    /// One of the four sweeps with its operands (as the portable function of the same name).
+    pub(super) enum Sweep<'a> {
+        ShiftedSums { x: &'a [f32], k: &'a [f32], mean: &'a mut [f32], var: &'a mut [f32] },
+        ScaleShiftActivate { x: &'a [f32], y: &'a mut [f32], t: Coefficients<'a> },
+        GradientSums { dy: &'a [f32], x: &'a [f32], t: Coefficients<'a>, sums: (&'a mut [f32], &'a mut [f32]) },
+        InputGradient { dy: &'a [f32], x: &'a [f32], t: Coefficients<'a>, terms: Terms<'a>, dx: &'a mut [f32] },
+    }
+
+    /// The per-channel `(a, p, k)` of `dx = a·d + p·x + k`.
+    type Terms<'a> = (&'a [f32], &'a [f32], &'a [f32]);
+
+    /// Runs `sweep` over the `c` channels (whole vectors) in groups of 4, 2 or 1 vectors.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    pub(super) unsafe fn run(c: usize, mut sweep: Sweep) {
+        for (first, vectors) in groups(c, LANES, &[4, 2, 1]) {
+            // SAFETY: as for this function.
+            unsafe {
+                match vectors {
+                    4 => group::<4>(&mut sweep, first),
+                    2 => group::<2>(&mut sweep, first),
+                    _ => group::<1>(&mut sweep, first),
+                }
+            }
+        }
+    }
+
+    /// `sweep` over channels `first..first + V·16`.
+    #[target_feature(enable = "avx512f")]
+    fn group<const V: usize>(sweep: &mut Sweep, first: usize) {
+        match sweep {
+            Sweep::ShiftedSums { x, k, mean, var } => shifted_sums::<V>(x, first, k, mean, var),
+            Sweep::ScaleShiftActivate { x, y, t } => scale_shift_activate::<V>(x, y, t, first),
+            Sweep::GradientSums { dy, x, t, sums } => gradient_sums::<V>(dy, x, t, first, sums),
+            Sweep::InputGradient { dy, x, t, terms, dx } => input_gradient::<V>(dy, x, t, first, *terms, dx),
+        }
+    }
+
     /// Per channel `Σ (x − k)` into `mean` and `Σ (x − k)²` into `var` over the rows of `x`
     /// (rows as long as `k`).
     #[target_feature(enable = "avx512f")]
-    pub(super) fn shifted_sums<const V: usize>(x: &[f32], first: usize, k: &[f32], mean: &mut [f32], var: &mut [f32]) {
+    fn shifted_sums<const V: usize>(x: &[f32], first: usize, k: &[f32], mean: &mut [f32], var: &mut [f32]) {
         let c = k.len();
         let (mut shift, mut m, mut v) = ([_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V]);
         for j in 0..V {
@@ -339,21 +352,18 @@ mod avx512 {
                 v[j] = _mm512_add_ps(v[j], _mm512_mul_ps(d, d));
             }
         }
-        for j in 0..V {
-            store(mean, first + j * LANES, m[j]);
-            store(var, first + j * LANES, v[j]);
-        }
+        store_sums(m, v, first, (mean, var));
     }
 
     /// `y = act(x·scale + shift)`.
     #[target_feature(enable = "avx512f")]
-    pub(super) fn scale_shift_activate<const V: usize>(x: &[f32], y: &mut [f32], t: &Coefficients) {
+    fn scale_shift_activate<const V: usize>(x: &[f32], y: &mut [f32], t: &Coefficients, first: usize) {
         let c = t.scale.len();
-        let (scale, shift) = t.load::<V>();
+        let (scale, shift) = t.load::<V>(first);
         let zero = _mm512_setzero_ps();
         for (xr, yr) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
             for j in 0..V {
-                let at = t.first + j * LANES;
+                let at = first + j * LANES;
                 let mut v = _mm512_add_ps(_mm512_mul_ps(load(xr, at), scale[j]), shift[j]);
                 if t.relu {
                     v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, zero), zero);
@@ -365,49 +375,62 @@ mod avx512 {
 
     /// Per channel `Σ d` and `Σ d·x`, `d` being `dy` through the activation.
     #[target_feature(enable = "avx512f")]
-    pub(super) fn gradient_sums<const V: usize>(
+    fn gradient_sums<const V: usize>(
         dy: &[f32],
         x: &[f32],
         t: &Coefficients,
-        (sum_dy, sum_dy_x): (&mut [f32], &mut [f32]),
+        first: usize,
+        (sum_dy, sum_dy_x): &mut (&mut [f32], &mut [f32]),
     ) {
         let c = t.scale.len();
-        let (scale, shift) = t.load::<V>();
+        let (scale, shift) = t.load::<V>(first);
         let (mut s, mut sx) = ([_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V]);
         for (dr, xr) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
             for j in 0..V {
-                let at = t.first + j * LANES;
+                let at = first + j * LANES;
                 let x = load(xr, at);
                 let d = t.gradient(load(dr, at), x, scale[j], shift[j]);
                 s[j] = _mm512_add_ps(s[j], d);
                 sx[j] = _mm512_add_ps(sx[j], _mm512_mul_ps(d, x));
             }
         }
+        store_sums(s, sx, first, (sum_dy, sum_dy_x));
+    }
+
+    /// Two per-channel sums into channels `first..first + V·16` of their rows.
+    #[target_feature(enable = "avx512f")]
+    fn store_sums<const V: usize>(
+        a: [__m512; V],
+        b: [__m512; V],
+        first: usize,
+        (to_a, to_b): (&mut [f32], &mut [f32]),
+    ) {
         for j in 0..V {
-            store(sum_dy, t.first + j * LANES, s[j]);
-            store(sum_dy_x, t.first + j * LANES, sx[j]);
+            store(to_a, first + j * LANES, a[j]);
+            store(to_b, first + j * LANES, b[j]);
         }
     }
 
     /// `dx = a·d + p·x + k`, `d` being `dy` through the activation and `(a, p, k)` per channel.
     #[target_feature(enable = "avx512f")]
-    pub(super) fn input_gradient<const V: usize>(
+    fn input_gradient<const V: usize>(
         dy: &[f32],
         x: &[f32],
         t: &Coefficients,
-        (per_dy, per_x, constant): (&[f32], &[f32], &[f32]),
+        first: usize,
+        (per_dy, per_x, constant): Terms,
         dx: &mut [f32],
     ) {
         let c = t.scale.len();
-        let (scale, shift) = t.load::<V>();
+        let (scale, shift) = t.load::<V>(first);
         let (mut a, mut p, mut k) = ([_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V]);
         for j in 0..V {
-            let at = t.first + j * LANES;
+            let at = first + j * LANES;
             (a[j], p[j], k[j]) = (load(per_dy, at), load(per_x, at), load(constant, at));
         }
         for ((dxr, dr), xr) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
             for j in 0..V {
-                let at = t.first + j * LANES;
+                let at = first + j * LANES;
                 let x = load(xr, at);
                 let d = t.gradient(load(dr, at), x, scale[j], shift[j]);
                 let v = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(a[j], d), _mm512_mul_ps(p[j], x)), k[j]);
