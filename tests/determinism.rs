@@ -16,15 +16,16 @@ use wardrobe::train::checkpoint::{self, checkpoint_dir};
 use wardrobe::train::session;
 use wardrobe::train::trainer::{EpochStats, TrainConfig, probabilities};
 
-/// Batches of 96 (three micro-batches, so threads share a step unevenly), augmentation,
-/// dropout and lookahead (every 3 steps, so a checkpoint can fall between two returns) on.
+/// Batches of 96 (three micro-batches, so threads share a step unevenly), augmentation (the
+/// flip alternating by epoch, so a resumed epoch must know its number), dropout and lookahead
+/// (every 3 steps, so a checkpoint can fall between two returns) on.
 fn config(epochs: usize) -> TrainConfig {
     TrainConfig {
         epochs,
         batch_size: 96,
         optimizer: OptimizerConfig { lookahead: Some(LookaheadConfig { k: 3, alpha: 0.5 }), ..Default::default() },
         schedule: Schedule::Cosine { warmup: 0.5 },
-        augment: Augment { shift: 2, flip: true, erase: 0.5, ..Default::default() },
+        augment: Augment { shift: 2, flip: true, alternate: true, erase: 0.5, ..Default::default() },
         label_smoothing: 0.0,
         early_stopping: None,
         seed: 7,

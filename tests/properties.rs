@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
-use wardrobe::data::augment::Augment;
+use wardrobe::data::augment::{Augment, Visit};
 use wardrobe::data::batch::Batcher;
 use wardrobe::data::dataset::Dataset;
 use wardrobe::data::idx::{self, IdxArray, LABELS_MAGIC};
@@ -28,12 +28,9 @@ fn dataset() -> impl Strategy<Value = Dataset> {
 }
 
 fn augment() -> impl Strategy<Value = Augment> {
-    (0u8..=8, any::<bool>(), 0.0f32..=45.0, 0.0f32..=1.0).prop_map(|(shift, flip, rotate, erase)| Augment {
-        shift,
-        flip,
-        rotate,
-        erase,
-    })
+    (0u8..=8, any::<bool>(), any::<bool>(), 0.0f32..=45.0, 0.0f32..=1.0).prop_map(
+        |(shift, flip, alternate, rotate, erase)| Augment { shift, flip, alternate: flip && alternate, rotate, erase },
+    )
 }
 
 proptest! {
@@ -74,16 +71,18 @@ proptest! {
     }
 
     /// Augmentation sees only pixels (labels stay with their sample index), keeps the image's
-    /// shape, never creates brightness the image did not have, and is a function of its seed.
+    /// shape, never creates brightness the image did not have, and is a function of its seed
+    /// and visit.
     #[test]
-    fn augmentation_keeps_shape_and_is_seeded(aug in augment(), src in prop::collection::vec(any::<u8>(), 784), seed: u64) {
+    fn augmentation_keeps_shape_and_is_seeded(aug in augment(), src in prop::collection::vec(any::<u8>(), 784), seed: u64, image: u32, epoch in 1usize..100) {
         let (mut a, mut b) = (vec![0u8; 784], vec![0u8; 784]);
-        aug.apply(&src, &mut a, (28, 28, 1), &mut ChaCha8Rng::seed_from_u64(seed));
-        aug.apply(&src, &mut b, (28, 28, 1), &mut ChaCha8Rng::seed_from_u64(seed));
+        let visit = Visit { seed, image, epoch };
+        aug.apply(&src, &mut a, (28, 28, 1), visit, &mut ChaCha8Rng::seed_from_u64(seed));
+        aug.apply(&src, &mut b, (28, 28, 1), visit, &mut ChaCha8Rng::seed_from_u64(seed));
         prop_assert_eq!(&a, &b);
         prop_assert!(a.iter().max() <= src.iter().max());
         let mut off = vec![0u8; 784];
-        Augment::default().apply(&src, &mut off, (28, 28, 1), &mut ChaCha8Rng::seed_from_u64(seed));
+        Augment::default().apply(&src, &mut off, (28, 28, 1), visit, &mut ChaCha8Rng::seed_from_u64(seed));
         prop_assert_eq!(off, src);
     }
 

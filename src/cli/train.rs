@@ -57,7 +57,8 @@ pub struct TrainArgs {
     /// Learning-rate schedule: constant, step:EVERY:GAMMA, cosine[:WARMUP_EPOCHS], one-cycle.
     #[arg(long, default_value = "cosine", value_parser = Schedule::parse)]
     pub schedule: Schedule,
-    /// Training augmentation: none, or a comma list of shift=N, flip, rotate=DEG, erase=P.
+    /// Training augmentation: none, or a comma list of shift=N, flip (at random) or
+    /// flip=alternate (each image mirrored in every other epoch), rotate=DEG, erase=P.
     #[arg(long, default_value = "none", value_parser = Augment::parse)]
     pub augment: Augment,
     /// Label smoothing ε: train towards (1 − ε)·one-hot + ε/K instead of one-hot.

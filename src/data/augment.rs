@@ -1,7 +1,8 @@
 //! Training-time augmentation on u8 images, seeded per sample: random translation (zero fill),
-//! horizontal flip, small rotation (bilinear, zero fill) and random erasing. Each is switchable;
-//! the label is never changed.
+//! horizontal flip (at random, or alternating from epoch to epoch), small rotation (bilinear,
+//! zero fill) and random erasing. Each is switchable; the label is never changed.
 
+use crate::nn::model::mix_seed;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,9 @@ pub struct Augment {
     pub shift: u8,
     /// Mirror left–right with probability ½.
     pub flip: bool,
+    /// With `flip`: mirror each image in every other epoch instead of at random, starting from
+    /// an orientation drawn once per image, so every two epochs show each image both ways.
+    pub alternate: bool,
     /// Largest rotation in degrees either way (0 = off).
     pub rotate: f32,
     /// Probability of erasing one random rectangle (0 = off).
@@ -21,8 +25,8 @@ pub struct Augment {
 }
 
 impl Augment {
-    /// Parses the command-line form: `none`, or a comma list of `shift=N`, `flip`, `rotate=DEG`,
-    /// `erase=P`.
+    /// Parses the command-line form: `none`, or a comma list of `shift=N`, `flip` (or
+    /// `flip=alternate`), `rotate=DEG`, `erase=P`.
     pub fn parse(text: &str) -> crate::Result<Augment> {
         let mut aug = Augment::default();
         if text == "none" {
@@ -30,9 +34,11 @@ impl Augment {
         }
         for item in text.split(',') {
             let (key, value) = item.split_once('=').unwrap_or((item, ""));
-            let bad = || format!("augmentation '{item}': expected shift=N, flip, rotate=DEG or erase=P");
+            let bad =
+                || format!("augmentation '{item}': expected shift=N, flip, flip=alternate, rotate=DEG or erase=P");
             match key {
                 "flip" if value.is_empty() => aug.flip = true,
+                "flip" if value == "alternate" => (aug.flip, aug.alternate) = (true, true),
                 "shift" => aug.shift = value.parse().ok().filter(|&s| s <= 8).ok_or_else(bad)?,
                 "rotate" => {
                     aug.rotate = value.parse().ok().filter(|r: &f32| (0.0..=45.0).contains(r)).ok_or_else(bad)?
@@ -49,15 +55,16 @@ impl Augment {
         *self == Augment::default()
     }
 
-    /// Writes an augmented copy of the image `src` of `shape` (rows, cols, channels) into `dst`.
-    pub fn apply(&self, src: &[u8], dst: &mut [u8], shape: (usize, usize, usize), rng: &mut ChaCha8Rng) {
+    /// Writes an augmented copy of the image `src` of `shape` (rows, cols, channels) into `dst`,
+    /// for `visit`, drawing everything but an alternating flip from `rng`.
+    pub fn apply(&self, src: &[u8], dst: &mut [u8], shape: (usize, usize, usize), visit: Visit, rng: &mut ChaCha8Rng) {
         let s = f32::from(self.shift);
         let (dx, dy) = if self.shift > 0 {
             (rng.random_range(-s..=s).round(), rng.random_range(-s..=s).round())
         } else {
             (0.0, 0.0)
         };
-        let flip = self.flip && rng.random::<bool>();
+        let flip = self.flip && if self.alternate { visit.mirrored() } else { rng.random::<bool>() };
         let angle = if self.rotate > 0.0 { rng.random_range(-self.rotate..=self.rotate).to_radians() } else { 0.0 };
         sample_transformed(src, dst, shape, Transform { dx, dy, flip, angle });
         if self.erase > 0.0 && rng.random::<f32>() < self.erase {
@@ -74,7 +81,7 @@ impl std::fmt::Display for Augment {
             parts.push(format!("shift={}", self.shift));
         }
         if self.flip {
-            parts.push("flip".to_string());
+            parts.push(if self.alternate { "flip=alternate" } else { "flip" }.to_string());
         }
         if self.rotate > 0.0 {
             parts.push(format!("rotate={}", self.rotate));
@@ -83,6 +90,25 @@ impl std::fmt::Display for Augment {
             parts.push(format!("erase={}", self.erase));
         }
         f.write_str(if parts.is_empty() { "none".to_string() } else { parts.join(",") }.as_str())
+    }
+}
+
+/// One training image in one epoch of a run: what an alternating flip depends on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Visit {
+    /// The run's seed for flip orientations.
+    pub seed: u64,
+    /// The image's index in the training set.
+    pub image: u32,
+    /// The epoch, from 1.
+    pub epoch: usize,
+}
+
+impl Visit {
+    /// Whether an alternating flip mirrors the image: an orientation drawn from the seed and
+    /// the image in odd epochs, the other one in even epochs.
+    fn mirrored(&self) -> bool {
+        (mix_seed(self.seed, u64::from(self.image)) ^ self.epoch as u64) & 1 == 1
     }
 }
 
@@ -152,7 +178,7 @@ mod tests {
 
     fn run(aug: Augment, seed: u64) -> Vec<u8> {
         let mut out = vec![0; 784];
-        aug.apply(&image(), &mut out, (28, 28, 1), &mut ChaCha8Rng::seed_from_u64(seed));
+        aug.apply(&image(), &mut out, (28, 28, 1), Visit::default(), &mut ChaCha8Rng::seed_from_u64(seed));
         out
     }
 
@@ -171,6 +197,30 @@ mod tests {
                 assert_eq!(flipped[y * 28 + x], image()[y * 28 + 27 - x]);
             }
         }
+    }
+
+    #[test]
+    fn alternating_flip_shows_each_image_both_ways_every_two_epochs() {
+        let aug = Augment { flip: true, alternate: true, ..Default::default() };
+        let mirrored = |image: u32, epoch: usize| {
+            let mut out = vec![0; 784];
+            let visit = Visit { seed: 7, image, epoch };
+            // The orientation does not depend on the per-sample generator.
+            let seeds = [1, 2].map(|s| {
+                aug.apply(&self::image(), &mut out, (28, 28, 1), visit, &mut ChaCha8Rng::seed_from_u64(s));
+                out != self::image()
+            });
+            assert_eq!(seeds[0], seeds[1]);
+            seeds[0]
+        };
+        let first: Vec<bool> = (0..64).map(|i| mirrored(i, 1)).collect();
+        for epoch in 2..6 {
+            for (i, &m) in first.iter().enumerate() {
+                assert_eq!(mirrored(i as u32, epoch), m == (epoch % 2 == 1), "image {i}, epoch {epoch}");
+            }
+        }
+        let count = first.iter().filter(|&&m| m).count();
+        assert!((16..=48).contains(&count), "{count} of 64 images start mirrored");
     }
 
     #[test]
@@ -205,7 +255,7 @@ mod tests {
         let mut out = vec![0; src.len()];
         let flipped = (0..20)
             .map(|seed| {
-                aug.apply(&src, &mut out, (2, 3, 3), &mut ChaCha8Rng::seed_from_u64(seed));
+                aug.apply(&src, &mut out, (2, 3, 3), Visit::default(), &mut ChaCha8Rng::seed_from_u64(seed));
                 out.clone()
             })
             .find(|o| *o != src)
@@ -225,7 +275,10 @@ mod tests {
     #[test]
     fn parses_lists_and_rejects_bad_items() {
         let a = Augment::parse("shift=2,flip,rotate=10,erase=0.5").unwrap();
-        assert_eq!(a, Augment { shift: 2, flip: true, rotate: 10.0, erase: 0.5 });
+        assert_eq!(a, Augment { shift: 2, flip: true, rotate: 10.0, erase: 0.5, alternate: false });
+        let b = Augment::parse("flip=alternate,erase=0.5").unwrap();
+        assert_eq!(b, Augment { flip: true, alternate: true, erase: 0.5, ..Default::default() });
+        assert_eq!(b.to_string(), "flip=alternate,erase=0.5");
         assert!(Augment::parse("none").unwrap().is_off());
         assert!(Augment::parse("shift=99").is_err());
         assert!(Augment::parse("flip=yes").is_err());

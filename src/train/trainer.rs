@@ -3,7 +3,7 @@
 //! buffers are then summed in a fixed order, so results do not depend on thread timing), the
 //! optimiser update, and validation after each epoch.
 
-use crate::data::augment::Augment;
+use crate::data::augment::{Augment, Visit};
 use crate::data::batch::Batcher;
 use crate::data::dataset::Dataset;
 use crate::nn::infer::{INFERENCE_BATCH, Predictor};
@@ -266,6 +266,8 @@ struct StepSettings {
     seed: u64,
     /// Augmentation to apply.
     augment: Augment,
+    /// The epoch and the run's seed for flip orientations (an alternating flip's [`Visit`]).
+    visit: Visit,
     /// Label smoothing of the targets.
     smoothing: f32,
 }
@@ -320,7 +322,8 @@ impl Replica {
             let mut image = data.image(i as usize);
             if !step.augment.is_off() {
                 let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed, k as u64 | 1 << 40));
-                step.augment.apply(image, &mut self.augmented, data.shape(), &mut rng);
+                let visit = Visit { image: i, ..step.visit };
+                step.augment.apply(image, &mut self.augmented, data.shape(), visit, &mut rng);
                 image = &self.augmented;
             }
             self.ws.load_image(k, image);
@@ -407,6 +410,7 @@ impl<'a> Trainer<'a> {
             scale: 1.0 / batch.len() as f32,
             seed,
             augment: self.config.augment,
+            visit: Visit { seed: mix_seed(self.config.seed, 2), image: 0, epoch: self.state.epoch },
             smoothing: self.config.label_smoothing,
         };
         let model = &*self.model;
