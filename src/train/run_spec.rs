@@ -48,7 +48,7 @@ impl SpecFile {
 
 /// The recipe of the default preset over `epochs`: Adam with half an epoch of linear warm-up to
 /// 4e-3 and a cosine decay, batch 64, mirrored images and label smoothing 0.1 (the best preset
-/// adds random erasing, decoupled weight decay and lookahead).
+/// alternates the flip by epoch and adds random erasing, decoupled weight decay and lookahead).
 fn recipe(epochs: usize) -> TrainConfig {
     let optimizer = crate::optim::config::OptimizerConfig { lr: 4e-3, ..Default::default() };
     TrainConfig {
@@ -77,7 +77,8 @@ impl RunSpec {
         let (training, val_split) = match name {
             "default" => (recipe(10), 0.05),
             "best" => {
-                let augment = crate::data::augment::Augment { flip: true, erase: 0.5, ..Default::default() };
+                let augment =
+                    crate::data::augment::Augment { flip: true, alternate: true, erase: 0.5, ..Default::default() };
                 let mut training = TrainConfig { augment, ..recipe(32) };
                 training.optimizer.kind = crate::optim::config::OptimizerKind::Adamw;
                 training.optimizer.weight_decay = 0.05;
