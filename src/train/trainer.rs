@@ -574,6 +574,29 @@ mod tests {
     }
 
     #[test]
+    fn an_alternating_flip_shows_each_image_the_other_way_in_the_next_epoch() {
+        use crate::nn::spec::ModelSpec;
+        use rand::{RngExt, SeedableRng};
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let images: Vec<u8> = (0..64 * 784).map(|_| rng.random()).collect();
+        let mirrored: Vec<u8> = images.chunks(28).flat_map(|row| row.iter().rev().copied()).collect();
+        let labels: Vec<u16> = (0..64).map(|i| i % 10).collect();
+        let augment = Augment { flip: true, alternate: true, ..Default::default() };
+        let config = TrainConfig { batch_size: 64, augment, ..Default::default() };
+        let after_one_step = |images: &[u8], epoch| {
+            let data = Dataset::fashion(images.to_vec(), labels.clone(), 28, 28).unwrap();
+            let mut model = Model::initialised(ModelSpec::seed(), 10, 1).unwrap();
+            let mut trainer = Trainer::new(&mut model, config.clone());
+            trainer.state.epoch = epoch;
+            trainer.step(&data, &(0..64).collect::<Vec<u32>>(), 9);
+            model.params
+        };
+        let first = after_one_step(&images, 1);
+        assert!(after_one_step(&mirrored, 2) == first, "epoch 2 of the mirrored images must see epoch 1's");
+        assert!(after_one_step(&images, 2) != first, "epoch 2 must show the images the other way");
+    }
+
+    #[test]
     fn epoch_line_shows_validation_only_when_there_was_some() {
         let stats = EpochStats {
             epoch: 3,
