@@ -579,7 +579,7 @@ mod tests {
         use rand::{RngExt, SeedableRng};
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let images: Vec<u8> = (0..64 * 784).map(|_| rng.random()).collect();
-        let mirrored: Vec<u8> = images.chunks(28).flat_map(|row| row.iter().rev().copied()).collect();
+        let mirrored = crate::nn::infer::mirror(&images, 28, 1);
         let labels: Vec<u16> = (0..64).map(|i| i % 10).collect();
         let augment = Augment { flip: true, alternate: true, ..Default::default() };
         let config = TrainConfig { batch_size: 64, augment, ..Default::default() };
