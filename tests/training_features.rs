@@ -202,7 +202,7 @@ fn a_preset_brings_its_recipe_and_typed_flags_override_parts_of_it() {
     assert_eq!(
         recipe(&["--preset", "best", "--epochs", "1"]),
         "--epochs 1 --batch-size 64 --optimizer adamw --lr 0.004 --schedule cosine:0.5 --augment flip=alternate,erase=0.5 \
-         --weight-decay 0.05 --label-smoothing 0.1 --lookahead 5:0.5 --seed 1 --val-split 0.05",
+         --weight-decay 0.1 --label-smoothing 0.1 --lookahead 5:0.5 --seed 1 --val-split 0.05",
         "the best preset adds random erasing, weight decay and lookahead"
     );
     assert!(

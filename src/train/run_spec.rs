@@ -81,7 +81,7 @@ impl RunSpec {
                     crate::data::augment::Augment { flip: true, alternate: true, erase: 0.5, ..Default::default() };
                 let mut training = TrainConfig { augment, ..recipe(32) };
                 training.optimizer.kind = crate::optim::config::OptimizerKind::Adamw;
-                training.optimizer.weight_decay = 0.05;
+                training.optimizer.weight_decay = 0.1;
                 training.optimizer.lookahead = Some(crate::optim::lookahead::LookaheadConfig { k: 5, alpha: 0.5 });
                 (training, 0.05)
             }
