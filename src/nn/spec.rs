@@ -234,9 +234,9 @@ impl ModelSpec {
     }
 
     /// The strongest preset within reason on two cores: the default network with a dense layer
-    /// of 512 (its recipe adds random erasing to a longer run).
+    /// of 1,024 (its recipe adds random erasing to a longer run).
     pub fn best_preset() -> ModelSpec {
-        ModelSpec::conv_bn_net(512, 0.1, 0.3)
+        ModelSpec::conv_bn_net(1024, 0.1, 0.3)
     }
 
     /// Two blocks of conv → batch norm with fused ReLU (32 then 64 filters), each followed by
