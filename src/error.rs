@@ -30,13 +30,27 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// An argument or option has a value that cannot be used.
+    /// A command-line flag or a setting has a value that cannot be used.
+    #[error("{flag} '{value}': {expected}")]
+    Flag {
+        /// The flag or setting (`--augment`, `--val-split`, …).
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// A request or a combination of inputs cannot be carried out (the message says why and what
+    /// to do instead).
     #[error("{0}")]
     Invalid(String),
     /// The operating system or the runtime failed at something other than a file (listening,
     /// starting threads or a process, installing a signal handler).
     #[error("{0}")]
     System(String),
+    /// The engine refused (a file of its format, an architecture, a named value).
+    #[error(transparent)]
+    Engine(#[from] wardrobe_engine::Error),
     /// The run was interrupted by the user (Ctrl-C).
     #[error("interrupted")]
     Interrupted,
@@ -60,15 +74,13 @@ impl Error {
         Error::Format { path: path.to_path_buf(), message: message.into() }
     }
 
+    /// The value `value` of `flag`, which is not one of those accepted.
+    pub fn flag(flag: &'static str, value: impl ToString, expected: impl Into<String>) -> Self {
+        Error::Flag { flag, value: value.to_string(), expected: expected.into() }
+    }
+
     /// A problem with the model stored at `path`.
     pub fn model(path: &Path, message: impl Into<String>) -> Self {
         Error::Model { path: path.to_path_buf(), message: message.into() }
-    }
-}
-
-/// A message about a value that cannot be used (what parsers of command-line forms build).
-impl From<String> for Error {
-    fn from(message: String) -> Self {
-        Error::Invalid(message)
     }
 }

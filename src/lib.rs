@@ -5,12 +5,10 @@
 pub mod bench;
 pub mod data;
 pub mod error;
-pub mod fsutil;
 pub mod jitter;
 pub mod label;
-pub mod nn;
+pub mod model_dir;
 pub mod onnx;
-pub mod optim;
 pub mod predict;
 pub mod report;
 pub mod serve;
@@ -18,3 +16,5 @@ pub mod train;
 pub mod tune;
 
 pub use error::{Error, Result};
+/// The engine's modules, under the names the application has always used for them.
+pub use wardrobe_engine::{fsutil, nn, optim, seed};

@@ -52,7 +52,8 @@ fn train(spec: &ModelSpec, threads: usize, epochs: usize) -> (Vec<f32>, Vec<[f64
         let mut model = Model::initialised(spec.clone(), 10, 7).unwrap();
         let never = AtomicBool::new(false);
         let run = (&train, &val);
-        session::run(&mut model, config(epochs), None, run, dir.path(), &mut Quiet, &never).unwrap();
+        session::run(&mut model, Default::default(), config(epochs), None, run, dir.path(), &mut Quiet, &never)
+            .unwrap();
         let history = checkpoint::load(&checkpoint_dir(dir.path())).unwrap().resume.state.history;
         (model.params, history.iter().map(metrics).collect())
     })
@@ -85,14 +86,25 @@ fn a_checkpoint_resumed_with_another_thread_count_continues_exactly() {
     pool(3).install(|| {
         let mut model = Model::initialised(spec.clone(), 10, 7).unwrap();
         let mut observer = InterruptAfter { after: 10, steps: 0, flag: &flag };
-        session::run(&mut model, config(2), None, (&train, &val), dir.path(), &mut observer, &flag).unwrap();
+        session::run(&mut model, Default::default(), config(2), None, (&train, &val), dir.path(), &mut observer, &flag)
+            .unwrap();
     });
     let ck = checkpoint::load(&checkpoint_dir(dir.path())).unwrap();
     assert_eq!((ck.resume.state.epoch, ck.resume.state.step), (2, 2), "8 steps per epoch: stopped in epoch 2");
     let never = AtomicBool::new(false);
     let mut resumed = ck.model;
     let history_resumed = pool(1).install(|| {
-        session::run(&mut resumed, ck.config, Some(ck.resume), (&train, &val), dir.path(), &mut Quiet, &never).unwrap();
+        session::run(
+            &mut resumed,
+            Default::default(),
+            ck.config,
+            Some(ck.resume),
+            (&train, &val),
+            dir.path(),
+            &mut Quiet,
+            &never,
+        )
+        .unwrap();
         checkpoint::load(&checkpoint_dir(dir.path())).unwrap().resume.state.history
     });
     assert!(resumed.params == straight, "resumed on 1 thread after 3: other weights than 2 threads straight");

@@ -60,7 +60,7 @@ fn triton_client_defaults_binary_and_json_agree() {
 
 /// Probabilities wardrobe's own predictor gives the model in `dir` for `data`.
 fn wardrobe_probabilities(dir: &std::path::Path, data: &wardrobe::data::dataset::Dataset) -> Vec<f32> {
-    let loaded = wardrobe::nn::store::load(dir).unwrap();
+    let loaded = wardrobe::model_dir::load(dir).unwrap();
     wardrobe::train::trainer::probabilities(&loaded.model, data, false)
 }
 

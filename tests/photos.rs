@@ -68,7 +68,7 @@ fn broken_files_are_reported_and_good_photos_still_labelled() {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = dir.path().join("model");
     let model = Model::initialised(ModelSpec::seed(), 10, 1).unwrap();
-    wardrobe::nn::store::save(&model, &fashion_classes(), &model_dir).unwrap();
+    wardrobe::model_dir::save(&model, &fashion_classes(), None, &model_dir).unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(photos.join("sub")).unwrap();
     let test = load(Split::Test);
@@ -112,8 +112,13 @@ fn broken_files_are_reported_and_good_photos_still_labelled() {
 fn label_killed_mid_run_then_rerun_labels_every_photo_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = dir.path().join("model");
-    wardrobe::nn::store::save(&Model::initialised(ModelSpec::seed(), 10, 1).unwrap(), &fashion_classes(), &model_dir)
-        .unwrap();
+    wardrobe::model_dir::save(
+        &Model::initialised(ModelSpec::seed(), 10, 1).unwrap(),
+        &fashion_classes(),
+        None,
+        &model_dir,
+    )
+    .unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(&photos).unwrap();
     let test = load(Split::Test);
@@ -158,8 +163,13 @@ fn label_killed_mid_run_then_rerun_labels_every_photo_exactly_once() {
 fn three_shards_label_a_folder_once() {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = dir.path().join("model");
-    wardrobe::nn::store::save(&Model::initialised(ModelSpec::seed(), 10, 1).unwrap(), &fashion_classes(), &model_dir)
-        .unwrap();
+    wardrobe::model_dir::save(
+        &Model::initialised(ModelSpec::seed(), 10, 1).unwrap(),
+        &fashion_classes(),
+        None,
+        &model_dir,
+    )
+    .unwrap();
     let test = load(Split::Test);
     let photos = dir.path().join("photos");
     for i in 0..300 {

@@ -59,20 +59,48 @@ fn interrupted_then_resumed_run_ends_exactly_like_an_uninterrupted_one() {
     let never = AtomicBool::new(false);
     let straight_dir = tempfile::tempdir().unwrap();
     let mut straight = Model::initialised(ModelSpec::seed(), 10, 5).unwrap();
-    session::run(&mut straight, config(3, None), None, (&train, &val), straight_dir.path(), &mut Quiet, &never)
-        .unwrap();
+    session::run(
+        &mut straight,
+        Default::default(),
+        config(3, None),
+        None,
+        (&train, &val),
+        straight_dir.path(),
+        &mut Quiet,
+        &never,
+    )
+    .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let flag = AtomicBool::new(false);
     let mut model = Model::initialised(ModelSpec::seed(), 10, 5).unwrap();
     let mut observer = InterruptAfter { after: 27, steps: 0, flag: &flag };
-    let end =
-        session::run(&mut model, config(3, None), None, (&train, &val), dir.path(), &mut observer, &flag).unwrap();
+    let end = session::run(
+        &mut model,
+        Default::default(),
+        config(3, None),
+        None,
+        (&train, &val),
+        dir.path(),
+        &mut observer,
+        &flag,
+    )
+    .unwrap();
     assert_eq!(end, FitEnd::Interrupted);
     let ck = checkpoint::load(&checkpoint_dir(dir.path())).unwrap();
     assert_eq!((ck.resume.state.epoch, ck.resume.state.step), (2, 7), "20 steps per epoch: interrupted in epoch 2");
     let mut resumed = ck.model;
-    session::run(&mut resumed, ck.config, Some(ck.resume), (&train, &val), dir.path(), &mut Quiet, &never).unwrap();
+    session::run(
+        &mut resumed,
+        Default::default(),
+        ck.config,
+        Some(ck.resume),
+        (&train, &val),
+        dir.path(),
+        &mut Quiet,
+        &never,
+    )
+    .unwrap();
     assert!(resumed.params == straight.params, "resumed weights differ from the uninterrupted run");
     let a = std::fs::read_to_string(straight_dir.path().join("history.csv")).unwrap();
     let b = std::fs::read_to_string(dir.path().join("history.csv")).unwrap();
@@ -145,7 +173,8 @@ fn a_checkpoint_with_fields_out_of_range_is_refused_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut model = Model::initialised(ModelSpec::seed(), 10, 5).unwrap();
     let never = AtomicBool::new(false);
-    session::run(&mut model, config(2, None), None, (&train, &val), dir.path(), &mut Quiet, &never).unwrap();
+    session::run(&mut model, Default::default(), config(2, None), None, (&train, &val), dir.path(), &mut Quiet, &never)
+        .unwrap();
     let state_path = checkpoint_dir(dir.path()).join("trainer.json");
     let good = std::fs::read_to_string(&state_path).unwrap();
     let mut value: serde_json::Value = serde_json::from_str(&good).unwrap();

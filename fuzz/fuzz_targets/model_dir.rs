@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         rest = after;
     }
     if mode % 2 == 0 {
-        if let Ok(loaded) = wardrobe::nn::store::load(&dir) {
+        if let Ok(loaded) = wardrobe::model_dir::load(&dir) {
             run_one_image(&loaded.model);
         }
     } else if let Ok(checkpoint) = wardrobe::train::checkpoint::load(&dir) {

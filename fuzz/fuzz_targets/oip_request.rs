@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(input.pixels.len(), input.count * 784);
         let names: Vec<String> = (0..10).map(|i| i.to_string()).collect();
         let probs = vec![0.1; input.count * 10];
-        let body = serde_json::to_value(response("m", &request, &probs, &names)).unwrap();
+        let body = serde_json::to_value(response("m", "1", &request, &probs, &names)).unwrap();
         assert!(body["outputs"][0]["shape"][0] == input.count);
     }
 });

@@ -3,7 +3,7 @@
 use clap::Args;
 use std::path::PathBuf;
 use wardrobe::data::convert::convert;
-use wardrobe::nn::store::{self, About};
+use wardrobe::model_dir::{self, About};
 use wardrobe::onnx::{export, import};
 use wardrobe::{Error, Result};
 
@@ -36,7 +36,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         if a.output.extension().is_none_or(|e| e != "onnx") {
             return Err(Error::Invalid(format!("{}: a model directory converts to an .onnx file", a.output.display())));
         }
-        let loaded = store::load(&a.input)?;
+        let loaded = model_dir::load(&a.input)?;
         export::write(&loaded.model, &loaded.class_names, &a.output)?;
         let input = loaded.model.spec.input;
         let layout = if input.c == 1 {
@@ -55,9 +55,9 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     }
     if a.input.extension().is_some_and(|e| e == "onnx") {
         let imported = import::read(&a.input, a.classes.clone(), a.input_range)?;
-        let mut model = imported.model;
-        model.about = Some(About { architecture: format!("onnx {}", a.input.display()), ..Default::default() });
-        store::save(&model, &imported.class_names, &a.output)?;
+        let model = imported.model;
+        let about = About { architecture: format!("onnx {}", a.input.display()), ..Default::default() };
+        model_dir::save(&model, &imported.class_names, Some(&about), &a.output)?;
         println!("{}", model.summary());
         println!(
             "wrote {}: {} classes ({}), input {}, temperature {}",

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use wardrobe::Result;
 use wardrobe::data::dataset::Split;
-use wardrobe::nn::store;
+use wardrobe::model_dir;
 use wardrobe::report::{self, ReportInput};
 use wardrobe::train::calibration;
 use wardrobe::train::metrics::Evaluation;
@@ -45,7 +45,7 @@ struct EvaluationJson<'a> {
 }
 
 pub fn run(a: EvaluateArgs) -> Result<()> {
-    let mut loaded = store::load(&a.model)?;
+    let mut loaded = model_dir::load(&a.model)?;
     let test = a.data.source().load(Split::Test)?;
     loaded.check_data(&test, "the test set")?;
     let temperature = std::mem::replace(&mut loaded.model.temperature, 1.0);

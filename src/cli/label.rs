@@ -5,7 +5,7 @@ use clap::Args;
 use std::path::PathBuf;
 use wardrobe::Result;
 use wardrobe::label::{self, LabelOptions, Shard, label_folder};
-use wardrobe::nn::store;
+use wardrobe::model_dir;
 
 #[derive(Args)]
 pub struct LabelArgs {
@@ -32,7 +32,7 @@ pub struct LabelArgs {
 }
 
 pub fn run(a: LabelArgs) -> Result<()> {
-    let loaded = store::load(&a.model)?;
+    let loaded = model_dir::load(&a.model)?;
     let shape = loaded.photo_shape()?;
     // Photos wait for each other's memory as long as it takes: the run is the only decoder.
     let limits = a.photo_limits.limits(std::time::Duration::from_secs(3600))?;

@@ -5,8 +5,8 @@ use clap::Args;
 use std::path::PathBuf;
 use wardrobe::data::dataset::Split;
 use wardrobe::data::photo;
+use wardrobe::model_dir;
 use wardrobe::nn::infer::Predictor;
-use wardrobe::nn::store;
 use wardrobe::predict::top_k;
 use wardrobe::{Error, Result};
 
@@ -40,7 +40,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
     if a.index.is_empty() && a.images.is_empty() {
         return Err(Error::Invalid("give image files or --index N".into()));
     }
-    let loaded = store::load(&a.model)?;
+    let loaded = model_dir::load(&a.model)?;
     let mut items: Vec<(String, Vec<u8>, Option<u16>)> = Vec::new();
     if !a.index.is_empty() {
         let test = a.data.source().load(Split::Test)?;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use wardrobe::data::augment::Augment;
 use wardrobe::data::dataset::{Dataset, Split};
 use wardrobe::data::source::split_validation;
+use wardrobe::model_dir::{self, About, DataAbout};
 use wardrobe::nn::model::Model;
-use wardrobe::nn::store::{self, About, DataAbout};
 use wardrobe::optim::config::{OptimizerConfig, OptimizerKind};
 use wardrobe::optim::lookahead::LookaheadConfig;
 use wardrobe::optim::schedule::Schedule;
@@ -137,9 +137,9 @@ impl TrainArgs {
 
     /// A new model for `data` and its training settings and validation split: a run spec's,
     /// with the flags `given` on the command line overriding them, or the flags'.
-    fn fresh_run(&self, given: Given, data: &Dataset) -> Result<(Model, TrainConfig, f64)> {
+    fn fresh_run(&self, given: Given, data: &Dataset) -> Result<(Model, About, TrainConfig, f64)> {
         let flags = self.config();
-        let start = self.init_from.as_deref().map(store::load).transpose()?;
+        let start = self.init_from.as_deref().map(model_dir::load).transpose()?;
         let run = match (self.architecture.spec_file()?, &start) {
             (_, Some(start)) => RunSpec {
                 model: start.model.spec.clone().fitted_to(start.model.spec.input, data.classes.len()),
@@ -160,8 +160,7 @@ impl TrainArgs {
         };
         let source = self.data.train_csv.as_ref().unwrap_or(&self.data.data);
         let source = std::path::absolute(source).unwrap_or_else(|_| source.clone()).display().to_string();
-        model.about =
-            Some(About { architecture, data: DataAbout { source, ..Default::default() }, ..Default::default() });
+        let about = About { architecture, data: DataAbout { source, ..Default::default() }, ..Default::default() };
         if let Some(start) = start {
             let layers = model.spec.layers.len();
             let keep = if start.class_names == data.classes { layers } else { layers - 1 };
@@ -177,22 +176,23 @@ impl TrainArgs {
                 println!("fine-tuning {}: every layer starts from its weights", start.dir.display());
             }
         }
-        Ok((model, run.training, run.val_split))
+        Ok((model, about, run.training, run.val_split))
     }
 }
 
 /// Trains (or resumes) as the flags say; `given` tells which flags were typed.
 pub fn run(a: TrainArgs, given: Given) -> Result<()> {
     let full = a.data.source().load(Split::Train)?;
-    let (mut model, config, resume, run_dir, val_split) = match &a.resume {
+    let (mut model, about, config, resume, run_dir, val_split) = match &a.resume {
         Some(dir) => {
-            let checkpoint::Checkpoint { model, config, resume } = checkpoint::load(&checkpoint::checkpoint_dir(dir))?;
+            let checkpoint::Checkpoint { model, about, config, resume } =
+                checkpoint::load(&checkpoint::checkpoint_dir(dir))?;
             println!("resuming {} at epoch {} step {}", dir.display(), resume.state.epoch, resume.state.step);
-            (model, config, Some(resume), dir.clone(), a.val_split)
+            (model, about.unwrap_or_default(), config, Some(resume), dir.clone(), a.val_split)
         }
         None => {
-            let (model, config, val_split) = a.fresh_run(given, &full)?;
-            (model, config, None, a.out.clone(), val_split)
+            let (model, about, config, val_split) = a.fresh_run(given, &full)?;
+            (model, about, config, None, a.out.clone(), val_split)
         }
     };
     check_input(&model.spec, &full)?;
@@ -221,7 +221,7 @@ pub fn run(a: TrainArgs, given: Given) -> Result<()> {
     if let Some(tb) = tensorboard.as_mut() {
         observers.push(tb);
     }
-    let end = session::run(&mut model, config, resume, (&train, &val), &run_dir, &mut observers, &INTERRUPTED)?;
+    let end = session::run(&mut model, about, config, resume, (&train, &val), &run_dir, &mut observers, &INTERRUPTED)?;
     if let Some(e) = tensorboard.as_mut().and_then(TensorBoardLog::take_error) {
         return Err(e);
     }

@@ -2,7 +2,7 @@
 //! horizontal flip (at random, or alternating from epoch to epoch), small rotation (bilinear,
 //! zero fill) and random erasing. Each is switchable; the label is never changed.
 
-use crate::nn::model::mix_seed;
+use crate::seed::mix_seed;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -34,8 +34,9 @@ impl Augment {
         }
         for item in text.split(',') {
             let (key, value) = item.split_once('=').unwrap_or((item, ""));
-            let bad =
-                || format!("augmentation '{item}': expected shift=N, flip, flip=alternate, rotate=DEG or erase=P");
+            let bad = || {
+                crate::Error::flag("--augment", item, "expected shift=N, flip, flip=alternate, rotate=DEG or erase=P")
+            };
             match key {
                 "flip" if value.is_empty() => aug.flip = true,
                 "flip" if value == "alternate" => (aug.flip, aug.alternate) = (true, true),
@@ -44,7 +45,7 @@ impl Augment {
                     aug.rotate = value.parse().ok().filter(|r: &f32| (0.0..=45.0).contains(r)).ok_or_else(bad)?
                 }
                 "erase" => aug.erase = value.parse().ok().filter(|p: &f32| (0.0..=1.0).contains(p)).ok_or_else(bad)?,
-                _ => return Err(bad().into()),
+                _ => return Err(bad()),
             }
         }
         Ok(aug)

@@ -1,6 +1,6 @@
 //! Mini-batch order: a seeded permutation of the sample indices per epoch, cut into batches.
 
-use crate::nn::model::mix_seed;
+use crate::seed::mix_seed;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;

@@ -77,7 +77,8 @@ pub fn write(path: &Path, data: &Dataset) -> Result<()> {
             out.write_all(line.as_bytes())?;
         }
         Ok(())
-    })
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]

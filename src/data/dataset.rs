@@ -126,7 +126,7 @@ impl DatasetFile {
     /// Writes `dir/dataset.json` atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("dataset file serialises");
-        fsutil::write_atomic(&dir.join(DATASET_FILE), |out| out.write_all(json.as_bytes()))
+        Ok(fsutil::write_atomic(&dir.join(DATASET_FILE), |out| out.write_all(json.as_bytes()))?)
     }
 }
 

@@ -234,7 +234,8 @@ fn write_bytes(path: &Path, bytes: Vec<u8>) -> Result<()> {
         } else {
             out.write_all(&bytes)
         }
-    })
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use crate::data::photo::{self, PhotoShape};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::label::{LabelsFile, csv_record, find_images};
-use crate::nn::model::mix_seed;
+use crate::seed::mix_seed;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -275,7 +275,8 @@ fn write_lists(out: &Path, kept: &[Converted], test_split: f64, unreadable: &[Un
     fsutil::write_atomic(&out.join("unreadable.csv"), |w| {
         writeln!(w, "path,reason")?;
         unreadable.iter().try_for_each(|u| writeln!(w, "{}", csv_record([u.path.as_str(), &u.reason])))
-    })
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]

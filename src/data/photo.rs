@@ -67,7 +67,7 @@ pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
 /// Reads a photo file of at most [`MAX_FILE_BYTES`].
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    crate::fsutil::read_at_most(path, MAX_FILE_BYTES)
+    Ok(crate::fsutil::read_at_most(path, MAX_FILE_BYTES)?)
 }
 
 /// Images up to this many pixels are decoded whatever their compression.

@@ -236,7 +236,7 @@ pub fn to_onnx(model: &Model, class_names: &[String]) -> Result<ModelProto> {
 /// Writes `model` as an ONNX file at `path`, atomically.
 pub fn write(model: &Model, class_names: &[String], path: &Path) -> Result<()> {
     let bytes = to_onnx(model, class_names)?.encode_to_vec();
-    fsutil::write_atomic(path, |out| out.write_all(&bytes))
+    Ok(fsutil::write_atomic(path, |out| out.write_all(&bytes))?)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::batcher::{BatchSettings, Batcher};
 use super::metrics::Metrics;
 use crate::data::photo::PhotoShape;
 use crate::error::{Error, Result};
-use crate::nn::store;
+use crate::model_dir;
 use axum::http::StatusCode;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -322,7 +322,7 @@ impl Repository {
     /// they were read (a version rewritten meanwhile loads again on the next poll).
     fn load_version(&self, name: &str, version: u64, dir: &Path) -> Result<Served> {
         let before = stamp(dir);
-        let loaded = store::load(dir)?;
+        let loaded = model_dir::load(dir)?;
         let stamp = before?;
         let shape = loaded.photo_shape()?;
         let batcher = Batcher::start(Arc::new(loaded.model), self.batch, self.metrics.clone());
@@ -386,7 +386,7 @@ mod tests {
         let spec = ModelSpec::seed().fitted_to(crate::nn::layer::Shape::new(28, 28, 1), classes);
         let model = Model::initialised(spec, classes, seed).unwrap();
         let names: Vec<String> = (0..classes).map(|c| format!("class{c}")).collect();
-        store::save(&model, &names, &root.join(name).join(version)).unwrap();
+        model_dir::save(&model, &names, None, &root.join(name).join(version)).unwrap();
     }
 
     fn open(root: &Path) -> Repository {

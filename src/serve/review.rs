@@ -130,7 +130,7 @@ impl ReviewFile {
         if written.is_err() {
             records[id] = previous;
         }
-        written
+        Ok(written?)
     }
 }
 

@@ -5,8 +5,9 @@
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::model_dir::{self, About};
 use crate::nn::model::Model;
-use crate::nn::{store, tensorfile};
+use crate::nn::tensorfile;
 use crate::optim::OptimizerState;
 use crate::train::trainer::{RunState, TrainConfig, Trainer};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,8 @@ pub struct Checkpoint {
     pub config: TrainConfig,
     /// The trainer's state.
     pub resume: Resume,
+    /// Where the model came from, as the run recorded it when it started.
+    pub about: Option<About>,
 }
 
 /// The checkpoint directory inside a run directory.
@@ -68,11 +71,12 @@ fn rename(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to).map_err(|e| Error::io(from, e))
 }
 
-/// Saves the trainer's current state (its model's outputs named `classes`) as the checkpoint in `dir`.
-pub fn save(dir: &Path, trainer: &Trainer, classes: &[String]) -> Result<()> {
+/// Saves the trainer's current state (its model's outputs named `classes`, the run's record
+/// `about`) as the checkpoint in `dir`.
+pub fn save(dir: &Path, trainer: &Trainer, classes: &[String], about: &About) -> Result<()> {
     let (fresh, old) = (sibling(dir, ".new"), sibling(dir, ".old"));
     remove_dir_if_present(&fresh)?;
-    store::save(trainer.model(), classes, &fresh)?;
+    model_dir::save(trainer.model(), classes, Some(about), &fresh)?;
     let (state, optimizer, best) = trainer.snapshot();
     let mut tensors: Vec<(String, Vec<usize>, &[f32])> =
         optimizer.slots.iter().enumerate().map(|(i, s)| (format!("slot{i}"), vec![s.len()], &s[..])).collect();
@@ -111,7 +115,7 @@ fn check_state(state: &RunState, path: &Path) -> Result<()> {
 pub fn load(dir: &Path) -> Result<Checkpoint> {
     let old = sibling(dir, ".old");
     let dir = if !dir.exists() && old.exists() { old.as_path() } else { dir };
-    let loaded = store::load(dir)?;
+    let loaded = model_dir::load(dir)?;
     let path = dir.join(TRAINER_FILE);
     let file: TrainerFile = serde_json::from_slice(&fsutil::read_at_most(&path, fsutil::MAX_JSON_BYTES)?)
         .map_err(|e| Error::format(&path, format!("invalid checkpoint state: {e}")))?;
@@ -134,6 +138,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint> {
     }
     Ok(Checkpoint {
         model: loaded.model,
+        about: loaded.about,
         config: file.config,
         resume: Resume { state: file.state, optimizer: OptimizerState { step: file.optimizer_step, slots }, best },
     })

@@ -20,7 +20,8 @@ pub fn save(dir: &Path, history: &[EpochStats]) -> Result<()> {
             )?;
         }
         Ok(())
-    })
+    })?;
+    Ok(())
 }
 
 /// Reads the history `save` wrote into `dir`; `None` when there is none.

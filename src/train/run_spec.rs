@@ -121,7 +121,7 @@ impl RunSpec {
     /// Writes the spec as pretty JSON (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("run spec serialises");
-        fsutil::write_atomic(path, |out| out.write_all(json.as_bytes()))
+        Ok(fsutil::write_atomic(path, |out| out.write_all(json.as_bytes()))?)
     }
 }
 

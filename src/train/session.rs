@@ -3,8 +3,8 @@
 
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::model_dir::{self, About};
 use crate::nn::model::Model;
-use crate::nn::store;
 use crate::train::calibration;
 use crate::train::checkpoint::{self, Resume, checkpoint_dir};
 use crate::train::history;
@@ -15,9 +15,12 @@ use std::sync::atomic::AtomicBool;
 /// Runs (or, given a checkpoint, continues) training, keeping `run_dir` up to date: a checkpoint
 /// and `history.{json,csv}` after every epoch, the checkpoint on interrupt, and the final model
 /// (`model.json` + `model.safetensors`) at the end, its temperature fitted on the validation
-/// data (1 when there is none).
+/// data (1 when there is none). `about` records where the model came from; the session adds the
+/// data's sizes, the seed and the last epoch.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     model: &mut Model,
+    mut about: About,
     config: TrainConfig,
     resume: Option<Resume>,
     data: (&Dataset, &Dataset),
@@ -35,19 +38,18 @@ pub fn run(
     }
     let ck_dir = checkpoint_dir(run_dir);
     let mut after_epoch = |t: &Trainer| {
-        checkpoint::save(&ck_dir, t, classes)?;
+        checkpoint::save(&ck_dir, t, classes, &about)?;
         history::save(run_dir, &t.state().history)
     };
     let end = trainer.fit(data.0, data.1, observer, interrupt, &mut after_epoch)?;
     if end == FitEnd::Interrupted {
-        checkpoint::save(&ck_dir, &trainer, classes)?;
+        checkpoint::save(&ck_dir, &trainer, classes, &about)?;
         return Ok(end);
     }
     let final_epoch = trainer.state().history.last().cloned();
     drop(trainer);
-    let about = model.about.get_or_insert_with(Default::default);
     about.wardrobe_version = env!("CARGO_PKG_VERSION").into();
-    about.created = store::now_utc();
+    about.created = model_dir::now_utc();
     about.data.train = data.0.len();
     about.data.validation = data.1.len();
     about.data.classes = classes.len();
@@ -57,6 +59,6 @@ pub fn run(
     model.temperature = 1.0;
     let raw = probabilities(model, data.1, false);
     model.temperature = calibration::fit_temperature(&raw, &data.1.labels, model.classes());
-    store::save(model, classes, run_dir)?;
+    model_dir::save(model, classes, Some(&about), run_dir)?;
     Ok(end)
 }

@@ -88,7 +88,7 @@ impl Optimizer for Lookahead {
 
     fn restore(&mut self, mut state: OptimizerState) -> crate::Result<()> {
         let slow = state.slots.pop().filter(|s| s.len() == self.slow.len()).ok_or_else(|| {
-            crate::Error::Invalid(format!("lookahead state must end in a slot of {} slow weights", self.slow.len()))
+            crate::Error::State(format!("lookahead state must end in a slot of {} slow weights", self.slow.len()))
         })?;
         let steps = state.step;
         self.inner.restore(state)?;

@@ -30,7 +30,7 @@ impl std::str::FromStr for Kernels {
             "auto" => Ok(Kernels::Auto),
             "portable" => Ok(Kernels::Portable),
             "reference" => Ok(Kernels::Reference),
-            _ => Err(crate::error::Error::Invalid(format!("kernels '{s}': expected auto, portable or reference"))),
+            _ => Err(crate::error::Error::value("kernels", s, "expected auto, portable or reference")),
         }
     }
 }

@@ -29,7 +29,7 @@ impl std::str::FromStr for OptimizerKind {
             "adam" => Ok(OptimizerKind::Adam),
             "adamw" => Ok(OptimizerKind::Adamw),
             "sgd" => Ok(OptimizerKind::Sgd),
-            _ => Err(crate::Error::Invalid(format!("optimizer '{s}': expected adam, adamw or sgd"))),
+            _ => Err(crate::Error::value("optimizer", s, "expected adam, adamw or sgd")),
         }
     }
 }

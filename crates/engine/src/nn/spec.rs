@@ -96,7 +96,7 @@ pub struct ModelSpec {
 
 /// Checks a condition of layer `index`, or explains which layer is wrong.
 fn require(ok: bool, index: usize, what: &str) -> Result<()> {
-    if ok { Ok(()) } else { Err(Error::Invalid(format!("layer {index}: {what}"))) }
+    if ok { Ok(()) } else { Err(Error::Layer { index, message: what.to_string() }) }
 }
 
 impl LayerSpec {
@@ -167,13 +167,13 @@ impl ModelSpec {
     pub fn build(&self, classes: usize) -> Result<Vec<Box<dyn Layer>>> {
         let mut shape = self.input;
         let too_big = |what: &str| {
-            Error::Invalid(format!(
+            Error::Shape(format!(
                 "{what} is too large (limits per sample: {MAX_VALUES_PER_SAMPLE} values per layer, \
                  {MAX_WORKSPACE_PER_SAMPLE} in all; {MAX_PARAMETERS} parameters)"
             ))
         };
         if shape.h == 0 || shape.w == 0 || shape.c == 0 || bounded_size(shape).is_none() {
-            return Err(Error::Invalid(format!("input shape {} must be non-empty and bounded", shape.describe())));
+            return Err(Error::Shape(format!("input shape {} must be non-empty and bounded", shape.describe())));
         }
         let mut layers = Vec::with_capacity(self.layers.len());
         let (mut parameters, mut workspace) = (0usize, 0usize);
@@ -192,7 +192,7 @@ impl ModelSpec {
             layers.push(layer);
         }
         if shape != Shape::vector(classes) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Shape(format!(
                 "the last layer must output {classes} class logits, not {}",
                 shape.describe()
             )));
@@ -288,7 +288,7 @@ impl ModelSpec {
             "seed" => Ok(ModelSpec::seed()),
             "default" => Ok(ModelSpec::default_preset()),
             "best" => Ok(ModelSpec::best_preset()),
-            other => Err(Error::Invalid(format!("unknown preset '{other}' (available: seed, default, best)"))),
+            other => Err(Error::value("preset", other, "available: seed, default, best")),
         }
     }
 

@@ -8,6 +8,7 @@ use crate::nn::conv::{ConvBackward, ConvForward};
 use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, param_count};
 use crate::nn::plan::{Plan, Step};
 use crate::nn::spec::ModelSpec;
+use crate::seed::mix_seed;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::ops::Range;
@@ -27,8 +28,6 @@ pub struct Model {
     /// Softmax temperature of inference (1 = the raw softmax; fitted on validation data it
     /// makes the probabilities calibrated). Training ignores it.
     pub temperature: f32,
-    /// Where it came from, when it was trained or loaded with that record.
-    pub about: Option<crate::nn::store::About>,
     train_plan: Plan,
     infer_plan: Plan,
 }
@@ -73,14 +72,6 @@ fn normalise(dst: &mut [f32], pixels: &[u8]) {
     dst.iter_mut().zip(pixels).for_each(|(x, &p)| *x = f32::from(p) * (1.0 / 255.0));
 }
 
-/// Mixes two numbers into a well-spread seed (SplitMix64 finaliser).
-pub fn mix_seed(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_add(0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 impl Model {
     /// Builds the architecture with all parameters zero.
     pub fn new(spec: ModelSpec, classes: usize) -> Result<Model> {
@@ -104,7 +95,6 @@ impl Model {
             params: vec![0.0; offset],
             classes,
             temperature: 1.0,
-            about: None,
             train_plan,
             infer_plan,
         })
@@ -157,7 +147,7 @@ impl Model {
             && count <= self.layers.len().min(from.layers.len())
             && self.spec.layers[..count] == from.spec.layers[..count];
         if !same {
-            return Err(crate::Error::Invalid(format!(
+            return Err(crate::Error::Shape(format!(
                 "the architectures differ before layer {count} (inputs {} and {})",
                 self.spec.input.hwc(),
                 from.spec.input.hwc()

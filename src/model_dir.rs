@@ -86,8 +86,9 @@ fn no_temperature() -> f32 {
     1.0
 }
 
-/// Saves `model` with its class names (and its temperature) into `dir` (created if needed).
-pub fn save(model: &Model, class_names: &[String], dir: &Path) -> Result<()> {
+/// Saves `model` with its class names, its temperature and where it came from into `dir`
+/// (created if needed).
+pub fn save(model: &Model, class_names: &[String], about: Option<&About>, dir: &Path) -> Result<()> {
     fsutil::create_dir_all(dir)?;
     let tensors: Vec<(String, Vec<usize>, &[f32])> =
         model.tensors().into_iter().map(|(name, spec, range)| (name, spec.dims, &model.params[range])).collect();
@@ -96,11 +97,11 @@ pub fn save(model: &Model, class_names: &[String], dir: &Path) -> Result<()> {
         format: FORMAT.into(),
         class_names: class_names.to_vec(),
         temperature: model.temperature,
-        about: model.about.clone(),
+        about: about.cloned(),
         spec: model.spec.clone(),
     };
     let json = serde_json::to_string_pretty(&file).expect("model file serialises");
-    fsutil::write_atomic(&dir.join(SPEC_FILE), |out| out.write_all(json.as_bytes()))
+    Ok(fsutil::write_atomic(&dir.join(SPEC_FILE), |out| out.write_all(json.as_bytes()))?)
 }
 
 /// A loaded model and its class names.
@@ -109,6 +110,8 @@ pub struct Loaded {
     pub model: Model,
     /// Class names by index.
     pub class_names: Vec<String>,
+    /// Where it came from, when `model.json` records it.
+    pub about: Option<About>,
     /// The directory it was loaded from.
     pub dir: std::path::PathBuf,
 }
@@ -128,10 +131,10 @@ fn read_model_file(path: &Path) -> Result<ModelFile> {
 }
 
 /// A malformed tensor file is a model error; I/O errors stay as they are.
-fn as_model_error(path: &Path, e: Error) -> Error {
+fn as_model_error(path: &Path, e: wardrobe_engine::Error) -> Error {
     match e {
-        Error::Format { message, .. } => Error::model(path, message),
-        other => other,
+        wardrobe_engine::Error::Format { message, .. } => Error::model(path, message),
+        other => other.into(),
     }
 }
 
@@ -168,8 +171,7 @@ pub fn load(dir: &Path) -> Result<Loaded> {
         model.params[range].copy_from_slice(&tensor.values);
     }
     model.temperature = file.temperature;
-    model.about = file.about;
-    Ok(Loaded { model, class_names: file.class_names, dir: dir.to_path_buf() })
+    Ok(Loaded { model, class_names: file.class_names, about: file.about, dir: dir.to_path_buf() })
 }
 
 impl Loaded {
@@ -236,7 +238,7 @@ mod tests {
     fn saved() -> (tempfile::TempDir, Model) {
         let dir = tempfile::tempdir().unwrap();
         let model = Model::initialised(ModelSpec::seed(), 10, 4).unwrap();
-        save(&model, &fashion_classes(), dir.path()).unwrap();
+        save(&model, &fashion_classes(), None, dir.path()).unwrap();
         (dir, model)
     }
 
@@ -267,7 +269,7 @@ mod tests {
         }
         let other = Model::initialised(spec, 10, 4).unwrap();
         let other_dir = tempfile::tempdir().unwrap();
-        save(&other, &fashion_classes(), other_dir.path()).unwrap();
+        save(&other, &fashion_classes(), None, other_dir.path()).unwrap();
         std::fs::copy(other_dir.path().join(WEIGHTS_FILE), dir.path().join(WEIGHTS_FILE)).unwrap();
         let err = load(dir.path()).err().unwrap().to_string();
         assert!(err.contains("tensor '6.kernel' is F32 [1600, 64], the architecture needs F32 [1600, 128]"), "{err}");
@@ -293,14 +295,14 @@ mod tests {
     fn temperature_is_kept_and_unknown_fields_are_tolerated() {
         let (dir, mut model) = saved();
         model.temperature = 1.75;
-        save(&model, &fashion_classes(), dir.path()).unwrap();
+        save(&model, &fashion_classes(), None, dir.path()).unwrap();
         assert_eq!(load(dir.path()).unwrap().model.temperature, 1.75);
         let path = dir.path().join(SPEC_FILE);
         let text = std::fs::read_to_string(&path).unwrap();
         let newer = text.replacen('{', r#"{"made_by_a_newer_version": {"x": 1}, "about": {"seed": 7, "new": 1},"#, 1);
         std::fs::write(&path, newer).unwrap();
         let loaded = load(dir.path()).unwrap();
-        assert_eq!((loaded.model.temperature, loaded.model.about.unwrap().seed), (1.75, 7));
+        assert_eq!((loaded.model.temperature, loaded.about.unwrap().seed), (1.75, 7));
         std::fs::write(&path, text.replace("1.75", "-1.0")).unwrap();
         assert!(load(dir.path()).err().unwrap().to_string().contains("temperature -1 is not a positive number"));
     }

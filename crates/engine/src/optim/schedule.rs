@@ -43,21 +43,19 @@ impl Schedule {
     /// Parses the command-line form: `constant`, `step:EVERY:GAMMA`, `cosine[:WARMUP]`, `one-cycle`.
     pub fn parse(text: &str) -> crate::Result<Schedule> {
         let parts: Vec<&str> = text.split(':').collect();
-        let num = |s: &str| s.parse::<f64>().map_err(|_| format!("schedule '{text}': '{s}' is not a number"));
+        let bad = |why: String| crate::Error::value("schedule", text, why);
+        let num = |s: &str| s.parse::<f64>().map_err(|_| bad(format!("'{s}' is not a number")));
         match parts.as_slice() {
             ["constant"] => Ok(Schedule::Constant),
             ["step", every, gamma] => {
                 let every = every.parse::<usize>().ok().filter(|&e| e > 0);
-                let every =
-                    every.ok_or_else(|| format!("schedule '{text}': step needs a whole number of epochs ≥ 1"))?;
+                let every = every.ok_or_else(|| bad("step needs a whole number of epochs ≥ 1".into()))?;
                 Ok(Schedule::Step { every, gamma: num(gamma)? })
             }
             ["cosine"] => Ok(Schedule::Cosine { warmup: 0.0 }),
             ["cosine", warmup] => Ok(Schedule::Cosine { warmup: num(warmup)?.max(0.0) }),
             ["one-cycle"] => Ok(Schedule::OneCycle),
-            _ => Err(crate::Error::Invalid(format!(
-                "unknown schedule '{text}' (constant, step:EVERY:GAMMA, cosine[:WARMUP], one-cycle)"
-            ))),
+            _ => Err(bad("expected constant, step:EVERY:GAMMA, cosine[:WARMUP] or one-cycle".into())),
         }
     }
 

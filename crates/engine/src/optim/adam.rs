@@ -75,7 +75,7 @@ impl Optimizer for Adam {
                 (self.m, self.v, self.t) = (m, v, state.step);
                 Ok(())
             }
-            _ => Err(crate::Error::Invalid(format!("Adam state must be two slots of {} values", self.m.len()))),
+            _ => Err(crate::Error::State(format!("Adam state must be two slots of {} values", self.m.len()))),
         }
     }
 }

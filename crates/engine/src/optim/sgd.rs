@@ -47,7 +47,7 @@ impl Optimizer for Sgd {
                 (self.velocity, self.t) = (v, state.step);
                 Ok(())
             }
-            _ => Err(crate::Error::Invalid(format!("SGD state must be one slot of {} values", self.velocity.len()))),
+            _ => Err(crate::Error::State(format!("SGD state must be one slot of {} values", self.velocity.len()))),
         }
     }
 }

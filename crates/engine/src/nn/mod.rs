@@ -20,6 +20,5 @@ pub mod model;
 pub mod plan;
 pub mod pool;
 pub mod spec;
-pub mod store;
 pub mod tensorfile;
 pub mod vector;
