@@ -6,6 +6,8 @@
 //! `reviewed_label` for a reviewer to fill (in a spreadsheet or on `serve --review`'s page);
 //! `wardrobe import` then learns from it.
 
+use crate::data::decode;
+use crate::data::labels::{CSV_HEADER, csv_record, find_images};
 use crate::data::photo;
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -19,9 +21,6 @@ use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// File extensions treated as images.
-pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "webp", "bmp", "gif"];
-
 /// Settings of a labelling run.
 #[derive(Debug, Clone)]
 pub struct LabelOptions {
@@ -30,7 +29,7 @@ pub struct LabelOptions {
     /// Photos per batch.
     pub batch: usize,
     /// What decoding one photo may take (pixels, memory budget, deadline).
-    pub limits: photo::Limits,
+    pub limits: decode::Limits,
     /// What the photo pipeline makes for the model.
     pub shape: photo::PhotoShape,
     /// Label only this shard of the folder.
@@ -134,9 +133,6 @@ impl Format {
     }
 }
 
-/// The columns of a CSV labels file.
-pub const CSV_HEADER: &str = "path,label,confidence,top3,needs_review,reviewed_label";
-
 /// Appends `text` and syncs it; if that fails (a full disk, say), cuts the file back to where it
 /// was, so the output never ends in a torn row.
 fn append_whole(file: &mut std::fs::File, text: &str, out: &Path) -> Result<()> {
@@ -145,37 +141,6 @@ fn append_whole(file: &mut std::fs::File, text: &str, out: &Path) -> Result<()> 
         let _ = file.set_len(before);
         Error::io(out, e)
     })
-}
-
-/// Image files below `folder`, recursively, in sorted order.
-pub fn find_images(folder: &Path) -> Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut pending = vec![folder.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_lowercase().as_str()))
-            {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-/// One CSV record (quoted by the `csv` crate where a field needs it), without its line end.
-pub fn csv_record<'a>(fields: impl IntoIterator<Item = &'a str>) -> String {
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
-    w.write_record(fields).expect("writing to memory cannot fail");
-    let mut bytes = w.into_inner().expect("writing to memory cannot fail");
-    bytes.pop();
-    String::from_utf8(bytes).expect("fields are UTF-8")
 }
 
 impl LabelRow {
@@ -197,36 +162,6 @@ impl LabelRow {
                 csv_record([self.path.as_str(), &self.label, &confidence, &top.join(";"), &review, reviewed])
             }
         }
-    }
-}
-
-/// A labels CSV read back whole (for `import` and the review page): its header and rows.
-pub struct LabelsFile {
-    /// The header.
-    pub header: csv::StringRecord,
-    /// The rows.
-    pub records: Vec<csv::StringRecord>,
-}
-
-impl LabelsFile {
-    /// Reads a labels CSV (at most 1 GiB).
-    pub fn read(path: &Path) -> Result<LabelsFile> {
-        let text = fsutil::read_at_most(path, 1 << 30)?;
-        let mut reader = csv::ReaderBuilder::new().from_reader(&text[..]);
-        let header = reader.headers().map_err(|e| Error::format(path, format!("cannot read the header: {e}")))?.clone();
-        let records = reader
-            .records()
-            .enumerate()
-            .map(|(i, r)| r.map_err(|e| Error::format(path, format!("row {}: {e}", i + 2))))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(LabelsFile { header, records })
-    }
-
-    /// The position of column `name`, or an error naming the file (`path`).
-    pub fn column(&self, name: &str, path: &Path) -> Result<usize> {
-        self.header.iter().position(|h| h == name).ok_or_else(|| {
-            Error::format(path, format!("no '{name}' column (expected a labels file written by `wardrobe label`)"))
-        })
     }
 }
 

@@ -5,7 +5,6 @@
 pub mod bench;
 pub mod data;
 pub mod error;
-pub mod jitter;
 pub mod label;
 pub mod model_dir;
 pub mod onnx;

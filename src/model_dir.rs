@@ -48,7 +48,44 @@ pub struct About {
     /// Epochs trained.
     pub epochs: usize,
     /// The last epoch's figures.
-    pub final_epoch: Option<crate::train::trainer::EpochStats>,
+    pub final_epoch: Option<EpochStats>,
+}
+
+/// What one epoch achieved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss (with dropout active).
+    pub loss: f64,
+    /// Training accuracy (with dropout active).
+    pub accuracy: f64,
+    /// Validation loss.
+    pub val_loss: f64,
+    /// Validation accuracy.
+    pub val_accuracy: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f32,
+    /// Wall time of the epoch including validation.
+    pub seconds: f64,
+    /// Training images per second (optimiser steps only).
+    pub images_per_second: f64,
+}
+
+impl EpochStats {
+    /// The Keras-like one-line report; the validation figures only when there was a validation
+    /// set (`validated`).
+    pub fn line(&self, epochs: usize, validated: bool) -> String {
+        let validation = if validated {
+            format!("  val_loss {:.4}  val_acc {:.4}", self.val_loss, self.val_accuracy)
+        } else {
+            String::new()
+        };
+        format!(
+            "epoch {}/{epochs}  loss {:.4}  acc {:.4}{validation}  lr {:.1e}  {:.1}s  {:.0} img/s",
+            self.epoch, self.loss, self.accuracy, self.lr, self.seconds, self.images_per_second
+        )
+    }
 }
 
 /// The training data of [`About`].
@@ -233,6 +270,23 @@ fn preview(names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epoch_line_shows_validation_only_when_there_was_some() {
+        let stats = EpochStats {
+            epoch: 3,
+            loss: 0.25,
+            accuracy: 0.9,
+            val_loss: 0.0,
+            val_accuracy: 0.0,
+            lr: 1e-3,
+            seconds: 70.0,
+            images_per_second: 800.0,
+        };
+        assert_eq!(stats.line(15, false), "epoch 3/15  loss 0.2500  acc 0.9000  lr 1.0e-3  70.0s  800 img/s");
+        let validated = EpochStats { val_loss: 0.2, val_accuracy: 0.93, ..stats };
+        assert!(validated.line(15, true).contains("  val_loss 0.2000  val_acc 0.9300  lr"));
+    }
     use crate::data::dataset::fashion_classes;
 
     fn saved() -> (tempfile::TempDir, Model) {

@@ -7,14 +7,16 @@ use common::{InterruptAfter, Quiet, load};
 use std::sync::atomic::AtomicBool;
 use wardrobe::data::augment::Augment;
 use wardrobe::data::dataset::{Dataset, Split};
+use wardrobe::model_dir::EpochStats;
 use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
 use wardrobe::optim::config::OptimizerConfig;
 use wardrobe::optim::lookahead::LookaheadConfig;
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::train::checkpoint::{self, checkpoint_dir};
+use wardrobe::train::config::TrainConfig;
 use wardrobe::train::session;
-use wardrobe::train::trainer::{EpochStats, TrainConfig, probabilities};
+use wardrobe::train::trainer::probabilities;
 
 /// Batches of 96 (three micro-batches, so threads share a step unevenly), augmentation (the
 /// flip alternating by epoch, so a resumed epoch must know its number), dropout and lookahead

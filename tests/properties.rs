@@ -9,6 +9,7 @@ use std::path::Path;
 use wardrobe::data::augment::{Augment, Visit};
 use wardrobe::data::batch::Batcher;
 use wardrobe::data::dataset::Dataset;
+use wardrobe::data::decode;
 use wardrobe::data::idx::{self, IdxArray, LABELS_MAGIC};
 use wardrobe::data::photo;
 use wardrobe::nn::loss::{argmax, softmax};
@@ -113,7 +114,7 @@ proptest! {
         let mut bytes = Vec::new();
         let format = if jpeg { ImageFormat::Jpeg } else { ImageFormat::Png };
         img.write_to(&mut std::io::Cursor::new(&mut bytes), format).unwrap();
-        let pixels = photo::from_bytes(&bytes, Path::new("p"), photo::DEFAULT_MAX_PIXELS).unwrap();
+        let pixels = photo::from_bytes(&bytes, Path::new("p"), decode::DEFAULT_MAX_PIXELS).unwrap();
         prop_assert_eq!(pixels.len(), 784);
     }
 
@@ -121,13 +122,13 @@ proptest! {
     fn a_picture_of_nothing_is_refused_cleanly(w in 1u32..100, h in 1u32..100, bg: [u8; 3]) {
         let mut bytes = Vec::new();
         RgbImage::from_pixel(w, h, Rgb(bg)).write_to(&mut std::io::Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
-        let err = photo::from_bytes(&bytes, Path::new("p"), photo::DEFAULT_MAX_PIXELS).unwrap_err().to_string();
+        let err = photo::from_bytes(&bytes, Path::new("p"), decode::DEFAULT_MAX_PIXELS).unwrap_err().to_string();
         prop_assert!(err.contains("nothing but background"), "{}", err);
     }
 
     #[test]
     fn photo_pipeline_refuses_garbage_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        if let Ok(pixels) = photo::from_bytes(&bytes, Path::new("p"), photo::DEFAULT_MAX_PIXELS) {
+        if let Ok(pixels) = photo::from_bytes(&bytes, Path::new("p"), decode::DEFAULT_MAX_PIXELS) {
             prop_assert_eq!(pixels.len(), 784);
         }
     }

@@ -12,7 +12,9 @@ use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
 use wardrobe::optim::config::OptimizerConfig;
 use wardrobe::optim::schedule::Schedule;
-use wardrobe::train::trainer::{TrainConfig, TrainObserver, Trainer, evaluate};
+use wardrobe::train::config::TrainConfig;
+use wardrobe::train::state::TrainObserver;
+use wardrobe::train::trainer::{Trainer, evaluate};
 
 struct Quiet;
 impl TrainObserver for Quiet {}

@@ -24,7 +24,7 @@ fn good_request(server: &Server) {
 }
 
 fn rss_mib(server: &Server) -> f64 {
-    wardrobe::bench::proc_status_mib(&server.child.id().to_string(), "VmRSS")
+    wardrobe::bench::proc::proc_status_mib(&server.child.id().to_string(), "VmRSS")
 }
 
 /// Whether the server has closed `stream` (end of file or reset), waiting up to `within`.

@@ -11,8 +11,10 @@ use wardrobe::nn::spec::{LayerSpec, ModelSpec};
 use wardrobe::optim::config::OptimizerConfig;
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::train::checkpoint::{self, checkpoint_dir};
+use wardrobe::train::config::{EarlyStopping, Monitor, TrainConfig};
 use wardrobe::train::session;
-use wardrobe::train::trainer::{EarlyStopping, FitEnd, Monitor, TrainConfig, Trainer, evaluate};
+use wardrobe::train::state::FitEnd;
+use wardrobe::train::trainer::{Trainer, evaluate};
 
 fn config(epochs: usize, early_stopping: Option<EarlyStopping>) -> TrainConfig {
     TrainConfig {

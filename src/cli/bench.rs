@@ -4,10 +4,10 @@ use super::{DataArgs, print_plans};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use wardrobe::Result;
+use wardrobe::bench::load::{self, LoadSettings};
 use wardrobe::data::dataset::Split;
 use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
-use wardrobe::serve::load_test::{self, LoadSettings};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -82,7 +82,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if let Some(BenchTarget::Serve(serve)) = a.target {
         return run_serve(serve);
     }
-    let r = wardrobe::bench::run(&a.data.source(), &ModelSpec::preset(&a.preset)?, a.quick)?;
+    let r = wardrobe::bench::engine::run(&a.data.source(), &ModelSpec::preset(&a.preset)?, a.quick)?;
     if a.json {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
         return Ok(());
@@ -124,7 +124,7 @@ fn run_serve(a: ServeBenchArgs) -> Result<()> {
         api_key: a.api_key,
         access_log: a.access_log,
     };
-    let r = load_test::run(&a.model, &a.server_args, &images, settings)?;
+    let r = load::run(&a.model, &a.server_args, &images, settings)?;
     if a.json {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
         return Ok(());

@@ -5,6 +5,7 @@ use super::with_photo_progress;
 use clap::Args;
 use std::path::PathBuf;
 use wardrobe::Result;
+use wardrobe::data::decode;
 use wardrobe::data::import::{ImportOptions, import};
 use wardrobe::data::photo::{self, PhotoShape};
 
@@ -30,7 +31,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub accept_confident: bool,
     /// Largest accepted photo in pixels (guards against decompression bombs).
-    #[arg(long, default_value_t = photo::DEFAULT_MAX_PIXELS)]
+    #[arg(long, default_value_t = decode::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
 }
 

@@ -139,7 +139,7 @@ impl DataArgs {
 #[derive(Args)]
 pub struct PhotoLimitArgs {
     /// Largest accepted photo in pixels (guards against decompression bombs).
-    #[arg(long, default_value_t = wardrobe::data::photo::DEFAULT_MAX_PIXELS)]
+    #[arg(long, default_value_t = wardrobe::data::decode::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
     /// Memory photo decoding may hold at once, in MiB: each photo reserves its decoded size
     /// before decoding, waits while the budget is spent, and is refused if it could never fit.
@@ -163,9 +163,9 @@ impl PhotoLimitArgs {
     }
 
     /// The limits, with a budget of their own (for a command that is the only decoder).
-    pub fn limits(&self, patience: std::time::Duration) -> Result<wardrobe::data::photo::Limits> {
+    pub fn limits(&self, patience: std::time::Duration) -> Result<wardrobe::data::decode::Limits> {
         let (budget, deadline) = self.budget_and_deadline()?;
-        Ok(wardrobe::data::photo::Limits {
+        Ok(wardrobe::data::decode::Limits {
             max_pixels: self.max_pixels,
             budget: Some(wardrobe::data::budget::Budget::new(budget, patience)),
             deadline: Some(deadline),

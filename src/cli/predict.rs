@@ -4,6 +4,7 @@ use super::DataArgs;
 use clap::Args;
 use std::path::PathBuf;
 use wardrobe::data::dataset::Split;
+use wardrobe::data::decode;
 use wardrobe::data::photo;
 use wardrobe::model_dir;
 use wardrobe::nn::infer::Predictor;
@@ -32,7 +33,7 @@ pub struct PredictArgs {
     #[arg(long)]
     pub tta: bool,
     /// Largest accepted photo in pixels (guards against decompression bombs).
-    #[arg(long, default_value_t = photo::DEFAULT_MAX_PIXELS)]
+    #[arg(long, default_value_t = decode::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
 }
 
@@ -57,7 +58,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
         for path in &a.images {
             items.push((
                 path.display().to_string(),
-                photo::load_as(path, shape, &photo::Limits::pixels(a.max_pixels))?,
+                photo::load_as(path, shape, &decode::Limits::pixels(a.max_pixels))?,
                 None,
             ));
         }

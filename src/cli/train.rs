@@ -11,12 +11,13 @@ use wardrobe::nn::model::Model;
 use wardrobe::optim::config::{OptimizerConfig, OptimizerKind};
 use wardrobe::optim::lookahead::LookaheadConfig;
 use wardrobe::optim::schedule::Schedule;
+use wardrobe::report::tensorboard::TensorBoardLog;
 use wardrobe::train::checkpoint;
+use wardrobe::train::config::{EarlyStopping, Monitor, TrainConfig};
 use wardrobe::train::progress::ConsoleProgress;
 use wardrobe::train::run_spec::{Given, RunSpec, SpecFile};
 use wardrobe::train::session;
-use wardrobe::train::tensorboard::TensorBoardLog;
-use wardrobe::train::trainer::{EarlyStopping, FitEnd, Monitor, TrainConfig, TrainObserver};
+use wardrobe::train::state::{FitEnd, TrainObserver};
 use wardrobe::{Error, Result};
 
 #[derive(Args)]

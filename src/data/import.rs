@@ -19,10 +19,11 @@
 //! path, class, split, hash) and `unreadable.csv`.
 
 use crate::data::dataset::{Dataset, DatasetFile, MAX_CLASSES, Split, check_classes};
+use crate::data::decode;
+use crate::data::labels::{LabelsFile, csv_record, find_images};
 use crate::data::photo::{self, PhotoShape};
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::label::{LabelsFile, csv_record, find_images};
 use crate::seed::mix_seed;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -224,8 +225,8 @@ fn convert_all(
         let results: Vec<Result<Converted>> = chunk
             .par_iter()
             .map(|item| {
-                let bytes = photo::read_file(&item.path)?;
-                let limits = photo::Limits::pixels(options.max_pixels);
+                let bytes = decode::read_file(&item.path)?;
+                let limits = decode::Limits::pixels(options.max_pixels);
                 let pixels = photo::from_bytes_as(&bytes, &item.path, options.shape, &limits)?;
                 Ok(Converted { item: item.clone(), hash: content_hash(&bytes), pixels })
             })

@@ -2,7 +2,7 @@
 
 use super::canvas::{Canvas, DrawResult, FONT, Figure, render_png};
 use crate::error::Result;
-use crate::train::trainer::EpochStats;
+use crate::model_dir::EpochStats;
 use plotters::prelude::*;
 
 const TRAIN: RGBColor = RGBColor(31, 119, 180);

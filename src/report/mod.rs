@@ -6,12 +6,14 @@ pub mod confusion;
 pub mod curves;
 pub mod mistakes;
 pub mod reliability;
+pub mod tb_proto;
+pub mod tensorboard;
 
 use crate::data::dataset::Dataset;
 use crate::error::Result;
 use crate::fsutil;
+use crate::model_dir::EpochStats;
 use crate::train::metrics::Evaluation;
-use crate::train::trainer::EpochStats;
 use canvas::Figure;
 use mistakes::Mistake;
 use serde::Serialize;

@@ -10,7 +10,6 @@ pub mod binary_data;
 pub mod connections;
 pub mod flat_numbers;
 pub mod label_route;
-pub mod load_test;
 pub mod metrics;
 pub mod oip;
 pub mod oip_routes;

@@ -6,10 +6,10 @@
 
 use super::api_error::ApiError;
 use super::state::AppState;
+use crate::data::labels::LabelsFile;
 use crate::data::photo;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::label::LabelsFile;
 use axum::Json;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};

@@ -7,7 +7,7 @@ use super::metrics::Metrics;
 use super::repository::{Repository, Source};
 use super::review::ReviewFile;
 use crate::data::budget::Budget;
-use crate::data::photo::Limits;
+use crate::data::decode::Limits;
 use crate::error::Result;
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,7 +9,9 @@ use crate::model_dir::{self, About};
 use crate::nn::model::Model;
 use crate::nn::tensorfile;
 use crate::optim::OptimizerState;
-use crate::train::trainer::{RunState, TrainConfig, Trainer};
+use crate::train::config::TrainConfig;
+use crate::train::state::RunState;
+use crate::train::trainer::Trainer;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

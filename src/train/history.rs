@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::train::trainer::EpochStats;
+use crate::model_dir::EpochStats;
 use std::path::Path;
 
 /// Writes the history (atomically) into `dir`.

@@ -2,11 +2,12 @@
 
 pub mod calibration;
 pub mod checkpoint;
+pub mod config;
 pub mod history;
 pub mod metrics;
 pub mod progress;
+pub mod replicas;
 pub mod run_spec;
 pub mod session;
-pub mod tb_proto;
-pub mod tensorboard;
+pub mod state;
 pub mod trainer;

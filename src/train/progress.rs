@@ -1,8 +1,9 @@
 //! Terminal progress for training: an indicatif bar per epoch with the running loss and accuracy,
 //! then the epoch's one-line summary.
 
+use crate::model_dir::EpochStats;
 use crate::train::metrics::Evaluation;
-use crate::train::trainer::{EpochStats, TrainObserver};
+use crate::train::state::TrainObserver;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Shows a progress bar on stderr and prints epoch lines on stdout.

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::nn::spec::ModelSpec;
-use crate::train::trainer::TrainConfig;
+use crate::train::config::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

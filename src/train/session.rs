@@ -7,8 +7,10 @@ use crate::model_dir::{self, About};
 use crate::nn::model::Model;
 use crate::train::calibration;
 use crate::train::checkpoint::{self, Resume, checkpoint_dir};
+use crate::train::config::TrainConfig;
 use crate::train::history;
-use crate::train::trainer::{FitEnd, TrainConfig, TrainObserver, Trainer, probabilities};
+use crate::train::state::{FitEnd, TrainObserver};
+use crate::train::trainer::{Trainer, probabilities};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 

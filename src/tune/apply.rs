@@ -5,7 +5,7 @@ use crate::data::augment::Augment;
 use crate::error::{Error, Result};
 use crate::nn::spec::{LayerSpec, ModelSpec};
 use crate::optim::schedule::Schedule;
-use crate::train::trainer::TrainConfig;
+use crate::train::config::TrainConfig;
 use std::str::FromStr;
 
 /// `model` and `config` with the trial's values applied (in the trial's order).

@@ -5,11 +5,11 @@
 
 use super::space::{HParam, SearchSpace, Trial};
 use crate::error::Result;
-use crate::train::tb_proto::{
+use crate::report::tb_proto::{
     Dim, Experiment, HParamInfo, HParamsData, HParamsPluginData, Kind, ListValue, MetricInfo, MetricName, PluginData,
     ProtoValue, SessionEndInfo, SessionStartInfo, SummaryMetadata, SummaryValue, TensorProto, TensorShape, Value,
 };
-use crate::train::tensorboard::{EventWriter, now};
+use crate::report::tensorboard::{EventWriter, now};
 use prost::Message;
 use std::path::Path;
 

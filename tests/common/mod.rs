@@ -14,7 +14,9 @@ use wardrobe::nn::model::Model;
 use wardrobe::nn::spec::ModelSpec;
 use wardrobe::optim::config::OptimizerConfig;
 use wardrobe::optim::schedule::Schedule;
-use wardrobe::train::trainer::{TrainConfig, TrainObserver, Trainer};
+use wardrobe::train::config::TrainConfig;
+use wardrobe::train::state::TrainObserver;
+use wardrobe::train::trainer::Trainer;
 
 /// The real data directory, or a panic naming the package to install.
 pub fn data_dir() -> PathBuf {

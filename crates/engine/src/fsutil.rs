@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Largest JSON file (model.json, trainer.json, history, specs) any reader accepts.
+/// Largest JSON file (architectures, settings, records) any reader accepts.
 pub const MAX_JSON_BYTES: u64 = 16 << 20;
 
 /// Reads a whole file of at most `limit` bytes; a larger one is an error before anything is read.

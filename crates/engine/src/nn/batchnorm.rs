@@ -1,6 +1,6 @@
 //! Batch normalisation over the channels of NHWC samples (BatchNorm2d for images, BatchNorm1d
 //! for vectors, which are 1×1×C), optionally followed by a fused ReLU. Training normalises with
-//! the (micro-)batch's statistics and reports them so the trainer can update the moving averages
+//! the (micro-)batch's statistics and hands them back so the caller can update the moving averages
 //! after the step; inference uses the moving averages. Parameters (Keras names and order):
 //! `gamma`, `beta` (trainable), then `moving_mean`, `moving_variance` (not trainable: their
 //! gradients stay zero). Each pass is one sweep over the activations with per-channel

@@ -1,4 +1,4 @@
-//! Which kernels this process may run (`Kernels`, set once from `--kernels`), and what the
+//! Which kernels this process may run (`Kernels`, set once by the caller), and what the
 //! hand-vectorised kernels (`conv::direct`, `conv::conv_pool`, `conv::winograd`,
 //! `conv::winograd_gradient`, the few-row product of `matmul`) share: the check that they may
 //! run here, bounds-checked loads and stores of one AVX-512 vector of `f32`, and the transpose of

@@ -2,12 +2,12 @@
 //! loads it from keep-alive connections with single-image OIP v2 infer requests (real test
 //! images), measuring throughput, latency percentiles, errors, the server's resident memory over
 //! time and the batch sizes the server formed. Before the server starts, the machine's own
-//! steadiness is measured (see [`crate::jitter`]) so the latency tail can be read against it.
+//! steadiness is measured (see [`crate::bench::jitter`]) so the latency tail can be read against it.
 
-use crate::bench::{percentile, proc_cpu_seconds, proc_status_mib};
+use crate::bench::jitter::{self, Jitter};
+use crate::bench::proc::{percentile, proc_cpu_seconds, proc_status_mib};
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::jitter::{self, Jitter};
 use serde::Serialize;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -110,7 +110,7 @@ fn start_server(model: &Path, extra: &[String], access_log: bool) -> Result<Serv
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     BufReader::new(stdout).read_line(&mut line).map_err(|e| Error::Invalid(format!("server output: {e}")))?;
-    let addr = super::address_in_serving_line(&line).map(String::from);
+    let addr = crate::serve::address_in_serving_line(&line).map(String::from);
     match addr {
         Some(addr) => {
             std::thread::spawn(move || match access_log {
@@ -417,7 +417,7 @@ mod tests {
                 .find_map(|l| l.strip_prefix("Inference-Header-Content-Length: "))
                 .map(|v| v.parse::<usize>().unwrap());
             let shape = crate::data::photo::PhotoShape::FASHION;
-            super::super::oip::decode(&request[split..], json_len, shape).unwrap().1
+            crate::serve::oip::decode(&request[split..], json_len, shape).unwrap().1
         };
         let (json, binary) = (body_of(false), body_of(true));
         assert_eq!((json.count, binary.count), (2, 2));

@@ -5,11 +5,12 @@
 //! with Keras' tag names.
 
 use crate::error::{Error, Result};
+use crate::model_dir::EpochStats;
 use crate::report::canvas::Figure;
 use crate::report::confusion::confusion_png;
+use crate::report::tb_proto::{Event, Image, Summary, SummaryValue, Value, What};
 use crate::train::metrics::Evaluation;
-use crate::train::tb_proto::{Event, Image, Summary, SummaryValue, Value, What};
-use crate::train::trainer::{EpochStats, TrainObserver};
+use crate::train::state::TrainObserver;
 use prost::Message;
 use std::fs::File;
 use std::io::{BufWriter, Write};

@@ -4,7 +4,7 @@
 //! times longer. A load test's latency tail is read against this reference: a server cannot have
 //! a steadier tail than the machine it runs on.
 
-use crate::bench::percentile;
+use crate::bench::proc::percentile;
 use serde::Serialize;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
