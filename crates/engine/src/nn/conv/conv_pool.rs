@@ -10,7 +10,7 @@
 //! tiles are the pooling windows.
 
 use crate::nn::activation::Activation;
-use crate::nn::conv::winograd::{Output, Winograd};
+use crate::nn::conv::winograd_tiles::{Output, Winograd};
 use crate::nn::conv::{ConvForward, ConvProblem, ForwardAlgorithm};
 use crate::nn::layer::Shape;
 use crate::nn::vector::whole_vectors;

@@ -30,6 +30,7 @@ pub mod pooled_training;
 pub mod reference;
 pub mod winograd;
 pub mod winograd_gradient;
+pub mod winograd_tiles;
 
 use crate::nn::activation::Activation;
 use crate::nn::layer::Shape;
@@ -421,7 +422,7 @@ mod tests {
         assert!(names.1.starts_with(expected), "{names:?}");
         // 28 = 7 × 4: F(4×4, 3×3); 14 is not a multiple of 4: F(2×2, 3×3).
         let half = ConvProblem { input: Shape::new(14, 14, 64), ..p };
-        let tiles = [p, half].map(|p| winograd::covering_problem(&p).map(|w| w.tile()));
+        let tiles = [p, half].map(|p| winograd_tiles::covering_problem(&p).map(|w| w.tile()));
         let expected = if crate::nn::vector::avx512f() { [Some(4), Some(2)] } else { [None, None] };
         assert_eq!(tiles, expected);
     }

@@ -20,7 +20,7 @@
 //! **Same padding.** The patches read zeros where they cover the padding, and the parts of
 //! `B ∂U Bᵀ` that fall on the padding are dropped.
 
-use crate::nn::conv::winograd::{Output, Winograd, by_tile, covering_problem};
+use crate::nn::conv::winograd_tiles::{Output, Winograd, by_tile, covering_problem};
 use crate::nn::conv::{BackwardAlgorithm, ConvBackward, ConvProblem};
 use crate::nn::vector::LANES;
 
@@ -149,7 +149,7 @@ impl BackwardAlgorithm for Gradients {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{CHANNEL_BLOCK, LANES, Winograd};
-    use crate::nn::conv::winograd::avx512::{Line, inside, line, scaled_add};
+    use crate::nn::conv::winograd_tiles::avx512::{Line, inside, line, scaled_add};
     use crate::nn::vector::{groups, load, store, transpose};
     use std::arch::x86_64::*;
 
