@@ -6,6 +6,7 @@ mod common;
 
 use common::{bin, load, run, train_csv};
 use image::GrayImage;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -44,8 +45,10 @@ fn sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_resume_matches() {
             std::thread::sleep(Duration::from_millis(2));
         }
         std::thread::sleep(Duration::from_millis((round * 7919) % 90));
-        let _ = child.kill();
-        child.wait().unwrap();
+        assert!(child.try_wait().unwrap().is_none(), "round {round}: the run ended before it could be killed");
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "round {round}: {status}");
         checkpoint::load(&ck).unwrap_or_else(|e| panic!("round {round}: checkpoint unloadable: {e}"));
         loaded += 1;
     }
@@ -64,17 +67,21 @@ struct TinyDisk {
 }
 
 impl TinyDisk {
-    /// `None` where mounting is not permitted (not root, or no CAP_SYS_ADMIN).
-    fn mount(kib: usize) -> Option<TinyDisk> {
+    /// Panics, naming the fix, where mounting is not permitted (not root, or no CAP_SYS_ADMIN).
+    fn mount(kib: usize) -> TinyDisk {
         let parent = tempfile::tempdir().unwrap();
         let path = parent.path().join("disk");
         std::fs::create_dir(&path).unwrap();
-        let status = Command::new("mount")
+        let output = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs", path.to_str().unwrap()])
-            .stderr(Stdio::null())
-            .status()
-            .ok()?;
-        status.success().then_some(TinyDisk { path, _parent: parent })
+            .output()
+            .expect("mount(8) runs");
+        assert!(
+            output.status.success(),
+            "cannot mount a {kib} KiB tmpfs to fill ({}); run the tests as root, as CI does",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        TinyDisk { path, _parent: parent }
     }
 }
 
@@ -105,10 +112,7 @@ fn leftover_temp_files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_full_disk_gives_one_clear_error_and_keeps_earlier_outputs() {
-    let Some(disk) = TinyDisk::mount(4096) else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the disk-full test did not run");
-        return;
-    };
+    let disk = TinyDisk::mount(4096);
     let dir = tempfile::tempdir().unwrap();
     let csv = train_csv(dir.path(), 600);
 

@@ -205,9 +205,8 @@ fn saturated_server_answers_503_and_stalled_requests_time_out() {
     let mut stalled = connect(&server.addr);
     stalled.write_all(head("POST", "/v2/models/wardrobe/infer", Some("application/json"), 100).as_bytes()).unwrap();
     stalled.write_all(b"{\"inputs\"").unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    let busy = server.get("/v2/health/live");
-    assert_eq!(busy.status, 503);
+    let busy =
+        until(|| Some(server.get("/v2/health/live")).filter(|r| r.status == 503), "the stalled request holds the slot");
     assert!(busy.error().contains("server busy"), "{}", busy.error());
     let start = Instant::now();
     let timed_out = read_response(&mut stalled);
@@ -218,16 +217,18 @@ fn saturated_server_answers_503_and_stalled_requests_time_out() {
 
 #[test]
 fn sigterm_lets_the_request_in_flight_finish_then_exits_cleanly() {
-    let mut server = start(&[]);
+    let mut server = start(&["--max-concurrent", "1"]);
     let body = infer_body(json!([1, 784]), "UINT8", json!(test_images(1).images)).to_string();
     let mut in_flight = connect(&server.addr);
     in_flight
         .write_all(head("POST", "/v2/models/wardrobe/infer", Some("application/json"), body.len()).as_bytes())
         .unwrap();
     in_flight.write_all(&body.as_bytes()[..10]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // In flight: it holds the server's one slot, so a health check is turned away.
+    until(|| Some(()).filter(|_| server.get("/v2/health/live").status == 503), "the request is in flight");
     server.terminate();
-    std::thread::sleep(Duration::from_millis(300));
+    // The signal has been handled once the server stops accepting connections.
+    until(|| Some(()).filter(|_| std::net::TcpStream::connect(&server.addr).is_err()), "the server stops accepting");
     in_flight.write_all(&body.as_bytes()[10..]).unwrap();
     let response = read_response(&mut in_flight);
     assert_eq!(probabilities(&response).len(), 10);
@@ -400,4 +401,17 @@ fn versions_come_and_go_under_load_without_failing_a_request() {
     assert_eq!(label("?model=fashion&version=3").status, 200);
     assert_eq!(label("?model=fashion&version=1").status, 404);
     assert_eq!(label("?version=3").status, 400);
+}
+
+/// Polls `check` until it gives a value, for at most 30 s (a loaded machine is slow, never
+/// this slow); panics naming `what` it waited for.
+fn until<T>(mut check: impl FnMut() -> Option<T>, what: &str) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "waited 30 s for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -27,6 +27,37 @@ fn rss_mib(server: &Server) -> f64 {
     wardrobe::bench::proc::proc_status_mib(&server.child.id().to_string(), "VmRSS")
 }
 
+/// What the server answers on `stream` before closing it; panics if it neither answers nor
+/// closes within `within` (a server that hangs until some timeout is a failure, not an answer).
+fn answer_or_close(stream: &mut TcpStream, within: Duration) -> String {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let started = Instant::now();
+    let mut bytes = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut bytes) {
+        let closed = matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe);
+        assert!(closed, "neither an answer nor a close within {within:?}: {e}");
+    }
+    assert!(started.elapsed() < within, "the server took {:?} to answer", started.elapsed());
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Raises this process's open-file limit (which the server it starts inherits) to hold `files`,
+/// up to the hard limit; panics naming the limit when even that is too low.
+fn allow_open_files(files: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write only the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        assert!(
+            limit.rlim_max >= files,
+            "the hard open-file limit {} is below the {files} this test needs",
+            limit.rlim_max
+        );
+        limit.rlim_cur = limit.rlim_cur.max(files);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+}
+
 /// Whether the server has closed `stream` (end of file or reset), waiting up to `within`.
 fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
     stream.set_read_timeout(Some(within)).unwrap();
@@ -71,15 +102,14 @@ fn huge_headers_and_malformed_uploads_get_4xx() {
     let server = start(&[]);
     let mut s = connect(&server.addr);
     let huge = format!("GET /v2 HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n", "a".repeat(1 << 20));
+    // The server may close before the whole head is written: the write may then fail.
     let _ = s.write_all(huge.as_bytes());
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
+    let answer = answer_or_close(&mut s, Duration::from_secs(5));
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{}", &answer[..answer.len().min(200)]);
     let many: String = (0..2000).map(|i| format!("X-H{i}: v\r\n")).collect();
     let mut s = connect(&server.addr);
     let _ = s.write_all(format!("GET /v2 HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes());
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
+    let answer = answer_or_close(&mut s, Duration::from_secs(5));
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{}", &answer[..answer.len().min(200)]);
 
     let (ct, _) = multipart(&[]);
@@ -96,6 +126,8 @@ fn huge_headers_and_malformed_uploads_get_4xx() {
 
 #[test]
 fn a_thousand_connections_at_once_get_answers_and_memory_stays_bounded() {
+    // A thousand sockets here and a thousand in the server, with room for everything else.
+    allow_open_files(2_500);
     let server = start(&["--max-concurrent", "256"]);
     good_request(&server);
     let rss_before = rss_mib(&server);

@@ -122,7 +122,12 @@ mod tests {
             let budget = budget.clone();
             std::thread::spawn(move || budget.reserve(50, Path::new("b")).map(|r| r.bytes))
         };
-        std::thread::sleep(Duration::from_millis(50));
+        // Free the room only once the waiter is waiting for it (however busy the machine is).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while budget.waits() == 0 {
+            assert!(Instant::now() < deadline, "the second reservation never started waiting");
+            std::thread::yield_now();
+        }
         drop(big);
         assert_eq!(waiter.join().unwrap().unwrap(), 50, "it got the room when the first ended");
         assert_eq!((budget.in_use(), budget.waits(), budget.refusals()), (0, 1, 1));

@@ -353,7 +353,8 @@ mod tests {
 
     #[test]
     fn hashes_are_stable_and_spread() {
-        assert_eq!(content_hash(b"wardrobe"), content_hash(b"wardrobe"));
+        // Pinned: the test split of an imported catalogue depends on it.
+        assert_eq!(content_hash(b"wardrobe"), 13_076_040_027_245_767_264);
         let tests = (0..10_000u32).filter(|i| is_test(content_hash(&i.to_le_bytes()), 0.1)).count();
         assert!((900..1100).contains(&tests), "{tests}");
     }

@@ -75,9 +75,18 @@ mod tests {
         let mut q = vec![0.0];
         n.step(&mut q, &[1.0]); // v = -0.1, p = 0.9·(−0.1) − 0.1 = −0.19
         assert!((q[0] + 0.19).abs() < 1e-6);
+        // A fresh optimiser given the saved velocity continues exactly where `n` would.
         let mut r = Sgd::new(0.1, 0.9, true, 1);
         r.restore(n.state()).unwrap();
-        n.step(&mut q.clone(), &[0.5]);
+        let (mut from_n, mut from_r) = (q.clone(), q.clone());
+        n.step(&mut from_n, &[0.5]);
+        r.step(&mut from_r, &[0.5]);
+        assert_eq!(from_n, from_r);
+        // Without the velocity (a fresh optimiser), the same step lands elsewhere.
+        let mut fresh = Sgd::new(0.1, 0.9, true, 1);
+        let mut from_fresh = q.clone();
+        fresh.step(&mut from_fresh, &[0.5]);
+        assert_ne!(from_fresh, from_r);
         assert!(r.restore(OptimizerState { step: 0, slots: vec![] }).is_err());
     }
 }
