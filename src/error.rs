@@ -6,22 +6,6 @@ use std::path::{Path, PathBuf};
 /// Everything that can go wrong in wardrobe, each with enough context for a one-line message.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The operating system refused a file operation.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or directory involved.
-        path: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
-    },
-    /// A file's contents do not follow its format.
-    #[error("{path}: {message}")]
-    Format {
-        /// The malformed file.
-        path: PathBuf,
-        /// What is wrong, including the offending field or line.
-        message: String,
-    },
     /// A model directory is missing a file or its files disagree.
     #[error("model {path}: {message}")]
     Model {
@@ -48,7 +32,8 @@ pub enum Error {
     /// starting threads or a process, installing a signal handler).
     #[error("{0}")]
     System(String),
-    /// The engine refused (a file of its format, an architecture, a named value).
+    /// A file could not be read or written, or does not follow its format; or the engine refused
+    /// (an architecture, a named value).
     #[error(transparent)]
     Engine(#[from] wardrobe_engine::Error),
     /// The run was interrupted by the user (Ctrl-C).
@@ -64,14 +49,14 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// An I/O failure on `path`.
+    /// An I/O failure on `path` (the engine's error, which file helpers of both crates share).
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Engine(wardrobe_engine::Error::io(path, source))
     }
 
     /// A format violation in `path`.
     pub fn format(path: &Path, message: impl Into<String>) -> Self {
-        Error::Format { path: path.to_path_buf(), message: message.into() }
+        Error::Engine(wardrobe_engine::Error::format(path, message))
     }
 
     /// The value `value` of `flag`, which is not one of those accepted.
