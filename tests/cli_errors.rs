@@ -161,7 +161,10 @@ fn bad_flags_are_refused() {
     assert!(!ok && err.contains("invalid value 'many'"));
     assert_clean_failure(&["train", "--epochs", "0"], "--epochs must be at least 1");
     assert_clean_failure(&["train", "--val-split", "1.5", "--epochs", "1"], "--val-split must be in [0, 1)");
-    assert_clean_failure(&["train", "--preset", "nope"], "unknown preset 'nope'");
+    assert_clean_failure(
+        &["train", "--preset", "nope"],
+        "preset 'nope': no such preset (available: seed, default, best)",
+    );
     assert_clean_failure(&["tune", "--param", "speed=1,2"], "unknown hyper-parameter 'speed'");
     assert_clean_failure(&["tune", "--param", "lr"], "expected NAME=V1,V2");
     assert_clean_failure(&["tune", "--param", "lr=0.1,fast"], "lr=fast: 'fast' is not a valid number here");

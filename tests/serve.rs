@@ -9,6 +9,8 @@ use serde_json::json;
 use std::io::Write;
 use std::time::{Duration, Instant};
 use wardrobe::data::dataset::{CLASS_NAMES, Dataset, Split};
+use wardrobe::nn::model::Model;
+use wardrobe::nn::spec::ModelSpec;
 
 fn start(extra: &[&str]) -> Server {
     Server::start_logged(shared_trained_model("serve-model"), extra)
@@ -414,4 +416,66 @@ fn until<T>(mut check: impl FnMut() -> Option<T>, what: &str) -> T {
         assert!(Instant::now() < deadline, "waited 30 s for: {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+#[test]
+fn ctrl_c_stops_the_server_cleanly() {
+    let mut server = start(&[]);
+    assert_eq!(server.get("/v2/health/live").status, 200);
+    server.signal(libc::SIGINT);
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut server.stdout, &mut rest).unwrap();
+    assert_eq!(rest, "stopped\n");
+}
+
+#[test]
+fn a_version_that_does_not_load_leaves_the_serving_one_and_a_rewrite_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    publish(shared_trained_model("serve-model"), &repo.join("fashion/1"));
+    let server = Server::start_with(
+        &["--models", repo.to_str().unwrap(), "--poll-secs", "1", "--quiet"],
+        dir.path().join("server.log"),
+    );
+    let body = infer_body(json!([2, 28, 28]), "UINT8", json!(test_images(2).images));
+    let served = || probabilities(&server.post_json("/v2/models/fashion/infer", &body));
+    let trained = served();
+    let index = || server.request("POST", "/v2/repository/index", Some("application/json"), b"{}").json();
+
+    // A broken version 2: listed with its reason; version 1 keeps answering every request.
+    let broken = dir.path().join("broken");
+    publish(shared_trained_model("serve-model"), &broken);
+    std::fs::write(broken.join("model.safetensors"), b"not weights").unwrap();
+    publish(&broken, &repo.join("fashion/2"));
+    let listed = until(
+        || {
+            let rows = index();
+            let two = rows.as_array()?.iter().find(|r| r["version"] == "2")?.clone();
+            Some((rows, two))
+        },
+        "version 2 is listed",
+    );
+    assert_eq!(listed.1["state"], "UNAVAILABLE", "{}", listed.0);
+    assert!(listed.1["reason"].as_str().unwrap().contains("not a safetensors file"), "{}", listed.0);
+    assert_eq!(served(), trained, "version 1 still answers");
+
+    // Version 1 rewritten in place with other weights (an untrained model): loaded on the next poll.
+    std::fs::remove_dir_all(repo.join("fashion/2")).unwrap();
+    let untrained = Model::initialised(ModelSpec::seed(), 10, 9).unwrap();
+    let fresh = dir.path().join("fresh");
+    wardrobe::model_dir::save(&untrained, &wardrobe::data::dataset::fashion_classes(), None, &fresh).unwrap();
+    std::fs::copy(fresh.join("model.safetensors"), repo.join("fashion/1/model.safetensors")).unwrap();
+    let reloaded = until(|| Some(served()).filter(|p| *p != trained), "the rewritten version 1 is served");
+    assert!(reloaded.iter().all(|p| p.is_finite()));
+
+    // Version 1 rewritten with broken weights: the last good one keeps serving.
+    std::fs::write(repo.join("fashion/1/model.safetensors"), b"broken again").unwrap();
+    let log = dir.path().join("server.log");
+    until(
+        || Some(()).filter(|_| std::fs::read_to_string(&log).unwrap_or_default().contains("version 1 did not load")),
+        "the broken rewrite is reported",
+    );
+    assert_eq!(served(), reloaded, "the last version that loaded keeps serving");
 }

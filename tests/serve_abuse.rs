@@ -318,3 +318,16 @@ fn api_keys_guard_every_route_but_health_and_reload_on_sighup() {
     assert!(log.contains("GET /v2/models/wardrobe 401") && log.contains("API keys reloaded: 1"), "{log}");
     assert!(!log.contains("second-key-456") && !log.contains("first-key-123"), "keys are never logged: {log}");
 }
+
+#[test]
+fn protect_metrics_puts_metrics_behind_the_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "metrics-key-789\n").unwrap();
+    let server = start(&["--api-key-file", keys.to_str().unwrap(), "--protect-metrics"]);
+    assert_eq!(get_with(&server, "/metrics", None).status, 401);
+    let with_key = get_with(&server, "/metrics", Some("Bearer metrics-key-789"));
+    assert_eq!(with_key.status, 200);
+    assert!(with_key.text().contains("wardrobe_requests_total"), "{}", with_key.text());
+    assert_eq!(get_with(&server, "/v2/health/live", None).status, 200, "health stays open");
+}

@@ -81,9 +81,14 @@ impl Server {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Sends `signal` (SIGINT is what Ctrl-C sends).
+    pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) with a valid pid and signal number has no memory effects.
         unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
+            libc::kill(self.child.id() as i32, signal);
         }
     }
 }

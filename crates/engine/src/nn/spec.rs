@@ -288,7 +288,7 @@ impl ModelSpec {
             "seed" => Ok(ModelSpec::seed()),
             "default" => Ok(ModelSpec::default_preset()),
             "best" => Ok(ModelSpec::best_preset()),
-            other => Err(Error::value("preset", other, "available: seed, default, best")),
+            other => Err(Error::value("preset", other, "no such preset (available: seed, default, best)")),
         }
     }
 
