@@ -160,7 +160,7 @@ fn bad_flags_are_refused() {
     let (ok, _, err) = run(&["train", "--epochs", "many"]);
     assert!(!ok && err.contains("invalid value 'many'"));
     assert_clean_failure(&["train", "--epochs", "0"], "--epochs must be at least 1");
-    assert_clean_failure(&["train", "--val-split", "1.5", "--epochs", "1"], "--val-split must be in [0, 1)");
+    assert_clean_failure(&["train", "--val-split", "1.5", "--epochs", "1"], "--val-split '1.5': must be in [0, 1)");
     assert_clean_failure(
         &["train", "--preset", "nope"],
         "preset 'nope': no such preset (available: seed, default, best)",
@@ -168,8 +168,8 @@ fn bad_flags_are_refused() {
     assert_clean_failure(&["tune", "--param", "speed=1,2"], "unknown hyper-parameter 'speed'");
     assert_clean_failure(&["tune", "--param", "lr"], "expected NAME=V1,V2");
     assert_clean_failure(&["tune", "--param", "lr=0.1,fast"], "lr=fast: 'fast' is not a valid number here");
-    assert_clean_failure(&["tune", "--trials", "0"], "--trials must be at least 1");
-    assert_clean_failure(&["tune", "--budget-minutes=-1"], "--budget-minutes must be a positive number");
+    assert_clean_failure(&["tune", "--trials", "0"], "--trials '0': must be at least 1");
+    assert_clean_failure(&["tune", "--budget-minutes=-1"], "--budget-minutes '-1': must be a positive number");
     assert_clean_failure(&["serve", "--model", "/nonexistent/model"], "model.json");
     assert_clean_failure(
         &["bench", "serve", "--model", "/nonexistent/model", "--seconds", "1"],

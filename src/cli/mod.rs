@@ -154,10 +154,11 @@ impl PhotoLimitArgs {
     /// The budget in bytes and the deadline, checked.
     pub fn budget_and_deadline(&self) -> Result<(u64, std::time::Duration)> {
         if !(self.photo_deadline_secs.is_finite() && self.photo_deadline_secs > 0.0) {
-            return Err(Error::Invalid(format!(
-                "--photo-deadline-secs must be positive, got {}",
-                self.photo_deadline_secs
-            )));
+            return Err(Error::flag(
+                "--photo-deadline-secs",
+                self.photo_deadline_secs,
+                "must be a positive number of seconds",
+            ));
         }
         Ok((self.memory_budget_mib << 20, std::time::Duration::from_secs_f64(self.photo_deadline_secs)))
     }

@@ -150,7 +150,7 @@ fn half_the_cores() -> usize {
 
 pub fn run(a: ServeArgs) -> Result<()> {
     if !(a.timeout_secs.is_finite() && a.timeout_secs > 0.0) {
-        return Err(Error::Invalid(format!("--timeout-secs must be positive, got {}", a.timeout_secs)));
+        return Err(Error::flag("--timeout-secs", a.timeout_secs, "must be a positive number of seconds"));
     }
     let (memory_budget, photo_deadline) = a.photo_limits.budget_and_deadline()?;
     let log = init_logging(a.log_format)?;

@@ -69,10 +69,10 @@ fn tune_base(a: &TuneArgs, data: &Dataset) -> Result<RunSpec> {
 /// Runs the search and saves the ranking and the best run spec.
 pub fn run(a: TuneArgs) -> Result<()> {
     if a.trials == 0 {
-        return Err(Error::Invalid("--trials must be at least 1".into()));
+        return Err(Error::flag("--trials", a.trials, "must be at least 1"));
     }
     if a.budget_minutes.is_some_and(|m| !(m > 0.0 && m.is_finite())) {
-        return Err(Error::Invalid("--budget-minutes must be a positive number".into()));
+        return Err(Error::flag("--budget-minutes", a.budget_minutes.unwrap_or_default(), "must be a positive number"));
     }
     let space = if a.params.is_empty() { SearchSpace::default_space() } else { SearchSpace::parse(&a.params)? };
     let full = a.data.source().load(Split::Train)?;

@@ -162,7 +162,7 @@ pub fn import(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ImportSummary> {
     if !(0.0..1.0).contains(&options.test_split) {
-        return Err(Error::Invalid(format!("--test-split must be in [0, 1), got {}", options.test_split)));
+        return Err(Error::flag("--test-split", options.test_split, "must be in [0, 1)"));
     }
     let mut summary = ImportSummary::default();
     let mut items = Vec::new();

@@ -40,7 +40,7 @@ impl DataSource {
 /// reusing the training part's storage.
 pub fn split_validation(mut data: Dataset, fraction: f64) -> Result<(Dataset, Dataset)> {
     if !(0.0..1.0).contains(&fraction) {
-        return Err(Error::Invalid(format!("--val-split must be in [0, 1), got {fraction}")));
+        return Err(Error::flag("--val-split", fraction, "must be in [0, 1)"));
     }
     let train_len = data.len() - (data.len() as f64 * fraction).round() as usize;
     if train_len == 0 {

@@ -122,7 +122,7 @@ impl std::str::FromStr for Monitor {
         match s {
             "val-loss" => Ok(Monitor::ValLoss),
             "val-accuracy" => Ok(Monitor::ValAccuracy),
-            _ => Err(crate::Error::Invalid(format!("monitor '{s}': expected val-loss or val-accuracy"))),
+            _ => Err(crate::Error::flag("--monitor", s, "expected val-loss or val-accuracy")),
         }
     }
 }

@@ -93,7 +93,7 @@ impl std::str::FromStr for Search {
         match s {
             "grid" => Ok(Search::Grid),
             "random" => Ok(Search::Random),
-            _ => Err(Error::Invalid(format!("search '{s}': expected grid or random"))),
+            _ => Err(Error::flag("--search", s, "expected grid or random")),
         }
     }
 }
@@ -111,20 +111,21 @@ impl SearchSpace {
         for definition in definitions {
             let (name, values) = definition
                 .split_once('=')
-                .ok_or_else(|| Error::Invalid(format!("--param '{definition}': expected NAME=V1,V2,…")))?;
+                .ok_or_else(|| Error::flag("--param", definition, "expected NAME=V1,V2,…"))?;
             let param = ALL.iter().find(|(_, n)| *n == name.trim()).map(|(p, _)| *p).ok_or_else(|| {
                 let names: Vec<&str> = ALL.iter().map(|(_, n)| *n).collect();
-                Error::Invalid(format!(
-                    "--param '{definition}': unknown hyper-parameter '{name}' (known: {})",
-                    names.join(", ")
-                ))
+                Error::flag(
+                    "--param",
+                    definition,
+                    format!("unknown hyper-parameter '{name}' (known: {})", names.join(", ")),
+                )
             })?;
             if dims.iter().any(|d| d.param == param) {
-                return Err(Error::Invalid(format!("--param: '{name}' given twice")));
+                return Err(Error::flag("--param", name, "given twice"));
             }
             let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
             if values.iter().any(String::is_empty) {
-                return Err(Error::Invalid(format!("--param '{definition}': empty value")));
+                return Err(Error::flag("--param", definition, "empty value"));
             }
             dims.push(Dimension { param, values });
         }
