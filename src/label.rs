@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::nn::infer::Predictor;
 use crate::nn::model::Model;
-use crate::predict::{Ranked, top_k};
+use crate::ood::Ood;
+use crate::predict::{Ranked, Thresholds, Verdict, top_k};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -26,6 +27,9 @@ use std::path::{Path, PathBuf};
 pub struct LabelOptions {
     /// Photos below this confidence are flagged for a human.
     pub review_below: f32,
+    /// Photos whose out-of-distribution score is above this are `unknown` (default: the
+    /// model's own threshold).
+    pub unknown_above: Option<f32>,
     /// Photos per batch.
     pub batch: usize,
     /// What decoding one photo may take (pixels, memory budget, deadline).
@@ -83,8 +87,14 @@ pub struct LabelRow {
     pub confidence: f32,
     /// The three most probable classes.
     pub top: Vec<Ranked>,
-    /// Confidence below the review threshold.
+    /// The verdict is not `label` (kept for files and clients that read this column).
     pub needs_review: bool,
+    /// How unusual the photo is for the model (higher = more unusual), when it has a score.
+    #[serde(default)]
+    pub ood_score: Option<f32>,
+    /// `label`, `review` or `unknown`.
+    #[serde(default)]
+    pub verdict: Verdict,
     /// The class a human gave it (empty until reviewed).
     #[serde(default)]
     pub reviewed_label: Option<String>,
@@ -108,8 +118,10 @@ pub struct Summary {
     pub skipped: usize,
     /// Labelled by this run.
     pub labelled: usize,
-    /// Of those, flagged for review.
+    /// Of those, ours but unsure which (verdict `review`).
     pub needs_review: usize,
+    /// Of those, not one of our categories (verdict `unknown`).
+    pub unknown: usize,
     /// Labelled photos per class (this run).
     pub per_label: BTreeMap<String, usize>,
     /// Photos that failed, with reasons.
@@ -146,10 +158,18 @@ fn append_whole(file: &mut std::fs::File, text: &str, out: &Path) -> Result<()> 
 impl LabelRow {
     /// The verdict on `path` from its class probabilities: the `k` most probable classes, the
     /// best as the label, flagged for review when its probability is below `review_below`.
-    pub fn from_probabilities(path: String, probs: &[f32], names: &[String], k: usize, review_below: f32) -> LabelRow {
+    pub fn from_probabilities(
+        path: String,
+        (probs, ood_score): (&[f32], Option<f32>),
+        names: &[String],
+        k: usize,
+        thresholds: Thresholds,
+    ) -> LabelRow {
         let top = top_k(probs, names, k.max(1));
         let (label, confidence) = (top[0].label.clone(), top[0].probability);
-        LabelRow { path, label, confidence, needs_review: confidence < review_below, top, reviewed_label: None }
+        let verdict = thresholds.verdict(confidence, ood_score);
+        let needs_review = verdict != Verdict::Label;
+        LabelRow { path, label, confidence, needs_review, ood_score, verdict, top, reviewed_label: None }
     }
 
     fn render(&self, format: Format) -> String {
@@ -158,8 +178,19 @@ impl LabelRow {
             Format::Csv => {
                 let top: Vec<String> = self.top.iter().map(|r| format!("{}:{:.4}", r.label, r.probability)).collect();
                 let (confidence, review) = (format!("{:.4}", self.confidence), self.needs_review.to_string());
+                let ood = self.ood_score.map(|s| format!("{s:.4}")).unwrap_or_default();
                 let reviewed = self.reviewed_label.as_deref().unwrap_or_default();
-                csv_record([self.path.as_str(), &self.label, &confidence, &top.join(";"), &review, reviewed])
+                let verdict = self.verdict.as_str();
+                csv_record([
+                    self.path.as_str(),
+                    &self.label,
+                    &confidence,
+                    &top.join(";"),
+                    &review,
+                    &ood,
+                    verdict,
+                    reviewed,
+                ])
             }
         }
     }
@@ -223,9 +254,12 @@ pub fn errors_path(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
-/// Labels every photo below `folder` into `out`; `progress(done, total)` is called after each batch.
+/// Labels every photo below `folder` into `out` with `model` and, when it has one, its
+/// out-of-distribution score `ood`; `progress(done, total)` is called after each batch.
+#[allow(clippy::too_many_arguments)]
 pub fn label_folder(
     model: &Model,
+    ood: Option<&Ood>,
     names: &[String],
     folder: &Path,
     out: &Path,
@@ -241,6 +275,10 @@ pub fn label_folder(
     let todo: Vec<&PathBuf> = photos.iter().filter(|p| !done.contains(&p.display().to_string())).collect();
     let mut summary = Summary { found: photos.len(), skipped: photos.len() - todo.len(), ..Default::default() };
     let mut predictor = Predictor::new(model, 64);
+    let thresholds = Thresholds {
+        review_below: options.review_below,
+        unknown_above: options.unknown_above.or(ood.map(|o| o.threshold)),
+    };
     for (b, batch) in todo.chunks(options.batch.max(1)).enumerate() {
         let converted: Vec<Result<Vec<u8>>> =
             batch.par_iter().map(|p| photo::load_as(p, options.shape, &options.limits)).collect();
@@ -255,12 +293,15 @@ pub fn label_folder(
                 Err(e) => summary.failed.push(Failure { path: path.display().to_string(), reason: e.to_string() }),
             }
         }
-        let probs = predictor.probabilities(&pixels);
+        let (probs, features) = predictor.probabilities_and_features(&pixels);
+        let scores = ood.map(|o| o.score.scores(&features));
         let mut text = String::new();
-        for (path, p) in ok_paths.into_iter().zip(probs.chunks_exact(names.len())) {
-            let row = LabelRow::from_probabilities(path, p, names, 3, options.review_below);
+        for (i, (path, p)) in ok_paths.into_iter().zip(probs.chunks_exact(names.len())).enumerate() {
+            let score = scores.as_ref().map(|s| s[i]);
+            let row = LabelRow::from_probabilities(path, (p, score), names, 3, thresholds);
             *summary.per_label.entry(row.label.clone()).or_default() += 1;
-            summary.needs_review += usize::from(row.needs_review);
+            summary.needs_review += usize::from(row.verdict == Verdict::Review);
+            summary.unknown += usize::from(row.verdict == Verdict::Unknown);
             summary.labelled += 1;
             text.push_str(&row.render(format));
             text.push('\n');
@@ -303,7 +344,13 @@ mod tests {
         let (mut file, done) = open_output(&out, Format::Csv).unwrap();
         assert!(done.is_empty());
         for p in paths {
-            let row = LabelRow::from_probabilities(p.to_string(), &[0.3, 0.7], &names, 2, 0.6);
+            let row = LabelRow::from_probabilities(
+                p.to_string(),
+                (&[0.3, 0.7], None),
+                &names,
+                2,
+                Thresholds { review_below: 0.6, unknown_above: None },
+            );
             writeln!(file, "{}", row.render(Format::Csv)).unwrap();
         }
         drop(file);

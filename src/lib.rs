@@ -8,6 +8,7 @@ pub mod error;
 pub mod label;
 pub mod model_dir;
 pub mod onnx;
+pub mod ood;
 pub mod predict;
 pub mod report;
 pub mod serve;

@@ -9,6 +9,7 @@ use crate::fsutil;
 use crate::nn::model::Model;
 use crate::nn::spec::ModelSpec;
 use crate::nn::tensorfile;
+use crate::ood::{Mahalanobis, Ood, OodSettings};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -16,6 +17,8 @@ use std::path::Path;
 pub const SPEC_FILE: &str = "model.json";
 /// File name of the weights.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// File name of the out-of-distribution score's tensors.
+pub const OOD_FILE: &str = "ood.safetensors";
 const FORMAT: &str = "wardrobe-model/1";
 
 /// Contents of `model.json`.
@@ -27,6 +30,9 @@ struct ModelFile {
     temperature: f32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     about: Option<About>,
+    /// The out-of-distribution score's settings; its tensors are in [`OOD_FILE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ood: Option<OodSettings>,
     spec: ModelSpec,
 }
 
@@ -125,8 +131,17 @@ fn no_temperature() -> f32 {
 
 /// Saves `model` with its class names, its temperature and where it came from into `dir`
 /// (created if needed).
-pub fn save(model: &Model, class_names: &[String], about: Option<&About>, dir: &Path) -> Result<()> {
+pub fn save(model: &Model, class_names: &[String], about: Option<&About>, ood: Option<&Ood>, dir: &Path) -> Result<()> {
     fsutil::create_dir_all(dir)?;
+    if let Some(ood) = ood {
+        let (whitening, centres) = ood.score.parts();
+        let dim = ood.score.dim();
+        let tensors = [
+            ("whitening".to_string(), vec![dim, dim], whitening),
+            ("centres".to_string(), vec![class_names.len(), dim], centres),
+        ];
+        tensorfile::write(&dir.join(OOD_FILE), &tensors)?;
+    }
     let tensors: Vec<(String, Vec<usize>, &[f32])> =
         model.tensors().into_iter().map(|(name, spec, range)| (name, spec.dims, &model.params[range])).collect();
     tensorfile::write(&dir.join(WEIGHTS_FILE), &tensors)?;
@@ -135,6 +150,7 @@ pub fn save(model: &Model, class_names: &[String], about: Option<&About>, dir: &
         class_names: class_names.to_vec(),
         temperature: model.temperature,
         about: about.cloned(),
+        ood: ood.map(|o| OodSettings { method: "mahalanobis".into(), threshold: o.threshold, kept: o.kept }),
         spec: model.spec.clone(),
     };
     let json = serde_json::to_string_pretty(&file).expect("model file serialises");
@@ -149,6 +165,8 @@ pub struct Loaded {
     pub class_names: Vec<String>,
     /// Where it came from, when `model.json` records it.
     pub about: Option<About>,
+    /// Its out-of-distribution score, when it has one.
+    pub ood: Option<Ood>,
     /// The directory it was loaded from.
     pub dir: std::path::PathBuf,
 }
@@ -208,7 +226,29 @@ pub fn load(dir: &Path) -> Result<Loaded> {
         model.params[range].copy_from_slice(&tensor.values);
     }
     model.temperature = file.temperature;
-    Ok(Loaded { model, class_names: file.class_names, about: file.about, dir: dir.to_path_buf() })
+    let ood = file.ood.map(|settings| load_ood(dir, &model, file.class_names.len(), settings)).transpose()?;
+    Ok(Loaded { model, class_names: file.class_names, about: file.about, ood, dir: dir.to_path_buf() })
+}
+
+/// Reads and checks the out-of-distribution score that `model.json` announces.
+fn load_ood(dir: &Path, model: &Model, classes: usize, settings: OodSettings) -> Result<Ood> {
+    let path = dir.join(OOD_FILE);
+    let spec_path = dir.join(SPEC_FILE);
+    if settings.method != "mahalanobis" {
+        return Err(Error::model(&spec_path, format!("ood.method '{}' is not known (mahalanobis)", settings.method)));
+    }
+    if !(settings.threshold.is_finite() && settings.threshold >= 0.0 && (0.0..=1.0).contains(&settings.kept)) {
+        return Err(Error::model(&spec_path, "ood.threshold or ood.kept is out of range"));
+    }
+    let dim = model.features_len();
+    let mut tensors = tensorfile::read(&path, dim * dim + classes * dim).map_err(|e| as_model_error(&path, e))?;
+    let mut take = |name: &str| {
+        tensors.remove(name).map(|t| t.values).ok_or_else(|| Error::model(&path, format!("tensor '{name}' is missing")))
+    };
+    let (whitening, centres) = (take("whitening")?, take("centres")?);
+    let score =
+        Mahalanobis::from_parts(dim, classes, whitening, centres).map_err(|e| Error::model(&path, e.to_string()))?;
+    Ok(Ood { score, threshold: settings.threshold, kept: settings.kept })
 }
 
 impl Loaded {
@@ -292,7 +332,7 @@ mod tests {
     fn saved() -> (tempfile::TempDir, Model) {
         let dir = tempfile::tempdir().unwrap();
         let model = Model::initialised(ModelSpec::seed(), 10, 4).unwrap();
-        save(&model, &fashion_classes(), None, dir.path()).unwrap();
+        save(&model, &fashion_classes(), None, None, dir.path()).unwrap();
         (dir, model)
     }
 
@@ -323,7 +363,7 @@ mod tests {
         }
         let other = Model::initialised(spec, 10, 4).unwrap();
         let other_dir = tempfile::tempdir().unwrap();
-        save(&other, &fashion_classes(), None, other_dir.path()).unwrap();
+        save(&other, &fashion_classes(), None, None, other_dir.path()).unwrap();
         std::fs::copy(other_dir.path().join(WEIGHTS_FILE), dir.path().join(WEIGHTS_FILE)).unwrap();
         let err = load(dir.path()).err().unwrap().to_string();
         assert!(err.contains("tensor '6.kernel' is F32 [1600, 64], the architecture needs F32 [1600, 128]"), "{err}");
@@ -349,7 +389,7 @@ mod tests {
     fn temperature_is_kept_and_unknown_fields_are_tolerated() {
         let (dir, mut model) = saved();
         model.temperature = 1.75;
-        save(&model, &fashion_classes(), None, dir.path()).unwrap();
+        save(&model, &fashion_classes(), None, None, dir.path()).unwrap();
         assert_eq!(load(dir.path()).unwrap().model.temperature, 1.75);
         let path = dir.path().join(SPEC_FILE);
         let text = std::fs::read_to_string(&path).unwrap();

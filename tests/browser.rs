@@ -182,7 +182,8 @@ fn uploading_a_photo_through_the_page_shows_its_label() {
 /// The `reviewed_label` of each row of a labels CSV, by path.
 fn reviewed(labels: &Path) -> std::collections::HashMap<String, String> {
     let mut reader = csv::Reader::from_path(labels).unwrap();
-    reader.records().map(|r| r.unwrap()).map(|r| (r[0].to_string(), r[5].to_string())).collect()
+    let column = reader.headers().unwrap().iter().position(|h| h == "reviewed_label").unwrap();
+    reader.records().map(|r| r.unwrap()).map(|r| (r[0].to_string(), r[column].to_string())).collect()
 }
 
 #[test]

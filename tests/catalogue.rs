@@ -120,19 +120,21 @@ fn own_categories_are_imported_trained_labelled_reviewed_and_fine_tuned() {
     let first_accuracy = accuracy(&labels, &truth);
     assert!(first_accuracy > 0.8, "{first_accuracy}");
     let header = std::fs::read_to_string(&labels).unwrap().lines().next().unwrap().to_string();
-    assert!(header.ends_with(",needs_review,reviewed_label"), "{header}");
+    assert!(header.ends_with(",needs_review,ood_score,verdict,reviewed_label"), "{header}");
 
     // A reviewer fills reviewed_label of the rows that need review (with the truth).
     let mut reader = csv::Reader::from_path(&labels).unwrap();
     let head = reader.headers().unwrap().clone();
+    let column = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let (needs_review, reviewed_label) = (column("needs_review"), column("reviewed_label"));
     let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     let mut w = csv::Writer::from_path(&labels).unwrap();
     w.write_record(&head).unwrap();
     let mut reviewed = 0;
     for r in &records {
         let mut fields: Vec<String> = r.iter().map(String::from).collect();
-        if fields[4] == "true" {
-            fields[5] = truth[&fields[0]].clone();
+        if fields[needs_review] == "true" {
+            fields[reviewed_label] = truth[&fields[0]].clone();
             reviewed += 1;
         }
         w.write_record(&fields).unwrap();

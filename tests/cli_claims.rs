@@ -52,12 +52,13 @@ fn photo_writes_what_predict_sees_for_a_seller_photo() {
     let (ok, out, err) = run(&["predict", "--model", path(&model), path(&photo), path(&seen)]);
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines.len(), 6, "three lines a photo: {out}");
     assert!(lines[0].starts_with(&format!("{}: ", photo.display())), "{out}");
-    assert!(lines[2].starts_with(&format!("{}: ", seen.display())), "{out}");
+    assert!(lines[3].starts_with(&format!("{}: ", seen.display())), "{out}");
     let label = |line: &str| line.rsplit(": ").next().unwrap().to_string();
     assert_eq!(label(lines[0]), "Ankle boot", "test item 0 is an ankle boot: {out}");
-    assert_eq!((label(lines[0]), lines[1]), (label(lines[2]), lines[3]), "{out}");
+    assert_eq!((label(lines[0]), lines[1], lines[2]), (label(lines[3]), lines[4], lines[5]), "{out}");
+    assert_eq!(lines[2].trim(), "verdict: label", "{out}");
 }
 
 #[test]

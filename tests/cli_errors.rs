@@ -25,7 +25,7 @@ fn tiny_data_dir(corrupt: impl FnOnce(&Path)) -> tempfile::TempDir {
 fn model_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let model = wardrobe::nn::model::Model::initialised(wardrobe::nn::spec::ModelSpec::seed(), 10, 1).unwrap();
-    wardrobe::model_dir::save(&model, &wardrobe::data::dataset::fashion_classes(), None, dir.path()).unwrap();
+    wardrobe::model_dir::save(&model, &wardrobe::data::dataset::fashion_classes(), None, None, dir.path()).unwrap();
     dir
 }
 
@@ -229,7 +229,7 @@ fn broken_model_directories_fail_evaluate_predict_and_serve_with_one_line() {
                     wardrobe::nn::model::Model::initialised(wardrobe::nn::spec::ModelSpec::seed(), 10, 1).unwrap();
                 model.params[40] = f32::NAN;
                 model.params[900] = f32::INFINITY;
-                wardrobe::model_dir::save(&model, &wardrobe::data::dataset::fashion_classes(), None, d).unwrap();
+                wardrobe::model_dir::save(&model, &wardrobe::data::dataset::fashion_classes(), None, None, d).unwrap();
             }),
             "tensor '0.kernel' holds NaN at index 40",
         ),

@@ -151,7 +151,7 @@ fn a_full_disk_gives_one_clear_error_and_keeps_earlier_outputs() {
     one_error_line(&err, "No space left on device");
     let partial = std::fs::read_to_string(&out).unwrap();
     assert!(partial.lines().count() > 1, "some rows were written before the disk filled");
-    assert!(partial.ends_with('\n') && partial.lines().skip(1).all(|l| l.split(',').count() == 6), "no torn row");
+    assert!(partial.ends_with('\n') && partial.lines().skip(1).all(|l| l.split(',').count() == 8), "no torn row");
     std::fs::remove_file(&filler).unwrap();
     let (ok, stdout, err) = run(&args);
     assert!(ok, "{err}");

@@ -68,7 +68,7 @@ fn broken_files_are_reported_and_good_photos_still_labelled() {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = dir.path().join("model");
     let model = Model::initialised(ModelSpec::seed(), 10, 1).unwrap();
-    wardrobe::model_dir::save(&model, &fashion_classes(), None, &model_dir).unwrap();
+    wardrobe::model_dir::save(&model, &fashion_classes(), None, None, &model_dir).unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(photos.join("sub")).unwrap();
     let test = load(Split::Test);
@@ -115,6 +115,7 @@ fn label_killed_mid_run_then_rerun_labels_every_photo_exactly_once() {
     wardrobe::model_dir::save(
         &Model::initialised(ModelSpec::seed(), 10, 1).unwrap(),
         &fashion_classes(),
+        None,
         None,
         &model_dir,
     )
@@ -166,6 +167,7 @@ fn three_shards_label_a_folder_once() {
     wardrobe::model_dir::save(
         &Model::initialised(ModelSpec::seed(), 10, 1).unwrap(),
         &fashion_classes(),
+        None,
         None,
         &model_dir,
     )

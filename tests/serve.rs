@@ -465,7 +465,7 @@ fn a_version_that_does_not_load_leaves_the_serving_one_and_a_rewrite_reloads() {
     std::fs::remove_dir_all(repo.join("fashion/2")).unwrap();
     let untrained = Model::initialised(ModelSpec::seed(), 10, 9).unwrap();
     let fresh = dir.path().join("fresh");
-    wardrobe::model_dir::save(&untrained, &wardrobe::data::dataset::fashion_classes(), None, &fresh).unwrap();
+    wardrobe::model_dir::save(&untrained, &wardrobe::data::dataset::fashion_classes(), None, None, &fresh).unwrap();
     std::fs::copy(fresh.join("model.safetensors"), repo.join("fashion/1/model.safetensors")).unwrap();
     let reloaded = until(|| Some(served()).filter(|p| *p != trained), "the rewritten version 1 is served");
     assert!(reloaded.iter().all(|p| p.is_finite()));

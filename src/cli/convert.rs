@@ -57,7 +57,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         let imported = import::read(&a.input, a.classes.clone(), a.input_range)?;
         let model = imported.model;
         let about = About { architecture: format!("onnx {}", a.input.display()), ..Default::default() };
-        model_dir::save(&model, &imported.class_names, Some(&about), &a.output)?;
+        model_dir::save(&model, &imported.class_names, Some(&about), None, &a.output)?;
         println!("{}", model.summary());
         println!(
             "wrote {}: {} classes ({}), input {}, temperature {}",

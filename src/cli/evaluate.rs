@@ -4,13 +4,18 @@ use super::DataArgs;
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
-use wardrobe::Result;
-use wardrobe::data::dataset::Split;
-use wardrobe::model_dir;
+use wardrobe::data::dataset::{Dataset, Split};
+use wardrobe::data::labels::find_images;
+use wardrobe::data::{decode, photo};
+use wardrobe::model_dir::{self, Loaded};
+use wardrobe::nn::infer::{INFERENCE_BATCH, Predictor};
+use wardrobe::ood::{Separation, separation};
+use wardrobe::predict::{DEFAULT_REVIEW_BELOW, Thresholds, Verdict};
 use wardrobe::report::{self, ReportInput};
 use wardrobe::train::calibration;
 use wardrobe::train::metrics::Evaluation;
 use wardrobe::train::trainer;
+use wardrobe::{Error, Result};
 
 #[derive(Args)]
 pub struct EvaluateArgs {
@@ -29,6 +34,13 @@ pub struct EvaluateArgs {
     /// report.json into this directory.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Folders of photos that are not of the model's categories (repeatable): how well the
+    /// out-of-distribution score tells each from the test set.
+    #[arg(long)]
+    pub ood: Vec<PathBuf>,
+    /// The largest photo accepted from the --ood folders, in pixels.
+    #[arg(long, default_value_t = decode::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
 }
 
 /// What `--json` prints: the evaluation and its calibration.
@@ -42,6 +54,9 @@ struct EvaluationJson<'a> {
     ece: f64,
     /// The same at temperature 1.
     ece_uncalibrated: f64,
+    /// Each --ood folder against the test set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ood: Vec<Separation>,
 }
 
 pub fn run(a: EvaluateArgs) -> Result<()> {
@@ -74,12 +89,58 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
             eprintln!("wrote {}", path.display());
         }
     }
+    let ood = separations(&a, &loaded, &test)?;
     if a.json {
-        let json = EvaluationJson { evaluation: &eval, temperature, ece, ece_uncalibrated };
+        let json = EvaluationJson { evaluation: &eval, temperature, ece, ece_uncalibrated, ood };
         println!("{}", serde_json::to_string(&json).expect("evaluation serialises"));
     } else {
         print!("{}", eval.table());
         println!("calibration: temperature {temperature:.3}, ECE {ece:.4} (uncalibrated {ece_uncalibrated:.4})");
+        for s in &ood {
+            println!(
+                "not ours: {}  photos {}  AUROC {:.4}  FPR at 95% TPR {:.4}  labelled {:.1}%  unknown {:.1}%",
+                s.folder,
+                s.count,
+                s.auroc,
+                s.fpr_at_95_tpr,
+                100.0 * s.labelled_fraction,
+                100.0 * s.unknown_fraction
+            );
+        }
     }
     Ok(())
+}
+
+/// The --ood folders measured against the test set (none without the flag).
+fn separations(a: &EvaluateArgs, loaded: &Loaded, test: &Dataset) -> Result<Vec<Separation>> {
+    if a.ood.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ood = loaded.ood.as_ref().ok_or_else(|| {
+        Error::Invalid(format!(
+            "{} has no out-of-distribution score (trained before it existed): train it again to measure --ood",
+            a.model.display()
+        ))
+    })?;
+    let thresholds = Thresholds { review_below: DEFAULT_REVIEW_BELOW, unknown_above: Some(ood.threshold) };
+    let mut predictor = Predictor::new(&loaded.model, INFERENCE_BATCH);
+    let (_, features) = predictor.probabilities_and_features(&test.images);
+    let inside = ood.score.scores(&features);
+    let (shape, limits) = (loaded.photo_shape()?, decode::Limits::pixels(a.max_pixels));
+    let mut out = Vec::new();
+    for folder in &a.ood {
+        let photos = find_images(folder)?;
+        let converted: Vec<_> = photos.iter().map(|p| photo::load_as(p, shape, &limits)).collect();
+        let failed = converted.iter().filter(|c| c.is_err()).count();
+        let pixels: Vec<u8> = converted.into_iter().flatten().flatten().collect();
+        let (probs, features) = predictor.probabilities_and_features(&pixels);
+        let scores = ood.score.scores(&features);
+        let scored: Vec<(f32, Verdict)> = probs
+            .chunks_exact(loaded.class_names.len())
+            .zip(scores)
+            .map(|(p, s)| (s, thresholds.verdict(p.iter().copied().fold(0.0, f32::max), Some(s))))
+            .collect();
+        out.push(separation(folder.display().to_string(), &inside, &scored, failed));
+    }
+    Ok(out)
 }

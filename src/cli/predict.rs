@@ -8,7 +8,7 @@ use wardrobe::data::decode;
 use wardrobe::data::photo;
 use wardrobe::model_dir;
 use wardrobe::nn::infer::Predictor;
-use wardrobe::predict::top_k;
+use wardrobe::predict::{Thresholds, top_k};
 use wardrobe::{Error, Result};
 
 #[derive(Args)]
@@ -35,6 +35,12 @@ pub struct PredictArgs {
     /// Largest accepted photo in pixels (guards against decompression bombs).
     #[arg(long, default_value_t = decode::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
+    /// Verdict `review` below this (calibrated) confidence.
+    #[arg(long, default_value_t = wardrobe::predict::DEFAULT_REVIEW_BELOW)]
+    pub review_below: f32,
+    /// Verdict `unknown` above this out-of-distribution score (default: the model's threshold).
+    #[arg(long)]
+    pub unknown_above: Option<f32>,
 }
 
 pub fn run(a: PredictArgs) -> Result<()> {
@@ -65,19 +71,31 @@ pub fn run(a: PredictArgs) -> Result<()> {
     }
     let pixels: Vec<u8> = items.iter().flat_map(|(_, p, _)| p.iter().copied()).collect();
     let mut predictor = Predictor::new(&loaded.model, 64);
-    let probs = if a.tta { predictor.probabilities_tta(&pixels) } else { predictor.probabilities(&pixels) };
-    for ((name, _, truth), probs) in items.iter().zip(probs.chunks_exact(loaded.class_names.len())) {
+    let (probs, features) = predictor.probabilities_and_features(&pixels);
+    let probs = if a.tta { predictor.probabilities_tta(&pixels) } else { probs };
+    let scores = loaded.ood.as_ref().map(|o| o.score.scores(&features));
+    let unknown_above = a.unknown_above.or(loaded.ood.as_ref().map(|o| o.threshold));
+    let thresholds = Thresholds { review_below: a.review_below, unknown_above };
+    for (i, ((name, _, truth), probs)) in items.iter().zip(probs.chunks_exact(loaded.class_names.len())).enumerate() {
         let ranked = top_k(probs, &loaded.class_names, a.top_k);
         let truth = truth.map(|t| loaded.class_names[t as usize].clone());
+        let score = scores.as_ref().map(|s| s[i]);
+        let verdict = thresholds.verdict(ranked[0].probability, score);
         if a.json {
-            let line =
-                serde_json::json!({ "input": name, "label": ranked[0].label, "top": ranked, "true_label": truth });
+            let line = serde_json::json!({ "input": name, "label": ranked[0].label, "top": ranked,
+                "true_label": truth, "verdict": verdict, "ood_score": score });
             println!("{line}");
         } else {
             let top: Vec<String> =
                 ranked.iter().map(|r| format!("{} {:.1}%", r.label, 100.0 * r.probability)).collect();
             let truth = truth.map(|t| format!("  (true: {t})")).unwrap_or_default();
-            println!("{name}: {}{truth}\n    {}", ranked[0].label, top.join(", "));
+            let score = score.map(|s| format!(", ood score {s:.2}")).unwrap_or_default();
+            println!(
+                "{name}: {}{truth}\n    {}\n    verdict: {}{score}",
+                ranked[0].label,
+                top.join(", "),
+                verdict.as_str()
+            );
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "webp", "bmp", "gif"];
 
 /// The columns of a CSV labels file.
-pub const CSV_HEADER: &str = "path,label,confidence,top3,needs_review,reviewed_label";
+pub const CSV_HEADER: &str = "path,label,confidence,top3,needs_review,ood_score,verdict,reviewed_label";
 
 /// Image files below `folder`, recursively, in sorted order.
 pub fn find_images(folder: &Path) -> Result<Vec<PathBuf>> {

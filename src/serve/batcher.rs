@@ -6,8 +6,9 @@
 
 use super::api_error::ApiError;
 use super::metrics::Metrics;
-use crate::nn::infer::{INFERENCE_BATCH, probabilities_into};
+use crate::nn::infer::{INFERENCE_BATCH, outputs_into};
 use crate::nn::model::Model;
+use crate::ood::Ood;
 use axum::http::StatusCode;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,16 @@ pub struct BatchSettings {
 struct Job {
     queued: Instant,
     pixels: Vec<u8>,
-    reply: oneshot::Sender<Vec<f32>>,
+    reply: oneshot::Sender<Scored>,
+}
+
+/// What the model says of a request's images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// Class probabilities, a row per image.
+    pub probabilities: Vec<f32>,
+    /// Each image's out-of-distribution score, when the model has one.
+    pub ood_scores: Option<Vec<f32>>,
 }
 
 /// Handle to the batching worker; cloning shares the worker.
@@ -40,21 +50,22 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the worker threads over `model`; they end when every handle is dropped.
-    pub fn start(model: Arc<Model>, settings: BatchSettings, metrics: Arc<Metrics>) -> Batcher {
+    pub fn start(model: Arc<Model>, ood: Option<Arc<Ood>>, settings: BatchSettings, metrics: Arc<Metrics>) -> Batcher {
         let (jobs, queue) = channel();
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..settings.workers.max(1) {
-            let (model, queue, metrics) = (model.clone(), queue.clone(), metrics.clone());
+            let (model, ood, queue, metrics) = (model.clone(), ood.clone(), queue.clone(), metrics.clone());
             std::thread::Builder::new()
                 .name(format!("batcher-{i}"))
-                .spawn(move || work(&model, settings, &queue, &metrics))
+                .spawn(move || work(&model, ood.as_deref(), settings, &queue, &metrics))
                 .expect("spawn a batching thread");
         }
         Batcher { jobs }
     }
 
-    /// Class probabilities (one row per image) of u8 `pixels`, image after image.
-    pub async fn probabilities(&self, pixels: Vec<u8>) -> Result<Vec<f32>, ApiError> {
+    /// Class probabilities (one row per image) and out-of-distribution scores of u8 `pixels`,
+    /// image after image.
+    pub async fn infer(&self, pixels: Vec<u8>) -> Result<Scored, ApiError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the model worker has stopped");
         self.jobs.send(Job { queued: Instant::now(), pixels, reply }).map_err(|_| stopped())?;
@@ -63,20 +74,22 @@ impl Batcher {
 }
 
 /// A worker's loop: take a batch of jobs from the queue, run them, answer each.
-fn work(model: &Model, settings: BatchSettings, queue: &Mutex<Receiver<Job>>, metrics: &Metrics) {
+fn work(model: &Model, ood: Option<&Ood>, settings: BatchSettings, queue: &Mutex<Receiver<Job>>, metrics: &Metrics) {
     let input = model.input_size();
     let mut ws = model.workspace(settings.max_batch.min(INFERENCE_BATCH));
-    let (mut pixels, mut probs) = (Vec::new(), Vec::new());
+    let (mut pixels, mut probs, mut features) = (Vec::new(), Vec::new(), Vec::new());
     while let Some(jobs) = next_batch(queue, settings, input) {
         let started = Instant::now();
         pixels.clear();
         jobs.iter().for_each(|job| pixels.extend_from_slice(&job.pixels));
         let images = pixels.len() / input;
         probs.resize(images * model.classes(), 0.0);
-        probabilities_into(model, &mut ws, &pixels, &mut probs);
+        features.resize(if ood.is_some() { images * model.features_len() } else { 0 }, 0.0);
+        outputs_into(model, &mut ws, &pixels, &mut probs, ood.map(|_| &mut features[..]));
+        let scores = ood.map(|o| o.score.scores(&features));
         let waits = jobs.iter().map(|job| started.saturating_duration_since(job.queued));
         metrics.record_batch(images, waits, started.elapsed());
-        answer(jobs, &probs, model.classes(), input);
+        answer(jobs, (&probs, scores.as_deref()), model.classes(), input);
     }
 }
 
@@ -105,11 +118,14 @@ fn gather(first: Job, queue: &Receiver<Job>, settings: BatchSettings, input: usi
 }
 
 /// Sends each job its rows of `probs`; a client that has gone away is skipped.
-fn answer(jobs: Vec<Job>, probs: &[f32], classes: usize, input: usize) {
+fn answer(jobs: Vec<Job>, (probs, scores): (&[f32], Option<&[f32]>), classes: usize, input: usize) {
     let mut start = 0;
     for job in jobs {
-        let end = start + job.pixels.len() / input * classes;
-        let _gone = job.reply.send(probs[start..end].to_vec());
+        let images = start / classes..start / classes + job.pixels.len() / input;
+        let end = images.end * classes;
+        let scored =
+            Scored { probabilities: probs[start..end].to_vec(), ood_scores: scores.map(|s| s[images].to_vec()) };
+        let _gone = job.reply.send(scored);
         start = end;
     }
 }
@@ -124,14 +140,14 @@ mod tests {
         let model = Arc::new(Model::initialised(ModelSpec::seed(), 10, 3).unwrap());
         let metrics = Arc::new(Metrics::default());
         let settings = BatchSettings { max_batch: 16, max_wait: Duration::from_millis(20), workers: 2 };
-        let batcher = Batcher::start(model.clone(), settings, metrics.clone());
+        let batcher = Batcher::start(model.clone(), None, settings, metrics.clone());
         let images: Vec<Vec<u8>> =
             (0..24).map(|i| (0..784).map(|p| ((p * 7 + i * 13) % 256) as u8).collect()).collect();
         let tasks: Vec<_> = images
             .iter()
             .map(|img| {
                 let (b, img) = (batcher.clone(), img.clone());
-                tokio::spawn(async move { b.probabilities(img).await.unwrap() })
+                tokio::spawn(async move { b.infer(img).await.unwrap().probabilities })
             })
             .collect();
         let mut expected = crate::nn::infer::Predictor::new(&model, 1);

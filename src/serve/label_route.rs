@@ -4,13 +4,14 @@
 //! the request fails only when no photo could be read.
 
 use super::api_error::ApiError;
+use super::batcher::Scored;
 use super::repository::Served;
 use super::state::AppState;
 use crate::Error;
 use crate::data::decode::Limits;
 use crate::data::photo::{self, PhotoShape};
 use crate::label::LabelRow;
-use crate::predict::Ranked;
+use crate::predict::{Ranked, Thresholds, Verdict};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartError;
@@ -54,8 +55,12 @@ pub enum PhotoResult {
         confidence: f32,
         /// Most probable classes, best first.
         top: Vec<Ranked>,
-        /// Confidence below the review threshold.
+        /// The verdict is not `label`.
         needs_review: bool,
+        /// How unusual the photo is for the model (higher = more unusual), when it has a score.
+        ood_score: Option<f32>,
+        /// `label`, `review` or `unknown`.
+        verdict: Verdict,
         /// The image the model saw, as a PNG data URL.
         model_input: String,
     },
@@ -113,8 +118,13 @@ pub async fn label(
     let converted: Vec<(String, Result<Vec<u8>, String>)> =
         converted.into_iter().map(|(file, r)| (file, r.map_err(|e| e.to_string()))).collect();
     let pixels: Vec<u8> = converted.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten().copied().collect();
-    let probs = if pixels.is_empty() { Vec::new() } else { served.batcher.probabilities(pixels).await? };
-    let results = results(converted, &probs, &served, state.settings.review_below, query.top);
+    let scored = if pixels.is_empty() {
+        Scored { probabilities: Vec::new(), ood_scores: None }
+    } else {
+        served.batcher.infer(pixels).await?
+    };
+    let thresholds = Thresholds { review_below: state.settings.review_below, unknown_above: served.unknown_above };
+    let results = results(converted, &scored, &served, thresholds, query.top);
     let all_failed: Option<Vec<&str>> = results.iter().map(PhotoResult::error).collect();
     if let Some(reasons) = all_failed {
         let message = format!("no photo could be read: {}", reasons.join("; "));
@@ -152,31 +162,39 @@ fn convert_all(uploads: Vec<Upload>, shape: PhotoShape, limits: &Limits) -> Vec<
         .collect()
 }
 
-/// One result per upload, in upload order; `probs` has a row for each readable one.
+/// One result per upload, in upload order; `scored` has a row for each readable one.
 fn results(
     converted: Vec<(String, Result<Vec<u8>, String>)>,
-    probs: &[f32],
+    scored: &Scored,
     served: &Served,
-    review_below: f32,
+    thresholds: Thresholds,
     top: usize,
 ) -> Vec<PhotoResult> {
-    let mut rows = probs.chunks_exact(served.class_names.len());
+    let mut rows = scored.probabilities.chunks_exact(served.class_names.len());
+    let mut scores = scored.ood_scores.iter().flatten();
     converted
         .into_iter()
         .map(|(file, pixels)| match pixels {
             Ok(pixels) => {
                 let row = rows.next().expect("one row per readable photo");
-                labelled(file, &pixels, row, served, review_below, top)
+                labelled(file, &pixels, (row, scores.next().copied()), served, thresholds, top)
             }
             Err(error) => PhotoResult::Failed { file, error },
         })
         .collect()
 }
 
-fn labelled(file: String, pixels: &[u8], probs: &[f32], served: &Served, review_below: f32, top: usize) -> PhotoResult {
-    let LabelRow { path: file, label, confidence, top, needs_review, .. } =
-        LabelRow::from_probabilities(file, probs, &served.class_names, top, review_below);
+fn labelled(
+    file: String,
+    pixels: &[u8],
+    scored: (&[f32], Option<f32>),
+    served: &Served,
+    thresholds: Thresholds,
+    top: usize,
+) -> PhotoResult {
+    let LabelRow { path: file, label, confidence, top, needs_review, ood_score, verdict, .. } =
+        LabelRow::from_probabilities(file, scored, &served.class_names, top, thresholds);
     let png = photo::to_png(pixels, served.shape).unwrap_or_default();
     let model_input = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png));
-    PhotoResult::Labelled { file, label, confidence, top, needs_review, model_input }
+    PhotoResult::Labelled { file, label, confidence, top, needs_review, ood_score, verdict, model_input }
 }

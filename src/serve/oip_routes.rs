@@ -79,7 +79,7 @@ pub async fn infer(
         .transpose()?;
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let (request, input) = oip::decode(&body, json_len, served.shape)?;
-    let probs = served.batcher.probabilities(input.pixels).await?;
+    let probs = served.batcher.infer(input.pixels).await?.probabilities;
     let version = served.version.to_string();
     let encoded = oip::encode(&served.name, &version, &request, &probs, &served.class_names);
     Ok(match encoded.json_len {

@@ -48,6 +48,8 @@ pub struct Served {
     pub shape: PhotoShape,
     /// Its batching workers.
     pub batcher: Batcher,
+    /// Scores above this are `unknown` (none when the model has no out-of-distribution score).
+    pub unknown_above: Option<f32>,
     stamp: Stamp,
 }
 
@@ -325,8 +327,11 @@ impl Repository {
         let loaded = model_dir::load(dir)?;
         let stamp = before?;
         let shape = loaded.photo_shape()?;
-        let batcher = Batcher::start(Arc::new(loaded.model), self.batch, self.metrics.clone());
-        Ok(Served { name: name.to_string(), version, class_names: loaded.class_names, shape, batcher, stamp })
+        let unknown_above = loaded.ood.as_ref().map(|o| o.threshold);
+        let ood = loaded.ood.map(Arc::new);
+        let batcher = Batcher::start(Arc::new(loaded.model), ood, self.batch, self.metrics.clone());
+        let class_names = loaded.class_names;
+        Ok(Served { name: name.to_string(), version, class_names, shape, batcher, unknown_above, stamp })
     }
 }
 
@@ -386,7 +391,7 @@ mod tests {
         let spec = ModelSpec::seed().fitted_to(crate::nn::layer::Shape::new(28, 28, 1), classes);
         let model = Model::initialised(spec, classes, seed).unwrap();
         let names: Vec<String> = (0..classes).map(|c| format!("class{c}")).collect();
-        model_dir::save(&model, &names, None, &root.join(name).join(version)).unwrap();
+        model_dir::save(&model, &names, None, None, &root.join(name).join(version)).unwrap();
     }
 
     fn open(root: &Path) -> Repository {
@@ -421,7 +426,7 @@ mod tests {
         assert_eq!(repository.get("shirts", None).unwrap().class_names.len(), 6);
         let pixels = vec![0u8; 784];
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let probs = rt.block_on(held.batcher.probabilities(pixels)).unwrap();
+        let probs = rt.block_on(held.batcher.infer(pixels)).unwrap().probabilities;
         assert_eq!(probs.len(), 4, "a version removed while held still answers");
         drop(held);
 

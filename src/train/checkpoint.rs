@@ -78,7 +78,7 @@ fn rename(from: &Path, to: &Path) -> Result<()> {
 pub fn save(dir: &Path, trainer: &Trainer, classes: &[String], about: &About) -> Result<()> {
     let (fresh, old) = (sibling(dir, ".new"), sibling(dir, ".old"));
     remove_dir_if_present(&fresh)?;
-    model_dir::save(trainer.model(), classes, Some(about), &fresh)?;
+    model_dir::save(trainer.model(), classes, Some(about), None, &fresh)?;
     let (state, optimizer, best) = trainer.snapshot();
     let mut tensors: Vec<(String, Vec<usize>, &[f32])> =
         optimizer.slots.iter().enumerate().map(|(i, s)| (format!("slot{i}"), vec![s.len()], &s[..])).collect();

@@ -4,7 +4,9 @@
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::model_dir::{self, About};
+use crate::nn::infer::{INFERENCE_BATCH, Predictor};
 use crate::nn::model::Model;
+use crate::ood::{self, Mahalanobis, Ood};
 use crate::train::calibration;
 use crate::train::checkpoint::{self, Resume, checkpoint_dir};
 use crate::train::config::TrainConfig;
@@ -61,6 +63,24 @@ pub fn run(
     model.temperature = 1.0;
     let raw = probabilities(model, data.1, false);
     model.temperature = calibration::fit_temperature(&raw, &data.1.labels, model.classes());
-    model_dir::save(model, classes, Some(&about), run_dir)?;
+    let ood = fit_ood(model, data)?;
+    model_dir::save(model, classes, Some(&about), Some(&ood), run_dir)?;
     Ok(end)
+}
+
+/// Training images the out-of-distribution score is fitted on, at most.
+const OOD_FIT_IMAGES: usize = 20_000;
+
+/// Fits the out-of-distribution score on (up to [`OOD_FIT_IMAGES`] of) the training images and
+/// its threshold on the validation images (the training images when there are none), so that
+/// [`ood::DEFAULT_KEPT`] of them are not called unknown.
+pub fn fit_ood(model: &Model, (train, val): (&Dataset, &Dataset)) -> Result<Ood> {
+    let fit = train.slice(0..train.len().min(OOD_FIT_IMAGES));
+    let mut predictor = Predictor::new(model, INFERENCE_BATCH);
+    let (_, features) = predictor.probabilities_and_features(&fit.images);
+    let score = Mahalanobis::fit(&features, &fit.labels, model.classes(), model.features_len())?;
+    let held_out = if val.is_empty() { &fit } else { val };
+    let (_, features) = predictor.probabilities_and_features(&held_out.images);
+    let threshold = ood::threshold(&score.scores(&features), ood::DEFAULT_KEPT);
+    Ok(Ood { score, threshold, kept: ood::DEFAULT_KEPT })
 }

@@ -112,7 +112,7 @@ pub fn trained_model(dir: &Path) -> Model {
     Trainer::new(&mut model, config)
         .fit(&train, &train.slice(0..100), &mut Quiet, &AtomicBool::new(false), &mut |_| Ok(()))
         .unwrap();
-    wardrobe::model_dir::save(&model, &fashion_classes(), None, dir).unwrap();
+    wardrobe::model_dir::save(&model, &fashion_classes(), None, None, dir).unwrap();
     model
 }
 

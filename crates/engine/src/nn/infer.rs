@@ -39,22 +39,37 @@ impl<'m> Predictor<'m> {
 
     /// Class probabilities (rows of `classes`) for images given as u8 pixels, image after image.
     pub fn probabilities(&mut self, pixels: &[u8]) -> Vec<f32> {
+        self.run(pixels, false).0
+    }
+
+    /// Class probabilities and the penultimate features (rows of [`Model::features_len`]) of
+    /// images given as u8 pixels.
+    pub fn probabilities_and_features(&mut self, pixels: &[u8]) -> (Vec<f32>, Vec<f32>) {
+        self.run(pixels, true)
+    }
+
+    fn run(&mut self, pixels: &[u8], with_features: bool) -> (Vec<f32>, Vec<f32>) {
         let (model, input, classes) = (self.model, self.model.input_size(), self.model.classes());
         let n = pixels.len() / input;
-        let mut out = vec![0.0; n * classes];
+        let width = if with_features { model.features_len() } else { 0 };
+        let (mut out, mut features) = (vec![0.0; n * classes], vec![0.0; n * width]);
         if n == 0 {
-            return out;
+            return (out, features);
         }
         // Parts of whole workspace batches: every image is computed in the same sub-batch
         // whatever the thread count, so the results do not depend on it.
         let batch = self.workspaces[0].capacity();
         let per_thread = n.div_ceil(self.workspaces.len()).next_multiple_of(batch);
+        let parts = if width > 0 { features.chunks_mut(per_thread * width).collect() } else { Vec::new() };
+        let mut parts: Vec<Option<&mut [f32]>> =
+            parts.into_iter().map(Some).chain(std::iter::repeat_with(|| None)).take(self.workspaces.len()).collect();
         self.workspaces
             .par_iter_mut()
             .zip(pixels.par_chunks(per_thread * input))
             .zip(out.par_chunks_mut(per_thread * classes))
-            .for_each(|((ws, part), out)| probabilities_into(model, ws, part, out));
-        out
+            .zip(parts.par_iter_mut())
+            .for_each(|(((ws, part), out), features)| outputs_into(model, ws, part, out, features.as_deref_mut()));
+        (out, features)
     }
 }
 
@@ -88,13 +103,28 @@ impl<'m> SingleImage<'m> {
 /// Runs `pixels` through `ws` on the calling thread, in sub-batches of its capacity, writing
 /// class probabilities (one row per image) into `out`.
 pub fn probabilities_into(model: &Model, ws: &mut Workspace, pixels: &[u8], out: &mut [f32]) {
-    let (input, classes, cap) = (model.input_size(), model.classes(), ws.capacity());
-    for (batch, out) in pixels.chunks(cap * input).zip(out.chunks_mut(cap * classes)) {
+    outputs_into(model, ws, pixels, out, None);
+}
+
+/// [`probabilities_into`], also copying each image's penultimate features into `features` when
+/// given (rows of [`Model::features_len`]).
+pub fn outputs_into(
+    model: &Model,
+    ws: &mut Workspace,
+    pixels: &[u8],
+    out: &mut [f32],
+    mut features: Option<&mut [f32]>,
+) {
+    let (input, classes, cap, width) = (model.input_size(), model.classes(), ws.capacity(), model.features_len());
+    for (b, (batch, out)) in pixels.chunks(cap * input).zip(out.chunks_mut(cap * classes)).enumerate() {
         let n = batch.len() / input;
         ws.load_images(batch);
         let logits = model.forward(ws, n, false, 0);
         for (row, probs) in logits.chunks_exact(classes).zip(out.chunks_exact_mut(classes)) {
             softmax_at(row, model.temperature, probs);
+        }
+        if let Some(features) = features.as_deref_mut() {
+            features[b * cap * width..][..n * width].copy_from_slice(model.features(ws, n));
         }
     }
 }
@@ -124,5 +154,25 @@ mod tests {
         let mut one = SingleImage::new(&model);
         assert!(one.probabilities(&pixels[36 * 784..]).iter().zip(&a[360..]).all(|(x, y)| (x - y).abs() < 1e-5));
         assert!((a[..10].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn features_are_the_last_layers_input() {
+        let model = Model::initialised(ModelSpec::seed(), 10, 8).unwrap();
+        let pixels: Vec<u8> = (0..21 * 784).map(|i| ((i * 37) % 253) as u8).collect();
+        let (probs, features) = Predictor::new(&model, 4).probabilities_and_features(&pixels);
+        assert_eq!(probs, Predictor::new(&model, 4).probabilities(&pixels));
+        assert_eq!((model.features_len(), features.len()), (128, 21 * 128));
+        // The last layer (dense 128 → 10) applied to the features gives the logits: softmax of
+        // kernel·feature + bias equals the probabilities.
+        let last = model.tensors().into_iter().rev().take(2).map(|(_, _, r)| r).collect::<Vec<_>>();
+        let (bias, kernel) = (&model.params[last[0].clone()], &model.params[last[1].clone()]);
+        for (f, p) in features.chunks_exact(128).zip(probs.chunks_exact(10)) {
+            let logits: Vec<f32> =
+                (0..10).map(|k| bias[k] + (0..128).map(|i| f[i] * kernel[i * 10 + k]).sum::<f32>()).collect();
+            let mut q = vec![0.0; 10];
+            softmax_at(&logits, model.temperature, &mut q);
+            assert!(p.iter().zip(&q).all(|(a, b)| (a - b).abs() < 1e-4), "{p:?} {q:?}");
+        }
     }
 }

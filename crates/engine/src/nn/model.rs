@@ -248,6 +248,24 @@ impl Model {
         &ws.acts.last().expect("model has layers")[..n * self.classes]
     }
 
+    /// Values per sample of the last layer's input (the penultimate features).
+    pub fn features_len(&self) -> usize {
+        match self.layers.len() {
+            0 | 1 => self.input_size(),
+            l => self.layers[l - 2].output_shape().size(),
+        }
+    }
+
+    /// The penultimate features (the last layer's input) of the first `n` samples of the last
+    /// [`Model::forward`] on `ws`, `n × features_len()` values.
+    pub fn features<'w>(&self, ws: &'w Workspace, n: usize) -> &'w [f32] {
+        let len = n * self.features_len();
+        match self.layers.len() {
+            0 | 1 => &ws.input[..len],
+            l => &ws.acts[l - 2][..len],
+        }
+    }
+
     /// Back-propagates the logits gradient left in the workspace by the loss through the training
     /// plan, accumulating parameter gradients into `grads` (same layout as `params`). The first
     /// layer computes no input gradient.
