@@ -1,5 +1,6 @@
-//! Out-of-distribution scores: how unlike the training data a photo's penultimate features are,
-//! by the Mahalanobis distance to the nearest class (Lee et al. 2018, "A simple unified framework
+//! Out-of-distribution scores: how unlike the training data a photo's features are (the model's
+//! last-layer input and the channel means of its poolings), by the Mahalanobis distance to the
+//! nearest class (Lee et al. 2018, "A simple unified framework
 //! for detecting out-of-distribution samples and adversarial attacks"). Fitted on the training
 //! split: one mean per class and one covariance shared by all classes, shrunk towards its average
 //! variance so that it inverts even when features are fewer than dimensions. With `Σ = L·Lᵀ`

@@ -42,8 +42,8 @@ impl<'m> Predictor<'m> {
         self.run(pixels, false).0
     }
 
-    /// Class probabilities and the penultimate features (rows of [`Model::features_len`]) of
-    /// images given as u8 pixels.
+    /// Class probabilities and the features (rows of [`Model::features_len`]: the last layer's
+    /// input and the channel means of every pooling) of images given as u8 pixels.
     pub fn probabilities_and_features(&mut self, pixels: &[u8]) -> (Vec<f32>, Vec<f32>) {
         self.run(pixels, true)
     }
@@ -106,8 +106,8 @@ pub fn probabilities_into(model: &Model, ws: &mut Workspace, pixels: &[u8], out:
     outputs_into(model, ws, pixels, out, None);
 }
 
-/// [`probabilities_into`], also copying each image's penultimate features into `features` when
-/// given (rows of [`Model::features_len`]).
+/// [`probabilities_into`], also writing each image's features into `features` when given
+/// (rows of [`Model::features_len`], see [`Model::features_into`]).
 pub fn outputs_into(
     model: &Model,
     ws: &mut Workspace,
@@ -124,7 +124,7 @@ pub fn outputs_into(
             softmax_at(row, model.temperature, probs);
         }
         if let Some(features) = features.as_deref_mut() {
-            features[b * cap * width..][..n * width].copy_from_slice(model.features(ws, n));
+            model.features_into(ws, n, &mut features[b * cap * width..][..n * width]);
         }
     }
 }
@@ -157,17 +157,20 @@ mod tests {
     }
 
     #[test]
-    fn features_are_the_last_layers_input() {
+    fn features_hold_the_last_layers_input_and_pooled_channel_means() {
         let model = Model::initialised(ModelSpec::seed(), 10, 8).unwrap();
         let pixels: Vec<u8> = (0..21 * 784).map(|i| ((i * 37) % 253) as u8).collect();
         let (probs, features) = Predictor::new(&model, 4).probabilities_and_features(&pixels);
         assert_eq!(probs, Predictor::new(&model, 4).probabilities(&pixels));
-        assert_eq!((model.features_len(), features.len()), (128, 21 * 128));
-        // The last layer (dense 128 → 10) applied to the features gives the logits: softmax of
+        // The dense layer's 128 inputs, then the channel means of the two poolings' 32 and 64.
+        assert_eq!((model.features_len(), features.len()), (224, 21 * 224));
+        let means = features.chunks_exact(224).flat_map(|f| &f[128..]);
+        assert!(means.clone().all(|&m| m >= 0.0) && means.clone().any(|&m| m > 0.0), "means of ReLU outputs");
+        // The last layer (dense 128 → 10) applied to the first 128 gives the logits: softmax of
         // kernel·feature + bias equals the probabilities.
         let last = model.tensors().into_iter().rev().take(2).map(|(_, _, r)| r).collect::<Vec<_>>();
         let (bias, kernel) = (&model.params[last[0].clone()], &model.params[last[1].clone()]);
-        for (f, p) in features.chunks_exact(128).zip(probs.chunks_exact(10)) {
+        for (f, p) in features.chunks_exact(224).zip(probs.chunks_exact(10)) {
             let logits: Vec<f32> =
                 (0..10).map(|k| bias[k] + (0..128).map(|i| f[i] * kernel[i * 10 + k]).sum::<f32>()).collect();
             let mut q = vec![0.0; 10];

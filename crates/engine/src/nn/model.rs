@@ -248,21 +248,42 @@ impl Model {
         &ws.acts.last().expect("model has layers")[..n * self.classes]
     }
 
-    /// Values per sample of the last layer's input (the penultimate features).
-    pub fn features_len(&self) -> usize {
-        match self.layers.len() {
-            0 | 1 => self.input_size(),
-            l => self.layers[l - 2].output_shape().size(),
-        }
+    /// The layers whose outputs are summarised by their channel means in the features: every
+    /// pooling layer (their outputs are written by every plan, fused or not).
+    fn summarised(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.layers.len().saturating_sub(1)).filter(|&i| self.layers[i].kind().contains("Pooling"))
     }
 
-    /// The penultimate features (the last layer's input) of the first `n` samples of the last
-    /// [`Model::forward`] on `ws`, `n × features_len()` values.
-    pub fn features<'w>(&self, ws: &'w Workspace, n: usize) -> &'w [f32] {
-        let len = n * self.features_len();
-        match self.layers.len() {
-            0 | 1 => &ws.input[..len],
-            l => &ws.acts[l - 2][..len],
+    /// Values per sample of [`Model::features_into`].
+    pub fn features_len(&self) -> usize {
+        let last_input = match self.layers.len() {
+            0 | 1 => self.input_size(),
+            l => self.layers[l - 2].output_shape().size(),
+        };
+        last_input + self.summarised().map(|i| self.layers[i].output_shape().c).sum::<usize>()
+    }
+
+    /// The features of the first `n` samples of the last [`Model::forward`] on `ws`: the last
+    /// layer's input (the penultimate features), then the channel means of every pooling
+    /// layer's output; `n × features_len()` values into `out`.
+    pub fn features_into(&self, ws: &Workspace, n: usize, out: &mut [f32]) {
+        let width = self.features_len();
+        let (last, size) = match self.layers.len() {
+            0 | 1 => (&ws.input, self.input_size()),
+            l => (&ws.acts[l - 2], self.layers[l - 2].output_shape().size()),
+        };
+        for (s, row) in out[..n * width].chunks_exact_mut(width).enumerate() {
+            row[..size].copy_from_slice(&last[s * size..][..size]);
+            let mut at = size;
+            for i in self.summarised() {
+                let shape = self.layers[i].output_shape();
+                let image = &ws.acts[i][s * shape.size()..][..shape.size()];
+                let means = &mut row[at..at + shape.c];
+                means.fill(0.0);
+                image.chunks_exact(shape.c).for_each(|px| means.iter_mut().zip(px).for_each(|(m, v)| *m += v));
+                means.iter_mut().for_each(|m| *m /= (shape.h * shape.w) as f32);
+                at += shape.c;
+            }
         }
     }
 
