@@ -198,3 +198,97 @@ fn labelled(
     let model_input = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png));
     PhotoResult::Labelled { file, label, confidence, top, needs_review, ood_score, verdict, model_input }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::data::dataset::fashion_classes;
+    use crate::nn::model::Model;
+    use crate::nn::spec::ModelSpec;
+    use crate::serve::batcher::BatchSettings;
+    use crate::serve::repository::Source;
+    use crate::serve::state::{AppState, ServeSettings};
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// POSTs one 28×28 PNG to `/v1/label` over TCP; the status and the body.
+    async fn upload(addr: std::net::SocketAddr) -> (u16, String) {
+        let mut png = Vec::new();
+        image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * y) % 256) as u8]))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let boundary = "budget-test-boundary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.png\"\r\n\
+             Content-Type: image/png\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend(&png);
+        body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let head = format!(
+            "POST /v1/label HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, answer)
+    }
+
+    #[test]
+    fn uploads_wait_for_a_spent_decoding_budget_then_get_503_or_their_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = Model::initialised(ModelSpec::seed(), 10, 1).unwrap();
+        crate::model_dir::save(&model, &fashion_classes(), None, None, dir.path()).unwrap();
+        let settings = ServeSettings {
+            source: Source::Single { name: "wardrobe".into(), dir: dir.path().to_path_buf() },
+            model_name: "wardrobe".into(),
+            poll: None,
+            max_body_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(2),
+            max_concurrent: 8,
+            max_connections: 8,
+            batch: BatchSettings { max_batch: 8, max_wait: Duration::ZERO, workers: 1 },
+            review_below: 0.6,
+            max_pixels: 1 << 20,
+            max_photos: 4,
+            access_log: false,
+            review: None,
+            memory_budget: 1 << 20,
+            photo_deadline: Duration::from_secs(5),
+            api_key_file: None,
+            protect_metrics: false,
+            tls: None,
+        };
+        let state = Arc::new(AppState::new(settings).unwrap());
+        let app = crate::serve::router(state.clone());
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            // Someone holds the whole budget: the upload waits half the request timeout, then 503.
+            let held = state.budget.reserve(1 << 20, Path::new("held")).unwrap();
+            let started = std::time::Instant::now();
+            let (status, answer) = upload(addr).await;
+            assert_eq!(status, 503, "{answer}");
+            assert!(answer.contains("decoding memory budget") && answer.contains("try again"), "{answer}");
+            assert!(started.elapsed() >= Duration::from_millis(990), "it waited: {:?}", started.elapsed());
+            assert_eq!((state.budget.waits(), state.budget.refusals()), (1, 1));
+            // Freed while the next upload waits: it gets its answer.
+            let waiting = tokio::spawn(upload(addr));
+            while state.budget.waits() < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            drop(held);
+            let (status, answer) = waiting.await.unwrap();
+            assert_eq!(status, 200, "{answer}");
+            assert!(answer.contains("\"verdict\""), "{answer}");
+        });
+    }
+}
