@@ -18,7 +18,7 @@ pub struct Ranked {
 pub const DEFAULT_REVIEW_BELOW: f32 = 0.6;
 
 /// What wardrobe concludes about one photo.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// One of our categories, and confident which.

@@ -48,6 +48,7 @@ fn health_metadata_page_and_metrics_endpoints_answer() {
     let model = server.get("/v2/models/wardrobe").json();
     assert_eq!(model["inputs"][0], json!({ "name": "images", "datatype": "UINT8", "shape": [-1, 28, 28] }));
     assert_eq!(model["outputs"][0], json!({ "name": "probabilities", "datatype": "FP32", "shape": [-1, 10] }));
+    assert_eq!(model["outputs"][1], json!({ "name": "ood_score", "datatype": "FP32", "shape": [-1] }));
     let unknown = server.get("/v2/models/other");
     assert_eq!((unknown.status, unknown.error()), (404, "unknown model 'other'; this server serves 'wardrobe'".into()));
     assert_eq!(server.get("/v2/models/other/ready").status, 404);
@@ -110,6 +111,19 @@ fn infer_classifies_real_images_the_same_in_every_accepted_layout() {
     assert_eq!(uint8.len(), n * 10);
     let correct = uint8.chunks(10).zip(&test.labels).filter(|(row, l)| argmax(row) == **l as usize).count();
     assert!(correct as f64 / n as f64 > 0.8, "served accuracy {correct}/{n}");
+    // The second output: one out-of-distribution score per image, and every prediction counted.
+    let both = server.post_json("/v2/models/wardrobe/infer", &infer_body(json!([n, 28, 28]), "UINT8", json!(pixels)));
+    let scores = &both.json()["outputs"][1];
+    assert_eq!((&scores["name"], &scores["shape"]), (&json!("ood_score"), &json!([n])), "{scores}");
+    assert!(scores["data"].as_array().unwrap().iter().all(|s| s.as_f64().unwrap() >= 0.0));
+    let metrics = server.get("/metrics").text();
+    let counted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("wardrobe_predictions_total{model=\"wardrobe\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counted, 2 * n as u64, "{metrics}");
+    assert!(metrics.contains(&format!("wardrobe_ood_score_count{{model=\"wardrobe\"}} {}\n", 2 * n)), "{metrics}");
 
     let nested: Vec<Vec<u8>> = pixels.chunks(784).map(|c| c.to_vec()).collect();
     let floats: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();

@@ -124,6 +124,8 @@ pub async fn label(
         served.batcher.infer(pixels).await?
     };
     let thresholds = Thresholds { review_below: state.settings.review_below, unknown_above: served.unknown_above };
+    let computed = (&scored.probabilities[..], scored.ood_scores.as_deref());
+    state.metrics.record_predictions(&served.name, &served.class_names, computed, thresholds);
     let results = results(converted, &scored, &served, thresholds, query.top);
     let all_failed: Option<Vec<&str>> = results.iter().map(PhotoResult::error).collect();
     if let Some(reasons) = all_failed {

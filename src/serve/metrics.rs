@@ -1,8 +1,12 @@
 //! Server metrics in the Prometheus text exposition format: requests by route and status, a
 //! request-latency histogram per route, and for the model worker: batch sizes, how long requests
 //! waited in its queue, how long each batch took to compute, and images classified. The last
-//! three split a slow request into waiting and computing.
+//! three split a slow request into waiting and computing. Every prediction answered is counted
+//! by model, predicted class and verdict, and its out-of-distribution score goes into a
+//! histogram per model, so a dashboard sees drift (a new category, a broken camera app) the day
+//! it starts.
 
+use crate::predict::{Thresholds, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -12,6 +16,9 @@ use std::time::Duration;
 const LATENCY_BOUNDS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 /// Upper bounds (images) of the batch-size buckets.
 const BATCH_BOUNDS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+/// Upper bounds of the out-of-distribution score buckets (the score is a squared distance per
+/// feature: about 1 for a typical in-distribution photo).
+const OOD_BOUNDS: [f64; 12] = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0, 20.0];
 
 /// A cumulative histogram with fixed bucket bounds.
 #[derive(Debug, Clone)]
@@ -64,6 +71,10 @@ struct Counts {
     queue_wait: Histogram,
     batch_compute: Histogram,
     images: u64,
+    /// Predictions by (model, predicted class, verdict).
+    verdicts: BTreeMap<(String, String, Verdict), u64>,
+    /// Out-of-distribution scores by model.
+    ood_scores: BTreeMap<String, Histogram>,
 }
 
 /// The server's metrics, safe to update from every request.
@@ -80,6 +91,8 @@ impl Default for Metrics {
             queue_wait: Histogram::new(&LATENCY_BOUNDS),
             batch_compute: Histogram::new(&LATENCY_BOUNDS),
             images: 0,
+            verdicts: BTreeMap::new(),
+            ood_scores: BTreeMap::new(),
         };
         Metrics { counts: Mutex::new(counts) }
     }
@@ -110,6 +123,30 @@ impl Metrics {
         waits.for_each(|wait| c.queue_wait.observe(wait.as_secs_f64()));
         c.batch_compute.observe(compute.as_secs_f64());
         c.images += images as u64;
+    }
+
+    /// Counts the predictions answered for `model`: each image's probabilities (rows of
+    /// `class_names.len()`) and score, with the verdict `thresholds` give them.
+    pub fn record_predictions(
+        &self,
+        model: &str,
+        class_names: &[String],
+        (probs, scores): (&[f32], Option<&[f32]>),
+        thresholds: Thresholds,
+    ) {
+        let mut c = self.counts();
+        for (i, row) in probs.chunks_exact(class_names.len()).enumerate() {
+            let best = (0..row.len()).fold(0, |b, k| if row[k] > row[b] { k } else { b });
+            let score = scores.map(|s| s[i]);
+            let verdict = thresholds.verdict(row[best], score);
+            *c.verdicts.entry((model.to_string(), class_names[best].clone(), verdict)).or_default() += 1;
+            if let Some(score) = score {
+                c.ood_scores
+                    .entry(model.to_string())
+                    .or_insert_with(|| Histogram::new(&OOD_BOUNDS))
+                    .observe(score.into());
+            }
+        }
     }
 
     /// Batches run and images classified so far.
@@ -146,8 +183,28 @@ impl Metrics {
         out.push_str("# HELP wardrobe_images_total Images classified.\n");
         out.push_str("# TYPE wardrobe_images_total counter\n");
         let _ = writeln!(out, "wardrobe_images_total {}", c.images);
+        out.push_str("# HELP wardrobe_predictions_total Predictions answered, by model, predicted class and verdict (label, review, unknown).\n");
+        out.push_str("# TYPE wardrobe_predictions_total counter\n");
+        for ((model, class, verdict), n) in &c.verdicts {
+            let (model, class) = (label_value(model), label_value(class));
+            let verdict = verdict.as_str();
+            let _ = writeln!(
+                out,
+                "wardrobe_predictions_total{{model=\"{model}\",class=\"{class}\",verdict=\"{verdict}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP wardrobe_ood_score Out-of-distribution scores of the photos answered, by model (higher = more unusual).\n");
+        out.push_str("# TYPE wardrobe_ood_score histogram\n");
+        for (model, scores) in &c.ood_scores {
+            scores.render(&mut out, "wardrobe_ood_score", &format!("model=\"{}\"", label_value(model)));
+        }
         out
     }
+}
+
+/// `value` escaped for a Prometheus label value (backslash, quote, newline).
+fn label_value(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -181,5 +238,27 @@ mod tests {
         assert!(text.contains("wardrobe_batch_compute_seconds_bucket{le=\"0.02\"} 2\n"));
         assert!(text.contains("wardrobe_batch_compute_seconds_sum 0.016\n"));
         assert_eq!(m.batch_totals(), (2, 67));
+    }
+
+    #[test]
+    fn counts_verdicts_per_class_and_scores() {
+        let m = Metrics::default();
+        let names: Vec<String> = ["Bag", "T-shirt \"top\""].map(String::from).to_vec();
+        let thresholds = Thresholds { review_below: 0.6, unknown_above: Some(2.0) };
+        let probs = [0.9, 0.1, 0.45, 0.55, 0.2, 0.8, 0.95, 0.05];
+        m.record_predictions("shop", &names, (&probs, Some(&[0.8, 1.1, 9.0, 1.9])), thresholds);
+        m.record_predictions("shop", &names, (&probs[..2], None), thresholds);
+        let text = m.render();
+        for line in [
+            "wardrobe_predictions_total{model=\"shop\",class=\"Bag\",verdict=\"label\"} 3\n",
+            "wardrobe_predictions_total{model=\"shop\",class=\"T-shirt \\\"top\\\"\",verdict=\"review\"} 1\n",
+            "wardrobe_predictions_total{model=\"shop\",class=\"T-shirt \\\"top\\\"\",verdict=\"unknown\"} 1\n",
+            "wardrobe_ood_score_bucket{model=\"shop\",le=\"1\"} 1\n",
+            "wardrobe_ood_score_bucket{model=\"shop\",le=\"2\"} 3\n",
+            "wardrobe_ood_score_bucket{model=\"shop\",le=\"10\"} 4\n",
+            "wardrobe_ood_score_count{model=\"shop\"} 4\n",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
     }
 }

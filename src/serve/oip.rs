@@ -1,6 +1,7 @@
 //! Open Inference Protocol v2 (KServe / Triton REST) messages for an image classifier: the
 //! request is decoded and checked into u8 pixels, and the probabilities are encoded as the
-//! response, either as FP32 rows or, with Triton's classification extension, as top-k strings.
+//! response, either as FP32 rows or, with Triton's classification extension, as top-k strings,
+//! beside each image's out-of-distribution score when the model carries one.
 //! Both directions also speak Triton's binary tensor data extension: a JSON header of
 //! `Inference-Header-Content-Length` bytes followed by the tensors' raw bytes, announced per
 //! tensor by `parameters.binary_data_size`.
@@ -15,8 +16,11 @@ use serde_json::{Value, json};
 
 /// Name of the model's only input.
 pub const INPUT_NAME: &str = "images";
-/// Name of the model's only output.
+/// Name of the model's class-probability output.
 pub const OUTPUT_NAME: &str = "probabilities";
+/// Name of the output holding each image's out-of-distribution score (FP32 `[N]`, higher = more
+/// unusual), present when the model carries a score.
+pub const OOD_OUTPUT_NAME: &str = "ood_score";
 /// Most images one infer request may carry.
 pub const MAX_IMAGES_PER_REQUEST: usize = 4096;
 
@@ -33,7 +37,7 @@ pub struct InferRequest {
     pub parameters: Option<RequestParameters>,
     /// Exactly one input tensor.
     pub inputs: Vec<InputTensor>,
-    /// Requested outputs (default: the probabilities).
+    /// Requested outputs, in the order the response lists them (default: every output).
     #[serde(default)]
     pub outputs: Option<Vec<RequestedOutput>>,
 }
@@ -240,22 +244,71 @@ fn unit_to_byte(v: f64) -> Option<u8> {
 
 fn check_outputs(request: &InferRequest) -> Result<(), ApiError> {
     for output in request.outputs.iter().flatten() {
-        if output.name != OUTPUT_NAME {
-            return Err(ApiError::bad_request(format!(
-                "unknown output '{}'; the model's output is '{OUTPUT_NAME}'",
-                output.name
-            )));
+        let classification = output.parameters.as_ref().and_then(|p| p.classification);
+        match output.name.as_str() {
+            OUTPUT_NAME if classification == Some(0) => {
+                return Err(ApiError::bad_request(format!(
+                    "output '{OUTPUT_NAME}': classification must be at least 1"
+                )));
+            }
+            OUTPUT_NAME => {}
+            OOD_OUTPUT_NAME if classification.is_some() => {
+                return Err(ApiError::bad_request(format!(
+                    "output '{OOD_OUTPUT_NAME}' takes no classification; ask it of '{OUTPUT_NAME}'"
+                )));
+            }
+            OOD_OUTPUT_NAME => {}
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown output '{other}'; the model's outputs are '{OUTPUT_NAME}' and '{OOD_OUTPUT_NAME}'"
+                )));
+            }
         }
-        if output.parameters.as_ref().and_then(|p| p.classification) == Some(0) {
-            return Err(ApiError::bad_request(format!("output '{OUTPUT_NAME}': classification must be at least 1")));
-        }
+    }
+    Ok(())
+}
+
+/// Refuses a request for the `ood_score` output of a model without a score (a 400 naming the
+/// fix), before any inference is spent on it.
+pub fn check_available(request: &InferRequest, has_ood: bool) -> Result<(), ApiError> {
+    if !has_ood && request.outputs.iter().flatten().any(|o| o.name == OOD_OUTPUT_NAME) {
+        return Err(ApiError::bad_request(format!(
+            "output '{OOD_OUTPUT_NAME}': this model has no out-of-distribution score (trained before it existed); \
+             train it again, or ask only for '{OUTPUT_NAME}'"
+        )));
     }
     Ok(())
 }
 
 /// How the client wants the probabilities returned.
 fn classification_k(request: &InferRequest) -> Option<usize> {
-    request.outputs.iter().flatten().find_map(|o| o.parameters.as_ref().and_then(|p| p.classification))
+    request
+        .outputs
+        .iter()
+        .flatten()
+        .filter(|o| o.name == OUTPUT_NAME)
+        .find_map(|o| o.parameters.as_ref().and_then(|p| p.classification))
+}
+
+/// The names of the outputs to return: those asked for in their order, or every output the
+/// model has.
+fn output_names(request: &InferRequest, has_ood: bool) -> Vec<&'static str> {
+    match request.outputs.as_deref() {
+        Some(asked) if !asked.is_empty() => {
+            asked.iter().map(|o| if o.name == OOD_OUTPUT_NAME { OOD_OUTPUT_NAME } else { OUTPUT_NAME }).collect()
+        }
+        _ if has_ood => vec![OUTPUT_NAME, OOD_OUTPUT_NAME],
+        _ => vec![OUTPUT_NAME],
+    }
+}
+
+/// What the model computed for a request's images.
+#[derive(Debug, Clone, Copy)]
+pub struct Computed<'a> {
+    /// Probabilities, rows of the class count.
+    pub probabilities: &'a [f32],
+    /// One out-of-distribution score per image, when the model carries a score.
+    pub ood_scores: Option<&'a [f32]>,
 }
 
 /// The response to an infer request.
@@ -266,7 +319,7 @@ pub struct InferResponse<'a> {
     id: Option<&'a str>,
     model_name: &'a str,
     model_version: &'a str,
-    outputs: [OutputTensor<'a>; 1],
+    outputs: Vec<OutputTensor<'a>>,
 }
 
 /// An output tensor of a response.
@@ -274,7 +327,7 @@ pub struct InferResponse<'a> {
 struct OutputTensor<'a> {
     name: &'static str,
     datatype: &'static str,
-    shape: [usize; 2],
+    shape: Vec<usize>,
     /// `binary_data_size` when the data is in the binary part.
     #[serde(skip_serializing_if = "Option::is_none")]
     parameters: Option<Value>,
@@ -282,51 +335,56 @@ struct OutputTensor<'a> {
     data: Option<OutputData<'a>>,
 }
 
-/// The elements of an output tensor: probabilities, or top-k "score:index:label" strings.
+/// The elements of an output tensor: FP32 values, or top-k "score:index:label" strings.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 enum OutputData<'a> {
-    Probabilities(&'a [f32]),
+    Numbers(&'a [f32]),
     Classes(Vec<String>),
 }
 
-/// The response of `model_version` of `model_name` to `request` given the `probs` (rows of
-/// `class_names.len()`) of its images.
+/// The response of `model_version` of `model_name` to `request` given what the model
+/// `computed` for its images (probabilities in rows of `class_names.len()`).
 pub fn response<'a>(
     model_name: &'a str,
     model_version: &'a str,
     request: &'a InferRequest,
-    probs: &'a [f32],
+    computed: Computed<'a>,
     class_names: &[String],
 ) -> InferResponse<'a> {
     let classes = class_names.len();
+    let probs = computed.probabilities;
     let n = probs.len() / classes;
-    let output = match classification_k(request) {
-        Some(k) => {
-            let k = k.min(classes);
-            let strings: Vec<String> = probs
-                .chunks_exact(classes)
-                .flat_map(|row| top_k(row, class_names, k))
-                .map(|r| format!("{}:{}:{}", r.probability, r.index, r.label))
-                .collect();
-            let data = Some(OutputData::Classes(strings));
-            OutputTensor { name: OUTPUT_NAME, datatype: "BYTES", shape: [n, k], parameters: None, data }
-        }
-        None => OutputTensor {
-            name: OUTPUT_NAME,
-            datatype: "FP32",
-            shape: [n, classes],
-            parameters: None,
-            data: Some(OutputData::Probabilities(probs)),
-        },
-    };
-    InferResponse { id: request.id.as_deref(), model_name, model_version, outputs: [output] }
+    let tensor =
+        |name, datatype, shape, data| OutputTensor { name, datatype, shape, parameters: None, data: Some(data) };
+    let outputs = output_names(request, computed.ood_scores.is_some())
+        .into_iter()
+        .map(|name| match (name, classification_k(request), computed.ood_scores) {
+            (OOD_OUTPUT_NAME, _, Some(scores)) => tensor(name, "FP32", vec![n], OutputData::Numbers(scores)),
+            (_, Some(k), _) => {
+                let k = k.min(classes);
+                let strings: Vec<String> = probs
+                    .chunks_exact(classes)
+                    .flat_map(|row| top_k(row, class_names, k))
+                    .map(|r| format!("{}:{}:{}", r.probability, r.index, r.label))
+                    .collect();
+                tensor(OUTPUT_NAME, "BYTES", vec![n, k], OutputData::Classes(strings))
+            }
+            _ => tensor(OUTPUT_NAME, "FP32", vec![n, classes], OutputData::Numbers(probs)),
+        })
+        .collect();
+    InferResponse { id: request.id.as_deref(), model_name, model_version, outputs }
 }
 
-/// Whether the client asked for the output in binary: per output, or for all by the request's
-/// `binary_data_output` (which an output's own `binary_data: false` overrides).
-fn wants_binary(request: &InferRequest) -> bool {
-    let own = request.outputs.iter().flatten().find_map(|o| o.parameters.as_ref().and_then(|p| p.binary_data));
+/// Whether the client asked for output `name` in binary: by the output's own `binary_data`, or
+/// for all by the request's `binary_data_output` (which an output's own setting overrides).
+fn wants_binary(request: &InferRequest, name: &str) -> bool {
+    let own = request
+        .outputs
+        .iter()
+        .flatten()
+        .filter(|o| o.name == name)
+        .find_map(|o| o.parameters.as_ref().and_then(|p| p.binary_data));
     let all = request.parameters.as_ref().and_then(|p| p.binary_data_output).unwrap_or(false);
     own.unwrap_or(all)
 }
@@ -344,37 +402,44 @@ pub fn encode(
     model_name: &str,
     model_version: &str,
     request: &InferRequest,
-    probs: &[f32],
+    computed: Computed,
     class_names: &[String],
 ) -> EncodedResponse {
-    let mut response = response(model_name, model_version, request, probs, class_names);
+    let mut response = response(model_name, model_version, request, computed, class_names);
     let json = |r: &InferResponse| serde_json::to_vec(r).expect("response serialises");
-    if !wants_binary(request) {
-        return EncodedResponse { body: json(&response), json_len: None };
+    let mut binary = Vec::new();
+    for output in response.outputs.iter_mut().filter(|o| wants_binary(request, o.name)) {
+        let bytes = match output.data.take().expect("data before encoding") {
+            OutputData::Numbers(p) => binary_data::fp32_bytes(p),
+            OutputData::Classes(strings) => binary_data::bytes_elements(&strings),
+        };
+        output.parameters = Some(json!({ "binary_data_size": bytes.len() }));
+        binary.extend_from_slice(&bytes);
     }
-    let output = &mut response.outputs[0];
-    let binary = match output.data.take().expect("data before encoding") {
-        OutputData::Probabilities(p) => binary_data::fp32_bytes(p),
-        OutputData::Classes(strings) => binary_data::bytes_elements(&strings),
-    };
-    output.parameters = Some(json!({ "binary_data_size": binary.len() }));
     let mut body = json(&response);
+    if binary.is_empty() {
+        return EncodedResponse { body, json_len: None };
+    }
     let json_len = body.len();
     body.extend_from_slice(&binary);
     EncodedResponse { body, json_len: Some(json_len) }
 }
 
 /// The model metadata document of a model whose loaded versions are `versions`, with the input
-/// and output of the one described.
-pub fn model_metadata(model_name: &str, versions: &[u64], shape: PhotoShape, classes: usize) -> Value {
+/// and outputs of the one described (`ood_score` among them when it `has_ood`).
+pub fn model_metadata(model_name: &str, versions: &[u64], shape: PhotoShape, classes: usize, has_ood: bool) -> Value {
     let side = shape.side;
     let input = if shape.channels == 1 { json!([-1, side, side]) } else { json!([-1, side, side, shape.channels]) };
+    let mut outputs = vec![json!({ "name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, classes] })];
+    if has_ood {
+        outputs.push(json!({ "name": OOD_OUTPUT_NAME, "datatype": "FP32", "shape": [-1] }));
+    }
     json!({
         "name": model_name,
         "versions": versions.iter().map(u64::to_string).collect::<Vec<_>>(),
         "platform": "wardrobe",
         "inputs": [{ "name": INPUT_NAME, "datatype": "UINT8", "shape": input }],
-        "outputs": [{ "name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, classes] }],
+        "outputs": outputs,
     })
 }
 
@@ -425,15 +490,45 @@ mod tests {
             "outputs":[{"name":"probabilities","parameters":{"classification":2}}]}"#;
         let (asked, _) = decode(body.as_bytes(), None, GREY2).unwrap();
         let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let out = serde_json::to_value(response("m", "1", &asked, &[0.25, 0.5, 0.25], &names)).unwrap();
+        let plain_probs = Computed { probabilities: &[0.25, 0.5, 0.25], ood_scores: None };
+        let out = serde_json::to_value(response("m", "1", &asked, plain_probs, &names)).unwrap();
         assert_eq!(out["id"], "r1");
         assert_eq!(out["outputs"][0]["datatype"], "BYTES");
         assert_eq!(out["outputs"][0]["shape"], json!([1, 2]));
         assert_eq!(out["outputs"][0]["data"], json!(["0.5:1:b", "0.25:0:a"]));
         let plain = decode(request("[1,4]", "UINT8", "[0,0,0,0]").as_bytes(), None, GREY2).unwrap().0;
-        let out = serde_json::to_value(response("m", "1", &plain, &[0.25, 0.5, 0.25], &names)).unwrap();
+        let out = serde_json::to_value(response("m", "1", &plain, plain_probs, &names)).unwrap();
         assert_eq!(out["outputs"][0]["shape"], json!([1, 3]));
         assert_eq!(out["outputs"][0]["data"], json!([0.25, 0.5, 0.25]));
+        assert_eq!(out["outputs"].as_array().unwrap().len(), 1);
         assert!(out.get("id").is_none());
+    }
+
+    #[test]
+    fn ood_score_is_a_second_output_asked_for_or_by_default() {
+        let names: Vec<String> = ["a", "b"].map(String::from).to_vec();
+        let computed = Computed { probabilities: &[0.25, 0.75, 1.0, 0.0], ood_scores: Some(&[0.5, 7.0]) };
+        let plain = decode(request("[2,4]", "UINT8", "[0,0,0,0,0,0,0,0]").as_bytes(), None, GREY2).unwrap().0;
+        let out = serde_json::to_value(response("m", "1", &plain, computed, &names)).unwrap();
+        assert_eq!(
+            out["outputs"][1],
+            json!({"name": "ood_score", "datatype": "FP32", "shape": [2], "data": [0.5, 7.0]})
+        );
+        let only = r#"{"inputs":[{"name":"images","shape":[1,4],"datatype":"UINT8","data":[0,0,0,0]}],
+            "outputs":[{"name":"ood_score","parameters":{"binary_data":true}},{"name":"probabilities"}]}"#;
+        let (asked, _) = decode(only.as_bytes(), None, GREY2).unwrap();
+        let one = Computed { probabilities: &[0.25, 0.75], ood_scores: Some(&[3.0]) };
+        let encoded = encode("m", "1", &asked, one, &names);
+        let json_len = encoded.json_len.expect("binary asked");
+        let head: Value = serde_json::from_slice(&encoded.body[..json_len]).unwrap();
+        assert_eq!(head["outputs"][0]["name"], "ood_score");
+        assert_eq!(head["outputs"][0]["parameters"]["binary_data_size"], 4);
+        assert_eq!(head["outputs"][1]["data"], json!([0.25, 0.75]));
+        assert_eq!(&encoded.body[json_len..], 3.0f32.to_le_bytes());
+        assert!(check_available(&asked, false).unwrap_err().message.contains("train it again"));
+        assert!(check_available(&asked, true).is_ok());
+        let k = r#"{"inputs":[{"name":"images","shape":[1,4],"datatype":"UINT8","data":[0,0,0,0]}],
+            "outputs":[{"name":"ood_score","parameters":{"classification":2}}]}"#;
+        assert!(error_of(k).contains("takes no classification"));
     }
 }

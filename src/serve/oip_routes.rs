@@ -6,6 +6,7 @@ use super::api_error::ApiError;
 use super::oip;
 use super::repository::Served;
 use super::state::AppState;
+use crate::predict::Thresholds;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -51,7 +52,13 @@ pub async fn server_metadata() -> Json<Value> {
 pub async fn model_metadata(State(state): Shared, Path(path): Path<ModelPath>) -> Result<Json<Value>, ApiError> {
     let served = path.served(&state)?;
     let versions = state.repository.versions(&path.name);
-    Ok(Json(oip::model_metadata(&served.name, &versions, served.shape, served.class_names.len())))
+    Ok(Json(oip::model_metadata(
+        &served.name,
+        &versions,
+        served.shape,
+        served.class_names.len(),
+        served.unknown_above.is_some(),
+    )))
 }
 
 /// GET /v2/models/{name}[/versions/{version}]/ready: 200 when loaded.
@@ -60,8 +67,8 @@ pub async fn model_ready(State(state): Shared, Path(path): Path<ModelPath>) -> R
     Ok(Json(json!({ "name": served.name, "version": served.version.to_string(), "ready": true })))
 }
 
-/// POST /v2/models/{name}[/versions/{version}]/infer: probabilities (or top-k classes) for a
-/// batch of images.
+/// POST /v2/models/{name}[/versions/{version}]/infer: probabilities (or top-k classes) and
+/// out-of-distribution scores for a batch of images.
 pub async fn infer(
     State(state): Shared,
     Path(path): Path<ModelPath>,
@@ -79,9 +86,18 @@ pub async fn infer(
         .transpose()?;
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let (request, input) = oip::decode(&body, json_len, served.shape)?;
-    let probs = served.batcher.infer(input.pixels).await?.probabilities;
+    oip::check_available(&request, served.unknown_above.is_some())?;
+    let scored = served.batcher.infer(input.pixels).await?;
     let version = served.version.to_string();
-    let encoded = oip::encode(&served.name, &version, &request, &probs, &served.class_names);
+    let computed = oip::Computed { probabilities: &scored.probabilities, ood_scores: scored.ood_scores.as_deref() };
+    let thresholds = Thresholds { review_below: state.settings.review_below, unknown_above: served.unknown_above };
+    state.metrics.record_predictions(
+        &served.name,
+        &served.class_names,
+        (computed.probabilities, computed.ood_scores),
+        thresholds,
+    );
+    let encoded = oip::encode(&served.name, &version, &request, computed, &served.class_names);
     Ok(match encoded.json_len {
         None => ([(header::CONTENT_TYPE, "application/json")], encoded.body).into_response(),
         Some(n) => {

@@ -95,7 +95,8 @@ pub fn shared_trained_model(name: &str) -> &'static Path {
     })
 }
 
-/// A seed CNN trained briefly on real data and saved into `dir`.
+/// A seed CNN trained briefly on real data and saved into `dir` with its out-of-distribution
+/// score, fitted as `train` fits it.
 pub fn trained_model(dir: &Path) -> Model {
     let train = load(Split::Train).slice(0..12_000);
     let mut model = Model::initialised(ModelSpec::seed(), 10, 2).unwrap();
@@ -112,7 +113,8 @@ pub fn trained_model(dir: &Path) -> Model {
     Trainer::new(&mut model, config)
         .fit(&train, &train.slice(0..100), &mut Quiet, &AtomicBool::new(false), &mut |_| Ok(()))
         .unwrap();
-    wardrobe::model_dir::save(&model, &fashion_classes(), None, None, dir).unwrap();
+    let ood = wardrobe::train::session::fit_ood(&model, (&train, &load(Split::Train).slice(12_000..13_000))).unwrap();
+    wardrobe::model_dir::save(&model, &fashion_classes(), None, Some(&ood), dir).unwrap();
     model
 }
 
