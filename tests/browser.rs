@@ -186,6 +186,28 @@ fn reviewed(labels: &Path) -> std::collections::HashMap<String, String> {
     reader.records().map(|r| r.unwrap()).map(|r| (r[0].to_string(), r[column].to_string())).collect()
 }
 
+/// Sets `column` of the rows with the given paths, as a spreadsheet would, keeping the rest.
+fn edit_cells(labels: &Path, column: &str, values: &[(&str, &str)]) {
+    let mut reader = csv::Reader::from_path(labels).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let at = header.iter().position(|h| h == column).unwrap();
+    let records: Vec<csv::StringRecord> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let mut fields: Vec<String> = r.iter().map(String::from).collect();
+            if let Some((_, v)) = values.iter().find(|(p, _)| *p == &r[0]) {
+                fields[at] = v.to_string();
+            }
+            csv::StringRecord::from(fields)
+        })
+        .collect();
+    let mut w = csv::Writer::from_path(labels).unwrap();
+    w.write_record(&header).unwrap();
+    records.iter().for_each(|r| w.write_record(r).unwrap());
+    w.flush().unwrap();
+}
+
 #[test]
 fn the_review_page_sets_reviewed_labels_by_key_and_by_click() {
     require_browser();
@@ -193,7 +215,7 @@ fn the_review_page_sets_reviewed_labels_by_key_and_by_click() {
     let model = dir.path().join("model");
     trained_model(&model);
     let test = load(Split::Test);
-    for i in 0..4 {
+    for i in 0..6 {
         write_photo(test.image(i), i, &dir.path().join("uploads"));
     }
     let labels = dir.path().join("labels.csv");
@@ -208,11 +230,22 @@ fn the_review_page_sets_reviewed_labels_by_key_and_by_click() {
         "1.01",
     ]);
     assert!(ok, "{err}");
+    // The last two photos stand for uploads the model called unknown; the page's queues follow the
+    // verdict column.
+    let paths: Vec<String> = reviewed(&labels).into_keys().collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    let verdicts: Vec<(&str, &str)> =
+        sorted.iter().enumerate().map(|(i, p)| (p.as_str(), if i < 4 { "review" } else { "unknown" })).collect();
+    edit_cells(&labels, "verdict", &verdicts);
     let server =
         Server::start(&model, &["--quiet", "--review", labels.to_str().unwrap()], dir.path().join("server.log"));
     let listed = server.get("/v1/review").json();
-    let rows = listed["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 4, "every row needs review at --review-below 1.01");
+    let all = listed["rows"].as_array().unwrap();
+    assert_eq!(all.len(), 6, "every row needs review at --review-below 1.01");
+    let rows: Vec<Value> = all.iter().filter(|r| r["queue"] == "review").cloned().collect();
+    let unknown: Vec<Value> = all.iter().filter(|r| r["queue"] == "unknown").cloned().collect();
+    assert_eq!((rows.len(), unknown.len()), (4, 2));
     let confidences: Vec<f64> = rows.iter().map(|r| r["confidence"].as_f64().unwrap()).collect();
     assert!(confidences.windows(2).all(|w| w[0] <= w[1]), "least confident first: {confidences:?}");
     let path_of = |k: usize| rows[k]["path"].as_str().unwrap().to_string();
@@ -248,7 +281,40 @@ fn the_review_page_sets_reviewed_labels_by_key_and_by_click() {
     );
     let after = reviewed(&labels);
     assert_eq!((after[&path_of(0)].as_str(), after[&path_of(2)].as_str()), ("Trouser", "Bag"));
-    assert_eq!(after.values().filter(|v| v.is_empty()).count(), 2, "the other rows are untouched");
+    assert_eq!(after.values().filter(|v| v.is_empty()).count(), 4, "the other rows are untouched");
+
+    // The unknown queue: "-" says not ours. Then a spreadsheet sets another row's label while the
+    // page shows it empty; the page's choice for it is a conflict showing both, and "keep mine" wins.
+    let queue = session.wait_for("#queues button[data-queue='unknown']");
+    session.call("POST", &format!("/element/{queue}/click"), Some(json!({})));
+    session.wait_until(
+        &format!("return document.querySelector('.row.selected')?.dataset.id === '{}'", unknown[0]["id"]),
+        "the unknown queue's first row selected",
+    );
+    session.press("-");
+    let not_ours = |labels: &Path| reviewed(labels)[unknown[0]["path"].as_str().unwrap()].clone();
+    session.wait_until(
+        "return document.querySelector('.row .reviewed').textContent === 'reviewed: (not ours)'",
+        "the row marked not ours",
+    );
+    assert_eq!(not_ours(&labels), "(not ours)");
+    let second = unknown[1]["path"].as_str().unwrap().to_string();
+    let first_review = rows[1]["path"].as_str().unwrap().to_string();
+    edit_cells(&labels, "reviewed_label", &[(&second, "Bag"), (&first_review, "Sandal")]);
+    session.press("1");
+    let mine = session.wait_for(".row.selected .conflict button.keep-mine");
+    let shown = session.script("return document.querySelector('.row.selected .conflict').textContent");
+    assert!(shown.as_str().unwrap().contains("Bag") && shown.as_str().unwrap().contains("T-shirt/top"), "{shown}");
+    assert_eq!(reviewed(&labels)[&second], "Bag", "a conflict writes nothing");
+    session.call("POST", &format!("/element/{mine}/click"), Some(json!({})));
+    session.wait_until("return document.querySelectorAll('.row')[1].querySelector('.reviewed').textContent === 'reviewed: T-shirt/top'", "keep mine");
+    let after = reviewed(&labels);
+    assert_eq!(
+        (after[&second].as_str(), after[&first_review].as_str()),
+        ("T-shirt/top", "Sandal"),
+        "the spreadsheet's other edit survives"
+    );
+    assert_eq!(not_ours(&labels), "(not ours)");
 
     let r = server.post_json(&format!("/v1/review/{}", rows[1]["id"]), &json!({ "reviewed_label": "Hat" }));
     assert_eq!(r.status, 400);

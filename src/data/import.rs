@@ -4,7 +4,8 @@
 //! Sources are folders with one sub-folder per category (the sub-folder's name is the class name;
 //! photos anywhere below it belong to it) and labels CSV files as `wardrobe label` writes them
 //! (the reviewer's `reviewed_label` where set; with `accept_confident`, the model's `label` for
-//! rows that did not need review; other rows are skipped). Several sources merge; the classes are
+//! rows that did not need review; other rows are skipped, and so are rows a reviewer marked not
+//! ours and rows whose verdict is `unknown` that no reviewer labelled). Several sources merge; the classes are
 //! the sorted union of their names.
 //!
 //! Every photo goes through the photo pipeline at the chosen shape. A photo's split is decided by
@@ -20,7 +21,7 @@
 
 use crate::data::dataset::{Dataset, DatasetFile, MAX_CLASSES, Split, check_classes};
 use crate::data::decode;
-use crate::data::labels::{LabelsFile, csv_record, find_images};
+use crate::data::labels::{LabelsFile, NOT_OURS, csv_record, find_images};
 use crate::data::photo::{self, PhotoShape};
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -126,13 +127,15 @@ fn csv_items(path: &Path, accept_confident: bool) -> Result<(Vec<Item>, usize)> 
     let column = |name: &str| file.column(name, path);
     let (path_col, label_col, review_col, reviewed_col) =
         (column("path")?, column("label")?, column("needs_review")?, column("reviewed_label")?);
+    let verdict_col = file.find_column("verdict");
     let base = path.parent().unwrap_or(Path::new(""));
     let (mut items, mut skipped) = (Vec::new(), 0);
     for (i, record) in file.records.iter().enumerate() {
         let field = |c: usize| record.get(c).unwrap_or("").trim();
+        let unknown = verdict_col.is_some_and(|c| field(c) == "unknown");
         let class = match field(reviewed_col) {
-            "" if accept_confident && field(review_col) == "false" => field(label_col),
-            "" => {
+            "" if accept_confident && field(review_col) == "false" && !unknown => field(label_col),
+            "" | NOT_OURS => {
                 skipped += 1;
                 continue;
             }
@@ -348,6 +351,28 @@ mod tests {
         let confident = ImportOptions { accept_confident: true, ..options() };
         let summary = import(&[csv], &out, confident, &mut |_, _| {}).unwrap();
         assert_eq!((summary.found, summary.unreviewed), (2, 1));
+        assert_eq!(summary.per_class, BTreeMap::from([("Hats".into(), 1), ("Skirts".into(), 1)]));
+    }
+
+    #[test]
+    fn unknown_rows_and_rows_marked_not_ours_are_never_taken_unreviewed() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, w) in [("a", 20), ("b", 30), ("c", 40), ("d", 10)] {
+            photo(&dir.path().join("up").join(format!("{name}.png")), w, 40);
+        }
+        let csv = dir.path().join("labels.csv");
+        std::fs::write(
+            &csv,
+            "path,label,confidence,top3,needs_review,ood_score,verdict,reviewed_label\n\
+             up/a.png,Hats,0.9,,false,9.0,unknown,\n\
+             up/b.png,Hats,0.9,,true,9.0,unknown,Skirts\n\
+             up/c.png,Hats,0.9,,false,0.5,label,\n\
+             up/d.png,Hats,0.9,,true,9.0,unknown,(not ours)\n",
+        )
+        .unwrap();
+        let confident = ImportOptions { accept_confident: true, ..options() };
+        let summary = import(&[csv], &dir.path().join("data"), confident, &mut |_, _| {}).unwrap();
+        assert_eq!((summary.found, summary.unreviewed), (2, 2));
         assert_eq!(summary.per_class, BTreeMap::from([("Hats".into(), 1), ("Skirts".into(), 1)]));
     }
 

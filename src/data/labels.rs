@@ -11,6 +11,10 @@ pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "webp", "bmp", "g
 /// The columns of a CSV labels file.
 pub const CSV_HEADER: &str = "path,label,confidence,top3,needs_review,ood_score,verdict,reviewed_label";
 
+/// What a reviewer writes in `reviewed_label` to confirm that a photo is not one of the
+/// categories; `import` skips such rows.
+pub const NOT_OURS: &str = "(not ours)";
+
 /// Image files below `folder`, recursively, in sorted order.
 pub fn find_images(folder: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
@@ -64,9 +68,14 @@ impl LabelsFile {
         Ok(LabelsFile { header, records })
     }
 
+    /// The position of column `name`, if the file has it.
+    pub fn find_column(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+
     /// The position of column `name`, or an error naming the file (`path`).
     pub fn column(&self, name: &str, path: &Path) -> Result<usize> {
-        self.header.iter().position(|h| h == name).ok_or_else(|| {
+        self.find_column(name).ok_or_else(|| {
             Error::format(path, format!("no '{name}' column (expected a labels file written by `wardrobe label`)"))
         })
     }
