@@ -294,7 +294,7 @@ pub fn label_folder(
             }
         }
         let (probs, features) = predictor.probabilities_and_features(&pixels);
-        let scores = ood.map(|o| o.score.scores(&features));
+        let scores = ood.map(|o| o.score.scores(&features, &probs, names.len()));
         let mut text = String::new();
         for (i, (path, p)) in ok_paths.into_iter().zip(probs.chunks_exact(names.len())).enumerate() {
             let score = scores.as_ref().map(|s| s[i]);

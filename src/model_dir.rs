@@ -9,7 +9,7 @@ use crate::fsutil;
 use crate::nn::model::Model;
 use crate::nn::spec::ModelSpec;
 use crate::nn::tensorfile;
-use crate::ood::{Mahalanobis, Ood, OodSettings};
+use crate::ood::{self, Mahalanobis, Ood, OodSettings, Score};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -134,12 +134,13 @@ fn no_temperature() -> f32 {
 pub fn save(model: &Model, class_names: &[String], about: Option<&About>, ood: Option<&Ood>, dir: &Path) -> Result<()> {
     fsutil::create_dir_all(dir)?;
     if let Some(ood) = ood {
-        let (whitening, centres) = ood.score.parts();
-        let dim = ood.score.dim();
-        let tensors = [
-            ("whitening".to_string(), vec![dim, dim], whitening),
-            ("centres".to_string(), vec![class_names.len(), dim], centres),
-        ];
+        let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
+        for (i, distance) in ood.score.distances().iter().enumerate() {
+            let ((whitening, centres), dim) = (distance.parts(), distance.dim());
+            tensors.push((format!("part{i}.whitening"), vec![dim, dim], whitening));
+            tensors.push((format!("part{i}.centres"), vec![class_names.len(), dim], centres));
+        }
+        tensors.push(("scales".to_string(), vec![ood.score.scales().len()], ood.score.scales()));
         tensorfile::write(&dir.join(OOD_FILE), &tensors)?;
     }
     let tensors: Vec<(String, Vec<usize>, &[f32])> =
@@ -150,7 +151,7 @@ pub fn save(model: &Model, class_names: &[String], about: Option<&About>, ood: O
         class_names: class_names.to_vec(),
         temperature: model.temperature,
         about: about.cloned(),
-        ood: ood.map(|o| OodSettings { method: "mahalanobis".into(), threshold: o.threshold, kept: o.kept }),
+        ood: ood.map(|o| OodSettings { method: ood::METHOD.into(), threshold: o.threshold, kept: o.kept }),
         spec: model.spec.clone(),
     };
     let json = serde_json::to_string_pretty(&file).expect("model file serialises");
@@ -234,20 +235,30 @@ pub fn load(dir: &Path) -> Result<Loaded> {
 fn load_ood(dir: &Path, model: &Model, classes: usize, settings: OodSettings) -> Result<Ood> {
     let path = dir.join(OOD_FILE);
     let spec_path = dir.join(SPEC_FILE);
-    if settings.method != "mahalanobis" {
-        return Err(Error::model(&spec_path, format!("ood.method '{}' is not known (mahalanobis)", settings.method)));
+    if settings.method != ood::METHOD {
+        return Err(Error::model(
+            &spec_path,
+            format!("ood.method '{}' is not known ({}): train the model again", settings.method, ood::METHOD),
+        ));
     }
     if !(settings.threshold.is_finite() && settings.threshold >= 0.0 && (0.0..=1.0).contains(&settings.kept)) {
         return Err(Error::model(&spec_path, "ood.threshold or ood.kept is out of range"));
     }
-    let dim = model.features_len();
-    let mut tensors = tensorfile::read(&path, dim * dim + classes * dim).map_err(|e| as_model_error(&path, e))?;
+    let groups = model.feature_groups();
+    let values: usize = groups.iter().map(|g| g.len() * (g.len() + classes)).sum::<usize>() + groups.len() + 1;
+    let mut tensors = tensorfile::read(&path, values).map_err(|e| as_model_error(&path, e))?;
     let mut take = |name: &str| {
         tensors.remove(name).map(|t| t.values).ok_or_else(|| Error::model(&path, format!("tensor '{name}' is missing")))
     };
-    let (whitening, centres) = (take("whitening")?, take("centres")?);
+    let mut distances = Vec::with_capacity(groups.len());
+    for (i, g) in groups.iter().enumerate() {
+        let (whitening, centres) = (take(&format!("part{i}.whitening"))?, take(&format!("part{i}.centres"))?);
+        let distance = Mahalanobis::from_parts(g.len(), classes, whitening, centres)
+            .map_err(|e| Error::model(&path, format!("part {i}: {e}")))?;
+        distances.push(distance);
+    }
     let score =
-        Mahalanobis::from_parts(dim, classes, whitening, centres).map_err(|e| Error::model(&path, e.to_string()))?;
+        Score::from_parts(groups, distances, take("scales")?).map_err(|e| Error::model(&path, e.to_string()))?;
     Ok(Ood { score, threshold: settings.threshold, kept: settings.kept })
 }
 

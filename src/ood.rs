@@ -1,17 +1,23 @@
-//! Out-of-distribution scores: how unlike the training data a photo's features are (the model's
-//! last-layer input and the channel means of its poolings), by the Mahalanobis distance to the
-//! nearest class (Lee et al. 2018, "A simple unified framework
-//! for detecting out-of-distribution samples and adversarial attacks"). Fitted on the training
-//! split: one mean per class and one covariance shared by all classes, shrunk towards its average
-//! variance so that it inverts even when features are fewer than dimensions. With `Σ = L·Lᵀ`
-//! (Cholesky) and `W = L⁻¹`, the squared distance to class `k` is `‖W·f − W·μ_k‖²`; the score is
-//! its minimum over the classes, divided by the feature count (higher = more unusual). A photo
-//! scoring above the threshold, chosen on the validation split so that a stated share of
-//! in-distribution photos stays below it, is `unknown`.
+//! Out-of-distribution scores: how unlike the training data a photo is, as seen by every
+//! stage of the model. For each part of the features (the last layer's input, and the channel
+//! means and deviations of each pooling's output) the Mahalanobis distance to the nearest class
+//! (Lee et al. 2018, "A simple unified framework for detecting out-of-distribution samples and
+//! adversarial attacks"), fitted on the training split: one mean per class and one covariance
+//! shared by all classes, shrunk towards its average variance so that it inverts even when
+//! samples are few. With `Σ = L·Lᵀ` (Cholesky) and `W = L⁻¹`, the squared distance to class `k`
+//! is `‖W·f − W·μ_k‖²`. The score adds each part's distance and the negative log of the top
+//! class's probability, each divided by its spread (standard deviation) over the validation
+//! split so that no part drowns the others, and averages them (higher = more unusual; about 1
+//! for a typical photo of ours). Early layers see texture and ink that no garment has, the last
+//! layer sees shapes between the classes, the probability sees doubt: together they tell more
+//! than any one (measured in docs/PERFORMANCE.md). A photo scoring above the threshold, chosen
+//! on the validation split so that a stated share of in-distribution photos stays below it, is
+//! `unknown`.
 
 use crate::error::{Error, Result};
 use crate::predict::Verdict;
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 /// Fraction of the shrinkage target (the mean variance on the diagonal) mixed into the covariance.
 const SHRINKAGE: f64 = 0.01;
@@ -19,7 +25,10 @@ const SHRINKAGE: f64 = 0.01;
 /// Share of in-distribution validation photos kept below the unknown threshold by default.
 pub const DEFAULT_KEPT: f64 = 0.95;
 
-/// A fitted score: the whitening and the whitened class means.
+/// The name `model.json` gives the method.
+pub const METHOD: &str = "layer-mahalanobis+confidence";
+
+/// A fitted distance over one part of the features: the whitening and the whitened class means.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mahalanobis {
     dim: usize,
@@ -29,11 +38,22 @@ pub struct Mahalanobis {
     centres: Vec<f32>,
 }
 
+/// The fitted score: a distance per part of the features, and the spreads that weigh them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    /// Where each part lies in a feature row.
+    groups: Vec<Range<usize>>,
+    /// The distance fitted to each part.
+    distances: Vec<Mahalanobis>,
+    /// The spread of each part's distance, then of the confidence term, on validation data.
+    scales: Vec<f32>,
+}
+
 /// A model's out-of-distribution score and its unknown threshold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ood {
     /// The fitted score.
-    pub score: Mahalanobis,
+    pub score: Score,
     /// Scores above it are `unknown`.
     pub threshold: f32,
     /// The share of validation photos the threshold keeps below it.
@@ -43,7 +63,7 @@ pub struct Ood {
 /// What `model.json` records of the score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OodSettings {
-    /// `mahalanobis`.
+    /// [`METHOD`].
     pub method: String,
     /// Scores above it are `unknown`.
     pub threshold: f32,
@@ -125,13 +145,9 @@ impl Mahalanobis {
         (&self.whitening, &self.centres)
     }
 
-    /// The score of each row of `features`.
-    pub fn scores(&self, features: &[f32]) -> Vec<f32> {
-        let mut z = vec![0.0f32; self.dim];
-        features.chunks_exact(self.dim).map(|f| self.score_into(f, &mut z)).collect()
-    }
-
-    fn score_into(&self, f: &[f32], z: &mut [f32]) -> f32 {
+    /// The squared distance of `f` to the nearest class, divided by the feature count; `z` is
+    /// scratch space of [`Mahalanobis::dim`] values.
+    pub fn distance(&self, f: &[f32], z: &mut [f32]) -> f32 {
         for (i, zi) in z.iter_mut().enumerate() {
             *zi = self.whitening[i * self.dim..][..=i].iter().zip(f).map(|(w, v)| w * v).sum();
         }
@@ -142,6 +158,103 @@ impl Mahalanobis {
             .fold(f32::INFINITY, f32::min);
         nearest / self.dim as f32
     }
+}
+
+impl Score {
+    /// Fits a distance to each of `groups` of the `features` (rows of `width`) of training images
+    /// labelled `labels` among `classes`, and weighs them by their spread over `held_out`: the
+    /// features and probabilities of validation images.
+    pub fn fit(
+        (features, labels): (&[f32], &[u16]),
+        groups: Vec<Range<usize>>,
+        classes: usize,
+        held_out: (&[f32], &[f32]),
+    ) -> Result<Score> {
+        let width = groups.last().map_or(0, |g| g.end);
+        let mut distances = Vec::with_capacity(groups.len());
+        for g in &groups {
+            let part: Vec<f32> = features.chunks_exact(width.max(1)).flat_map(|f| &f[g.clone()]).copied().collect();
+            distances.push(Mahalanobis::fit(&part, labels, classes, g.len())?);
+        }
+        let unscaled = Score { scales: vec![1.0; groups.len() + 1], groups, distances };
+        let terms = unscaled.terms(held_out.0, held_out.1, classes);
+        let count = terms.len() / unscaled.scales.len().max(1);
+        let scales = (0..unscaled.scales.len())
+            .map(|t| {
+                let column = terms.iter().skip(t).step_by(unscaled.scales.len()).map(|&v| f64::from(v));
+                let mean = column.clone().sum::<f64>() / count.max(1) as f64;
+                let var = column.map(|v| (v - mean) * (v - mean)).sum::<f64>() / count.max(1) as f64;
+                if var.sqrt() > 1e-12 { var.sqrt() as f32 } else { 1.0 }
+            })
+            .collect();
+        Ok(Score { scales, ..unscaled })
+    }
+
+    /// Builds a score from stored parts, checking that they fit a model with feature `groups`
+    /// and `classes` classes.
+    pub fn from_parts(groups: Vec<Range<usize>>, distances: Vec<Mahalanobis>, scales: Vec<f32>) -> Result<Score> {
+        if distances.len() != groups.len() || scales.len() != groups.len() + 1 {
+            return Err(Error::Invalid(format!(
+                "{} distances and {} scales for a model with {} feature parts (needs {} and {})",
+                distances.len(),
+                scales.len(),
+                groups.len(),
+                groups.len(),
+                groups.len() + 1
+            )));
+        }
+        if let Some((g, d)) = groups.iter().zip(&distances).find(|(g, d)| g.len() != d.dim) {
+            return Err(Error::Invalid(format!("a distance over {} features for a part of {}", d.dim, g.len())));
+        }
+        if let Some(v) = scales.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+            return Err(Error::Invalid(format!("a scale of {v}; scales must be positive")));
+        }
+        Ok(Score { groups, distances, scales })
+    }
+
+    /// The distances, one per feature part.
+    pub fn distances(&self) -> &[Mahalanobis] {
+        &self.distances
+    }
+
+    /// The spreads the terms are divided by: one per part, then the confidence term's.
+    pub fn scales(&self) -> &[f32] {
+        &self.scales
+    }
+
+    /// Each image's unscaled terms: its distance per part, then `−ln` of its top probability.
+    fn terms(&self, features: &[f32], probabilities: &[f32], classes: usize) -> Vec<f32> {
+        let width = self.groups.last().map_or(0, |g| g.end);
+        let mut scratch: Vec<Vec<f32>> = self.distances.iter().map(|d| vec![0.0; d.dim]).collect();
+        let mut terms = Vec::with_capacity(self.scales.len() * probabilities.len() / classes.max(1));
+        for (f, p) in features.chunks_exact(width.max(1)).zip(probabilities.chunks_exact(classes.max(1))) {
+            for ((g, d), z) in self.groups.iter().zip(&self.distances).zip(&mut scratch) {
+                terms.push(d.distance(&f[g.clone()], z));
+            }
+            let top = p.iter().copied().fold(0.0f32, f32::max);
+            terms.push(-top.max(1e-30).ln());
+        }
+        terms
+    }
+
+    /// The score of each image, from its features (rows of the model's feature width) and its
+    /// probabilities (rows of `classes`).
+    pub fn scores(&self, features: &[f32], probabilities: &[f32], classes: usize) -> Vec<f32> {
+        let n = self.scales.len();
+        self.terms(features, probabilities, classes)
+            .chunks_exact(n)
+            .map(|t| t.iter().zip(&self.scales).map(|(v, s)| v / s).sum::<f32>() / n as f32)
+            .collect()
+    }
+}
+
+/// The unknown threshold for held-out `scores` such that new photos of ours stay below it at
+/// least `kept` of the time: the score below which a share `kept + 1.96·√(kept·(1−kept)/n)` of
+/// the `n` scores lie (the upper end of the 95% interval of the share a quantile keeps), so a
+/// small validation split errs towards calling fewer photos unknown.
+pub fn unknown_threshold(scores: &[f32], kept: f64) -> f32 {
+    let margin = 1.96 * (kept * (1.0 - kept) / scores.len().max(1) as f64).sqrt();
+    threshold(scores, (kept + margin).min(1.0))
 }
 
 /// The threshold below which `kept` of `scores` lie.
@@ -249,15 +362,52 @@ mod tests {
             labels.push(y);
         }
         let m = Mahalanobis::fit(&features, &labels, 2, 2).unwrap();
+        let scores = |rows: &[f32]| rows.chunks_exact(2).map(|f| m.distance(f, &mut [0.0; 2])).collect::<Vec<f32>>();
         // (x − μ)²/σ² summed over the axes, divided by the 2 features.
-        let s = m.scores(&[3.0, 0.0, 7.0, 0.0, 3.0, 2.0, 0.0, 0.0]);
+        let s = scores(&[3.0, 0.0, 7.0, 0.0, 3.0, 2.0, 0.0, 0.0]);
         let expected = [0.0, 16.0 / 4.0 / 2.0, 4.0 / 2.0, 9.0 / 4.0 / 2.0];
         for (got, want) in s.iter().zip(expected) {
             assert!((got - want).abs() < 0.06, "{s:?} against {expected:?}");
         }
-        let kept = threshold(&m.scores(&features), 0.95);
-        let below = m.scores(&features).iter().filter(|&&x| x <= kept).count();
+        let kept = threshold(&scores(&features), 0.95);
+        let below = scores(&features).iter().filter(|&&x| x <= kept).count();
         assert_eq!(below, 19_000);
+        // With 20,000 held-out scores the margin is 1.96·√(0.95·0.05/20,000) ≈ 0.3%.
+        let safe = unknown_threshold(&scores(&features), 0.95);
+        let below = scores(&features).iter().filter(|&&x| x <= safe).count();
+        assert_eq!(below, 19_061);
+    }
+
+    #[test]
+    fn the_score_averages_each_part_and_the_doubt_over_their_spreads() {
+        // Two parts of one feature each, classes at 0 and 10 with unit variance in both.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (mut features, mut labels) = (Vec::new(), Vec::new());
+        for i in 0..4_000 {
+            let y = (i % 2) as u16;
+            let centre = 10.0 * f32::from(y);
+            features.extend([centre + rng.random_range(-1.7f32..1.7), centre + rng.random_range(-1.7f32..1.7)]);
+            labels.push(y);
+        }
+        let probs: Vec<f32> = labels.iter().flat_map(|&y| if y == 0 { [0.9, 0.1] } else { [0.2, 0.8] }).collect();
+        let score = Score::fit((&features, &labels), vec![0..1, 1..2], 2, (&features, &probs)).unwrap();
+        assert_eq!(score.scales().len(), 3);
+        // The doubt term: −ln 0.9 and −ln 0.8 half each, so its spread is half their difference.
+        let doubt = (0.9f32.ln() - 0.8f32.ln()) / 2.0;
+        assert!((score.scales()[2] - doubt).abs() < 1e-4, "{:?}", score.scales());
+        // A photo far from both classes in the first part only scores its distance there over
+        // that part's spread, averaged with the other two terms.
+        let at = |f: [f32; 2], p: [f32; 2]| score.scores(&f, &p, 2)[0];
+        let (typical, odd) = (at([0.0, 0.0], [0.9, 0.1]), at([5.0, 0.0], [0.9, 0.1]));
+        let d0 = score.distances()[0].distance(&[5.0], &mut [0.0]);
+        assert!(((odd - typical) - d0 / score.scales()[0] / 3.0).abs() < 1e-3, "{typical} {odd} {d0}");
+        // Less confidence, a higher score.
+        assert!(at([0.0, 0.0], [0.5, 0.5]) > typical);
+        let (g, d, sc) = (vec![0..1, 1..2], score.distances().to_vec(), score.scales().to_vec());
+        assert_eq!(Score::from_parts(g.clone(), d.clone(), sc.clone()).unwrap(), score);
+        assert!(Score::from_parts(g.clone(), d.clone(), sc[..2].to_vec()).is_err());
+        assert!(Score::from_parts(vec![0..2, 2..3], d.clone(), sc.clone()).is_err());
+        assert!(Score::from_parts(g, d, vec![1.0, f32::NAN, 1.0]).unwrap_err().to_string().contains("NaN"));
     }
 
     #[test]

@@ -86,7 +86,10 @@ fn an_exported_model_gives_wardrobe_s_probabilities_in_onnx_runtime() {
     let onnx = dir.path().join("m.onnx");
     let (ok, out, err) = common::run(&["convert", model.to_str().unwrap(), onnx.to_str().unwrap()]);
     assert!(ok, "{err}");
-    assert!(out.contains("input images UINT8 [N,28,28], output probabilities FP32 [N,10]"), "{out}");
+    assert!(
+        out.contains("input images UINT8 [N,28,28], output probabilities FP32 [N,10] and ood_score FP32 [N]"),
+        "{out}"
+    );
 
     let test = load(Split::Test);
     let images = dir.path().join("test.u8");
@@ -107,6 +110,22 @@ fn an_exported_model_gives_wardrobe_s_probabilities_in_onnx_runtime() {
     let ours_as_f64: Vec<Vec<f64>> = ours.chunks(10).map(|r| r.iter().map(|&p| f64::from(p)).collect()).collect();
     assert_eq!(theirs_right, right(ours_as_f64.iter().map(|r| argmax(r)).collect()), "same accuracy");
     eprintln!("ONNX Runtime vs wardrobe: largest difference {worst:.2e}, accuracy {}", theirs_right as f64 / 1e4);
+
+    // The second output: the same out-of-distribution scores as wardrobe's.
+    assert_eq!(got["outputs"][1]["name"], "ood_score");
+    let theirs: Vec<f64> = serde_json::from_value(got["ood_score"].clone()).unwrap();
+    let loaded = wardrobe::model_dir::load(&model).unwrap();
+    let (probs, features) =
+        wardrobe::nn::infer::Predictor::new(&loaded.model, 256).probabilities_and_features(&test.images);
+    let ood = loaded.ood.expect("train fits a score");
+    let ours = ood.score.scores(&features, &probs, 10);
+    let worst = theirs
+        .iter()
+        .zip(&ours)
+        .map(|(t, &o)| (t - f64::from(o)).abs() / f64::from(o).abs().max(1.0))
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-3, "largest relative difference of the scores {worst}");
+    assert_eq!(got["metadata"]["unknown_above"].as_str().unwrap().parse::<f32>().unwrap(), ood.threshold);
 }
 
 #[test]

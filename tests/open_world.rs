@@ -40,7 +40,10 @@ fn receipts_are_unknown_and_clothing_is_not() {
     assert!(ok, "{out}{err}");
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
-    assert_eq!((saved["ood"]["method"].as_str(), saved["ood"]["kept"].as_f64()), (Some("mahalanobis"), Some(0.95)));
+    assert_eq!(
+        (saved["ood"]["method"].as_str(), saved["ood"]["kept"].as_f64()),
+        (Some("layer-mahalanobis+confidence"), Some(0.95))
+    );
     assert!(saved["ood"]["threshold"].as_f64().unwrap() > 0.0);
 
     let (clothing, documents) = (dir.path().join("uploads"), dir.path().join("receipts"));

@@ -37,15 +37,16 @@ pub fn run(a: ConvertArgs) -> Result<()> {
             return Err(Error::Invalid(format!("{}: a model directory converts to an .onnx file", a.output.display())));
         }
         let loaded = model_dir::load(&a.input)?;
-        export::write(&loaded.model, &loaded.class_names, &a.output)?;
+        export::write(&loaded.model, &loaded.class_names, loaded.ood.as_ref(), &a.output)?;
         let input = loaded.model.spec.input;
         let layout = if input.c == 1 {
             format!("[N,{},{}]", input.h, input.w)
         } else {
             format!("[N,{},{},{}]", input.h, input.w, input.c)
         };
+        let score = if loaded.ood.is_some() { " and ood_score FP32 [N]" } else { "" };
         println!(
-            "wrote {} (ONNX opset {}): input images UINT8 {layout}, output probabilities FP32 [N,{}], temperature {}",
+            "wrote {} (ONNX opset {}): input images UINT8 {layout}, output probabilities FP32 [N,{}]{score}, temperature {}",
             a.output.display(),
             export::OPSET,
             loaded.class_names.len(),

@@ -54,6 +54,9 @@ struct EvaluationJson<'a> {
     ece: f64,
     /// The same at temperature 1.
     ece_uncalibrated: f64,
+    /// Share of the test set called `unknown` (when the model has an out-of-distribution score).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_unknown_fraction: Option<f64>,
     /// Each --ood folder against the test set.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ood: Vec<Separation>,
@@ -89,13 +92,24 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
             eprintln!("wrote {}", path.display());
         }
     }
-    let ood = separations(&a, &loaded, &test)?;
+    // The score was fitted on calibrated probabilities.
+    loaded.model.temperature = temperature;
+    let (test_unknown_fraction, ood) = separations(&a, &loaded, &test)?.unzip();
+    let ood = ood.unwrap_or_default();
     if a.json {
-        let json = EvaluationJson { evaluation: &eval, temperature, ece, ece_uncalibrated, ood };
+        let json = EvaluationJson { evaluation: &eval, temperature, ece, ece_uncalibrated, test_unknown_fraction, ood };
         println!("{}", serde_json::to_string(&json).expect("evaluation serialises"));
     } else {
         print!("{}", eval.table());
         println!("calibration: temperature {temperature:.3}, ECE {ece:.4} (uncalibrated {ece_uncalibrated:.4})");
+        if let (Some(share), Some(o)) = (test_unknown_fraction, &loaded.ood) {
+            println!(
+                "unknown: {:.1}% of the test set (threshold {:.3}, chosen to keep {:.0}% of photos like the validation split)",
+                100.0 * share,
+                o.threshold,
+                100.0 * o.kept
+            );
+        }
         for s in &ood {
             println!(
                 "not ours: {}  photos {}  AUROC {:.4}  FPR at 95% TPR {:.4}  labelled {:.1}%  unknown {:.1}%",
@@ -111,10 +125,11 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The --ood folders measured against the test set (none without the flag).
-fn separations(a: &EvaluateArgs, loaded: &Loaded, test: &Dataset) -> Result<Vec<Separation>> {
-    if a.ood.is_empty() {
-        return Ok(Vec::new());
+/// The share of the test set called unknown and the --ood folders measured against the test set
+/// (none when the model has no score and no folder was given).
+fn separations(a: &EvaluateArgs, loaded: &Loaded, test: &Dataset) -> Result<Option<(f64, Vec<Separation>)>> {
+    if a.ood.is_empty() && loaded.ood.is_none() {
+        return Ok(None);
     }
     let ood = loaded.ood.as_ref().ok_or_else(|| {
         Error::Invalid(format!(
@@ -124,8 +139,9 @@ fn separations(a: &EvaluateArgs, loaded: &Loaded, test: &Dataset) -> Result<Vec<
     })?;
     let thresholds = Thresholds { review_below: DEFAULT_REVIEW_BELOW, unknown_above: Some(ood.threshold) };
     let mut predictor = Predictor::new(&loaded.model, INFERENCE_BATCH);
-    let (_, features) = predictor.probabilities_and_features(&test.images);
-    let inside = ood.score.scores(&features);
+    let classes = loaded.class_names.len();
+    let (probs, features) = predictor.probabilities_and_features(&test.images);
+    let inside = ood.score.scores(&features, &probs, classes);
     let (shape, limits) = (loaded.photo_shape()?, decode::Limits::pixels(a.max_pixels));
     let mut out = Vec::new();
     for folder in &a.ood {
@@ -134,13 +150,14 @@ fn separations(a: &EvaluateArgs, loaded: &Loaded, test: &Dataset) -> Result<Vec<
         let failed = converted.iter().filter(|c| c.is_err()).count();
         let pixels: Vec<u8> = converted.into_iter().flatten().flatten().collect();
         let (probs, features) = predictor.probabilities_and_features(&pixels);
-        let scores = ood.score.scores(&features);
+        let scores = ood.score.scores(&features, &probs, classes);
         let scored: Vec<(f32, Verdict)> = probs
-            .chunks_exact(loaded.class_names.len())
+            .chunks_exact(classes)
             .zip(scores)
             .map(|(p, s)| (s, thresholds.verdict(p.iter().copied().fold(0.0, f32::max), Some(s))))
             .collect();
         out.push(separation(folder.display().to_string(), &inside, &scored, failed));
     }
-    Ok(out)
+    let unknown = inside.iter().filter(|&&s| s > ood.threshold).count() as f64 / inside.len().max(1) as f64;
+    Ok(Some((unknown, out)))
 }

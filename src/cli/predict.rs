@@ -72,8 +72,8 @@ pub fn run(a: PredictArgs) -> Result<()> {
     let pixels: Vec<u8> = items.iter().flat_map(|(_, p, _)| p.iter().copied()).collect();
     let mut predictor = Predictor::new(&loaded.model, 64);
     let (probs, features) = predictor.probabilities_and_features(&pixels);
+    let scores = loaded.ood.as_ref().map(|o| o.score.scores(&features, &probs, loaded.class_names.len()));
     let probs = if a.tta { predictor.probabilities_tta(&pixels) } else { probs };
-    let scores = loaded.ood.as_ref().map(|o| o.score.scores(&features));
     let unknown_above = a.unknown_above.or(loaded.ood.as_ref().map(|o| o.threshold));
     let thresholds = Thresholds { review_below: a.review_below, unknown_above };
     for (i, ((name, _, truth), probs)) in items.iter().zip(probs.chunks_exact(loaded.class_names.len())).enumerate() {

@@ -5,8 +5,13 @@
 //! takes it. The graph scales it to [0, 1] exactly as wardrobe does (`× (1/255)` in f32), moves to
 //! NCHW for the convolutions, and back to NHWC before the first flatten so that the dense kernels
 //! keep Keras' order. Output `probabilities`: FP32 `[N,K]`, the softmax of the logits divided by
-//! the model's calibration temperature. `metadata_props` carries the class names (a JSON array),
-//! the temperature, the input layout and wardrobe's version.
+//! the model's calibration temperature. A model with an out-of-distribution score has a second
+//! output `ood_score`: FP32 `[N]`, the score as wardrobe computes it (see [`crate::ood`]): the
+//! pooling outputs' channel means and deviations (`ReduceMean`), each part whitened (`MatMul`)
+//! and its squared distance to the nearest whitened class mean taken as `‖z‖² − 2·z·c + ‖c‖²`
+//! (`ReduceMin`), plus `−ln` of the top probability, each weighted, then summed. `metadata_props`
+//! carries the class names (a JSON array), the temperature, the unknown threshold, the input
+//! layout and wardrobe's version.
 
 use super::proto::{
     AttributeProto, Dimension, DimensionValue, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
@@ -19,6 +24,7 @@ use crate::nn::activation::Activation;
 use crate::nn::conv2d::Padding;
 use crate::nn::model::Model;
 use crate::nn::spec::LayerSpec;
+use crate::ood::Ood;
 use prost::Message;
 use std::path::Path;
 
@@ -75,6 +81,20 @@ impl Builder {
         self.last = output;
     }
 
+    /// Adds `op` on explicit `inputs`, leaving the last value as it was; returns its output.
+    fn side(&mut self, op: &str, inputs: &[&str], attributes: Vec<AttributeProto>) -> String {
+        let output = format!("{}_{}", op.to_lowercase(), self.nodes.len());
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.clone()],
+            name: output.clone(),
+            op_type: op.into(),
+            attribute: attributes,
+            ..Default::default()
+        });
+        output
+    }
+
     /// Adds a constant and returns its name.
     fn constant(&mut self, name: String, dims: &[i64], values: &[f32]) -> String {
         self.initializers.push(float_tensor(&name, dims, values));
@@ -116,8 +136,57 @@ fn value_info(name: &str, elem: i32, dims: &[Option<i64>]) -> ValueInfoProto {
     }
 }
 
-/// The ONNX model of `model` with its `class_names`.
-pub fn to_onnx(model: &Model, class_names: &[String]) -> Result<ModelProto> {
+/// Appends the nodes computing `ood`'s score, output `ood_score`, from the pooling outputs
+/// `pooled` (NCHW), the last layer's input `last_input` (`[N, F]`) and the probabilities.
+fn ood_nodes(b: &mut Builder, ood: &Ood, pooled: &[String], last_input: &str, classes: usize) {
+    let mut parts = vec![last_input.to_string()];
+    for x in pooled {
+        let mean = b.side("ReduceMean", &[x], vec![ints("axes", &[2, 3]), int("keepdims", 1)]);
+        let centred = b.side("Sub", &[x, &mean], vec![]);
+        let square = b.side("Mul", &[&centred, &centred], vec![]);
+        let variance = b.side("ReduceMean", &[&square], vec![ints("axes", &[2, 3]), int("keepdims", 0)]);
+        let deviation = b.side("Sqrt", &[&variance], vec![]);
+        let means = b.side("ReduceMean", &[x], vec![ints("axes", &[2, 3]), int("keepdims", 0)]);
+        parts.push(b.side("Concat", &[&means, &deviation], vec![int("axis", 1)]));
+    }
+    let terms = (ood.score.distances().len() + 1) as f32;
+    let mut summed = Vec::new();
+    for (i, ((part, distance), &scale)) in parts.iter().zip(ood.score.distances()).zip(ood.score.scales()).enumerate() {
+        let ((whitening, centres), d) = (distance.parts(), distance.dim());
+        let transposed: Vec<f32> = (0..d * d).map(|k| whitening[(k % d) * d + k / d]).collect();
+        let w = b.constant(format!("ood.part{i}.whitening_t"), &[d as i64, d as i64], &transposed);
+        let z = b.side("MatMul", &[part, &w], vec![]);
+        let c_t: Vec<f32> = (0..d * classes).map(|k| centres[(k % classes) * d + k / classes]).collect();
+        let c = b.constant(format!("ood.part{i}.centres_t"), &[d as i64, classes as i64], &c_t);
+        let norms: Vec<f32> = centres.chunks_exact(d).map(|c| c.iter().map(|v| v * v).sum()).collect();
+        let cc = b.constant(format!("ood.part{i}.centre_norms"), &[1, classes as i64], &norms);
+        let zz = b.side("ReduceSumSquare", &[&z], vec![ints("axes", &[1]), int("keepdims", 1)]);
+        let zc = b.side("MatMul", &[&z, &c], vec![]);
+        let minus_two = b.constant(format!("ood.part{i}.minus_two"), &[], &[-2.0]);
+        let cross = b.side("Mul", &[&zc, &minus_two], vec![]);
+        let partial = b.side("Add", &[&zz, &cross], vec![]);
+        let squared = b.side("Add", &[&partial, &cc], vec![]);
+        let nearest = b.side("ReduceMin", &[&squared], vec![ints("axes", &[1]), int("keepdims", 0)]);
+        let weight = b.constant(format!("ood.part{i}.weight"), &[], &[1.0 / (d as f32 * scale * terms)]);
+        summed.push(b.side("Mul", &[&nearest, &weight], vec![]));
+    }
+    let top = b.side("ReduceMax", &["probabilities"], vec![ints("axes", &[1]), int("keepdims", 0)]);
+    let floor = b.constant("ood.floor".into(), &[], &[1e-30]);
+    let floored = b.side("Max", &[&top, &floor], vec![]);
+    let log = b.side("Log", &[&floored], vec![]);
+    let doubt_scale = ood.score.scales().last().copied().unwrap_or(1.0);
+    let weight = b.constant("ood.doubt.weight".into(), &[], &[-1.0 / (doubt_scale * terms)]);
+    summed.push(b.side("Mul", &[&log, &weight], vec![]));
+    let inputs: Vec<&str> = summed.iter().map(String::as_str).collect();
+    b.side("Sum", &inputs, vec![]);
+    b.nodes.last_mut().expect("the sum").output = vec![OOD_OUTPUT.into()];
+}
+
+/// The name of the out-of-distribution score output.
+const OOD_OUTPUT: &str = "ood_score";
+
+/// The ONNX model of `model` with its `class_names` (and `ood_score` output with `ood`).
+pub fn to_onnx(model: &Model, class_names: &[String], ood: Option<&Ood>) -> Result<ModelProto> {
     let input = model.spec.input;
     let (h, w, c) = (input.h as i64, input.w as i64, input.c as i64);
     let mut b = Builder { nodes: Vec::new(), initializers: Vec::new(), last: "images".into() };
@@ -134,7 +203,12 @@ pub fn to_onnx(model: &Model, class_names: &[String]) -> Result<ModelProto> {
             tensors.iter().find(|(n, _, _)| *n == format!("{layer}.{name}")).expect("the layer has it");
         (spec.dims.iter().map(|&d| d as i64).collect::<Vec<i64>>(), &model.params[range.clone()])
     };
+    let (mut pooled, mut last_input) = (Vec::new(), String::new());
+    let last_layer = model.spec.layers.len().saturating_sub(1);
     for (i, layer) in model.spec.layers.iter().enumerate() {
+        if i == last_layer {
+            last_input = b.last.clone();
+        }
         match *layer {
             LayerSpec::Conv2d { filters, kernel, padding, activation, .. } => {
                 let (dims, values) = param(i, "kernel");
@@ -158,6 +232,9 @@ pub fn to_onnx(model: &Model, class_names: &[String]) -> Result<ModelProto> {
             LayerSpec::MaxPool2d { size } => {
                 let s = size as i64;
                 b.node("MaxPool", &[], vec![ints("kernel_shape", &[s, s]), ints("strides", &[s, s])]);
+                if i < last_layer {
+                    pooled.push(b.last.clone());
+                }
             }
             LayerSpec::Relu => b.node("Relu", &[], vec![]),
             LayerSpec::BatchNorm { activation, .. } => {
@@ -174,6 +251,9 @@ pub fn to_onnx(model: &Model, class_names: &[String]) -> Result<ModelProto> {
             }
             LayerSpec::GlobalAvgPool => {
                 b.node("GlobalAveragePool", &[], vec![]);
+                if i < last_layer {
+                    pooled.push(b.last.clone());
+                }
                 b.node("Flatten", &[], vec![int("axis", 1)]);
                 image = false;
             }
@@ -203,16 +283,26 @@ pub fn to_onnx(model: &Model, class_names: &[String]) -> Result<ModelProto> {
     }
     b.node("Softmax", &[], vec![int("axis", -1)]);
     b.nodes.last_mut().expect("a softmax").output = vec!["probabilities".into()];
+    let classes = class_names.len() as i64;
+    let mut outputs = vec![value_info("probabilities", data_type::FLOAT, &[None, Some(classes)])];
+    if let Some(ood) = ood {
+        ood_nodes(&mut b, ood, &pooled, &last_input, class_names.len());
+        outputs.push(value_info(OOD_OUTPUT, data_type::FLOAT, &[None]));
+    }
     let input_dims: Vec<Option<i64>> =
         if c == 1 { vec![None, Some(h), Some(w)] } else { vec![None, Some(h), Some(w), Some(c)] };
     let layout = if c == 1 { "NHW" } else { "NHWC" };
-    let metadata = [
+    let mut metadata = vec![
         ("class_names", serde_json::to_string(class_names).expect("names serialise")),
         ("temperature", model.temperature.to_string()),
         ("input", format!("images: UINT8 {layout}, 0-255, 0 = black; the graph divides by 255")),
         ("output", "probabilities: FP32 [N,K], calibrated softmax".into()),
         ("wardrobe_version", env!("CARGO_PKG_VERSION").into()),
     ];
+    if let Some(ood) = ood {
+        metadata.push(("ood_score", "FP32 [N], out-of-distribution score (higher = more unusual)".into()));
+        metadata.push(("unknown_above", ood.threshold.to_string()));
+    }
     Ok(ModelProto {
         ir_version: IR_VERSION,
         producer_name: "wardrobe".into(),
@@ -224,7 +314,7 @@ pub fn to_onnx(model: &Model, class_names: &[String]) -> Result<ModelProto> {
             name: "wardrobe".into(),
             initializer: b.initializers,
             input: vec![value_info("images", data_type::UINT8, &input_dims)],
-            output: vec![value_info("probabilities", data_type::FLOAT, &[None, Some(class_names.len() as i64)])],
+            output: outputs,
         }),
         metadata_props: metadata
             .into_iter()
@@ -233,9 +323,10 @@ pub fn to_onnx(model: &Model, class_names: &[String]) -> Result<ModelProto> {
     })
 }
 
-/// Writes `model` as an ONNX file at `path`, atomically.
-pub fn write(model: &Model, class_names: &[String], path: &Path) -> Result<()> {
-    let bytes = to_onnx(model, class_names)?.encode_to_vec();
+/// Writes `model` (with its out-of-distribution score, if any) as an ONNX file at `path`,
+/// atomically.
+pub fn write(model: &Model, class_names: &[String], ood: Option<&Ood>, path: &Path) -> Result<()> {
+    let bytes = to_onnx(model, class_names, ood)?.encode_to_vec();
     Ok(fsutil::write_atomic(path, |out| out.write_all(&bytes))?)
 }
 
@@ -253,7 +344,7 @@ mod tests {
         ] {
             let mut model = Model::initialised(spec, 10, 1).unwrap();
             model.temperature = 2.0;
-            let onnx = to_onnx(&model, &fashion_classes()).unwrap();
+            let onnx = to_onnx(&model, &fashion_classes(), None).unwrap();
             let round_trip = ModelProto::decode(&onnx.encode_to_vec()[..]).unwrap();
             assert_eq!(round_trip, onnx);
             let graph = onnx.graph.unwrap();
@@ -269,7 +360,7 @@ mod tests {
     #[test]
     fn conv_kernels_are_reordered_to_out_in_height_width() {
         let model = Model::initialised(ModelSpec::seed(), 10, 1).unwrap();
-        let onnx = to_onnx(&model, &fashion_classes()).unwrap();
+        let onnx = to_onnx(&model, &fashion_classes(), None).unwrap();
         let kernel = onnx.graph.unwrap().initializer.into_iter().find(|t| t.name == "2.kernel").unwrap();
         assert_eq!(kernel.dims, [64, 32, 3, 3]);
         let at = |o: usize, i: usize, y: usize, x: usize| {

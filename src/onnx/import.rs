@@ -747,7 +747,7 @@ mod tests {
                 }
             }
             model.temperature = 1.5;
-            let onnx = to_onnx(&model, &fashion_classes()).unwrap();
+            let onnx = to_onnx(&model, &fashion_classes(), None).unwrap();
             let back = import(&onnx, None, InputRange::Unit).unwrap();
             // The same layers, dropout gone (initialisers do not matter to trained weights).
             let comparable = |spec: &ModelSpec| {
@@ -774,7 +774,7 @@ mod tests {
     #[test]
     fn a_flatten_of_nchw_as_pytorch_exports_it_reorders_the_dense_rows() {
         let model = Model::initialised(ModelSpec::seed(), 10, 5).unwrap();
-        let mut onnx = to_onnx(&model, &fashion_classes()).unwrap();
+        let mut onnx = to_onnx(&model, &fashion_classes(), None).unwrap();
         let graph = onnx.graph.as_mut().unwrap();
         // Drop the transpose back to NHWC: the flatten now sees NCHW (64 × 5 × 5) ...
         let t = graph.node.iter().rposition(|n| n.op_type == "Transpose").unwrap();
@@ -801,7 +801,7 @@ mod tests {
     #[test]
     fn degenerate_graphs_are_errors_not_panics() {
         let model = Model::initialised(ModelSpec::seed(), 10, 3).unwrap();
-        let fresh = || to_onnx(&model, &fashion_classes()).unwrap();
+        let fresh = || to_onnx(&model, &fashion_classes(), None).unwrap();
         let mut onnx = fresh();
         let graph = onnx.graph.as_mut().unwrap();
         let pool = graph.node.iter_mut().find(|n| n.op_type == "MaxPool").unwrap();
@@ -823,13 +823,13 @@ mod tests {
     #[test]
     fn unsupported_operators_are_named_with_their_node() {
         let model = Model::initialised(ModelSpec::seed(), 10, 3).unwrap();
-        let mut onnx = to_onnx(&model, &fashion_classes()).unwrap();
+        let mut onnx = to_onnx(&model, &fashion_classes(), None).unwrap();
         let node = &mut onnx.graph.as_mut().unwrap().node[5];
         node.op_type = "LeakyRelu".into();
         let name = node.name.clone();
         let err = import(&onnx, None, InputRange::Unit).err().unwrap().to_string();
         assert!(err.contains(&format!("node '{name}' (LeakyRelu): operator LeakyRelu is not supported")), "{err}");
-        let err = import(&to_onnx(&model, &fashion_classes()).unwrap(), Some(vec!["a".into()]), InputRange::Unit)
+        let err = import(&to_onnx(&model, &fashion_classes(), None).unwrap(), Some(vec!["a".into()]), InputRange::Unit)
             .err()
             .unwrap()
             .to_string();

@@ -86,7 +86,7 @@ fn work(model: &Model, ood: Option<&Ood>, settings: BatchSettings, queue: &Mutex
         probs.resize(images * model.classes(), 0.0);
         features.resize(if ood.is_some() { images * model.features_len() } else { 0 }, 0.0);
         outputs_into(model, &mut ws, &pixels, &mut probs, ood.map(|_| &mut features[..]));
-        let scores = ood.map(|o| o.score.scores(&features));
+        let scores = ood.map(|o| o.score.scores(&features, &probs, model.classes()));
         let waits = jobs.iter().map(|job| started.saturating_duration_since(job.queued));
         metrics.record_batch(images, waits, started.elapsed());
         answer(jobs, (&probs, scores.as_deref()), model.classes(), input);

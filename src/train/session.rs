@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::model_dir::{self, About};
 use crate::nn::infer::{INFERENCE_BATCH, Predictor};
 use crate::nn::model::Model;
-use crate::ood::{self, Mahalanobis, Ood};
+use crate::ood::{self, Ood, Score};
 use crate::train::calibration;
 use crate::train::checkpoint::{self, Resume, checkpoint_dir};
 use crate::train::config::TrainConfig;
@@ -73,14 +73,16 @@ const OOD_FIT_IMAGES: usize = 20_000;
 
 /// Fits the out-of-distribution score on (up to [`OOD_FIT_IMAGES`] of) the training images and
 /// its threshold on the validation images (the training images when there are none), so that
-/// [`ood::DEFAULT_KEPT`] of them are not called unknown.
+/// at least [`ood::DEFAULT_KEPT`] of photos like them are not called unknown.
 pub fn fit_ood(model: &Model, (train, val): (&Dataset, &Dataset)) -> Result<Ood> {
     let fit = train.slice(0..train.len().min(OOD_FIT_IMAGES));
     let mut predictor = Predictor::new(model, INFERENCE_BATCH);
     let (_, features) = predictor.probabilities_and_features(&fit.images);
-    let score = Mahalanobis::fit(&features, &fit.labels, model.classes(), model.features_len())?;
     let held_out = if val.is_empty() { &fit } else { val };
-    let (_, features) = predictor.probabilities_and_features(&held_out.images);
-    let threshold = ood::threshold(&score.scores(&features), ood::DEFAULT_KEPT);
+    let (probs, held_out_features) = predictor.probabilities_and_features(&held_out.images);
+    let score =
+        Score::fit((&features, &fit.labels), model.feature_groups(), model.classes(), (&held_out_features, &probs))?;
+    let held_out_scores = score.scores(&held_out_features, &probs, model.classes());
+    let threshold = ood::unknown_threshold(&held_out_scores, ood::DEFAULT_KEPT);
     Ok(Ood { score, threshold, kept: ood::DEFAULT_KEPT })
 }

@@ -1,5 +1,6 @@
-"""Runs an ONNX model in ONNX Runtime on raw u8 images; prints the probabilities, the input and
-output descriptions and the model's metadata as one JSON object.
+"""Runs an ONNX model in ONNX Runtime on raw u8 images; prints the probabilities (and the
+out-of-distribution scores when the model has them), the input and output descriptions and the
+model's metadata as one JSON object.
 
 usage: onnx_runtime.py MODEL.onnx IMAGES.u8 ROWS COLS [CHANNELS]
 """
@@ -16,11 +17,13 @@ onnx.checker.check_model(onnx.load(path), full_check=True)
 shape = (-1, rows, cols) if channels == 1 else (-1, rows, cols, channels)
 pixels = np.fromfile(images, dtype=np.uint8).reshape(shape)
 session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-(probs,) = session.run(["probabilities"], {"images": pixels})
+names = [o.name for o in session.get_outputs()]
+results = dict(zip(names, session.run(names, {"images": pixels})))
 meta = session.get_modelmeta().custom_metadata_map
 describe = lambda v: {"name": v.name, "type": v.type, "shape": v.shape}
 print(json.dumps({
-    "probabilities": probs.tolist(),
+    "probabilities": results["probabilities"].tolist(),
+    "ood_score": results["ood_score"].tolist() if "ood_score" in results else None,
     "inputs": [describe(i) for i in session.get_inputs()],
     "outputs": [describe(o) for o in session.get_outputs()],
     "metadata": meta,

@@ -157,20 +157,28 @@ mod tests {
     }
 
     #[test]
-    fn features_hold_the_last_layers_input_and_pooled_channel_means() {
+    fn features_hold_the_last_layers_input_and_pooled_channel_statistics() {
         let model = Model::initialised(ModelSpec::seed(), 10, 8).unwrap();
         let pixels: Vec<u8> = (0..21 * 784).map(|i| ((i * 37) % 253) as u8).collect();
         let (probs, features) = Predictor::new(&model, 4).probabilities_and_features(&pixels);
         assert_eq!(probs, Predictor::new(&model, 4).probabilities(&pixels));
-        // The dense layer's 128 inputs, then the channel means of the two poolings' 32 and 64.
-        assert_eq!((model.features_len(), features.len()), (224, 21 * 224));
-        let means = features.chunks_exact(224).flat_map(|f| &f[128..]);
-        assert!(means.clone().all(|&m| m >= 0.0) && means.clone().any(|&m| m > 0.0), "means of ReLU outputs");
+        // The dense layer's 128 inputs, then the channel means and deviations of the two
+        // poolings' 32 and 64 channels.
+        assert_eq!(model.feature_groups(), [0..128, 128..192, 192..320]);
+        assert_eq!((model.features_len(), features.len()), (320, 21 * 320));
+        let stats = features.chunks_exact(320).flat_map(|f| &f[128..]);
+        assert!(stats.clone().all(|&m| m >= 0.0) && stats.clone().any(|&m| m > 0.0), "statistics of ReLU outputs");
+        // A channel's deviation is at most its mean's distance to the extremes: for ReLU outputs,
+        // deviation² ≤ mean · max, so a zero mean has a zero deviation.
+        for f in features.chunks_exact(320) {
+            let (means, deviations) = f[128..192].split_at(32);
+            assert!(means.iter().zip(deviations).all(|(&m, &d)| m > 0.0 || d == 0.0), "{means:?} {deviations:?}");
+        }
         // The last layer (dense 128 → 10) applied to the first 128 gives the logits: softmax of
         // kernel·feature + bias equals the probabilities.
         let last = model.tensors().into_iter().rev().take(2).map(|(_, _, r)| r).collect::<Vec<_>>();
         let (bias, kernel) = (&model.params[last[0].clone()], &model.params[last[1].clone()]);
-        for (f, p) in features.chunks_exact(224).zip(probs.chunks_exact(10)) {
+        for (f, p) in features.chunks_exact(320).zip(probs.chunks_exact(10)) {
             let logits: Vec<f32> =
                 (0..10).map(|k| bias[k] + (0..128).map(|i| f[i] * kernel[i * 10 + k]).sum::<f32>()).collect();
             let mut q = vec![0.0; 10];

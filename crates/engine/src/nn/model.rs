@@ -256,16 +256,29 @@ impl Model {
 
     /// Values per sample of [`Model::features_into`].
     pub fn features_len(&self) -> usize {
+        self.feature_groups().last().map_or(0, |g| g.end)
+    }
+
+    /// Where each layer's part lies in a row of [`Model::features_into`]: the last layer's
+    /// input first, then one part per pooling layer (its channel means and deviations).
+    pub fn feature_groups(&self) -> Vec<std::ops::Range<usize>> {
         let last_input = match self.layers.len() {
             0 | 1 => self.input_size(),
             l => self.layers[l - 2].output_shape().size(),
         };
-        last_input + self.summarised().map(|i| self.layers[i].output_shape().c).sum::<usize>()
+        let mut groups = Vec::with_capacity(3);
+        groups.push(0..last_input);
+        for i in self.summarised() {
+            let start = groups.last().map_or(0, |g| g.end);
+            groups.push(start..start + 2 * self.layers[i].output_shape().c);
+        }
+        groups
     }
 
     /// The features of the first `n` samples of the last [`Model::forward`] on `ws`: the last
-    /// layer's input (the penultimate features), then the channel means of every pooling
-    /// layer's output; `n × features_len()` values into `out`.
+    /// layer's input (the penultimate features), then for every pooling layer's output the
+    /// mean and the standard deviation of each channel over the image; `n × features_len()`
+    /// values into `out`.
     pub fn features_into(&self, ws: &Workspace, n: usize, out: &mut [f32]) {
         let width = self.features_len();
         let (last, size) = match self.layers.len() {
@@ -278,11 +291,16 @@ impl Model {
             for i in self.summarised() {
                 let shape = self.layers[i].output_shape();
                 let image = &ws.acts[i][s * shape.size()..][..shape.size()];
-                let means = &mut row[at..at + shape.c];
+                let (means, deviations) = row[at..at + 2 * shape.c].split_at_mut(shape.c);
                 means.fill(0.0);
+                deviations.fill(0.0);
                 image.chunks_exact(shape.c).for_each(|px| means.iter_mut().zip(px).for_each(|(m, v)| *m += v));
                 means.iter_mut().for_each(|m| *m /= (shape.h * shape.w) as f32);
-                at += shape.c;
+                image.chunks_exact(shape.c).for_each(|px| {
+                    deviations.iter_mut().zip(px).zip(&*means).for_each(|((d, v), m)| *d += (v - m) * (v - m))
+                });
+                deviations.iter_mut().for_each(|d| *d = (*d / (shape.h * shape.w) as f32).sqrt());
+                at += 2 * shape.c;
             }
         }
     }
