@@ -149,6 +149,18 @@ fn a_keras_exported_seed_cnn_evaluates_to_keras_own_accuracy() {
     let head: Vec<Vec<f64>> = serde_json::from_value(keras["probabilities_head"].clone()).unwrap();
     let worst = head.iter().flatten().zip(&probs).map(|(k, &w)| (k - f64::from(w)).abs()).fold(0.0, f64::max);
     assert!(worst < 1e-4, "Keras and wardrobe probabilities differ by {worst}");
+
+    // Imported without a score, evaluating has none to report; with --ood-data it gets one.
+    assert!(serde_json::from_str::<Value>(&out).unwrap().get("test_unknown_fraction").is_none());
+    let scored = dir.path().join("scored");
+    let data = wardrobe::data::dataset::DEFAULT_DATA_DIR;
+    let (ok, out, err) =
+        common::run(&["convert", onnx.to_str().unwrap(), scored.to_str().unwrap(), "--ood-data", data]);
+    assert!(ok && out.contains("out-of-distribution score fitted: unknown above "), "{out}{err}");
+    let (ok, out, err) = common::run(&["evaluate", "--model", scored.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let unknown = serde_json::from_str::<Value>(&out).unwrap()["test_unknown_fraction"].as_f64().unwrap();
+    assert!((0.01..=0.08).contains(&unknown), "{unknown} of the test set unknown");
 }
 
 /// `wardrobe predict --json --top-k 10` probabilities of test items `0..n`, by class index.

@@ -3,9 +3,15 @@
 use clap::Args;
 use std::path::PathBuf;
 use wardrobe::data::convert::convert;
+use wardrobe::data::dataset::Split;
+use wardrobe::data::source::{DataSource, split_validation};
 use wardrobe::model_dir::{self, About};
 use wardrobe::onnx::{export, import};
+use wardrobe::train::session::fit_ood;
 use wardrobe::{Error, Result};
+
+/// Share of `--ood-data`'s training split held out to choose the unknown threshold.
+const OOD_HELD_OUT: f64 = 0.1;
 
 #[derive(Args)]
 pub struct ConvertArgs {
@@ -29,6 +35,11 @@ pub struct ConvertArgs {
     /// (0–1) or byte (0–255).
     #[arg(long, default_value = "unit")]
     pub input_range: import::InputRange,
+    /// Fit an imported ONNX model's out-of-distribution score (and unknown threshold) on this
+    /// data directory's training split, its last 10% held out, so that its predictions get the
+    /// verdict `unknown`; without it the model has no score.
+    #[arg(long)]
+    pub ood_data: Option<PathBuf>,
 }
 
 pub fn run(a: ConvertArgs) -> Result<()> {
@@ -58,7 +69,24 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         let imported = import::read(&a.input, a.classes.clone(), a.input_range)?;
         let model = imported.model;
         let about = About { architecture: format!("onnx {}", a.input.display()), ..Default::default() };
-        model_dir::save(&model, &imported.class_names, Some(&about), None, &a.output)?;
+        let ood = match &a.ood_data {
+            Some(dir) => {
+                let source = DataSource { dir: dir.clone(), ..Default::default() };
+                let data = source.load(Split::Train)?;
+                if data.classes.len() != imported.class_names.len() {
+                    return Err(Error::Invalid(format!(
+                        "--ood-data {}: {} classes, the model {}; give the data the model was trained on",
+                        dir.display(),
+                        data.classes.len(),
+                        imported.class_names.len()
+                    )));
+                }
+                let (train, val) = split_validation(data, OOD_HELD_OUT)?;
+                Some(fit_ood(&model, (&train, &val))?)
+            }
+            None => None,
+        };
+        model_dir::save(&model, &imported.class_names, Some(&about), ood.as_ref(), &a.output)?;
         println!("{}", model.summary());
         println!(
             "wrote {}: {} classes ({}), input {}, temperature {}",
@@ -68,6 +96,9 @@ pub fn run(a: ConvertArgs) -> Result<()> {
             model.spec.input.hwc(),
             model.temperature
         );
+        if let Some(ood) = &ood {
+            println!("out-of-distribution score fitted: unknown above {:.3}", ood.threshold);
+        }
         return Ok(());
     }
     let n = convert(&a.input, &a.output, a.input_labels.as_deref(), a.output_labels.as_deref())?;
