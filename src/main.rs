@@ -1,5 +1,5 @@
 //! The `wardrobe` command: parse the flags, run the subcommand (`cli/`), print any error as one
-//! line and set the exit code.
+//! line and set the exit code (1 for an error, 130 when Ctrl-C stopped the run).
 
 mod cli;
 
@@ -45,6 +45,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Ctrl-C, after saving what there was to save: the shell's convention, 128 + SIGINT.
+        Err(wardrobe::Error::Interrupted) => {
+            eprintln!("error: interrupted");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

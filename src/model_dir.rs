@@ -172,6 +172,35 @@ pub struct Loaded {
     pub dir: std::path::PathBuf,
 }
 
+/// What `dir`, which has no `model.json`, is instead, and what to do about it.
+fn not_a_model(dir: &Path) -> Error {
+    let shown = dir.display();
+    let has = |name: &str| dir.join(name).exists();
+    let message = if !dir.exists() {
+        format!("{shown}: no such directory; --model takes a directory that `wardrobe train` wrote")
+    } else if !dir.is_dir() {
+        format!(
+            "{shown} is a file; --model takes a directory that `wardrobe train` wrote (an .onnx file converts to one with `wardrobe convert {shown} DIR`)"
+        )
+    } else if has("checkpoint") {
+        format!("{shown} is a training run that did not finish; continue it with: wardrobe train --resume {shown}")
+    } else if has(crate::data::dataset::DATASET_FILE)
+        || has("train-images-idx3-ubyte")
+        || has("train-images-idx3-ubyte.gz")
+    {
+        format!(
+            "{shown} is a data set, not a model: pass it as --data DIR; --model takes a directory that `wardrobe train` wrote"
+        )
+    } else if crate::data::labels::find_images(dir).is_ok_and(|found| !found.is_empty()) {
+        format!(
+            "{shown} holds photos, not a model: label them with `wardrobe label --model MODEL {shown}`, or import a catalogue with `wardrobe import {shown} --out DATA`"
+        )
+    } else {
+        format!("{shown} has no {SPEC_FILE}; --model takes a directory that `wardrobe train` wrote")
+    };
+    Error::Invalid(message)
+}
+
 fn read_model_file(path: &Path) -> Result<ModelFile> {
     let text = fsutil::read_at_most(path, fsutil::MAX_JSON_BYTES)?;
     let file: ModelFile =
@@ -197,6 +226,9 @@ fn as_model_error(path: &Path, e: wardrobe_engine::Error) -> Error {
 /// Loads a model directory written by [`save`].
 pub fn load(dir: &Path) -> Result<Loaded> {
     let spec_path = dir.join(SPEC_FILE);
+    if !spec_path.exists() {
+        return Err(not_a_model(dir));
+    }
     let file = read_model_file(&spec_path)?;
     let mut model =
         Model::new(file.spec, file.class_names.len()).map_err(|e| Error::model(&spec_path, e.to_string()))?;

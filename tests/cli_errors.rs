@@ -252,3 +252,31 @@ fn broken_model_directories_fail_evaluate_predict_and_serve_with_one_line() {
         assert_clean_failure(&["serve", "--model", m, "--addr", "127.0.0.1:0"], needle);
     }
 }
+
+#[test]
+fn a_directory_of_the_wrong_kind_is_named_with_the_command_that_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("uploads");
+    common::write_photo(&[90; 784], 0, &photos);
+    let model = model_dir();
+    let unfinished = dir.path().join("run");
+    std::fs::create_dir_all(unfinished.join("checkpoint")).unwrap();
+    let data = wardrobe::data::dataset::DEFAULT_DATA_DIR;
+    let cases: [(Vec<&str>, String); 6] = [
+        (vec!["train", "--data", s(&photos)], format!("import them first: wardrobe import {}", photos.display())),
+        (vec!["train", "--data", s(model.path())], "is a model directory; pass it as --model".into()),
+        (vec!["evaluate", "--model", data], "is a data set, not a model: pass it as --data".into()),
+        (vec!["evaluate", "--model", s(&photos)], "holds photos, not a model: label them with `wardrobe label".into()),
+        (
+            vec!["evaluate", "--model", s(&unfinished)],
+            format!("continue it with: wardrobe train --resume {}", unfinished.display()),
+        ),
+        (
+            vec!["predict", "--model", s(model.path()), s(&photos)],
+            format!("to classify every photo in it use: wardrobe label --model {}", model.path().display()),
+        ),
+    ];
+    for (args, needle) in &cases {
+        assert_clean_failure(args, needle);
+    }
+}

@@ -62,6 +62,13 @@ pub fn run(a: PredictArgs) -> Result<()> {
     if !a.images.is_empty() {
         let shape = loaded.photo_shape()?;
         for path in &a.images {
+            if path.is_dir() {
+                return Err(Error::Invalid(format!(
+                    "{0} is a folder; to classify every photo in it use: wardrobe label --model {1} {0} --out labels.csv",
+                    path.display(),
+                    a.model.display()
+                )));
+            }
             items.push((
                 path.display().to_string(),
                 photo::load_as(path, shape, &decode::Limits::pixels(a.max_pixels))?,

@@ -262,18 +262,32 @@ impl Dataset {
     }
 }
 
-/// Finds `stem.gz` or `stem` in `dir`, with an error naming the data package when neither exists.
+/// Finds `stem.gz` or `stem` in `dir`, with an error that says what `dir` is instead: missing
+/// (the data package, or a typo), a folder of photos (import it first), a model directory.
 fn find_idx(dir: &Path, stem: &str) -> Result<PathBuf> {
     let candidates = [dir.join(format!("{stem}.gz")), dir.join(stem)];
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        Error::io(
-            &candidates[0],
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "not found (install the Debian package dataset-fashion-mnist or pass --data DIR)",
-            ),
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
+    }
+    let shown = dir.display();
+    let fix = if dir == Path::new(DEFAULT_DATA_DIR) && !dir.exists() {
+        "not found (install the Debian package dataset-fashion-mnist or pass --data DIR)".to_string()
+    } else if !dir.is_dir() {
+        format!(
+            "not found: {shown} is not a directory (--data takes a data directory: Fashion-MNIST's IDX files or one made by `wardrobe import`)"
         )
-    })
+    } else if dir.join("model.json").exists() {
+        format!("not found: {shown} is a model directory; pass it as --model, and the data as --data")
+    } else if crate::data::labels::find_images(dir).is_ok_and(|found| !found.is_empty()) {
+        format!(
+            "not found: {shown} holds photos; import them first: wardrobe import {shown} --out DATA, then --data DATA"
+        )
+    } else {
+        format!(
+            "not found in {shown} (--data takes Fashion-MNIST's IDX files or a directory made by `wardrobe import`)"
+        )
+    };
+    Err(Error::io(&candidates[0], std::io::Error::new(std::io::ErrorKind::NotFound, fix)))
 }
 
 /// The labels file that goes with an IDX images file: `…-images-idx3-ubyte…` → `…-labels-idx1-ubyte…`.
