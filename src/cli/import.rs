@@ -53,6 +53,12 @@ pub fn run(a: ImportArgs) -> Result<()> {
         summary.unreadable.len(),
         summary.unreviewed
     );
+    if summary.model_labelled > 0 {
+        println!(
+            "{} training photos carry the model's own label (--accept-confident); the test split has only reviewed ones",
+            summary.model_labelled
+        );
+    }
     println!("{} classes at {}×{}×{}:", summary.per_class.len(), a.size, a.size, a.channels);
     let width = summary.per_class.keys().map(|c| c.chars().count()).max().unwrap_or(0);
     for (class, count) in &summary.per_class {

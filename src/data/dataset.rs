@@ -86,6 +86,11 @@ pub struct DatasetFile {
     /// Photos seen more than once (by content) and kept once.
     #[serde(default)]
     pub duplicates: usize,
+    /// Training images whose label is the model's own (`import --accept-confident`), not a
+    /// person's; the test split holds none, so that evaluation never grades a model against
+    /// its own answers.
+    #[serde(default)]
+    pub model_labelled: usize,
     /// Where the photos came from.
     #[serde(default)]
     pub sources: Vec<String>,
@@ -103,6 +108,7 @@ impl DatasetFile {
             train: counts.0,
             test: counts.1,
             duplicates: 0,
+            model_labelled: 0,
             sources: Vec::new(),
         }
     }

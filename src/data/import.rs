@@ -17,7 +17,9 @@
 //! The directory holds `train-images-idx3-ubyte` / `train-labels-idx1-ubyte` and the `t10k-`
 //! pair (IDX: images N×H×W for grey, N×H×W×C for colour; labels u8, or 16-bit for more than 256
 //! classes), `dataset.json` (classes, shape, counts, sources), `manifest.csv` (every photo kept:
-//! path, class, split, hash) and `unreadable.csv`.
+//! path, class, split, hash, labelled by a person or the model) and `unreadable.csv`. Photos
+//! labelled by the model (`accept_confident`) go to the training split only: the test split is
+//! human truth, so evaluating never grades a model against its own answers.
 
 use crate::data::dataset::{Dataset, DatasetFile, MAX_CLASSES, Split, check_classes};
 use crate::data::decode;
@@ -55,6 +57,8 @@ pub struct ImportOptions {
 struct Item {
     path: PathBuf,
     class: String,
+    /// The class is the model's answer (a confident row taken unreviewed), not a person's.
+    by_model: bool,
 }
 
 /// A file that could not be imported.
@@ -81,6 +85,8 @@ pub struct ImportSummary {
     pub train: usize,
     /// Test images written.
     pub test: usize,
+    /// Training images labelled by the model (`accept_confident`), never in the test split.
+    pub model_labelled: usize,
     /// Images per class (both splits).
     pub per_class: BTreeMap<String, usize>,
     /// Files that could not be read or decoded.
@@ -99,6 +105,12 @@ fn is_test(hash: u64, fraction: f64) -> bool {
     ((hash >> 11) as f64 / (1u64 << 53) as f64) < fraction
 }
 
+/// Whether a converted photo goes to the test set: by its hash, unless its label is the model's
+/// own (those train only; the test split is human truth).
+fn in_test(c: &Converted, fraction: f64) -> bool {
+    !c.item.by_model && is_test(c.hash, fraction)
+}
+
 /// The photos of a source folder: one sub-folder per class.
 fn folder_items(dir: &Path) -> Result<Vec<Item>> {
     let mut items = Vec::new();
@@ -113,7 +125,7 @@ fn folder_items(dir: &Path) -> Result<Vec<Item>> {
             .and_then(|n| n.to_str())
             .ok_or_else(|| Error::format(&sub, "a category folder's name must be UTF-8"))?
             .to_string();
-        items.extend(find_images(&sub)?.into_iter().map(|path| Item { path, class: class.clone() }));
+        items.extend(find_images(&sub)?.into_iter().map(|path| Item { path, class: class.clone(), by_model: false }));
     }
     if items.is_empty() {
         return Err(Error::format(dir, "no photos in category sub-folders (expected DIR/<category>/<photo>)"));
@@ -133,8 +145,12 @@ fn csv_items(path: &Path, accept_confident: bool) -> Result<(Vec<Item>, usize)> 
     for (i, record) in file.records.iter().enumerate() {
         let field = |c: usize| record.get(c).unwrap_or("").trim();
         let unknown = verdict_col.is_some_and(|c| field(c) == "unknown");
+        let mut by_model = false;
         let class = match field(reviewed_col) {
-            "" if accept_confident && field(review_col) == "false" && !unknown => field(label_col),
+            "" if accept_confident && field(review_col) == "false" && !unknown => {
+                by_model = true;
+                field(label_col)
+            }
             "" | NOT_OURS => {
                 skipped += 1;
                 continue;
@@ -144,7 +160,7 @@ fn csv_items(path: &Path, accept_confident: bool) -> Result<(Vec<Item>, usize)> 
         if class.is_empty() {
             return Err(Error::format(path, format!("row {}: empty label", i + 2)));
         }
-        items.push(Item { path: base.join(field(path_col)), class: class.to_string() });
+        items.push(Item { path: base.join(field(path_col)), class: class.to_string(), by_model });
     }
     Ok((items, skipped))
 }
@@ -191,7 +207,7 @@ pub fn import(
     let kept = deduplicate(converted, &mut summary);
     let index: HashMap<&str, u16> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as u16)).collect();
     let (mut train, mut test): (Vec<&Converted>, Vec<&Converted>) =
-        kept.iter().partition(|c| !is_test(c.hash, options.test_split));
+        kept.iter().partition(|c| !in_test(c, options.test_split));
     train.sort_by_key(|c| c.hash);
     test.sort_by_key(|c| c.hash);
     fsutil::create_dir_all(out)?;
@@ -207,8 +223,10 @@ pub fn import(
         *summary.per_class.entry(c.item.class.clone()).or_default() += 1;
     }
     (summary.train, summary.test) = (train.len(), test.len());
+    summary.model_labelled = train.iter().filter(|c| c.item.by_model).count();
     let mut description = DatasetFile::new(classes, shape, (train.len(), test.len()));
     description.duplicates = summary.duplicates;
+    description.model_labelled = summary.model_labelled;
     description.sources = sources.iter().map(|s| s.display().to_string()).collect();
     description.save(out)?;
     write_lists(out, &kept, options.test_split, &summary.unreadable)?;
@@ -266,14 +284,16 @@ fn deduplicate(converted: Vec<Converted>, summary: &mut ImportSummary) -> Vec<Co
     kept
 }
 
-/// `manifest.csv` (every photo kept: path, class, split, hash) and `unreadable.csv`.
+/// `manifest.csv` (every photo kept: path, class, split, hash, labelled by a person or the
+/// model) and `unreadable.csv`.
 fn write_lists(out: &Path, kept: &[Converted], test_split: f64, unreadable: &[Unreadable]) -> Result<()> {
     fsutil::write_atomic(&out.join("manifest.csv"), |w| {
-        writeln!(w, "path,class,split,hash")?;
+        writeln!(w, "path,class,split,hash,labelled_by")?;
         kept.iter().try_for_each(|c| {
-            let split = if is_test(c.hash, test_split) { "test" } else { "train" };
+            let split = if in_test(c, test_split) { "test" } else { "train" };
             let (path, hash) = (c.item.path.display().to_string(), format!("{:016x}", c.hash));
-            writeln!(w, "{}", csv_record([path.as_str(), &c.item.class, split, &hash]))
+            let by = if c.item.by_model { "model" } else { "person" };
+            writeln!(w, "{}", csv_record([path.as_str(), &c.item.class, split, &hash, by]))
         })
     })?;
     fsutil::write_atomic(&out.join("unreadable.csv"), |w| {
@@ -374,6 +394,34 @@ mod tests {
         let summary = import(&[csv], &dir.path().join("data"), confident, &mut |_, _| {}).unwrap();
         assert_eq!((summary.found, summary.unreviewed), (2, 2));
         assert_eq!(summary.per_class, BTreeMap::from([("Hats".into(), 1), ("Skirts".into(), 1)]));
+    }
+
+    #[test]
+    fn rows_labelled_by_the_model_train_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rows = String::from("path,label,confidence,top3,needs_review,reviewed_label\n");
+        for i in 0..40 {
+            photo(&dir.path().join("up").join(format!("{i}.png")), 10 + i, 40);
+            // Half reviewed by a person, half taken as the model said.
+            let reviewed = if i % 2 == 0 { "Skirts" } else { "" };
+            rows.push_str(&format!("up/{i}.png,Hats,0.9,,false,{reviewed}\n"));
+        }
+        let csv = dir.path().join("labels.csv");
+        std::fs::write(&csv, rows).unwrap();
+        let out = dir.path().join("data");
+        let options = ImportOptions { accept_confident: true, test_split: 0.5, ..options() };
+        let summary = import(&[csv], &out, options, &mut |_, _| {}).unwrap();
+        assert_eq!((summary.found, summary.model_labelled), (40, 20));
+        let test = Dataset::load_split(&out, Split::Test).unwrap();
+        assert!(
+            !test.is_empty() && test.labels.iter().all(|&l| test.classes[l as usize] == "Skirts"),
+            "{:?}",
+            test.labels
+        );
+        assert_eq!(DatasetFile::load(&out).unwrap().unwrap().model_labelled, 20);
+        let manifest = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+        assert!(!manifest.lines().any(|l| l.contains(",test,") && l.ends_with(",model")), "{manifest}");
+        assert_eq!(manifest.lines().filter(|l| l.ends_with(",model")).count(), 20);
     }
 
     #[test]
