@@ -42,6 +42,13 @@ impl Histogram {
         self.count += 1;
     }
 
+    /// Adds `other`'s observations (same bounds).
+    fn merge(&mut self, other: &Histogram) {
+        self.counts.iter_mut().zip(&other.counts).for_each(|(a, b)| *a += b);
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
     /// Appends the `_bucket`, `_sum` and `_count` lines of `name` with extra `labels`.
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
@@ -134,18 +141,27 @@ impl Metrics {
         (probs, scores): (&[f32], Option<&[f32]>),
         thresholds: Thresholds,
     ) {
-        let mut c = self.counts();
+        // Counted per class and verdict first, so the shared map is touched once per class.
+        let mut local = vec![[0u64; 3]; class_names.len()];
+        let mut observed = Histogram::new(&OOD_BOUNDS);
         for (i, row) in probs.chunks_exact(class_names.len()).enumerate() {
             let best = (0..row.len()).fold(0, |b, k| if row[k] > row[b] { k } else { b });
             let score = scores.map(|s| s[i]);
-            let verdict = thresholds.verdict(row[best], score);
-            *c.verdicts.entry((model.to_string(), class_names[best].clone(), verdict)).or_default() += 1;
+            local[best][thresholds.verdict(row[best], score) as usize] += 1;
             if let Some(score) = score {
-                c.ood_scores
-                    .entry(model.to_string())
-                    .or_insert_with(|| Histogram::new(&OOD_BOUNDS))
-                    .observe(score.into());
+                observed.observe(score.into());
             }
+        }
+        let mut c = self.counts();
+        for (class, counts) in class_names.iter().zip(&local) {
+            for (verdict, &n) in [Verdict::Label, Verdict::Review, Verdict::Unknown].into_iter().zip(counts) {
+                if n > 0 {
+                    *c.verdicts.entry((model.to_string(), class.clone(), verdict)).or_default() += n;
+                }
+            }
+        }
+        if observed.count > 0 {
+            c.ood_scores.entry(model.to_string()).or_insert_with(|| Histogram::new(&OOD_BOUNDS)).merge(&observed);
         }
     }
 
