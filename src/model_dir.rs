@@ -177,7 +177,7 @@ fn not_a_model(dir: &Path) -> Error {
     let shown = dir.display();
     let has = |name: &str| dir.join(name).exists();
     let message = if !dir.exists() {
-        format!("{shown}: no such directory; --model takes a directory that `wardrobe train` wrote")
+        format!("{shown}: no such directory, so no {SPEC_FILE}; --model takes a directory that `wardrobe train` wrote")
     } else if !dir.is_dir() {
         format!(
             "{shown} is a file; --model takes a directory that `wardrobe train` wrote (an .onnx file converts to one with `wardrobe convert {shown} DIR`)"

@@ -173,7 +173,7 @@ fn bad_flags_are_refused() {
     assert_clean_failure(&["serve", "--model", "/nonexistent/model"], "model.json");
     assert_clean_failure(
         &["bench", "serve", "--model", "/nonexistent/model", "--seconds", "1"],
-        "did not start: /nonexistent/model/model.json",
+        "did not start: /nonexistent/model: no such directory, so no model.json",
     );
     let spec = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(spec.path(), r#"{"model": 3, "training": {}}"#).unwrap();

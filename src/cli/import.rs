@@ -33,6 +33,14 @@ pub struct ImportArgs {
     /// Largest accepted photo in pixels (guards against decompression bombs).
     #[arg(long, default_value_t = decode::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
+    /// The catalogue's classes, one per line, beside those its folders name: a reviewed label
+    /// outside them is an error naming the row and the closest class.
+    #[arg(long)]
+    pub classes: Option<PathBuf>,
+    /// Allow a labels file to bring this class, which the catalogue does not have yet
+    /// (repeatable).
+    #[arg(long = "new-class")]
+    pub new_classes: Vec<String>,
 }
 
 pub fn run(a: ImportArgs) -> Result<()> {
@@ -41,6 +49,8 @@ pub fn run(a: ImportArgs) -> Result<()> {
         test_split: a.test_split,
         accept_confident: a.accept_confident,
         max_pixels: a.max_pixels,
+        classes: a.classes.as_deref().map(read_classes).transpose()?,
+        new_classes: a.new_classes.clone(),
     };
     let summary = with_photo_progress(|progress| import(&a.sources, &a.out, options, progress))?;
     println!(
@@ -59,6 +69,9 @@ pub fn run(a: ImportArgs) -> Result<()> {
             summary.model_labelled
         );
     }
+    for hidden in &summary.hidden {
+        println!("  ignored (hidden): {hidden}");
+    }
     println!("{} classes at {}×{}×{}:", summary.per_class.len(), a.size, a.size, a.channels);
     let width = summary.per_class.keys().map(|c| c.chars().count()).max().unwrap_or(0);
     for (class, count) in &summary.per_class {
@@ -72,4 +85,16 @@ pub fn run(a: ImportArgs) -> Result<()> {
     }
     println!("wrote {} (train with: wardrobe train --data {})", a.out.display(), a.out.display());
     Ok(())
+}
+
+/// The class names of a `--classes` file: one per line, blank lines and `#` comments skipped.
+fn read_classes(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = wardrobe::fsutil::read_at_most(path, 1 << 20)?;
+    let text = String::from_utf8(text).map_err(|_| wardrobe::Error::format(path, "not UTF-8 text"))?;
+    let classes: Vec<String> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
+    if classes.is_empty() {
+        return Err(wardrobe::Error::format(path, "no class names (one per line)"));
+    }
+    Ok(classes)
 }

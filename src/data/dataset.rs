@@ -278,6 +278,10 @@ fn find_idx(dir: &Path, stem: &str) -> Result<PathBuf> {
     let shown = dir.display();
     let fix = if dir == Path::new(DEFAULT_DATA_DIR) && !dir.exists() {
         "not found (install the Debian package dataset-fashion-mnist or pass --data DIR)".to_string()
+    } else if !dir.exists() {
+        format!(
+            "not found: {shown} does not exist (--data takes Fashion-MNIST's directory, from the Debian package dataset-fashion-mnist, or one made by `wardrobe import`)"
+        )
     } else if !dir.is_dir() {
         format!(
             "not found: {shown} is not a directory (--data takes a data directory: Fashion-MNIST's IDX files or one made by `wardrobe import`)"

@@ -40,7 +40,7 @@ pub const MIN_CLASSES: usize = 2;
 const CHUNK: usize = 256;
 
 /// Settings of an import.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ImportOptions {
     /// What the photo pipeline makes.
     pub shape: PhotoShape,
@@ -50,6 +50,11 @@ pub struct ImportOptions {
     pub accept_confident: bool,
     /// Largest accepted photo, in pixels.
     pub max_pixels: u64,
+    /// The catalogue's classes, when given as a list (`--classes FILE`), beside those its
+    /// folders name.
+    pub classes: Option<Vec<String>>,
+    /// Classes a labels file may bring that the catalogue does not have yet (`--new-class`).
+    pub new_classes: Vec<String>,
 }
 
 /// A photo to import and the class it is labelled with.
@@ -57,6 +62,8 @@ pub struct ImportOptions {
 struct Item {
     path: PathBuf,
     class: String,
+    /// Where a labels-file row came from (`labels.csv row 5`), for messages.
+    row: Option<String>,
     /// The class is the model's answer (a confident row taken unreviewed), not a person's.
     by_model: bool,
 }
@@ -87,6 +94,8 @@ pub struct ImportSummary {
     pub test: usize,
     /// Training images labelled by the model (`accept_confident`), never in the test split.
     pub model_labelled: usize,
+    /// Hidden folders and files (names starting with `.`) in the source folders, not imported.
+    pub hidden: Vec<String>,
     /// Images per class (both splits).
     pub per_class: BTreeMap<String, usize>,
     /// Files that could not be read or decoded.
@@ -111,21 +120,29 @@ fn in_test(c: &Converted, fraction: f64) -> bool {
     !c.item.by_model && is_test(c.hash, fraction)
 }
 
-/// The photos of a source folder: one sub-folder per class.
-fn folder_items(dir: &Path) -> Result<Vec<Item>> {
+/// The photos of a source folder: one sub-folder per class; hidden folders (names starting with
+/// `.`, such as a viewer's `.thumbs`) are not classes and go to `hidden`.
+fn folder_items(dir: &Path, hidden: &mut Vec<String>) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .map(|e| e.map(|e| e.path()).map_err(|e| Error::io(dir, e)))
         .collect::<Result<_>>()?;
     entries.sort();
-    for sub in entries.into_iter().filter(|p| p.is_dir()) {
+    let is_hidden = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+    hidden.extend(entries.iter().filter(|p| is_hidden(p)).map(|p| p.display().to_string()));
+    for sub in entries.into_iter().filter(|p| p.is_dir() && !is_hidden(p)) {
         let class = sub
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| Error::format(&sub, "a category folder's name must be UTF-8"))?
             .to_string();
-        items.extend(find_images(&sub)?.into_iter().map(|path| Item { path, class: class.clone(), by_model: false }));
+        items.extend(find_images(&sub)?.into_iter().map(|path| Item {
+            path,
+            class: class.clone(),
+            row: None,
+            by_model: false,
+        }));
     }
     if items.is_empty() {
         return Err(Error::format(dir, "no photos in category sub-folders (expected DIR/<category>/<photo>)"));
@@ -133,13 +150,50 @@ fn folder_items(dir: &Path) -> Result<Vec<Item>> {
     Ok(items)
 }
 
-/// The labelled rows of a labels CSV (as `wardrobe label` writes it), and how many were skipped.
-fn csv_items(path: &Path, accept_confident: bool) -> Result<(Vec<Item>, usize)> {
+/// Every reviewed label must be a class the catalogue has: its folders', its `--classes` list's,
+/// the model's (the labels files' `label` column) or one allowed by `--new-class`. A typo is an
+/// error naming the row and the closest class, never a new class of one photo.
+fn check_vocabulary(items: &[Item], vocabulary: &BTreeSet<String>) -> Result<()> {
+    for item in items {
+        if let Some(row) = &item.row
+            && !vocabulary.contains(&item.class)
+        {
+            let closest = vocabulary.iter().min_by_key(|c| edit_distance(c, &item.class)).cloned().unwrap_or_default();
+            return Err(Error::Invalid(format!(
+                "{row}: '{}' is not a class of this catalogue (closest: '{closest}'); correct the row, or add the class with --new-class '{}'",
+                item.class, item.class
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The Levenshtein distance between `a` and `b`, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The labelled rows of a labels CSV (as `wardrobe label` writes it), how many were skipped,
+/// and the model's classes its `label` column names.
+fn csv_items(path: &Path, accept_confident: bool) -> Result<(Vec<Item>, usize, BTreeSet<String>)> {
     let file = LabelsFile::read(path)?;
     let column = |name: &str| file.column(name, path);
     let (path_col, label_col, review_col, reviewed_col) =
         (column("path")?, column("label")?, column("needs_review")?, column("reviewed_label")?);
     let verdict_col = file.find_column("verdict");
+    let model_classes: BTreeSet<String> =
+        file.records.iter().filter_map(|r| r.get(label_col)).filter(|l| !l.is_empty()).map(String::from).collect();
     let base = path.parent().unwrap_or(Path::new(""));
     let (mut items, mut skipped) = (Vec::new(), 0);
     for (i, record) in file.records.iter().enumerate() {
@@ -160,9 +214,14 @@ fn csv_items(path: &Path, accept_confident: bool) -> Result<(Vec<Item>, usize)> 
         if class.is_empty() {
             return Err(Error::format(path, format!("row {}: empty label", i + 2)));
         }
-        items.push(Item { path: base.join(field(path_col)), class: class.to_string(), by_model });
+        items.push(Item {
+            path: base.join(field(path_col)),
+            class: class.to_string(),
+            row: Some(format!("{} row {}", path.display(), i + 2)),
+            by_model,
+        });
     }
-    Ok((items, skipped))
+    Ok((items, skipped, model_classes))
 }
 
 /// A converted photo.
@@ -185,15 +244,21 @@ pub fn import(
     }
     let mut summary = ImportSummary::default();
     let mut items = Vec::new();
+    let mut vocabulary: BTreeSet<String> = options.classes.iter().flatten().cloned().collect();
     for source in sources {
         if source.is_dir() {
-            items.extend(folder_items(source)?);
+            let found = folder_items(source, &mut summary.hidden)?;
+            vocabulary.extend(found.iter().map(|i| i.class.clone()));
+            items.extend(found);
         } else {
-            let (rows, skipped) = csv_items(source, options.accept_confident)?;
+            let (rows, skipped, model_classes) = csv_items(source, options.accept_confident)?;
+            vocabulary.extend(model_classes);
             items.extend(rows);
             summary.unreviewed += skipped;
         }
     }
+    vocabulary.extend(options.new_classes.iter().cloned());
+    check_vocabulary(&items, &vocabulary)?;
     summary.found = items.len();
     let classes: Vec<String> = items.iter().map(|i| i.class.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     if !(MIN_CLASSES..=MAX_CLASSES).contains(&classes.len()) {
@@ -203,7 +268,7 @@ pub fn import(
         )));
     }
     check_classes(&classes)?;
-    let converted = convert_all(items, options, &mut summary, progress);
+    let converted = convert_all(items, &options, &mut summary, progress);
     let kept = deduplicate(converted, &mut summary);
     let index: HashMap<&str, u16> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as u16)).collect();
     let (mut train, mut test): (Vec<&Converted>, Vec<&Converted>) =
@@ -236,7 +301,7 @@ pub fn import(
 /// Reads and converts every item in parallel, in order; failures go to `summary`.
 fn convert_all(
     items: Vec<Item>,
-    options: ImportOptions,
+    options: &ImportOptions,
     summary: &mut ImportSummary,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Vec<Converted> {
@@ -316,7 +381,14 @@ mod tests {
     }
 
     fn options() -> ImportOptions {
-        ImportOptions { shape: PhotoShape::FASHION, test_split: 0.3, accept_confident: false, max_pixels: 1 << 20 }
+        ImportOptions {
+            shape: PhotoShape::FASHION,
+            test_split: 0.3,
+            accept_confident: false,
+            max_pixels: 1 << 20,
+            classes: None,
+            new_classes: Vec::new(),
+        }
     }
 
     #[test]
@@ -362,7 +434,7 @@ mod tests {
             "path,label,confidence,top3,needs_review,reviewed_label\n\
              up/a.png,Hats,0.4,,true,Skirts\n\
              up/b.png,Hats,0.9,,false,\n\
-             up/c.png,Hats,0.3,,true,\n",
+             up/c.png,Skirts,0.3,,true,\n",
         )
         .unwrap();
         let out = dir.path().join("data");
@@ -387,7 +459,7 @@ mod tests {
              up/a.png,Hats,0.9,,false,9.0,unknown,\n\
              up/b.png,Hats,0.9,,true,9.0,unknown,Skirts\n\
              up/c.png,Hats,0.9,,false,0.5,label,\n\
-             up/d.png,Hats,0.9,,true,9.0,unknown,(not ours)\n",
+             up/d.png,Skirts,0.9,,true,9.0,unknown,(not ours)\n",
         )
         .unwrap();
         let confident = ImportOptions { accept_confident: true, ..options() };
@@ -409,7 +481,8 @@ mod tests {
         let csv = dir.path().join("labels.csv");
         std::fs::write(&csv, rows).unwrap();
         let out = dir.path().join("data");
-        let options = ImportOptions { accept_confident: true, test_split: 0.5, ..options() };
+        let new_classes = vec!["Skirts".to_string()];
+        let options = ImportOptions { accept_confident: true, test_split: 0.5, new_classes, ..options() };
         let summary = import(&[csv], &out, options, &mut |_, _| {}).unwrap();
         assert_eq!((summary.found, summary.model_labelled), (40, 20));
         let test = Dataset::load_split(&out, Split::Test).unwrap();
@@ -422,6 +495,39 @@ mod tests {
         let manifest = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
         assert!(!manifest.lines().any(|l| l.contains(",test,") && l.ends_with(",model")), "{manifest}");
         assert_eq!(manifest.lines().filter(|l| l.ends_with(",model")).count(), 20);
+    }
+
+    #[test]
+    fn a_reviewed_label_outside_the_catalogue_names_the_row_and_the_closest_class() {
+        let dir = tempfile::tempdir().unwrap();
+        let shop = dir.path().join("shop");
+        for (class, w) in [("Kleider", 20), ("Hosen", 30), (".thumbs", 12)] {
+            photo(&shop.join(class).join("p.png"), w, 40);
+        }
+        photo(&dir.path().join("up").join("new.png"), 25, 40);
+        let csv = dir.path().join("labels.csv");
+        std::fs::write(
+            &csv,
+            "path,label,confidence,top3,needs_review,reviewed_label\nup/new.png,Hosen,0.4,,true,Kleid\n",
+        )
+        .unwrap();
+        let sources = [shop.clone(), csv.clone()];
+        let out = dir.path().join("data");
+        let err = import(&sources, &out, options(), &mut |_, _| {}).unwrap_err().to_string();
+        assert!(
+            err.contains("labels.csv row 2: 'Kleid' is not a class of this catalogue (closest: 'Kleider')"),
+            "{err}"
+        );
+        assert!(err.contains("--new-class 'Kleid'"), "{err}");
+        assert!(!out.exists(), "nothing written");
+        let allowed = ImportOptions { new_classes: vec!["Kleid".into()], ..options() };
+        let summary = import(&sources, &out, allowed, &mut |_, _| {}).unwrap();
+        assert_eq!(summary.per_class.keys().collect::<Vec<_>>(), ["Hosen", "Kleid", "Kleider"]);
+        assert_eq!(summary.hidden, [shop.join(".thumbs").display().to_string()]);
+        assert_eq!(
+            (edit_distance("Kleid", "Kleider"), edit_distance("", "ab"), edit_distance("kitten", "sitting")),
+            (2, 2, 3)
+        );
     }
 
     #[test]
