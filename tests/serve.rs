@@ -159,6 +159,20 @@ fn bad_infer_requests_get_4xx_naming_the_problem() {
         (server.post_json(url, &json!({ "inputs": "x" })), 400, "invalid request JSON"),
         (server.post_json("/v2/models/nope/infer", &infer_body(json!([1, 784]), "UINT8", zeros)), 404, "unknown model"),
         (server.request("POST", url, Some("application/json"), &vec![b' '; 200_000]), 413, "length limit"),
+        // Photos: a raw JPEG body is told how to send one; an upload too big is told the limit.
+        (
+            server.request("POST", "/v1/label", Some("image/jpeg"), &[0xFF, 0xD8, 0xFF, 0xE0]),
+            400,
+            "send the photos as multipart/form-data, one file field per photo",
+        ),
+        (
+            {
+                let (ct, big) = multipart(&[("big.png", &vec![7u8; 150_000])]);
+                server.request("POST", "/v1/label", Some(&ct), &big)
+            },
+            413,
+            "limit of 100000 bytes (serve --max-body-bytes)",
+        ),
     ];
     for (response, status, needle) in cases {
         assert_eq!(response.status, status, "{}", response.text());

@@ -96,13 +96,21 @@ pub async fn label(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(query) = query.map_err(|r| ApiError::bad_request(r.body_text()))?;
-    let mut multipart = multipart.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
+    let mut multipart = multipart.map_err(|r| {
+        ApiError::new(
+            r.status(),
+            format!(
+                "{}: send the photos as multipart/form-data, one file field per photo (curl -F photo=@item.jpg URL)",
+                r.body_text()
+            ),
+        )
+    })?;
     let served = match &query.model {
         Some(name) => state.repository.get(name, query.version.as_deref())?,
         None if query.version.is_some() => return Err(ApiError::bad_request("version needs model=NAME")),
         None => state.repository.default_model(&state.settings.model_name)?,
     };
-    let uploads = read_uploads(&mut multipart, state.settings.max_photos).await?;
+    let uploads = read_uploads(&mut multipart, state.settings.max_photos, state.settings.max_body_bytes).await?;
     let (shape, limits) = (served.shape, state.photo_limits());
     let converted = tokio::task::spawn_blocking(move || convert_all(uploads, shape, &limits))
         .await
@@ -135,9 +143,18 @@ pub async fn label(
     Ok(Json(serde_json::json!({ "results": results })))
 }
 
-/// Reads every field of the upload as a photo.
-async fn read_uploads(multipart: &mut Multipart, max_photos: usize) -> Result<Vec<Upload>, ApiError> {
-    let field_error = |e: MultipartError| ApiError::new(e.status(), format!("malformed upload: {}", e.body_text()));
+/// Reads every field of the upload as a photo; an upload over `max_body` bytes is a 413 naming
+/// the limit.
+async fn read_uploads(multipart: &mut Multipart, max_photos: usize, max_body: usize) -> Result<Vec<Upload>, ApiError> {
+    let field_error = |e: MultipartError| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "upload larger than this server's limit of {max_body} bytes (serve --max-body-bytes); send fewer or smaller photos per request"
+            ),
+        ),
+        status => ApiError::new(status, format!("malformed upload: {}", e.body_text())),
+    };
     let mut uploads = Vec::new();
     while let Some(field) = multipart.next_field().await.map_err(field_error)? {
         if uploads.len() == max_photos {
