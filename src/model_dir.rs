@@ -55,6 +55,8 @@ pub struct About {
     pub epochs: usize,
     /// The last epoch's figures.
     pub final_epoch: Option<EpochStats>,
+    /// How the calibration temperature was chosen.
+    pub calibration: Option<crate::train::calibration::Choice>,
 }
 
 /// What one epoch achieved.

@@ -29,16 +29,25 @@ fn evaluate_report_writes_figures_and_a_consistent_report_json() {
         assert_eq!(json[key], printed[key], "{key}");
         evaluation.as_object_mut().unwrap().remove(key);
     }
+    // Beside the evaluation, stdout says how the temperature was chosen and how much of the test
+    // set is unknown; report.json has the evaluation alone.
+    assert!(evaluation.as_object_mut().unwrap().remove("test_unknown_fraction").is_some(), "{printed}");
+    let choice = evaluation.as_object_mut().unwrap().remove("calibration").expect("the temperature's choice");
     assert_eq!(json["evaluation"], evaluation);
     // Temperature scaling minimises the validation loss, not the test ECE, so either ECE may be
     // the smaller; both are measured, from different probabilities, at the model's temperature.
     let model_json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
     assert_eq!(printed["temperature"], model_json["temperature"]);
-    assert_ne!(printed["temperature"], 1.0, "a temperature was fitted on the validation split");
+    // The fitted temperature is kept only when it beat its noise on the validation split.
+    let kept = choice["kept"].as_bool().unwrap();
+    let expected = if kept { choice["fitted"].clone() } else { serde_json::json!(1.0) };
+    assert_eq!(printed["temperature"].as_f64().unwrap() as f32, expected.as_f64().unwrap() as f32, "{choice}");
+    assert_eq!(model_json["about"]["calibration"], choice);
     let (ece, uncalibrated) = (printed["ece"].as_f64().unwrap(), printed["ece_uncalibrated"].as_f64().unwrap());
     assert!((0.0..0.2).contains(&ece) && (0.0..0.2).contains(&uncalibrated), "{printed}");
-    assert_ne!(ece, uncalibrated, "the calibrated ECE comes from the calibrated probabilities");
+    // The calibrated ECE comes from the calibrated probabilities: the same ones when 1 was kept.
+    assert_eq!((ece - uncalibrated).abs() > 1e-6, kept, "{printed}");
     assert!(report.join("reliability.png").is_file());
     let accuracy = printed["accuracy"].as_f64().unwrap();
     assert!(accuracy > 0.7, "a model trained on 2,700 real images: {accuracy}");

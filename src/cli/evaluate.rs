@@ -54,6 +54,9 @@ struct EvaluationJson<'a> {
     ece: f64,
     /// The same at temperature 1.
     ece_uncalibrated: f64,
+    /// How the temperature was chosen at training (models saved since the choice is recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration: Option<&'a wardrobe::train::calibration::Choice>,
     /// Share of the test set called `unknown` (when the model has an out-of-distribution score).
     #[serde(skip_serializing_if = "Option::is_none")]
     test_unknown_fraction: Option<f64>,
@@ -97,11 +100,23 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     let (test_unknown_fraction, ood) = separations(&a, &loaded, &test)?.unzip();
     let ood = ood.unwrap_or_default();
     if a.json {
-        let json = EvaluationJson { evaluation: &eval, temperature, ece, ece_uncalibrated, test_unknown_fraction, ood };
+        let calibration = loaded.about.as_ref().and_then(|a| a.calibration.as_ref());
+        let json = EvaluationJson {
+            evaluation: &eval,
+            temperature,
+            ece,
+            ece_uncalibrated,
+            calibration,
+            test_unknown_fraction,
+            ood,
+        };
         println!("{}", serde_json::to_string(&json).expect("evaluation serialises"));
     } else {
         print!("{}", eval.table());
         println!("calibration: temperature {temperature:.3}, ECE {ece:.4} (uncalibrated {ece_uncalibrated:.4})");
+        if let Some(choice) = loaded.about.as_ref().and_then(|a| a.calibration.as_ref()) {
+            println!("  chosen at training: {}", choice.line());
+        }
         if let (Some(share), Some(o)) = (test_unknown_fraction, &loaded.ood) {
             println!(
                 "unknown: {:.1}% of the test set (threshold {:.3}, chosen to keep {:.0}% of photos like the validation split)",

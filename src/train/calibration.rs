@@ -8,6 +8,71 @@
 
 use crate::nn::loss::argmax;
 
+/// How the temperature was chosen on the validation split, as `model.json` records it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Choice {
+    /// The temperature that minimises the validation NLL.
+    pub fitted: f32,
+    /// Validation NLL at temperature 1.
+    pub nll_uncalibrated: f64,
+    /// Validation NLL at the fitted temperature.
+    pub nll_fitted: f64,
+    /// The gain in NLL the validation size needs to count: twice the standard error of the
+    /// per-image gain.
+    pub margin: f64,
+    /// Whether the fitted temperature was kept (its gain beat the margin); else 1.
+    pub kept: bool,
+}
+
+impl Choice {
+    /// The temperature the model uses.
+    pub fn temperature(&self) -> f32 {
+        if self.kept { self.fitted } else { 1.0 }
+    }
+
+    /// One line saying which temperature and why.
+    pub fn line(&self) -> String {
+        let gain = self.nll_uncalibrated - self.nll_fitted;
+        if self.kept {
+            format!(
+                "temperature {:.3} kept: validation NLL {:.4} → {:.4} (gain {gain:.4} > {:.4}, twice its standard error)",
+                self.fitted, self.nll_uncalibrated, self.nll_fitted, self.margin
+            )
+        } else {
+            format!(
+                "temperature 1 kept: the fitted {:.3} lowered the validation NLL only by {gain:.4} (needed {:.4}, twice its standard error)",
+                self.fitted, self.margin
+            )
+        }
+    }
+}
+
+/// Fits a temperature to the validation `probs` (made at temperature 1) and keeps it only when
+/// it lowers the validation NLL by more than twice the standard error of the per-image gain, so
+/// that a small validation split cannot make a model worse calibrated on new photos.
+pub fn choose_temperature(probs: &[f32], labels: &[u16], classes: usize) -> Choice {
+    let fitted = fit_temperature(probs, labels, classes);
+    let gains: Vec<f64> = probs
+        .chunks_exact(classes)
+        .zip(labels)
+        .map(|(row, l)| {
+            let one = std::slice::from_ref(l);
+            nll(row, one, classes, 1.0) - nll(row, one, classes, f64::from(fitted))
+        })
+        .collect();
+    let n = gains.len().max(1) as f64;
+    let mean = gains.iter().sum::<f64>() / n;
+    let var = gains.iter().map(|g| (g - mean) * (g - mean)).sum::<f64>() / (n - 1.0).max(1.0);
+    let margin = 2.0 * (var / n).sqrt();
+    Choice {
+        fitted,
+        nll_uncalibrated: nll(probs, labels, classes, 1.0),
+        nll_fitted: nll(probs, labels, classes, f64::from(fitted)),
+        margin,
+        kept: !labels.is_empty() && mean > margin,
+    }
+}
+
 /// Bins of the expected calibration error (the usual 15).
 pub const ECE_BINS: usize = 15;
 
@@ -173,5 +238,31 @@ mod tests {
         let bins = reliability(&probs, &[0, 1], 2, 10);
         assert_eq!(bins[8].count, 2);
         assert!((bins[8].accuracy - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_temperature_is_kept_only_when_its_gain_beats_the_noise() {
+        // Overconfident answers, wrong a quarter of the time: cooling them clearly helps.
+        let mut probs = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..2_000 {
+            probs.extend([0.99f32, 0.01]);
+            labels.push(u16::from(i % 4 == 0));
+        }
+        let sure = choose_temperature(&probs, &labels, 2);
+        assert!(sure.kept && sure.fitted > 1.5, "{sure:?}");
+        assert!(sure.nll_fitted < sure.nll_uncalibrated && sure.temperature() == sure.fitted);
+        assert!(
+            sure.line().starts_with("temperature ") && sure.line().contains(" kept: validation NLL "),
+            "{}",
+            sure.line()
+        );
+        // Already calibrated (0.75 right three times in four) on a few photos: the fitted
+        // temperature is near 1 and its gain is noise, so 1 is kept.
+        let (few_probs, few_labels): (Vec<f32>, Vec<u16>) =
+            ((0..40).flat_map(|_| [0.75f32, 0.25]).collect(), (0..40).map(|i| u16::from(i % 4 == 0)).collect());
+        let noisy = choose_temperature(&few_probs, &few_labels, 2);
+        assert!(!noisy.kept && noisy.temperature() == 1.0, "{noisy:?}");
+        assert!(noisy.line().starts_with("temperature 1 kept: "), "{}", noisy.line());
     }
 }

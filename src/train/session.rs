@@ -62,7 +62,9 @@ pub fn run(
     about.final_epoch = final_epoch;
     model.temperature = 1.0;
     let raw = probabilities(model, data.1, false);
-    model.temperature = calibration::fit_temperature(&raw, &data.1.labels, model.classes());
+    let choice = calibration::choose_temperature(&raw, &data.1.labels, model.classes());
+    model.temperature = choice.temperature();
+    about.calibration = Some(choice);
     let ood = fit_ood(model, data)?;
     model_dir::save(model, classes, Some(&about), Some(&ood), run_dir)?;
     Ok(end)
