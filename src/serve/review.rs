@@ -122,13 +122,19 @@ pub struct ReviewRow {
 pub struct ReviewUpdate {
     /// The reviewer's class, `(not ours)`, or null to clear it.
     pub reviewed_label: Option<String>,
-    /// The reviewed label the reviewer saw before (default: what the server last saw); if the
-    /// file holds something else, the review is a conflict and nothing is written.
-    #[serde(default)]
+    /// The reviewed label the reviewer saw before, `null` for none (absent: what the server last
+    /// saw); if the file holds something else, the review is a conflict and nothing is written.
+    #[serde(default, deserialize_with = "present")]
     pub previous: Option<Option<String>>,
     /// Who reviews (recorded in `reviewed_by`; default `review page`).
     #[serde(default)]
     pub reviewer: Option<String>,
+}
+
+/// A field that is present, `null` included: `Some(None)` for `null` (an absent field is `None`
+/// by `#[serde(default)]`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// Why a review was not written.
@@ -495,6 +501,14 @@ mod tests {
         // A row deleted in the spreadsheet cannot be reviewed.
         std::fs::write(&path, format!("{header}a.png,Hats,0.5,,true,Coats\n")).unwrap();
         assert!(matches!(file.set(2, &review("Hats")), Err(Refusal::Missing(m)) if m.contains("c.png is no longer")));
+    }
+
+    #[test]
+    fn previous_null_means_none_was_seen_and_absent_means_ask_the_server() {
+        let parse = |body: &str| serde_json::from_str::<ReviewUpdate>(body).unwrap().previous;
+        assert_eq!(parse(r#"{"reviewed_label":"Hats","previous":null}"#), Some(None));
+        assert_eq!(parse(r#"{"reviewed_label":"Hats","previous":"Bags"}"#), Some(Some("Bags".into())));
+        assert_eq!(parse(r#"{"reviewed_label":"Hats"}"#), None);
     }
 
     #[test]
