@@ -56,7 +56,47 @@ pub struct About {
     /// The last epoch's figures.
     pub final_epoch: Option<EpochStats>,
     /// How the calibration temperature was chosen.
-    pub calibration: Option<crate::train::calibration::Choice>,
+    pub calibration: Option<Calibration>,
+}
+
+/// How the calibration temperature was chosen on the validation split (by
+/// `train::calibration::choose_temperature`), as `model.json` records it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// The temperature that minimises the validation NLL.
+    pub fitted: f32,
+    /// Validation NLL at temperature 1.
+    pub nll_uncalibrated: f64,
+    /// Validation NLL at the fitted temperature.
+    pub nll_fitted: f64,
+    /// The gain in NLL the validation size needs to count: twice the standard error of the
+    /// per-image gain.
+    pub margin: f64,
+    /// Whether the fitted temperature was kept (its gain beat the margin); else 1.
+    pub kept: bool,
+}
+
+impl Calibration {
+    /// The temperature the model uses.
+    pub fn temperature(&self) -> f32 {
+        if self.kept { self.fitted } else { 1.0 }
+    }
+
+    /// One line saying which temperature and why.
+    pub fn line(&self) -> String {
+        let gain = self.nll_uncalibrated - self.nll_fitted;
+        if self.kept {
+            format!(
+                "temperature {:.3} kept: validation NLL {:.4} → {:.4} (gain {gain:.4} > {:.4}, twice its standard error)",
+                self.fitted, self.nll_uncalibrated, self.nll_fitted, self.margin
+            )
+        } else {
+            format!(
+                "temperature 1 kept: the fitted {:.3} lowered the validation NLL only by {gain:.4} (needed {:.4}, twice its standard error)",
+                self.fitted, self.margin
+            )
+        }
+    }
 }
 
 /// What one epoch achieved.

@@ -56,7 +56,7 @@ struct EvaluationJson<'a> {
     ece_uncalibrated: f64,
     /// How the temperature was chosen at training (models saved since the choice is recorded).
     #[serde(skip_serializing_if = "Option::is_none")]
-    calibration: Option<&'a wardrobe::train::calibration::Choice>,
+    calibration: Option<&'a wardrobe::model_dir::Calibration>,
     /// Share of the test set called `unknown` (when the model has an out-of-distribution score).
     #[serde(skip_serializing_if = "Option::is_none")]
     test_unknown_fraction: Option<f64>,

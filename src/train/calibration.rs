@@ -6,51 +6,13 @@
 //! predictions are put into equal-width confidence bins, and the gap between each bin's mean
 //! confidence and its accuracy is averaged, weighted by the bin's share of predictions.
 
+use crate::model_dir::Calibration;
 use crate::nn::loss::argmax;
-
-/// How the temperature was chosen on the validation split, as `model.json` records it.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Choice {
-    /// The temperature that minimises the validation NLL.
-    pub fitted: f32,
-    /// Validation NLL at temperature 1.
-    pub nll_uncalibrated: f64,
-    /// Validation NLL at the fitted temperature.
-    pub nll_fitted: f64,
-    /// The gain in NLL the validation size needs to count: twice the standard error of the
-    /// per-image gain.
-    pub margin: f64,
-    /// Whether the fitted temperature was kept (its gain beat the margin); else 1.
-    pub kept: bool,
-}
-
-impl Choice {
-    /// The temperature the model uses.
-    pub fn temperature(&self) -> f32 {
-        if self.kept { self.fitted } else { 1.0 }
-    }
-
-    /// One line saying which temperature and why.
-    pub fn line(&self) -> String {
-        let gain = self.nll_uncalibrated - self.nll_fitted;
-        if self.kept {
-            format!(
-                "temperature {:.3} kept: validation NLL {:.4} → {:.4} (gain {gain:.4} > {:.4}, twice its standard error)",
-                self.fitted, self.nll_uncalibrated, self.nll_fitted, self.margin
-            )
-        } else {
-            format!(
-                "temperature 1 kept: the fitted {:.3} lowered the validation NLL only by {gain:.4} (needed {:.4}, twice its standard error)",
-                self.fitted, self.margin
-            )
-        }
-    }
-}
 
 /// Fits a temperature to the validation `probs` (made at temperature 1) and keeps it only when
 /// it lowers the validation NLL by more than twice the standard error of the per-image gain, so
 /// that a small validation split cannot make a model worse calibrated on new photos.
-pub fn choose_temperature(probs: &[f32], labels: &[u16], classes: usize) -> Choice {
+pub fn choose_temperature(probs: &[f32], labels: &[u16], classes: usize) -> Calibration {
     let fitted = fit_temperature(probs, labels, classes);
     let gains: Vec<f64> = probs
         .chunks_exact(classes)
@@ -64,7 +26,7 @@ pub fn choose_temperature(probs: &[f32], labels: &[u16], classes: usize) -> Choi
     let mean = gains.iter().sum::<f64>() / n;
     let var = gains.iter().map(|g| (g - mean) * (g - mean)).sum::<f64>() / (n - 1.0).max(1.0);
     let margin = 2.0 * (var / n).sqrt();
-    Choice {
+    Calibration {
         fitted,
         nll_uncalibrated: nll(probs, labels, classes, 1.0),
         nll_fitted: nll(probs, labels, classes, f64::from(fitted)),
