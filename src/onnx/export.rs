@@ -67,18 +67,9 @@ fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
 impl Builder {
     /// Adds `op` on the last value and `extra` inputs; its output becomes the last value.
     fn node(&mut self, op: &str, extra: &[String], attributes: Vec<AttributeProto>) {
-        let output = format!("{}_{}", op.to_lowercase(), self.nodes.len());
-        let mut input = vec![self.last.clone()];
-        input.extend_from_slice(extra);
-        self.nodes.push(NodeProto {
-            input,
-            output: vec![output.clone()],
-            name: output.clone(),
-            op_type: op.into(),
-            attribute: attributes,
-            ..Default::default()
-        });
-        self.last = output;
+        let last = self.last.clone();
+        let inputs: Vec<&str> = std::iter::once(last.as_str()).chain(extra.iter().map(String::as_str)).collect();
+        self.last = self.side(op, &inputs, attributes);
     }
 
     /// Adds `op` on explicit `inputs`, leaving the last value as it was; returns its output.
@@ -146,7 +137,7 @@ fn ood_nodes(b: &mut Builder, ood: &Ood, pooled: &[String], last_input: &str, cl
         let square = b.side("Mul", &[&centred, &centred], vec![]);
         let variance = b.side("ReduceMean", &[&square], vec![ints("axes", &[2, 3]), int("keepdims", 0)]);
         let deviation = b.side("Sqrt", &[&variance], vec![]);
-        let means = b.side("ReduceMean", &[x], vec![ints("axes", &[2, 3]), int("keepdims", 0)]);
+        let means = b.side("Flatten", &[&mean], vec![int("axis", 1)]);
         parts.push(b.side("Concat", &[&means, &deviation], vec![int("axis", 1)]));
     }
     let terms = (ood.score.distances().len() + 1) as f32;

@@ -164,11 +164,11 @@ impl ReviewFile {
     /// Opens a labels CSV written by `wardrobe label`, checking its columns.
     pub fn open(path: &Path) -> Result<ReviewFile> {
         let file = LabelsFile::read(path)?;
-        Columns::of(&file, path)?;
+        let columns = Columns::of(&file, path)?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let lock_path = path.with_file_name(format!(".{name}.lock"));
         let review = ReviewFile { path: path.to_path_buf(), lock_path, seen: Mutex::default() };
-        review.remember(&file, Columns::of(&file, path)?);
+        review.remember(&file, columns);
         Ok(review)
     }
 
