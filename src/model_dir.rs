@@ -148,6 +148,9 @@ pub struct DataAbout {
     pub validation: usize,
     /// Classes.
     pub classes: usize,
+    /// Fraction of the training data held out for validation (the last images).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_split: Option<f64>,
 }
 
 /// Now as RFC 3339 UTC (`2026-12-02T09:30:00Z`).

@@ -149,6 +149,42 @@ fn kill_9_mid_training_then_resume_matches_an_uninterrupted_run() {
 }
 
 #[test]
+fn resume_remembers_the_data_and_extends_a_run_to_the_bits_of_a_longer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = train_csv(dir.path(), 1_000);
+    let csv = csv.to_str().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (short, long) = (path("short"), path("long"));
+    for (out, epochs) in [(&short, "2"), (&long, "3")] {
+        let (ok, _, err) =
+            run(&["train", "--train-csv", csv, "--schedule", "constant", "--epochs", epochs, "--out", out]);
+        assert!(ok, "{err}");
+    }
+    // Finished: resuming without more epochs has nothing to do, and says how to extend.
+    common::assert_clean_failure(&["train", "--resume", &short], "--epochs N");
+    // Recipe flags conflict with the saved recipe; a different data source too.
+    common::assert_clean_failure(&["train", "--resume", &short, "--epochs", "3", "--lr", "0.01"], "--lr conflicts");
+    common::assert_clean_failure(
+        &["train", "--resume", &short, "--epochs", "3", "--data", "elsewhere"],
+        "drop the flag",
+    );
+    common::assert_clean_failure(&["train", "--resume", &short, "--epochs", "1"], "already finished 2 epochs");
+    // No --train-csv: the run remembers its data source.
+    let (ok, out, err) = run(&["train", "--resume", &short, "--epochs", "3"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("training on 900 images"), "{out}");
+    let weights = |d: &str| std::fs::read(std::path::Path::new(d).join("model.safetensors")).unwrap();
+    assert!(weights(&short) == weights(&long), "2 epochs extended to 3 differ from 3 epochs from the start");
+
+    // A cosine schedule is laid out over the run's length: extending it is refused.
+    let cosine = path("cosine");
+    let (ok, _, err) = run(&["train", "--train-csv", csv, "--epochs", "1", "--out", &cosine]);
+    assert!(ok, "{err}");
+    common::assert_clean_failure(&["train", "--resume", &cosine, "--epochs", "2"], "learning-rate schedule");
+    common::assert_clean_failure(&["train", "--resume", &path("none"), "--epochs", "2"], "has no checkpoint");
+}
+
+#[test]
 fn batch_norm_model_learns_and_updates_its_moving_statistics() {
     let (train, val) = subsets();
     // Momentum 0.9 instead of 0.99: this short run (80 steps) must still settle the averages.

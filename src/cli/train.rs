@@ -2,10 +2,10 @@
 
 use super::{ArchitectureArgs, DataArgs, INTERRUPTED, check_input, install_ctrl_c, print_plans};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use wardrobe::data::augment::Augment;
 use wardrobe::data::dataset::{Dataset, Split};
-use wardrobe::data::source::split_validation;
+use wardrobe::data::source::{DataSource, split_validation};
 use wardrobe::model_dir::{self, About, DataAbout};
 use wardrobe::nn::model::Model;
 use wardrobe::optim::config::{OptimizerConfig, OptimizerKind};
@@ -161,7 +161,8 @@ impl TrainArgs {
         };
         let source = self.data.train_csv.as_ref().unwrap_or(&self.data.data);
         let source = std::path::absolute(source).unwrap_or_else(|_| source.clone()).display().to_string();
-        let about = About { architecture, data: DataAbout { source, ..Default::default() }, ..Default::default() };
+        let recorded = DataAbout { source, val_split: Some(run.val_split), ..Default::default() };
+        let about = About { architecture, data: recorded, ..Default::default() };
         if let Some(start) = start {
             let layers = model.spec.layers.len();
             let keep = if start.class_names == data.classes { layers } else { layers - 1 };
@@ -181,19 +182,122 @@ impl TrainArgs {
     }
 }
 
+/// Flags that set a run's recipe, architecture or data split: `--resume` takes them from the
+/// checkpoint, so typing one with it is a conflict.
+const RECIPE_FLAGS: &[&str] = &[
+    "preset",
+    "spec",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "momentum",
+    "nesterov",
+    "l2",
+    "weight_decay",
+    "lookahead",
+    "schedule",
+    "augment",
+    "label_smoothing",
+    "seed",
+    "patience",
+    "monitor",
+    "min_delta",
+    "no_restore_best",
+    "val_split",
+];
+
+/// The checkpoint of the run in `dir`, the data source it trained on and its validation split,
+/// with `--epochs` applied when typed. Refuses flags that would change the saved recipe or data,
+/// an `--epochs` the schedule cannot be stretched to, and a finished run with nothing to add.
+fn resumed(a: &TrainArgs, given: Given, dir: &Path) -> Result<(checkpoint::Checkpoint, DataSource, f64)> {
+    let resume_flag = format!("--resume {}", dir.display());
+    if let Some(id) = RECIPE_FLAGS.iter().find(|id| given(id)) {
+        return Err(Error::Invalid(format!(
+            "--{} conflicts with {resume_flag}: a resumed run keeps its saved recipe; drop the flag, or start \
+             a new run from its weights with --init-from {}",
+            id.replace('_', "-"),
+            dir.display()
+        )));
+    }
+    if !checkpoint::exists(dir) {
+        return Err(Error::Invalid(format!(
+            "{} has no checkpoint to resume: start the run with wardrobe train --out {}",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    let mut checkpoint = checkpoint::load(&checkpoint::checkpoint_dir(dir))?;
+    let about = checkpoint.about.clone().unwrap_or_default();
+    let recorded = PathBuf::from(&about.data.source);
+    let source = if about.data.source.is_empty() {
+        a.data.source()
+    } else {
+        let typed = a.data.train_csv.as_ref().filter(|_| given("train_csv")).or(given("data").then_some(&a.data.data));
+        if let Some(typed) = typed {
+            let absolute = std::path::absolute(typed).unwrap_or_else(|_| typed.clone());
+            if absolute != recorded {
+                return Err(Error::Invalid(format!(
+                    "{} conflicts with {resume_flag}: the run trains on {}; drop the flag",
+                    typed.display(),
+                    recorded.display()
+                )));
+            }
+        }
+        let csv = recorded.is_file().then(|| recorded.clone());
+        DataSource { dir: if csv.is_some() { a.data.data.clone() } else { recorded }, train_csv: csv, test_csv: None }
+    };
+    let val_split = about.data.val_split.unwrap_or(a.val_split);
+    let (config, state) = (&mut checkpoint.config, &checkpoint.resume.state);
+    let finished = state.history.len();
+    let wanted = if given("epochs") { a.epochs } else { config.epochs };
+    if wanted != config.epochs {
+        let refusal = if wanted < finished {
+            Some(format!("it has already finished {finished} epochs"))
+        } else if state.stopped_early {
+            Some("it stopped early because validation stopped improving".to_string())
+        } else if config.schedule.depends_on_length() {
+            Some(format!(
+                "its {} learning-rate schedule was laid out over {} epochs, so every step's rate would change",
+                config.schedule, config.epochs
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            return Err(Error::Invalid(format!(
+                "{resume_flag} --epochs {wanted}: cannot extend the run to {wanted} epochs, {why}; start a new \
+                 run with --epochs {wanted}, or fine-tune it with --init-from {}",
+                dir.display()
+            )));
+        }
+        config.epochs = wanted;
+    }
+    if state.stopped_early || finished >= config.epochs {
+        return Err(Error::Invalid(format!(
+            "{} has finished ({finished} of {} epochs{}); nothing to resume: evaluate it with wardrobe evaluate \
+             --model {}, or extend it with {resume_flag} --epochs N",
+            dir.display(),
+            config.epochs,
+            if state.stopped_early { ", stopped early" } else { "" },
+            dir.display()
+        )));
+    }
+    Ok((checkpoint, source, val_split))
+}
+
 /// Trains (or resumes) as the flags say; `given` tells which flags were typed.
 pub fn run(a: TrainArgs, given: Given) -> Result<()> {
-    let full = a.data.source().load(Split::Train)?;
-    let (mut model, about, config, resume, run_dir, val_split) = match &a.resume {
+    let (mut model, about, config, resume, run_dir, val_split, full) = match &a.resume {
         Some(dir) => {
-            let checkpoint::Checkpoint { model, about, config, resume } =
-                checkpoint::load(&checkpoint::checkpoint_dir(dir))?;
+            let (checkpoint::Checkpoint { model, about, config, resume }, source, val_split) = resumed(&a, given, dir)?;
+            let full = source.load(Split::Train)?;
             println!("resuming {} at epoch {} step {}", dir.display(), resume.state.epoch, resume.state.step);
-            (model, about.unwrap_or_default(), config, Some(resume), dir.clone(), a.val_split)
+            (model, about.unwrap_or_default(), config, Some(resume), dir.clone(), val_split, full)
         }
         None => {
+            let full = a.data.source().load(Split::Train)?;
             let (model, about, config, val_split) = a.fresh_run(given, &full)?;
-            (model, about, config, None, a.out.clone(), val_split)
+            (model, about, config, None, a.out.clone(), val_split, full)
         }
     };
     check_input(&model.spec, &full)?;

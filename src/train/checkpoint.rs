@@ -56,6 +56,12 @@ pub fn checkpoint_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoint")
 }
 
+/// Whether the run directory `run_dir` holds a checkpoint (or the previous one of a cut-off save).
+pub fn exists(run_dir: &Path) -> bool {
+    let dir = checkpoint_dir(run_dir);
+    dir.exists() || sibling(&dir, ".old").exists()
+}
+
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
     name.push(suffix);

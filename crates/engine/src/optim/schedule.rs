@@ -40,6 +40,12 @@ impl std::fmt::Display for Schedule {
 }
 
 impl Schedule {
+    /// Whether the rate at a step depends on the run's length (so a run cannot be extended
+    /// without changing the rates of the steps already taken).
+    pub fn depends_on_length(&self) -> bool {
+        matches!(self, Schedule::Cosine { .. } | Schedule::OneCycle)
+    }
+
     /// Parses the command-line form: `constant`, `step:EVERY:GAMMA`, `cosine[:WARMUP]`, `one-cycle`.
     pub fn parse(text: &str) -> crate::Result<Schedule> {
         let parts: Vec<&str> = text.split(':').collect();
