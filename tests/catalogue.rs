@@ -111,6 +111,21 @@ fn own_categories_are_imported_trained_labelled_reviewed_and_fine_tuned() {
     let names: Vec<&str> = eval["classes"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, categories());
     assert!(report.join("reliability.png").is_file() && report.join("confusion.png").is_file());
+    // Each mistake names its original photo: a file in its true category's folder.
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap()).unwrap();
+    let mistakes = json["most_confident_mistakes"].as_array().unwrap();
+    assert!(!mistakes.is_empty());
+    for m in mistakes {
+        let photo = std::path::Path::new(m["photo"].as_str().unwrap());
+        let folder = photo.parent().unwrap().file_name().unwrap().to_str().unwrap();
+        assert!(photo.is_file() && folder == m["truth"].as_str().unwrap(), "{m}");
+    }
+    // The figure puts the photo beside the input: twice as wide a tile as Fashion-MNIST's.
+    let figure = image::open(report.join("mistakes.png")).unwrap();
+    assert!(figure.width() >= 1000, "{}", figure.width());
+    // Reliability bins carry their counts, which add up to the test set.
+    let counted: u64 = json["reliability"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, Dataset::load_split(&data, Split::Test).unwrap().len() as u64);
 
     let new = dir.path().join("new");
     let truth = uploads(0..300, &new);

@@ -78,6 +78,10 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
         (calibration::ece(&probs, &test.labels, classes), calibration::ece(&raw, &test.labels, classes));
     if let Some(dir) = &a.report {
         let history = wardrobe::train::history::load(&a.model)?;
+        let photos = match &a.data.test_csv {
+            Some(_) => None,
+            None => wardrobe::data::import::photo_paths(&a.data.data, Split::Test, test.len())?,
+        };
         let input = ReportInput {
             model: &a.model,
             evaluation: &eval,
@@ -87,6 +91,7 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
             ece,
             ece_uncalibrated,
             data: &test,
+            photos: photos.as_deref(),
             names: &loaded.class_names,
             history: history.as_deref(),
             tta: a.tta,

@@ -294,7 +294,7 @@ pub fn import(
     description.model_labelled = summary.model_labelled;
     description.sources = sources.iter().map(|s| s.display().to_string()).collect();
     description.save(out)?;
-    write_lists(out, &kept, options.test_split, &summary.unreadable)?;
+    write_lists(out, [&train, &test], &summary.unreadable)?;
     Ok(summary)
 }
 
@@ -349,16 +349,16 @@ fn deduplicate(converted: Vec<Converted>, summary: &mut ImportSummary) -> Vec<Co
     kept
 }
 
-/// `manifest.csv` (every photo kept: path, class, split, hash, labelled by a person or the
-/// model) and `unreadable.csv`.
-fn write_lists(out: &Path, kept: &[Converted], test_split: f64, unreadable: &[Unreadable]) -> Result<()> {
-    fsutil::write_atomic(&out.join("manifest.csv"), |w| {
-        writeln!(w, "path,class,split,hash,labelled_by")?;
-        kept.iter().try_for_each(|c| {
-            let split = if in_test(c, test_split) { "test" } else { "train" };
+/// `manifest.csv` (every photo kept: path, class, split, its index in the split's IDX files,
+/// hash, labelled by a person or the model) and `unreadable.csv`.
+fn write_lists(out: &Path, [train, test]: [&[&Converted]; 2], unreadable: &[Unreadable]) -> Result<()> {
+    fsutil::write_atomic(&out.join(MANIFEST), |w| {
+        writeln!(w, "path,class,split,index,hash,labelled_by")?;
+        let rows = train.iter().enumerate().map(|r| ("train", r)).chain(test.iter().enumerate().map(|r| ("test", r)));
+        rows.into_iter().try_for_each(|(split, (index, c))| {
             let (path, hash) = (c.item.path.display().to_string(), format!("{:016x}", c.hash));
             let by = if c.item.by_model { "model" } else { "person" };
-            writeln!(w, "{}", csv_record([path.as_str(), &c.item.class, split, &hash, by]))
+            writeln!(w, "{}", csv_record([path.as_str(), &c.item.class, split, &index.to_string(), &hash, by]))
         })
     })?;
     fsutil::write_atomic(&out.join("unreadable.csv"), |w| {
@@ -366,6 +366,33 @@ fn write_lists(out: &Path, kept: &[Converted], test_split: f64, unreadable: &[Un
         unreadable.iter().try_for_each(|u| writeln!(w, "{}", csv_record([u.path.as_str(), &u.reason])))
     })?;
     Ok(())
+}
+
+/// The catalogue's list of imported photos.
+const MANIFEST: &str = "manifest.csv";
+
+/// The original photo of each of the `count` images of `split` in the catalogue `dir`, as its
+/// `manifest.csv` lists them (`None` where it lists none); `None` when `dir` has no manifest
+/// (Fashion-MNIST's files, or a catalogue imported before the manifest had an index column).
+pub fn photo_paths(dir: &Path, split: Split, count: usize) -> Result<Option<Vec<Option<PathBuf>>>> {
+    let path = dir.join(MANIFEST);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let file = LabelsFile::read(&path)?;
+    let Some(index) = file.find_column("index") else { return Ok(None) };
+    let (column, split_column) = (file.column("path", &path)?, file.column("split", &path)?);
+    let name = match split {
+        Split::Train => "train",
+        Split::Test => "test",
+    };
+    let mut paths = vec![None; count];
+    for (row, record) in file.records.iter().enumerate().filter(|(_, r)| r.get(split_column) == Some(name)) {
+        let at = record.get(index).and_then(|i| i.parse::<usize>().ok()).filter(|&i| i < count);
+        let at = at.ok_or_else(|| Error::format(&path, format!("row {}: index is not below {count}", row + 2)))?;
+        paths[at] = record.get(column).map(PathBuf::from);
+    }
+    Ok(Some(paths))
 }
 
 #[cfg(test)]

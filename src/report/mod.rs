@@ -40,6 +40,8 @@ pub struct ReportInput<'a> {
     pub ece_uncalibrated: f64,
     /// The evaluated set.
     pub data: &'a Dataset,
+    /// The original photo of each image of `data`, for a catalogue whose manifest lists them.
+    pub photos: Option<&'a [Option<PathBuf>]>,
     /// Class names.
     pub names: &'a [String],
     /// The model's training history, when its run directory has one.
@@ -58,6 +60,8 @@ struct ReportJson<'a> {
     ece: f64,
     ece_uncalibrated: f64,
     confusion_row_percent: Vec<Vec<f64>>,
+    /// The calibrated probabilities' reliability bins (count, mean confidence, accuracy).
+    reliability: Vec<crate::train::calibration::Bin>,
     misclassified: usize,
     most_confident_mistakes: &'a [Mistake],
     history: Option<&'a [EpochStats]>,
@@ -74,7 +78,10 @@ pub fn write(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
     if let Some(history) = input.history.filter(|h| !h.is_empty()) {
         figures.push(("curves.png", curves::curves_png(history)?));
     }
-    let wrong = mistakes::mistakes(input.probabilities, &input.data.labels, input.names);
+    let mut wrong = mistakes::mistakes(input.probabilities, &input.data.labels, input.names);
+    for m in &mut wrong {
+        m.photo = input.photos.and_then(|p| p.get(m.index)?.as_ref()).map(|p| p.display().to_string());
+    }
     let shown = &wrong[..wrong.len().min(MISTAKES_SHOWN)];
     figures.push(("mistakes.png", mistakes::mistakes_png(shown, input.data)?));
     let (labels, classes) = (&input.data.labels, input.names.len());
@@ -97,6 +104,12 @@ pub fn write(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
         ece: input.ece,
         ece_uncalibrated: input.ece_uncalibrated,
         confusion_row_percent: input.evaluation.confusion.row_percent(),
+        reliability: crate::train::calibration::reliability(
+            input.probabilities,
+            labels,
+            classes,
+            crate::train::calibration::ECE_BINS,
+        ),
         misclassified: wrong.len(),
         most_confident_mistakes: shown,
         history: input.history,

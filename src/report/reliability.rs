@@ -1,13 +1,19 @@
 //! The reliability diagram: per confidence bin, how often the model was right against how sure
-//! it said it was, before and after calibration; a calibrated model follows the diagonal.
+//! it said it was, before and after calibration; a calibrated model follows the diagonal. Each
+//! bin is labelled with how many predictions fell in it, and bins of fewer than
+//! [`MIN_BIN_COUNT`] are not drawn: a handful of photos is noise, not a finding.
 
 use super::canvas::{DrawResult, FONT, Figure, render_png};
 use crate::error::Result;
 use crate::train::calibration::{self, Bin, ECE_BINS};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 const RAW: RGBColor = RGBColor(214, 39, 40);
 const CALIBRATED: RGBColor = RGBColor(31, 119, 180);
+
+/// Fewest predictions a bin needs to be drawn.
+pub const MIN_BIN_COUNT: usize = 20;
 
 /// The diagram of `raw` and `calibrated` probabilities (rows of `classes`) against `labels`.
 pub fn reliability_png(raw: &[f32], calibrated: &[f32], labels: &[u16], classes: usize) -> Result<Figure> {
@@ -17,7 +23,7 @@ pub fn reliability_png(raw: &[f32], calibrated: &[f32], labels: &[u16], classes:
     });
     render_png("reliability diagram", 620, 600, |canvas| {
         let mut chart = ChartBuilder::on(canvas)
-            .caption("reliability diagram (test set)", (FONT, 22))
+            .caption(format!("reliability diagram (test set; bins under {MIN_BIN_COUNT} hidden)"), (FONT, 20))
             .margin(16)
             .x_label_area_size(45)
             .y_label_area_size(60)
@@ -34,6 +40,13 @@ pub fn reliability_png(raw: &[f32], calibrated: &[f32], labels: &[u16], classes:
         for (name, colour, bins) in &curves {
             draw_curve(&mut chart, name, *colour, bins)?;
         }
+        // Labels right of their dot, or left of it near the right edge.
+        let counts = curves[1].2.iter().filter(|b| b.count >= MIN_BIN_COUNT);
+        chart.draw_series(counts.map(|b| {
+            let (side, dx) = if b.confidence > 0.85 { (HPos::Right, -0.012) } else { (HPos::Left, 0.012) };
+            let style = (FONT, 12).into_font().color(&CALIBRATED).pos(Pos::new(side, VPos::Top));
+            Text::new(format!("n={}", b.count), (b.confidence + dx, b.accuracy - 0.015), style)
+        }))?;
         chart
             .configure_series_labels()
             .label_font((FONT, 14))
@@ -51,9 +64,10 @@ type Chart<'a, 'b> = ChartContext<
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
 
-/// One curve through the non-empty bins, each marked by a dot.
+/// One curve through the bins of at least [`MIN_BIN_COUNT`] predictions, each marked by a dot.
 fn draw_curve(chart: &mut Chart, name: &str, colour: RGBColor, bins: &[Bin]) -> DrawResult {
-    let points: Vec<(f64, f64)> = bins.iter().filter(|b| b.count > 0).map(|b| (b.confidence, b.accuracy)).collect();
+    let kept = bins.iter().filter(|b| b.count >= MIN_BIN_COUNT);
+    let points: Vec<(f64, f64)> = kept.map(|b| (b.confidence, b.accuracy)).collect();
     chart
         .draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))?
         .label(name)

@@ -100,7 +100,7 @@ pub fn fit_temperature(probs: &[f32], labels: &[u16], classes: usize) -> f32 {
 }
 
 /// One confidence bin of a reliability diagram.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct Bin {
     /// Predictions whose confidence falls in the bin.
     pub count: usize,
