@@ -280,11 +280,67 @@ fn a_photo_that_takes_too_long_to_decode_is_refused() {
 
 /// A GET with an optional `Authorization` header.
 fn get_with(server: &Server, path: &str, authorization: Option<&str>) -> common::http::Response {
+    send_with(server, "GET", path, authorization, b"")
+}
+
+/// A request with an optional `Authorization` header and a JSON body.
+fn send_with(
+    server: &Server,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> common::http::Response {
     let mut stream = connect(&server.addr);
     let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
-    let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\r\n");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
     stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
     common::http::read_response(&mut stream)
+}
+
+#[test]
+fn with_api_keys_a_review_is_signed_by_the_key_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "ana-key-123 Ana Lima\nsecond-key-456\n").unwrap();
+    let labels = dir.path().join("labels.csv");
+    std::fs::write(
+        &labels,
+        "path,label,confidence,top3,needs_review,ood_score,verdict,reviewed_label\n\
+         a.png,Bag,0.41,Bag:0.41,true,1.0,review,\n\
+         b.png,Bag,0.40,Bag:0.40,true,1.0,review,\n",
+    )
+    .unwrap();
+    let args = ["--quiet", "--api-key-file", keys.to_str().unwrap(), "--review", labels.to_str().unwrap()];
+    let server = Server::start_logged(shared_trained_model("abuse-model"), &args);
+    let review = |id: usize, key: Option<&str>| {
+        let body = json!({ "reviewed_label": "Sandal", "reviewer": "Mallory" }).to_string();
+        send_with(&server, "POST", &format!("/v1/review/{id}"), key, body.as_bytes())
+    };
+    assert_eq!(review(0, None).status, 401);
+    let listed = get_with(&server, "/v1/review", Some("Bearer ana-key-123")).json();
+    let id_of = |path: &str| {
+        let rows = listed["rows"].as_array().unwrap();
+        rows.iter().find(|r| r["path"] == path).unwrap()["id"].as_u64().unwrap() as usize
+    };
+    let r = review(id_of("a.png"), Some("Bearer ana-key-123"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = review(id_of("b.png"), Some("Bearer second-key-456"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut reader = csv::Reader::from_path(&labels).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let by = header.iter().position(|h| h == "reviewed_by").unwrap();
+    let signed: Vec<(String, String)> =
+        reader.records().map(|r| r.unwrap()).map(|r| (r[0].to_string(), r[by].to_string())).collect();
+    assert_eq!(
+        signed,
+        [("a.png".to_string(), "Ana Lima".to_string()), ("b.png".to_string(), "key 2".to_string())],
+        "the key's holder signs, whatever the body claims"
+    );
 }
 
 #[test]

@@ -126,7 +126,8 @@ pub struct ReviewUpdate {
     /// saw); if the file holds something else, the review is a conflict and nothing is written.
     #[serde(default, deserialize_with = "present")]
     pub previous: Option<Option<String>>,
-    /// Who reviews (recorded in `reviewed_by`; default `review page`).
+    /// Who reviews (recorded in `reviewed_by`; default `review page`). With API keys on, the
+    /// key holder's name replaces it: a reviewer cannot sign as someone else.
     #[serde(default)]
     pub reviewer: Option<String>,
 }
@@ -335,12 +336,16 @@ fn row_id(id: &str) -> Answer<usize> {
 pub async fn set(
     State(state): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
+    holder: Option<axum::Extension<super::auth::KeyHolder>>,
     body: axum::body::Bytes,
 ) -> Answer<Response> {
     let path = review_file(&state)?.path.display().to_string();
     let id = row_id(&id)?;
-    let update: ReviewUpdate =
+    let mut update: ReviewUpdate =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    if let Some(axum::Extension(holder)) = holder {
+        update.reviewer = Some(holder.0);
+    }
     if let Some(label) = &update.reviewed_label
         && label != NOT_OURS
         && !state.repository.default_model(&state.settings.model_name)?.class_names.contains(label)
