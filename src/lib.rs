@@ -17,4 +17,4 @@ pub mod tune;
 
 pub use error::{Error, Result};
 /// The engine's modules, under the names the application has always used for them.
-pub use wardrobe_engine::{fsutil, nn, optim, seed};
+pub use wardrobe_engine::{Error as EngineError, fsutil, nn, optim, seed};

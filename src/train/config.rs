@@ -46,7 +46,87 @@ impl Default for TrainConfig {
     }
 }
 
+/// The settings [`TrainConfig::set`] takes by name (as `train`'s flags, `-` written `_`), in the
+/// order they are applied: `optimizer` before `weight_decay` (it resets it to the rule's default),
+/// `patience` before the early-stopping settings it turns on.
+pub const SETTINGS: &[&str] = &[
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "momentum",
+    "nesterov",
+    "l2",
+    "weight_decay",
+    "lookahead",
+    "schedule",
+    "augment",
+    "label_smoothing",
+    "seed",
+    "patience",
+    "monitor",
+    "min_delta",
+    "restore_best",
+];
+
 impl TrainConfig {
+    /// Sets one setting by its name in [`SETTINGS`] from its command-line text (`"adamw"`,
+    /// `"cosine:1"`, `"flip,shift=2"`, `"true"`), as `train`'s flag of that name would; callers
+    /// apply several in the order of [`SETTINGS`]. The early-stopping settings need `patience`.
+    pub fn set(&mut self, name: &str, value: &str) -> crate::Result<()> {
+        fn number<T: std::str::FromStr>(name: &str, value: &str, what: &str) -> crate::Result<T> {
+            value.parse().map_err(|_| crate::Error::Invalid(format!("{name} '{value}': expected {what}")))
+        }
+        fn flag(value: &str, name: &str) -> crate::Result<bool> {
+            match value {
+                "true" | "True" | "1" => Ok(true),
+                "false" | "False" | "0" => Ok(false),
+                _ => Err(crate::Error::Invalid(format!("{name} '{value}': expected true or false"))),
+            }
+        }
+        fn stopping<'c>(c: &'c mut Option<EarlyStopping>, name: &str) -> crate::Result<&'c mut EarlyStopping> {
+            c.as_mut().ok_or_else(|| crate::Error::Invalid(format!("{name} needs patience (early stopping is off)")))
+        }
+        let o = &mut self.optimizer;
+        match name {
+            "epochs" => self.epochs = number(name, value, "a whole number")?,
+            "batch_size" => self.batch_size = number(name, value, "a whole number")?,
+            "optimizer" => {
+                o.kind = value.parse()?;
+                o.weight_decay = o.kind.default_weight_decay();
+            }
+            "lr" => o.lr = number(name, value, "a number")?,
+            "momentum" => o.momentum = number(name, value, "a number")?,
+            "nesterov" => o.nesterov = flag(value, name)?,
+            "l2" => o.l2 = number(name, value, "a number")?,
+            "weight_decay" => o.weight_decay = number(name, value, "a number")?,
+            "lookahead" => {
+                o.lookahead = crate::optim::lookahead::LookaheadConfig::parse(value)
+                    .map_err(|e| crate::Error::Invalid(format!("lookahead '{value}': {e}")))?;
+            }
+            "schedule" => self.schedule = Schedule::parse(value)?,
+            "augment" => self.augment = Augment::parse(value)?,
+            "label_smoothing" => self.label_smoothing = number(name, value, "a number")?,
+            "seed" => self.seed = number(name, value, "a whole number")?,
+            "patience" => {
+                let patience = number(name, value, "a whole number")?;
+                let defaults =
+                    EarlyStopping { monitor: Monitor::ValLoss, patience, min_delta: 0.0, restore_best: true };
+                self.early_stopping = Some(EarlyStopping { patience, ..self.early_stopping.unwrap_or(defaults) });
+            }
+            "monitor" => stopping(&mut self.early_stopping, name)?.monitor = value.parse()?,
+            "min_delta" => stopping(&mut self.early_stopping, name)?.min_delta = number(name, value, "a number")?,
+            "restore_best" => stopping(&mut self.early_stopping, name)?.restore_best = flag(value, name)?,
+            _ => {
+                return Err(crate::Error::Invalid(format!(
+                    "unknown training setting '{name}'; the settings are {}",
+                    SETTINGS.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The settings as the flags that set them, e.g. `--epochs 14 --batch-size 64 --optimizer adam
     /// --lr 0.002 --schedule cosine --augment flip --label-smoothing 0.1`.
     pub fn flags(&self) -> String {

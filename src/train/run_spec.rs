@@ -34,9 +34,13 @@ pub enum SpecFile {
 impl SpecFile {
     /// Reads a spec file, naming it in errors.
     pub fn load(path: &Path) -> Result<SpecFile> {
-        let text = fsutil::read_at_most(path, fsutil::MAX_JSON_BYTES)?;
+        SpecFile::parse(&fsutil::read_at_most(path, fsutil::MAX_JSON_BYTES)?, path)
+    }
+
+    /// Parses a spec's JSON text; `path` names it in errors.
+    pub fn parse(text: &[u8], path: &Path) -> Result<SpecFile> {
         let value: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| Error::format(path, format!("invalid JSON: {e}")))?;
+            serde_json::from_slice(text).map_err(|e| Error::format(path, format!("invalid JSON: {e}")))?;
         let parsed = if value.get("training").is_some() {
             serde_json::from_value(value).map(SpecFile::Run)
         } else {
