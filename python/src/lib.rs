@@ -60,7 +60,7 @@ impl<'py> Images<'py> {
             }
         };
         if let Ok(bytes) = x.extract::<PyReadonlyArrayDyn<'py, u8>>() {
-            if bytes.as_slice().is_ok() {
+            if bytes.is_c_contiguous() {
                 return Ok(Images { borrowed: Some(bytes), owned: Vec::new(), shape });
             }
             let owned = bytes.as_array().iter().copied().collect();
