@@ -295,3 +295,20 @@ def test_classifier_passes_scikit_learns_api_checks():
 def test_the_suite_runs_the_package_built_from_this_checkout():
     expected = os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
     assert expected and wardrobe.__file__.startswith(expected), wardrobe.__file__
+
+
+def test_the_example_notebook_runs_end_to_end(tmp_path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "notebook", "fashion_mnist.ipynb")
+    notebook = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), "outputs are not committed"
+    monkeypatch.setenv("WARDROBE_NOTEBOOK_IMAGES", "6000")
+    monkeypatch.setenv("WARDROBE_NOTEBOOK_EPOCHS", "2")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    assert "Epoch 2/2" in printed and "accuracy" in printed
+    assert (tmp_path / "runs" / "notebook" / "model.safetensors").is_file()
+    assert (tmp_path / "upload.png").is_file()

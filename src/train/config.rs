@@ -246,6 +246,36 @@ mod tests {
     use crate::optim::lookahead::LookaheadConfig;
 
     #[test]
+    fn settings_by_name_set_what_the_flags_of_the_same_name_set() {
+        let mut c = TrainConfig::default();
+        for (name, value) in [
+            ("epochs", "3"),
+            ("optimizer", "adamw"),
+            ("lr", "0.004"),
+            ("schedule", "cosine:0.5"),
+            ("augment", "flip,shift=2"),
+            ("lookahead", "5:0.5"),
+            ("label_smoothing", "0.1"),
+            ("patience", "2"),
+            ("monitor", "val-accuracy"),
+            ("restore_best", "False"),
+        ] {
+            c.set(name, value).unwrap();
+        }
+        assert_eq!(
+            c.flags(),
+            "--epochs 3 --batch-size 64 --optimizer adamw --lr 0.004 --schedule cosine:0.5 --augment shift=2,flip \
+             --weight-decay 0.004 --label-smoothing 0.1 --lookahead 5:0.5 --seed 1"
+        );
+        let stopping = c.early_stopping.unwrap();
+        assert_eq!((stopping.patience, stopping.monitor, stopping.restore_best), (2, Monitor::ValAccuracy, false));
+        let mut plain = TrainConfig::default();
+        assert!(plain.set("monitor", "val-loss").unwrap_err().to_string().contains("needs patience"));
+        assert!(plain.set("learning_rate", "1").unwrap_err().to_string().contains("the settings are epochs,"));
+        assert!(plain.set("epochs", "many").unwrap_err().to_string().contains("epochs 'many': expected a whole number"));
+    }
+
+    #[test]
     fn validate_refuses_a_lookahead_a_spec_or_checkpoint_could_carry() {
         let with = |k, alpha| TrainConfig {
             optimizer: OptimizerConfig { lookahead: Some(LookaheadConfig { k, alpha }), ..Default::default() },
