@@ -17,7 +17,7 @@ fn evaluate_report_writes_figures_and_a_consistent_report_json() {
         run(&["evaluate", "--model", model.to_str().unwrap(), "--json", "--report", report.to_str().unwrap()]);
     assert!(ok, "{err}");
     let printed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    for name in ["confusion.png", "curves.png", "mistakes.png"] {
+    for name in ["confusion.png", "curves.png", "mistakes.png", "ood.png"] {
         let img = image::open(report.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(img.width() >= 600 && img.height() >= 400, "{name} is {}×{}", img.width(), img.height());
         assert!(err.contains(&format!("wrote {}", report.join(name).display())), "{err}");

@@ -11,6 +11,7 @@ use wardrobe::model_dir::{self, Loaded};
 use wardrobe::nn::infer::{INFERENCE_BATCH, Predictor};
 use wardrobe::ood::{Separation, separation};
 use wardrobe::predict::{DEFAULT_REVIEW_BELOW, Thresholds, Verdict};
+use wardrobe::report::ood::ScoredSet;
 use wardrobe::report::{self, ReportInput};
 use wardrobe::train::calibration;
 use wardrobe::train::metrics::Evaluation;
@@ -76,6 +77,11 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     let eval = Evaluation::from_probabilities(&probs, &test.labels, &loaded.class_names);
     let (ece, ece_uncalibrated) =
         (calibration::ece(&probs, &test.labels, classes), calibration::ece(&raw, &test.labels, classes));
+    // The score was fitted on calibrated probabilities.
+    loaded.model.temperature = temperature;
+    let measured = separations(&a, &loaded, &test)?;
+    let (test_unknown_fraction, ood) = measured.as_ref().map(|m| (m.unknown, m.folders.clone())).unzip();
+    let ood = ood.unwrap_or_default();
     if let Some(dir) = &a.report {
         let history = wardrobe::train::history::load(&a.model)?;
         let photos = match &a.data.test_csv {
@@ -95,15 +101,17 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
             names: &loaded.class_names,
             history: history.as_deref(),
             tta: a.tta,
+            ood: measured.as_ref().zip(loaded.ood.as_ref()).map(|(m, o)| {
+                let test_set = ScoredSet { name: "test set".into(), scores: &m.test_scores };
+                let folders = m.folders.iter().zip(&m.folder_scores);
+                let sets = folders.map(|(f, scores)| ScoredSet { name: f.folder.clone(), scores });
+                (std::iter::once(test_set).chain(sets).collect(), o.threshold)
+            }),
         };
         for path in report::write(dir, &input)? {
             eprintln!("wrote {}", path.display());
         }
     }
-    // The score was fitted on calibrated probabilities.
-    loaded.model.temperature = temperature;
-    let (test_unknown_fraction, ood) = separations(&a, &loaded, &test)?.unzip();
-    let ood = ood.unwrap_or_default();
     if a.json {
         let calibration = loaded.about.as_ref().and_then(|a| a.calibration.as_ref());
         let json = EvaluationJson {
@@ -145,9 +153,21 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The share of the test set called unknown and the --ood folders measured against the test set
-/// (none when the model has no score and no folder was given).
-fn separations(a: &EvaluateArgs, loaded: &Loaded, test: &Dataset) -> Result<Option<(f64, Vec<Separation>)>> {
+/// The out-of-distribution scores of the test set and the --ood folders, and what they measure.
+struct Measured {
+    /// The share of the test set called unknown.
+    unknown: f64,
+    /// Each folder against the test set.
+    folders: Vec<Separation>,
+    /// The test set's scores.
+    test_scores: Vec<f32>,
+    /// Each folder's scores.
+    folder_scores: Vec<Vec<f32>>,
+}
+
+/// The --ood folders measured against the test set (none when the model has no score and no
+/// folder was given).
+fn separations(a: &EvaluateArgs, loaded: &Loaded, test: &Dataset) -> Result<Option<Measured>> {
     if a.ood.is_empty() && loaded.ood.is_none() {
         return Ok(None);
     }
@@ -163,7 +183,7 @@ fn separations(a: &EvaluateArgs, loaded: &Loaded, test: &Dataset) -> Result<Opti
     let (probs, features) = predictor.probabilities_and_features(&test.images);
     let inside = ood.score.scores(&features, &probs, classes);
     let (shape, limits) = (loaded.photo_shape()?, decode::Limits::pixels(a.max_pixels));
-    let mut out = Vec::new();
+    let (mut out, mut folder_scores) = (Vec::new(), Vec::new());
     for folder in &a.ood {
         let photos = find_images(folder)?;
         let converted: Vec<_> = photos.iter().map(|p| photo::load_as(p, shape, &limits)).collect();
@@ -173,11 +193,12 @@ fn separations(a: &EvaluateArgs, loaded: &Loaded, test: &Dataset) -> Result<Opti
         let scores = ood.score.scores(&features, &probs, classes);
         let scored: Vec<(f32, Verdict)> = probs
             .chunks_exact(classes)
-            .zip(scores)
+            .zip(scores.iter().copied())
             .map(|(p, s)| (s, thresholds.verdict(p.iter().copied().fold(0.0, f32::max), Some(s))))
             .collect();
         out.push(separation(folder.display().to_string(), &inside, &scored, failed));
+        folder_scores.push(scores);
     }
     let unknown = inside.iter().filter(|&&s| s > ood.threshold).count() as f64 / inside.len().max(1) as f64;
-    Ok(Some((unknown, out)))
+    Ok(Some(Measured { unknown, folders: out, test_scores: inside, folder_scores }))
 }

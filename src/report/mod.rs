@@ -5,6 +5,7 @@ pub mod canvas;
 pub mod confusion;
 pub mod curves;
 pub mod mistakes;
+pub mod ood;
 pub mod reliability;
 pub mod tb_proto;
 pub mod tensorboard;
@@ -48,6 +49,9 @@ pub struct ReportInput<'a> {
     pub history: Option<&'a [EpochStats]>,
     /// Whether test-time augmentation was used.
     pub tta: bool,
+    /// The out-of-distribution scores of the test set and of each --ood folder (test set first),
+    /// and the threshold, when the model has a score.
+    pub ood: Option<(Vec<ood::ScoredSet<'a>>, f32)>,
 }
 
 /// The `report.json` document.
@@ -89,6 +93,9 @@ pub fn write(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
         "reliability.png",
         reliability::reliability_png(input.uncalibrated, input.probabilities, labels, classes)?,
     ));
+    if let Some((sets, threshold)) = &input.ood {
+        figures.push(("ood.png", ood::ood_png(sets, *threshold)?));
+    }
     let mut written = Vec::new();
     for (name, figure) in &figures {
         let path = dir.join(name);

@@ -272,7 +272,9 @@ mod tests {
         let mut plain = TrainConfig::default();
         assert!(plain.set("monitor", "val-loss").unwrap_err().to_string().contains("needs patience"));
         assert!(plain.set("learning_rate", "1").unwrap_err().to_string().contains("the settings are epochs,"));
-        assert!(plain.set("epochs", "many").unwrap_err().to_string().contains("epochs 'many': expected a whole number"));
+        assert!(
+            plain.set("epochs", "many").unwrap_err().to_string().contains("epochs 'many': expected a whole number")
+        );
     }
 
     #[test]
