@@ -109,3 +109,64 @@ fn a_broken_score_file_is_refused_naming_it() {
     let (ok, _, err) = run(&["evaluate", "--model", path(&model)]);
     assert!(!ok && err.contains("ood.safetensors"), "{err}");
 }
+
+#[test]
+fn a_category_held_out_of_training_is_told_from_the_others() {
+    use std::sync::atomic::AtomicBool;
+    use wardrobe::data::dataset::Dataset;
+    use wardrobe::nn::infer::{INFERENCE_BATCH, Predictor};
+    use wardrobe::nn::model::Model;
+    use wardrobe::nn::spec::ModelSpec;
+    use wardrobe::train::config::TrainConfig;
+
+    // Fashion-MNIST without its bags (class 8): nine categories, relabelled 0–8.
+    const BAG: u16 = 8;
+    let without_bags = |data: &Dataset, limit: usize| {
+        let keep: Vec<usize> = (0..data.len()).filter(|&i| data.labels[i] != BAG).take(limit).collect();
+        let images = keep.iter().flat_map(|&i| data.image(i).iter().copied()).collect();
+        let labels = keep.iter().map(|&i| data.labels[i] - u16::from(data.labels[i] > BAG)).collect();
+        let mut names = data.classes.clone();
+        names.remove(usize::from(BAG));
+        Dataset::new(images, labels, data.shape(), names).unwrap()
+    };
+    let (full, test) = (load(Split::Train), load(Split::Test));
+    let train = without_bags(&full, 8_000);
+    let val = without_bags(&full.slice(50_000..60_000), 1_000);
+    let dir = tempfile::tempdir().unwrap();
+    let config = TrainConfig { epochs: 3, ..TrainConfig::default() };
+    let mut model = Model::initialised(ModelSpec::seed().fitted_to(ModelSpec::seed().input, 9), 9, 1).unwrap();
+    let never = AtomicBool::new(false);
+    let end = wardrobe::train::session::run(
+        &mut model,
+        Default::default(),
+        config,
+        None,
+        (&train, &val),
+        dir.path(),
+        &mut common::Quiet,
+        &never,
+    );
+    end.unwrap();
+    let loaded = wardrobe::model_dir::load(dir.path()).unwrap();
+    let ood = loaded.ood.as_ref().unwrap();
+    let scores = |data: &Dataset| {
+        let (probs, features) = Predictor::new(&loaded.model, INFERENCE_BATCH).probabilities_and_features(&data.images);
+        ood.score.scores(&features, &probs, 9)
+    };
+    let bags: Vec<usize> = (0..test.len()).filter(|&i| test.labels[i] == BAG).collect();
+    let bag_images = Dataset::new(
+        bags.iter().flat_map(|&i| test.image(i).iter().copied()).collect(),
+        vec![0; bags.len()],
+        test.shape(),
+        vec!["bag".into()],
+    )
+    .unwrap();
+    let (inside, outside) = (scores(&without_bags(&test, 10_000)), scores(&bag_images));
+    let auroc = wardrobe::ood::auroc(&inside, &outside);
+    let unknown = outside.iter().filter(|&&s| s > ood.threshold).count() as f64 / outside.len() as f64;
+    eprintln!("held-out bags: AUROC {auroc:.4}, {:.1}% unknown", 100.0 * unknown);
+    // A near category (bags beside shoes and tops) is harder than receipts; the seed CNN trained
+    // for three epochs on 8,000 images separates them (AUROC 0.974, 79.7% unknown, the same bits everywhere).
+    assert!(auroc > 0.95, "held-out bags against the nine categories: AUROC {auroc}");
+    assert!(unknown > 0.6, "only {unknown} of the held-out bags called unknown");
+}
