@@ -13,7 +13,7 @@ use wardrobe::optim::lookahead::LookaheadConfig;
 use wardrobe::optim::schedule::Schedule;
 use wardrobe::report::tensorboard::TensorBoardLog;
 use wardrobe::train::checkpoint;
-use wardrobe::train::config::{EarlyStopping, Monitor, TrainConfig};
+use wardrobe::train::config::{EarlyStopping, Monitor, SETTINGS, TrainConfig};
 use wardrobe::train::progress::ConsoleProgress;
 use wardrobe::train::run_spec::{Given, RunSpec, SpecFile};
 use wardrobe::train::session;
@@ -182,36 +182,23 @@ impl TrainArgs {
     }
 }
 
-/// Flags that set a run's recipe, architecture or data split: `--resume` takes them from the
-/// checkpoint, so typing one with it is a conflict.
-const RECIPE_FLAGS: &[&str] = &[
-    "preset",
-    "spec",
-    "batch_size",
-    "optimizer",
-    "lr",
-    "momentum",
-    "nesterov",
-    "l2",
-    "weight_decay",
-    "lookahead",
-    "schedule",
-    "augment",
-    "label_smoothing",
-    "seed",
-    "patience",
-    "monitor",
-    "min_delta",
-    "no_restore_best",
-    "val_split",
-];
+/// Flags that set a run's architecture or data split beside the training settings
+/// ([`SETTINGS`] but `epochs`; `restore_best` is typed `--no-restore-best`): `--resume` takes them
+/// all from the checkpoint, so typing one with it is a conflict.
+const RUN_FLAGS: &[&str] = &["preset", "spec", "no_restore_best", "val_split"];
+
+/// Whether the flag `id` sets part of a run's recipe that `--resume` keeps.
+fn is_recipe_flag(id: &str) -> bool {
+    RUN_FLAGS.contains(&id) || (SETTINGS.contains(&id) && !["epochs", "restore_best"].contains(&id))
+}
 
 /// The checkpoint of the run in `dir`, the data source it trained on and its validation split,
 /// with `--epochs` applied when typed. Refuses flags that would change the saved recipe or data,
 /// an `--epochs` the schedule cannot be stretched to, and a finished run with nothing to add.
 fn resumed(a: &TrainArgs, given: Given, dir: &Path) -> Result<(checkpoint::Checkpoint, DataSource, f64)> {
     let resume_flag = format!("--resume {}", dir.display());
-    if let Some(id) = RECIPE_FLAGS.iter().find(|id| given(id)) {
+    let typed = RUN_FLAGS.iter().chain(SETTINGS).find(|id| is_recipe_flag(id) && given(id));
+    if let Some(id) = typed {
         return Err(Error::Invalid(format!(
             "--{} conflicts with {resume_flag}: a resumed run keeps its saved recipe; drop the flag, or start \
              a new run from its weights with --init-from {}",
