@@ -2,6 +2,7 @@
 //! neural-network engine. The library does all the work; the `wardrobe` binary parses flags and
 //! prints.
 
+pub mod audit;
 pub mod bench;
 pub mod data;
 pub mod error;

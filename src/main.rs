@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cli::bench::run(a),
         Command::Serve(a) => cli::serve::run(a),
         Command::Tune(a) => cli::tune::run(a),
+        Command::Audit(a) => cli::audit::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! subcommands share: where the data comes from, which architecture to start from, the Ctrl-C
 //! flag, and the printed plan.
 
+pub mod audit;
 pub mod bench;
 pub mod convert;
 pub mod evaluate;
@@ -65,6 +66,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Search hyper-parameters on the validation split; save the best as a run spec.
     Tune(tune::TuneArgs),
+    /// Find labels to check: confident learning over K folds, near-duplicates, outliers.
+    Audit(audit::AuditArgs),
 }
 
 /// Which architecture to start from.
