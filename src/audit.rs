@@ -52,6 +52,11 @@ pub enum Issue {
         /// The other image's index.
         of: usize,
     },
+    /// Nearly the same image as test image `test`: the evaluation sees it in training.
+    InTestSet {
+        /// The test image's index.
+        test: usize,
+    },
     /// Its out-of-distribution score is above the threshold.
     Outlier,
 }
@@ -62,6 +67,7 @@ impl Issue {
         match self {
             Issue::Label { .. } => "label",
             Issue::NearDuplicate { .. } => "near-duplicate",
+            Issue::InTestSet { .. } => "in-test-set",
             Issue::Outlier => "outlier",
         }
     }
@@ -89,9 +95,11 @@ pub struct Audit {
 }
 
 /// Trains `folds` models on `data` (each on the images whose index modulo `folds` is not its
-/// fold, in a run directory under `work`), and audits every image with the one that did not see it.
+/// fold, in a run directory under `work`), and audits every image with the one that did not see it;
+/// with a `test` set, also lists training images nearly the same as a test image.
 pub fn audit(
     data: &Dataset,
+    test: Option<&Dataset>,
     run: &RunSpec,
     folds: usize,
     work: &Path,
@@ -140,6 +148,10 @@ pub fn audit(
     findings.extend(
         near_duplicates(data).into_iter().map(|(index, of)| Finding { index, issue: Issue::NearDuplicate { of } }),
     );
+    if let Some(test) = test {
+        let across = in_test_set(data, test).into_iter();
+        findings.extend(across.map(|(index, test)| Finding { index, issue: Issue::InTestSet { test } }));
+    }
     findings.extend(
         (0..data.len())
             .filter(|&i| ood_scores[i] > thresholds[i])
@@ -205,6 +217,21 @@ pub fn near_duplicates(data: &Dataset) -> Vec<(usize, usize)> {
     pairs
 }
 
+/// Pairs (training image, test image) of nearly identical images across the split.
+pub fn in_test_set(train: &Dataset, test: &Dataset) -> Vec<(usize, usize)> {
+    let mut groups: HashMap<u64, Vec<usize>> = HashMap::new();
+    for j in 0..test.len() {
+        groups.entry(mean_hash(test.image(j), test.shape())).or_default().push(j);
+    }
+    (0..train.len())
+        .filter_map(|i| {
+            let members = groups.get(&mean_hash(train.image(i), train.shape()))?;
+            let close = |&&j: &&usize| mean_difference(train.image(i), test.image(j)) <= NEAR_DUPLICATE_MEAN_DIFFERENCE;
+            members.iter().take(MAX_GROUP).find(close).map(|&j| (i, j))
+        })
+        .collect()
+}
+
 /// The 8×8 mean-threshold hash of an image (its grey levels averaged over an 8×8 grid; a bit per
 /// cell above the mean).
 fn mean_hash(pixels: &[u8], (rows, cols, channels): (usize, usize, usize)) -> u64 {
@@ -259,6 +286,9 @@ pub fn write(out: &Path, data: &Dataset, audit: &Audit, photos: Option<&[Option<
                         data.classes[data.labels[*of] as usize]
                     )
                 }
+                Issue::InTestSet { test } => {
+                    format!("nearly the same image as test:{test}: the evaluation sees it in training")
+                }
                 Issue::Outlier => format!("score {:.3} above {:.3}", audit.ood_scores[i], audit.thresholds[i]),
             };
             let verdict = if f.issue == Issue::Outlier { "unknown" } else { "review" };
@@ -305,8 +335,14 @@ mod tests {
         let mut close = base.clone();
         close[0] = 190;
         let other: Vec<u8> = (0..784).map(|i| if (i / 28) < 14 { 200 } else { 10 }).collect();
-        let images = [base.clone(), close.clone(), other, close].concat();
+        let images = [base.clone(), close.clone(), other.clone(), close].concat();
         let data = Dataset::new(images, vec![0, 1, 1, 0], (28, 28, 1), vec!["a".into(), "b".into()]).unwrap();
         assert_eq!(near_duplicates(&data), vec![(1, 0), (3, 1)]);
+        let test = Dataset::new([other, base].concat(), vec![0, 0], (28, 28, 1), vec!["a".into(), "b".into()]).unwrap();
+        assert_eq!(
+            in_test_set(&data, &test),
+            vec![(0, 1), (1, 1), (2, 0), (3, 1)],
+            "labels do not matter across the split"
+        );
     }
 }

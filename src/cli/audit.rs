@@ -43,9 +43,17 @@ pub fn run(a: AuditArgs) -> Result<()> {
         run.training.flags(),
         run.val_split
     );
+    // Training images that are also test images: only where a test split is given.
+    let test = match (&a.data.train_csv, &a.data.test_csv) {
+        (Some(_), None) => None,
+        _ => Some(a.data.source().load(Split::Test)?),
+    };
+    if test.is_none() {
+        println!("no test split given (--test-csv): training images are not compared with test images");
+    }
     install_ctrl_c()?;
     let mut console = ConsoleProgress::new(run.training.epochs);
-    let found = audit::audit(&data, &run, a.folds, &a.work, &mut console, &INTERRUPTED)?;
+    let found = audit::audit(&data, test.as_ref(), &run, a.folds, &a.work, &mut console, &INTERRUPTED)?;
     let photos = match &a.data.train_csv {
         Some(_) => None,
         None => wardrobe::data::import::photo_paths(&a.data.data, Split::Train, data.len())?,
@@ -53,9 +61,10 @@ pub fn run(a: AuditArgs) -> Result<()> {
     audit::write(&a.out, &data, &found, photos.as_deref())?;
     let count = |kind: fn(&Issue) -> bool| found.findings.iter().filter(|f| kind(&f.issue)).count();
     println!(
-        "{} label issues, {} near-duplicates with another label, {} outliers: {} (review with: wardrobe serve --model MODEL --review {})",
+        "{} label issues, {} near-duplicates with another label, {} also in the test set, {} outliers: {} (review with: wardrobe serve --model MODEL --review {})",
         count(|i| matches!(i, Issue::Label { .. })),
         count(|i| matches!(i, Issue::NearDuplicate { .. })),
+        count(|i| matches!(i, Issue::InTestSet { .. })),
         count(|i| *i == Issue::Outlier),
         a.out.display(),
         a.out.display()
