@@ -1,56 +1,49 @@
-//! The Python package (`python/`): its native module built from this checkout by cargo and put
-//! beside the package's Python files in a temporary directory that comes first on `PYTHONPATH`
-//! (so the suite never tests a stale install), then its pytest suite in the test environment's
-//! venv (`target/venv`, made by `scripts/test-deps`, which also checks that `pip install ./python`
-//! works), comparing it with this build's `wardrobe` binary.
+//! The Python package (`python/`): `pip install ./python` into the test environment's venv
+//! (`target/venv`, made by `scripts/test-deps`) from this checkout — maturin reuses what a cargo
+//! build of the module just compiled — then its pytest suite, which compares the package with
+//! this build's `wardrobe` binary.
 
 use std::path::Path;
 use std::process::Command;
 
-/// Copies the directory `from` into `to`, recursively.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-#[test]
-fn python_package_suite_passes() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join("target/venv/bin/python");
-    assert!(python.exists(), "{} missing: run scripts/test-deps", python.display());
-    // Without the variables cargo set for this test (build scripts that watch CARGO_MANIFEST_DIR
-    // would otherwise rebuild half the dependency tree).
-    let mut cargo = Command::new(env!("CARGO"));
+/// A command without the variables cargo set for this test (build scripts that watch
+/// `CARGO_MANIFEST_DIR` would otherwise rebuild half the dependency tree).
+fn without_cargo_env(program: &Path) -> Command {
+    let mut command = Command::new(program);
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().into_owned();
         if name.starts_with("CARGO_") && !["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&name.as_str()) {
-            cargo.env_remove(name);
+            command.env_remove(name);
         }
     }
-    let build = cargo
+    command
+}
+
+#[test]
+fn python_package_installs_and_its_suite_passes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("target/venv/bin/python");
+    assert!(python.exists(), "{} missing: run scripts/test-deps", python.display());
+    let build = without_cargo_env(Path::new(env!("CARGO")))
         .args(["build", "--release", "--lib", "-p", "wardrobe-python"])
         .current_dir(root)
         .output()
         .expect("cargo runs");
     assert!(build.status.success(), "building the native module failed: {}", String::from_utf8_lossy(&build.stderr));
-    let site = tempfile::tempdir().unwrap();
-    let package = site.path().join("wardrobe");
-    copy_tree(&root.join("python/wardrobe"), &package);
-    std::fs::copy(root.join("target/release/lib_native.so"), package.join("_native.so")).unwrap();
-    // From the repository root, so that `import wardrobe` finds the package on PYTHONPATH, not
+    // The venv's maturin builds it (its bin directory first on PATH).
+    let path = format!("{}:{}", root.join("target/venv/bin").display(), std::env::var("PATH").unwrap_or_default());
+    let install = without_cargo_env(&python)
+        .args(["-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", "--no-build-isolation", "./python"])
+        .current_dir(root)
+        .env("PATH", path)
+        .output()
+        .expect("pip runs");
+    assert!(install.status.success(), "pip install ./python failed: {}", String::from_utf8_lossy(&install.stderr));
+    // From the repository root, so that `import wardrobe` finds the installed package, not
     // python/wardrobe without its native module.
     let suite = Command::new(&python)
         .args(["-m", "pytest", "python/tests", "-q", "-p", "no:cacheprovider"])
         .current_dir(root)
-        .env("PYTHONPATH", site.path())
         .env("WARDROBE_BIN", env!("CARGO_BIN_EXE_wardrobe"))
         .output()
         .expect("pytest runs");

@@ -292,9 +292,11 @@ def test_classifier_passes_scikit_learns_api_checks():
         check(name, clf)
 
 
-def test_the_suite_runs_the_package_built_from_this_checkout():
-    expected = os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
-    assert expected and wardrobe.__file__.startswith(expected), wardrobe.__file__
+def test_the_suite_runs_the_installed_package_with_its_stubs():
+    package = os.path.dirname(wardrobe.__file__)
+    assert "site-packages" in package, wardrobe.__file__
+    for name in ["py.typed", "_native.pyi", "sklearn.py"]:
+        assert os.path.exists(os.path.join(package, name)), name
 
 
 def test_the_example_notebook_runs_end_to_end(tmp_path, monkeypatch):
