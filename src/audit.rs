@@ -133,7 +133,7 @@ pub fn audit(
         }
         let loaded = model_dir::load(&dir)?;
         let ood = loaded.ood.as_ref().expect("a trained model carries its score");
-        let pixels: Vec<u8> = held.iter().flat_map(|&i| data.image(i).iter().copied()).collect();
+        let pixels = subset(data, &held)?.images;
         let (probs, features) = Predictor::new(&loaded.model, INFERENCE_BATCH).probabilities_and_features(&pixels);
         let scores = ood.score.scores(&features, &probs, k);
         for (j, &i) in held.iter().enumerate() {
@@ -196,12 +196,8 @@ pub fn label_issues(probs: &[f32], labels: &[u16], k: usize) -> Vec<(usize, usiz
 
 /// Pairs (later, earlier) of nearly identical images with different labels.
 pub fn near_duplicates(data: &Dataset) -> Vec<(usize, usize)> {
-    let mut groups: HashMap<u64, Vec<usize>> = HashMap::new();
-    for i in 0..data.len() {
-        groups.entry(mean_hash(data.image(i), data.shape())).or_default().push(i);
-    }
     let mut pairs = Vec::new();
-    for members in groups.values() {
+    for members in hash_groups(data).values() {
         let members = &members[..members.len().min(MAX_GROUP)];
         for (n, &b) in members.iter().enumerate() {
             let twin = members[..n].iter().find(|&&a| {
@@ -219,10 +215,7 @@ pub fn near_duplicates(data: &Dataset) -> Vec<(usize, usize)> {
 
 /// Pairs (training image, test image) of nearly identical images across the split.
 pub fn in_test_set(train: &Dataset, test: &Dataset) -> Vec<(usize, usize)> {
-    let mut groups: HashMap<u64, Vec<usize>> = HashMap::new();
-    for j in 0..test.len() {
-        groups.entry(mean_hash(test.image(j), test.shape())).or_default().push(j);
-    }
+    let groups = hash_groups(test);
     (0..train.len())
         .filter_map(|i| {
             let members = groups.get(&mean_hash(train.image(i), train.shape()))?;
@@ -230,6 +223,15 @@ pub fn in_test_set(train: &Dataset, test: &Dataset) -> Vec<(usize, usize)> {
             members.iter().take(MAX_GROUP).find(close).map(|&j| (i, j))
         })
         .collect()
+}
+
+/// The images of `data` grouped by their [`mean_hash`], each group in index order.
+fn hash_groups(data: &Dataset) -> HashMap<u64, Vec<usize>> {
+    let mut groups: HashMap<u64, Vec<usize>> = HashMap::new();
+    for i in 0..data.len() {
+        groups.entry(mean_hash(data.image(i), data.shape())).or_default().push(i);
+    }
+    groups
 }
 
 /// The 8×8 mean-threshold hash of an image (its grey levels averaged over an 8×8 grid; a bit per
