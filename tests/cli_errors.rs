@@ -178,6 +178,13 @@ fn bad_flags_are_refused() {
     let spec = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(spec.path(), r#"{"model": 3, "training": {}}"#).unwrap();
     assert_clean_failure(&["train", "--spec", s(spec.path())], "invalid spec");
+    // audit trains its fold models from the spec it is given, so a spec for other images is refused.
+    let other = wardrobe::nn::spec::ModelSpec::seed().fitted_to(wardrobe::nn::layer::Shape::new(32, 32, 1), 10);
+    std::fs::write(spec.path(), serde_json::to_string(&other).unwrap()).unwrap();
+    assert_clean_failure(
+        &["audit", "--spec", s(spec.path()), "--out", "/nonexistent/audit.csv"],
+        "the architecture takes 32×32×1 images, the training data has 28×28×1",
+    );
 }
 
 #[test]

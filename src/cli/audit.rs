@@ -30,7 +30,7 @@ pub struct AuditArgs {
 
 pub fn run(a: AuditArgs) -> Result<()> {
     let data = a.data.source().load(Split::Train)?;
-    let mut run = a.architecture.preset_run(&data)?;
+    let mut run = a.architecture.run_for(&data)?;
     if let Some(epochs) = a.epochs {
         run.training.epochs = epochs;
     }

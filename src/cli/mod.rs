@@ -96,6 +96,18 @@ impl ArchitectureArgs {
         Ok(self.preset_run(data)?.model)
     }
 
+    /// The run `--spec` names, checked against the images of `data` (an architecture-only spec
+    /// trains with the seed recipe and validation split), or else the preset's.
+    pub fn run_for(&self, data: &Dataset) -> Result<RunSpec> {
+        let run = match self.spec_file()? {
+            Some(SpecFile::Run(run)) => run,
+            Some(SpecFile::Model(model)) => RunSpec { model, ..RunSpec::preset("seed")? },
+            None => return self.preset_run(data),
+        };
+        check_input(&run.model, data)?;
+        Ok(run)
+    }
+
     /// The named preset for the images and classes of `data`, with its training recipe.
     pub fn preset_run(&self, data: &Dataset) -> Result<RunSpec> {
         let (rows, cols, channels) = data.shape();

@@ -13,6 +13,7 @@ pub mod global_pool;
 pub mod gradcheck;
 pub mod infer;
 pub mod init;
+pub mod int8;
 pub mod layer;
 pub mod loss;
 pub mod matmul;

@@ -5,7 +5,8 @@
 
 use crate::error::Result;
 use crate::nn::conv::{ConvBackward, ConvForward};
-use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, param_count};
+use crate::nn::int8::{self, Int8Model};
+use crate::nn::layer::{Backward, Forward, Layer, ParamSpec, Shape, param_count};
 use crate::nn::plan::{Plan, Step};
 use crate::nn::spec::ModelSpec;
 use crate::seed::mix_seed;
@@ -30,6 +31,8 @@ pub struct Model {
     pub temperature: f32,
     train_plan: Plan,
     infer_plan: Plan,
+    /// Its int8 form, which inference runs instead when present (see `crate::nn::int8`).
+    int8: Option<Int8Model>,
 }
 
 /// Activations, scratch and gradient buffers for batches of up to `capacity` samples.
@@ -41,6 +44,8 @@ pub struct Workspace {
     scratch: Vec<Vec<f32>>,
     grad: Vec<f32>,
     grad_next: Vec<f32>,
+    /// The int8 model's buffers, when the model has an int8 form.
+    int8: Option<int8::Workspace>,
 }
 
 impl Workspace {
@@ -51,13 +56,19 @@ impl Workspace {
 
     /// Writes images (u8 pixels) into the input as floats in [0, 1].
     pub fn load_images(&mut self, pixels: &[u8]) {
-        normalise(&mut self.input[..pixels.len()], pixels);
+        match &mut self.int8 {
+            Some(q) => q.pixels[..pixels.len()].copy_from_slice(pixels),
+            None => normalise(&mut self.input[..pixels.len()], pixels),
+        }
     }
 
     /// Writes one image (u8 pixels) into input slot `slot` as floats in [0, 1].
     pub fn load_image(&mut self, slot: usize, pixels: &[u8]) {
         let size = pixels.len();
-        normalise(&mut self.input[slot * size..(slot + 1) * size], pixels);
+        match &mut self.int8 {
+            Some(q) => q.pixels[slot * size..(slot + 1) * size].copy_from_slice(pixels),
+            None => normalise(&mut self.input[slot * size..(slot + 1) * size], pixels),
+        }
     }
 
     /// Gradient buffer for the logits of `n` samples (written by the loss before `backward`).
@@ -65,6 +76,20 @@ impl Workspace {
         let logits = &self.acts.last().expect("model has layers")[..n * classes];
         (logits, &mut self.grad[..n * classes])
     }
+}
+
+/// Each channel's mean and then each channel's standard deviation (`out`: 2 × channels) over
+/// the pixels of one NHWC `image` of `shape`.
+pub(crate) fn channel_statistics(image: &[f32], shape: Shape, out: &mut [f32]) {
+    let (means, deviations) = out.split_at_mut(shape.c);
+    means.fill(0.0);
+    deviations.fill(0.0);
+    image.chunks_exact(shape.c).for_each(|px| means.iter_mut().zip(px).for_each(|(m, v)| *m += v));
+    means.iter_mut().for_each(|m| *m /= (shape.h * shape.w) as f32);
+    image.chunks_exact(shape.c).for_each(|px| {
+        deviations.iter_mut().zip(px).zip(&*means).for_each(|((d, v), m)| *d += (v - m) * (v - m))
+    });
+    deviations.iter_mut().for_each(|d| *d = (*d / (shape.h * shape.w) as f32).sqrt());
 }
 
 /// u8 pixels to floats in [0, 1].
@@ -97,6 +122,7 @@ impl Model {
             temperature: 1.0,
             train_plan,
             infer_plan,
+            int8: None,
         })
     }
 
@@ -213,6 +239,7 @@ impl Model {
             scratch: self.layers.iter().enumerate().map(|(i, l)| vec![0.0; scratch_len(i, l.as_ref())]).collect(),
             grad: vec![0.0; capacity * max_act],
             grad_next: vec![0.0; capacity * max_act],
+            int8: self.int8.as_ref().map(|q| q.workspace(capacity)),
         }
     }
 
@@ -221,6 +248,12 @@ impl Model {
     /// writes the pooling's output; the convolution's own output buffer is then left as it was.
     pub fn forward<'w>(&self, ws: &'w mut Workspace, n: usize, train: bool, seed: u64) -> &'w [f32] {
         assert!(n <= ws.capacity, "batch of {n} exceeds workspace capacity {}", ws.capacity);
+        if let (Some(q), Some(qws)) = (&self.int8, &mut ws.int8) {
+            assert!(!train, "a model in its int8 form only runs inference");
+            let logits = ws.acts.last_mut().expect("model has layers");
+            q.forward(qws, n, &mut logits[..n * self.classes]);
+            return &ws.acts.last().expect("model has layers")[..n * self.classes];
+        }
         for step in self.plan(train).steps() {
             let (i, out) = step.layers();
             let (before, after) = ws.acts.split_at_mut(out);
@@ -279,7 +312,10 @@ impl Model {
     /// layer's input (the penultimate features), then for every pooling layer's output the
     /// mean and the standard deviation of each channel over the image; `n × features_len()`
     /// values into `out`.
-    pub fn features_into(&self, ws: &Workspace, n: usize, out: &mut [f32]) {
+    pub fn features_into(&self, ws: &mut Workspace, n: usize, out: &mut [f32]) {
+        if let (Some(q), Some(qws)) = (&self.int8, &mut ws.int8) {
+            return q.features_into(qws, n, out);
+        }
         let width = self.features_len();
         let (last, size) = match self.layers.len() {
             0 | 1 => (&ws.input, self.input_size()),
@@ -291,18 +327,26 @@ impl Model {
             for i in self.summarised() {
                 let shape = self.layers[i].output_shape();
                 let image = &ws.acts[i][s * shape.size()..][..shape.size()];
-                let (means, deviations) = row[at..at + 2 * shape.c].split_at_mut(shape.c);
-                means.fill(0.0);
-                deviations.fill(0.0);
-                image.chunks_exact(shape.c).for_each(|px| means.iter_mut().zip(px).for_each(|(m, v)| *m += v));
-                means.iter_mut().for_each(|m| *m /= (shape.h * shape.w) as f32);
-                image.chunks_exact(shape.c).for_each(|px| {
-                    deviations.iter_mut().zip(px).zip(&*means).for_each(|((d, v), m)| *d += (v - m) * (v - m))
-                });
-                deviations.iter_mut().for_each(|d| *d = (*d / (shape.h * shape.w) as f32).sqrt());
+                channel_statistics(image, shape, &mut row[at..at + 2 * shape.c]);
                 at += 2 * shape.c;
             }
         }
+    }
+
+    /// Its int8 form, when it has one.
+    pub fn int8(&self) -> Option<&Int8Model> {
+        self.int8.as_ref()
+    }
+
+    /// Gives it an int8 form that inference runs instead (`None`: back to f32); workspaces made
+    /// before do not follow.
+    pub fn set_int8(&mut self, int8: Option<Int8Model>) {
+        self.int8 = int8;
+    }
+
+    /// The parameters of layer `i`.
+    pub(crate) fn layer_params(&self, i: usize) -> &[f32] {
+        &self.params[self.ranges[i].clone()]
     }
 
     /// Back-propagates the logits gradient left in the workspace by the loss through the training

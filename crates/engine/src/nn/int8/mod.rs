@@ -1,0 +1,555 @@
+//! Post-training static int8 quantisation of a trained model, and its inference.
+//!
+//! Every convolution and dense layer becomes one int8 product ([`gemm`]): its weights, with any
+//! batch norm that follows folded in, are quantised per output channel and symmetrically
+//! (`w ≈ s_w[n] · q`, `q` in −127…127); its input is the previous layer's unsigned 8-bit
+//! activations (`x ≈ s_x · q`, `q` in 0…255: every hidden layer must end in ReLU, so zero is
+//! exact), and the image's own pixels for the first layer (`s_x` = 1/255, no loss at all). A
+//! layer's exact 32-bit sums become `y = sum · (s_x · s_w[n]) + bias[n]`, then either the next
+//! layer's activations `round(y / s_y)` clamped to 0…255 or, for the last layer, the logits.
+//! Max pooling works on the bytes (it commutes with the monotone quantisation); flatten and
+//! dropout are no-ops in inference.
+//!
+//! The activation scales `s_y` are calibrated layer by layer on a sample of training images:
+//! each layer's is the largest `y` it produces from the quantised activations before it, over
+//! the sample, divided by 255. The weights are a pure function of the float model, so a model
+//! directory stores only the float weights and these scales.
+
+pub mod gemm;
+
+use crate::error::{Error, Result};
+use crate::nn::activation::Activation;
+use crate::nn::layer::Shape;
+use crate::nn::model::{Model, channel_statistics};
+use crate::nn::conv2d::Padding;
+use crate::nn::spec::LayerSpec;
+use gemm::{Int8Kernel, Packed, depth};
+
+/// Images a calibration pass pushes through one layer at once.
+const CALIBRATION_BATCH: usize = 64;
+
+/// A model quantised to int8, ready for inference.
+#[derive(Debug, Clone)]
+pub struct Int8Model {
+    input: Shape,
+    ops: Vec<Op>,
+    calibration_images: usize,
+    kernel: Int8Kernel,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Product(Product),
+    Pool { input: Shape, output: Shape, size: usize },
+}
+
+/// A convolution (a dense layer is a 1×1 convolution of a 1×1 image) with its folded batch
+/// norm and activation.
+#[derive(Debug, Clone)]
+struct Product {
+    input: Shape,
+    output: Shape,
+    kernel: usize,
+    pad: usize,
+    weights: Packed,
+    /// `s_w[n]`: the weights' scale per output channel.
+    weight_scales: Vec<f32>,
+    /// `s_x · s_w[n]`: what one unit of the sum is worth.
+    multipliers: Vec<f32>,
+    bias: Vec<f32>,
+    relu: bool,
+    /// The scale of its output activations; `None` for the last layer, whose output is logits.
+    output_scale: Option<f32>,
+}
+
+impl Op {
+    fn output(&self) -> Shape {
+        match self {
+            Op::Product(p) => p.output,
+            Op::Pool { output, .. } => *output,
+        }
+    }
+}
+
+impl Int8Model {
+    /// The quantised form of `model` with `scales`, the output scale of every layer but the last
+    /// product (as [`Int8Model::calibrate`] finds them), from a sample of `calibration_images`.
+    pub fn new(model: &Model, scales: &[f32], calibration_images: usize) -> Result<Int8Model> {
+        let mut q = Int8Model::unscaled(model)?;
+        let hidden = q.products().count() - 1;
+        if scales.len() != hidden {
+            return Err(Error::Shape(format!(
+                "{} activation scales, the quantised model has {hidden} hidden layers",
+                scales.len()
+            )));
+        }
+        if let Some(i) = scales.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(Error::Shape(format!("activation scale {i} is {}, not a positive number", scales[i])));
+        }
+        q.set_scales(scales);
+        q.calibration_images = calibration_images;
+        Ok(q)
+    }
+
+    /// The activation scales of `model` quantised, measured on the images `pixels` (u8, image
+    /// after image): each hidden layer's largest output over them, given the quantised layers
+    /// before it, over 255.
+    pub fn calibrate(model: &Model, pixels: &[u8]) -> Result<Vec<f32>> {
+        let mut q = Int8Model::unscaled(model)?;
+        let n = pixels.len() / q.input.size();
+        if n == 0 {
+            return Err(Error::Shape("calibration needs at least one image".into()));
+        }
+        let mut scales = vec![1.0; q.products().count() - 1];
+        let (mut hidden, mut scratch) = (0, Scratch::default());
+        let mut x = pixels[..n * q.input.size()].to_vec();
+        for op in 0..q.ops.len() - 1 {
+            let (in_size, out) = (q.ops[op].input_size(), q.ops[op].output().size());
+            if let Op::Product(p) = &q.ops[op] {
+                let mut largest = 0.0f32;
+                for b in (0..n).step_by(CALIBRATION_BATCH) {
+                    let m = CALIBRATION_BATCH.min(n - b);
+                    let sums = accumulate(p, &x[b * in_size..(b + m) * in_size], m, &mut scratch, q.kernel);
+                    for row in sums.chunks_exact(p.weights.n()) {
+                        for ((&sum, &mult), &bias) in row.iter().zip(&p.multipliers).zip(&p.bias) {
+                            largest = largest.max(dequantise(sum, mult, bias));
+                        }
+                    }
+                }
+                scales[hidden] = if largest > 0.0 { largest / 255.0 } else { 1.0 };
+                hidden += 1;
+                q.set_scales(&scales);
+            }
+            let mut y = vec![0u8; n * out];
+            for b in (0..n).step_by(CALIBRATION_BATCH) {
+                let m = CALIBRATION_BATCH.min(n - b);
+                let (x, y) = (&x[b * in_size..(b + m) * in_size], &mut y[b * out..(b + m) * out]);
+                q.run_op(op, m, x, Output::Bytes(y), &mut scratch);
+            }
+            x = y;
+        }
+        Ok(scales)
+    }
+
+    /// The quantised weights of `model`, every activation scale 1 (set by calibration).
+    fn unscaled(model: &Model) -> Result<Int8Model> {
+        let (spec, layers) = (&model.spec, &model.spec.layers);
+        let mut ops = Vec::new();
+        let mut shape = spec.input;
+        let mut i = 0;
+        while i < layers.len() {
+            let unsupported = |what: &str| Error::Layer { index: i, message: format!("{what} cannot be quantised") };
+            let output = model.layers()[i].output_shape();
+            match &layers[i] {
+                LayerSpec::Conv2d { kernel, padding, activation, .. } => {
+                    let pad = if *padding == Padding::Same { kernel / 2 } else { 0 };
+                    let (k, n) = (kernel * kernel * shape.c, output.c);
+                    let (p, next) = fold(model, i, k, n, *activation)?;
+                    ops.push(Op::Product(Product::new(shape, model.layers()[next - 1].output_shape(), *kernel, pad, p)));
+                    i = next;
+                }
+                LayerSpec::Dense { activation, .. } => {
+                    let (k, n) = (shape.size(), output.c);
+                    let (p, next) = fold(model, i, k, n, *activation)?;
+                    let (input, output) = (Shape::new(1, 1, k), model.layers()[next - 1].output_shape());
+                    ops.push(Op::Product(Product::new(input, Shape::new(1, 1, output.size()), 1, 0, p)));
+                    i = next;
+                }
+                LayerSpec::MaxPool2d { size } => {
+                    ops.push(Op::Pool { input: shape, output, size: *size });
+                    i += 1;
+                }
+                LayerSpec::Flatten | LayerSpec::Dropout { .. } => i += 1,
+                LayerSpec::BatchNorm { .. } => return Err(unsupported("batch norm not after a convolution or dense layer")),
+                LayerSpec::Relu => return Err(unsupported("ReLU not after a convolution or dense layer")),
+                LayerSpec::GlobalAvgPool => return Err(unsupported("global average pooling")),
+            }
+            shape = model.layers()[i - 1].output_shape();
+        }
+        let last = ops.iter().rposition(|op| matches!(op, Op::Product(_)));
+        if last != Some(ops.len() - 1) {
+            return Err(Error::Shape("a quantised model must end in a convolution or dense layer".into()));
+        }
+        for (j, op) in ops.iter().enumerate().take(ops.len() - 1) {
+            if let Op::Product(p) = op
+                && !p.relu
+            {
+                return Err(Error::Shape(format!(
+                    "operation {j} of the quantised model has no ReLU after it: int8 activations between layers are unsigned"
+                )));
+            }
+        }
+        let mut q = Int8Model { input: spec.input, ops, calibration_images: 0, kernel: Int8Kernel::chosen() };
+        q.set_scales(&vec![1.0; q.products().count() - 1]);
+        Ok(q)
+    }
+
+    fn products(&self) -> impl Iterator<Item = &Product> {
+        self.ops.iter().filter_map(|op| match op {
+            Op::Product(p) => Some(p),
+            Op::Pool { .. } => None,
+        })
+    }
+
+    /// Sets every hidden layer's output scale (one per product but the last) and every
+    /// product's multipliers from its input's scale.
+    fn set_scales(&mut self, scales: &[f32]) {
+        let last = self.ops.len() - 1;
+        let (mut input_scale, mut scales) = (1.0 / 255.0, scales.iter());
+        for (j, op) in self.ops.iter_mut().enumerate() {
+            if let Op::Product(p) = op {
+                p.multipliers = p.weight_scales.iter().map(|s| input_scale * s).collect();
+                p.output_scale = (j < last).then(|| *scales.next().expect("one scale per hidden layer"));
+                input_scale = p.output_scale.unwrap_or(1.0);
+            }
+        }
+    }
+
+    /// Every hidden layer's activation scale, in order (what [`Int8Model::new`] takes).
+    pub fn activation_scales(&self) -> Vec<f32> {
+        self.products().filter_map(|p| p.output_scale).collect()
+    }
+
+    /// How many images the scales were calibrated on.
+    pub fn calibration_images(&self) -> usize {
+        self.calibration_images
+    }
+
+    /// The kernel its products run.
+    pub fn kernel(&self) -> Int8Kernel {
+        self.kernel
+    }
+
+    /// Runs it with `kernel` instead (the tests compare kernels).
+    pub fn with_kernel(mut self, kernel: Int8Kernel) -> Int8Model {
+        self.kernel = kernel;
+        self
+    }
+
+    /// Buffers for batches of up to `capacity` images.
+    pub fn workspace(&self, capacity: usize) -> Workspace {
+        Workspace {
+            pixels: vec![0; capacity * self.input.size()],
+            acts: self.ops.iter().map(|op| vec![0; capacity * op.output().size()]).collect(),
+            scratch: Scratch::default(),
+            dequantised: Vec::new(),
+        }
+    }
+
+    /// The logits (rows of the last layer's width) of the first `n` images in `ws.pixels`.
+    pub fn forward(&self, ws: &mut Workspace, n: usize, logits: &mut [f32]) {
+        for op in 0..self.ops.len() {
+            let (before, after) = ws.acts.split_at_mut(op);
+            let x = if op == 0 { &ws.pixels[..] } else { &before[op - 1][..] };
+            let output = if op + 1 == self.ops.len() { Output::Logits(&mut *logits) } else { Output::Bytes(&mut after[0]) };
+            let size = self.ops[op].input_size();
+            self.run_op(op, n, &x[..n * size], output, &mut ws.scratch);
+        }
+    }
+
+    /// The features of [`Model::features_into`] for the images of the last [`Int8Model::forward`],
+    /// from the dequantised activations: the last layer's input, then each pooling's channel
+    /// means and deviations.
+    pub fn features_into(&self, ws: &mut Workspace, n: usize, out: &mut [f32]) {
+        let last = self.ops.len() - 1;
+        let mut scale = 1.0 / 255.0;
+        let mut parts: Vec<(usize, f32, Shape)> = Vec::new();
+        for (j, op) in self.ops.iter().enumerate().take(last) {
+            match op {
+                Op::Product(p) => scale = p.output_scale.expect("hidden layers have scales"),
+                Op::Pool { output, .. } => parts.push((j, scale, *output)),
+            }
+        }
+        let last_input = self.ops[last].input_size();
+        let width = last_input + parts.iter().map(|(_, _, s)| 2 * s.c).sum::<usize>();
+        let last_source = if last == 0 { None } else { Some(last - 1) };
+        for s in 0..n {
+            let row = &mut out[s * width..(s + 1) * width];
+            let source = last_source.map_or(&ws.pixels[..], |j| &ws.acts[j][..]);
+            let last_scale = if last == 0 { 1.0 / 255.0 } else { scale };
+            for (f, &q) in row[..last_input].iter_mut().zip(&source[s * last_input..(s + 1) * last_input]) {
+                *f = f32::from(q) * last_scale;
+            }
+            let mut at = last_input;
+            for &(j, part_scale, shape) in &parts {
+                let image = &ws.acts[j][s * shape.size()..(s + 1) * shape.size()];
+                ws.dequantised.clear();
+                ws.dequantised.extend(image.iter().map(|&q| f32::from(q) * part_scale));
+                channel_statistics(&ws.dequantised, shape, &mut row[at..at + 2 * shape.c]);
+                at += 2 * shape.c;
+            }
+        }
+    }
+
+    fn run_op(&self, op: usize, n: usize, x: &[u8], output: Output, scratch: &mut Scratch) {
+        match &self.ops[op] {
+            Op::Pool { input, output: shape, size } => {
+                let Output::Bytes(y) = output else { unreachable!("a pooling is never last") };
+                max_pool(x, *input, *shape, *size, n, y);
+            }
+            Op::Product(p) => {
+                let acc = accumulate(p, x, n, scratch, self.kernel);
+                let width = p.weights.n();
+                match output {
+                    Output::Bytes(y) => {
+                        let inverse = 1.0 / p.output_scale.expect("a hidden layer has a scale");
+                        for (row, out) in acc.chunks_exact(width).zip(y.chunks_exact_mut(width)) {
+                            for (((o, &sum), &mult), &bias) in out.iter_mut().zip(row).zip(&p.multipliers).zip(&p.bias) {
+                                *o = (dequantise(sum, mult, bias) * inverse).round().clamp(0.0, 255.0) as u8;
+                            }
+                        }
+                    }
+                    Output::Logits(y) => {
+                        for (row, out) in acc.chunks_exact(width).zip(y.chunks_exact_mut(width)) {
+                            for (((o, &sum), &mult), &bias) in out.iter_mut().zip(row).zip(&p.multipliers).zip(&p.bias) {
+                                let v = dequantise(sum, mult, bias);
+                                *o = if p.relu { v.max(0.0) } else { v };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Op {
+    fn input_size(&self) -> usize {
+        match self {
+            Op::Product(p) => p.input.size(),
+            Op::Pool { input, .. } => input.size(),
+        }
+    }
+}
+
+/// Where an op writes.
+enum Output<'a> {
+    Bytes(&'a mut [u8]),
+    Logits(&'a mut [f32]),
+}
+
+/// Buffers of the int8 forward pass for a batch.
+#[derive(Debug)]
+pub struct Workspace {
+    /// The batch's images, u8 pixels.
+    pub pixels: Vec<u8>,
+    acts: Vec<Vec<u8>>,
+    scratch: Scratch,
+    dequantised: Vec<f32>,
+}
+
+#[derive(Debug, Default)]
+struct Scratch {
+    columns: Vec<u8>,
+    sums: Vec<i32>,
+}
+
+/// What a sum of `mult`-sized units plus `bias` is worth, the same arithmetic on every path.
+#[inline]
+fn dequantise(sum: i32, mult: f32, bias: f32) -> f32 {
+    sum as f32 * mult + bias
+}
+
+/// The exact sums of a product over `n` images `x`: its input unrolled into rows of taps
+/// (zero outside the image and beyond the taps), times the packed weights.
+fn accumulate<'s>(p: &Product, x: &[u8], n: usize, scratch: &'s mut Scratch, kernel: Int8Kernel) -> &'s [i32] {
+    let (taps, stride) = (p.weights.k(), depth(p.weights.k()));
+    let rows = n * p.output.h * p.output.w;
+    let direct = p.kernel == 1 && p.pad == 0 && taps == stride;
+    if !direct {
+        scratch.columns.clear();
+        scratch.columns.resize(rows * stride, 0);
+        let (c, side) = (p.input.c, p.kernel);
+        for b in 0..n {
+            let image = &x[b * p.input.size()..(b + 1) * p.input.size()];
+            for oy in 0..p.output.h {
+                for ox in 0..p.output.w {
+                    let row = ((b * p.output.h + oy) * p.output.w + ox) * stride;
+                    for ky in 0..side {
+                        let iy = (oy + ky).wrapping_sub(p.pad);
+                        if iy >= p.input.h {
+                            continue;
+                        }
+                        for kx in 0..side {
+                            let ix = (ox + kx).wrapping_sub(p.pad);
+                            if ix < p.input.w {
+                                let at = row + (ky * side + kx) * c;
+                                scratch.columns[at..at + c].copy_from_slice(&image[(iy * p.input.w + ix) * c..][..c]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let a = if direct { x } else { &scratch.columns[..] };
+    scratch.sums.resize(rows * p.weights.n(), 0);
+    gemm::product(kernel, a, &p.weights, rows, &mut scratch.sums);
+    &scratch.sums[..rows * p.weights.n()]
+}
+
+/// Max pooling of `n` u8 images with a `size × size` window, stride `size`.
+fn max_pool(x: &[u8], input: Shape, output: Shape, size: usize, n: usize, y: &mut [u8]) {
+    let c = input.c;
+    for b in 0..n {
+        let image = &x[b * input.size()..(b + 1) * input.size()];
+        let out = &mut y[b * output.size()..(b + 1) * output.size()];
+        for oy in 0..output.h {
+            for ox in 0..output.w {
+                let cell = &mut out[(oy * output.w + ox) * c..][..c];
+                cell.fill(0);
+                for dy in 0..size {
+                    for dx in 0..size {
+                        let px = &image[((oy * size + dy) * input.w + ox * size + dx) * c..][..c];
+                        cell.iter_mut().zip(px).for_each(|(o, &v)| *o = (*o).max(v));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A layer's weights `[k][n]` and bias with the batch norm and ReLU after it folded in, and the
+/// index of the first layer after those.
+struct Folded {
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    k: usize,
+    n: usize,
+    relu: bool,
+}
+
+fn fold(model: &Model, i: usize, k: usize, n: usize, activation: Activation) -> Result<(Folded, usize)> {
+    let params = model.layer_params(i);
+    let (weights, bias) = params.split_at(k * n);
+    let mut folded = Folded { weights: weights.to_vec(), bias: bias.to_vec(), k, n, relu: activation == Activation::Relu };
+    let mut next = i + 1;
+    let layers = &model.spec.layers;
+    if !folded.relu
+        && let Some(LayerSpec::BatchNorm { activation, .. }) = layers.get(next)
+    {
+        let bn = model.layer_params(next);
+        let (gamma, beta, mean, variance) = (&bn[..n], &bn[n..2 * n], &bn[2 * n..3 * n], &bn[3 * n..4 * n]);
+        for j in 0..n {
+            let a = gamma[j] / (variance[j] + crate::nn::batchnorm::EPSILON).sqrt();
+            folded.weights.iter_mut().skip(j).step_by(n).for_each(|w| *w *= a);
+            folded.bias[j] = (folded.bias[j] - mean[j]) * a + beta[j];
+        }
+        folded.relu = *activation == Activation::Relu;
+        next += 1;
+    }
+    if !folded.relu && layers.get(next) == Some(&LayerSpec::Relu) {
+        folded.relu = true;
+        next += 1;
+    }
+    Ok((folded, next))
+}
+
+impl Product {
+    fn new(input: Shape, output: Shape, kernel: usize, pad: usize, f: Folded) -> Product {
+        let mut scales = vec![0.0f32; f.n];
+        for (j, scale) in scales.iter_mut().enumerate() {
+            let largest = f.weights.iter().skip(j).step_by(f.n).fold(0.0f32, |m, w| m.max(w.abs()));
+            *scale = if largest > 0.0 { largest / 127.0 } else { 1.0 };
+        }
+        let plain = f.weights.iter().enumerate().map(|(t, w)| (w / scales[t % f.n]).round().clamp(-127.0, 127.0) as i8);
+        Product {
+            input,
+            output,
+            kernel,
+            pad,
+            weights: Packed::new(plain.collect(), f.k, f.n),
+            multipliers: scales.clone(),
+            weight_scales: scales,
+            bias: f.bias,
+            relu: f.relu,
+            output_scale: None,
+        }
+    }
+
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::infer::Predictor;
+    use crate::nn::spec::ModelSpec;
+
+    /// Images with structure (strokes over a gradient), not noise alone.
+    fn images(n: usize) -> Vec<u8> {
+        (0..n * 784).map(|i| ((i % 784 / 28 * 9 + i % 28 * (i / 784 % 7 + 1) + (i / 784) * 13) % 256) as u8).collect()
+    }
+
+    /// A model with weights from `seed` and batch-norm statistics that are not the identity.
+    fn model(spec: ModelSpec, seed: u64) -> Model {
+        let mut model = Model::initialised(spec, 10, seed).unwrap();
+        for (name, _, range) in model.tensors() {
+            if name.ends_with("moving_mean") || name.ends_with("beta") {
+                model.params[range].iter_mut().enumerate().for_each(|(j, v)| *v = 0.05 * ((j % 5) as f32 - 2.0));
+            } else if name.ends_with("moving_variance") {
+                model.params[range].iter_mut().enumerate().for_each(|(j, v)| *v = 0.5 + 0.1 * (j % 7) as f32);
+            }
+        }
+        model
+    }
+
+    fn quantised(model: &Model, pixels: &[u8]) -> Int8Model {
+        let scales = Int8Model::calibrate(model, pixels).unwrap();
+        Int8Model::new(model, &scales, pixels.len() / 784).unwrap()
+    }
+
+    #[test]
+    fn every_kernel_gives_the_reference_logits_and_the_float_models_classes() {
+        for spec in [ModelSpec::seed(), ModelSpec::default_preset()] {
+            let float = model(spec, 3);
+            let pixels = images(40);
+            let expected = Predictor::new(&float, 8).probabilities(&pixels);
+            let q = quantised(&float, &pixels[..20 * 784]);
+            assert_eq!(q.activation_scales().len(), q.products().count() - 1);
+            let mut results = Vec::new();
+            for kernel in [Int8Kernel::Reference, Int8Kernel::Portable, Int8Kernel::Avx512Vnni] {
+                let mut m = model(float.spec.clone(), 3);
+                m.set_int8(Some(q.clone().with_kernel(kernel)));
+                results.push(Predictor::new(&m, 8).probabilities(&pixels));
+            }
+            assert_eq!(results[0], results[1], "portable against reference");
+            assert_eq!(results[0], results[2], "AVX-512 VNNI (where the CPU has it) against reference");
+            let argmax = |p: &[f32]| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+            let agree = expected.chunks(10).zip(results[0].chunks(10)).filter(|(a, b)| argmax(a) == argmax(b)).count();
+            let largest = expected.iter().zip(&results[0]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(agree >= 38 && largest < 0.05, "{agree} of 40 agree, largest difference {largest}");
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_batch_and_features_follow_the_float_model() {
+        let mut float = model(ModelSpec::seed(), 5);
+        let pixels = images(23);
+        let (_, float_features) = Predictor::new(&float, 4).probabilities_and_features(&pixels);
+        let q = quantised(&float, &pixels);
+        float.set_int8(Some(q));
+        let (a, features) = Predictor::new(&float, 4).probabilities_and_features(&pixels);
+        let b = Predictor::new(&float, 16).probabilities(&pixels);
+        let c = crate::nn::infer::SingleImage::new(&float).probabilities(&pixels[22 * 784..]).to_vec();
+        assert_eq!(a, b);
+        assert_eq!(&a[220..], &c[..]);
+        assert_eq!(features.len(), float_features.len());
+        let scale = float_features.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let worst = features.iter().zip(&float_features).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 0.05 * scale, "features differ by {worst} (largest {scale})");
+    }
+
+    #[test]
+    fn scales_are_checked_and_unsupported_layers_named() {
+        let float = model(ModelSpec::seed(), 1);
+        let err = Int8Model::new(&float, &[1.0], 10).unwrap_err().to_string();
+        assert!(err.contains("1 activation scales, the quantised model has 3 hidden layers"), "{err}");
+        let err = Int8Model::new(&float, &[1.0, f32::NAN, 1.0], 10).unwrap_err().to_string();
+        assert!(err.contains("activation scale 1 is NaN"), "{err}");
+        let mut spec = ModelSpec::seed();
+        spec.layers.insert(4, LayerSpec::GlobalAvgPool);
+        spec.layers.remove(5);
+        let err = Int8Model::calibrate(&Model::initialised(spec, 10, 1).unwrap(), &images(2)).unwrap_err();
+        assert!(err.to_string().contains("layer 4: global average pooling cannot be quantised"), "{err}");
+    }
+}
