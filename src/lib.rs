@@ -11,6 +11,7 @@ pub mod model_dir;
 pub mod onnx;
 pub mod ood;
 pub mod predict;
+pub mod quantize;
 pub mod report;
 pub mod serve;
 pub mod train;

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cli::serve::run(a),
         Command::Tune(a) => cli::tune::run(a),
         Command::Audit(a) => cli::audit::run(a),
+        Command::Quantize(a) => cli::quantize::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::nn::int8::Int8Model;
 use crate::nn::model::Model;
 use crate::nn::spec::ModelSpec;
 use crate::nn::tensorfile;
@@ -33,7 +34,21 @@ struct ModelFile {
     /// The out-of-distribution score's settings; its tensors are in [`OOD_FILE`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ood: Option<OodSettings>,
+    /// Its int8 form (`wardrobe quantize`): inference runs it instead of the float weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    int8: Option<Int8Settings>,
     spec: ModelSpec,
+}
+
+/// What `model.json` says of a model's int8 form: the weights are quantised from the float ones
+/// when it loads; the activation scales were calibrated on training images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Int8Settings {
+    /// Each hidden layer's activation scale (one unit of its u8 outputs), in order.
+    pub activation_scales: Vec<f32>,
+    /// Training images they were measured on.
+    pub calibration_images: usize,
 }
 
 /// Where a model came from, as `model.json` records it (every field optional, so that files of
@@ -197,6 +212,10 @@ pub fn save(model: &Model, class_names: &[String], about: Option<&About>, ood: O
         temperature: model.temperature,
         about: about.cloned(),
         ood: ood.map(|o| OodSettings { method: ood::METHOD.into(), threshold: o.threshold, kept: o.kept }),
+        int8: model.int8().map(|q| Int8Settings {
+            activation_scales: q.activation_scales(),
+            calibration_images: q.calibration_images(),
+        }),
         spec: model.spec.clone(),
     };
     let json = serde_json::to_string_pretty(&file).expect("model file serialises");
@@ -304,6 +323,11 @@ pub fn load(dir: &Path) -> Result<Loaded> {
         model.params[range].copy_from_slice(&tensor.values);
     }
     model.temperature = file.temperature;
+    if let Some(int8) = file.int8 {
+        let q = Int8Model::new(&model, &int8.activation_scales, int8.calibration_images)
+            .map_err(|e| Error::model(&spec_path, format!("int8: {e}")))?;
+        model.set_int8(Some(q));
+    }
     let ood = file.ood.map(|settings| load_ood(dir, &model, file.class_names.len(), settings)).transpose()?;
     Ok(Loaded { model, class_names: file.class_names, about: file.about, ood, dir: dir.to_path_buf() })
 }

@@ -26,6 +26,8 @@ use std::time::Instant;
 pub struct BenchReport {
     /// Rayon worker threads.
     pub threads: usize,
+    /// What inference computes in: `fp32`, or `int8 (KERNEL)`.
+    pub precision: String,
     /// Best sgemm rate over all threads (independent 1024³ products per thread), GFLOP/s.
     pub sgemm_gflops_all_threads: f64,
     /// Best sgemm rate on one thread, GFLOP/s.
@@ -119,13 +121,26 @@ fn training_epoch(spec: &ModelSpec, train: &Dataset, batch_size: usize) -> Resul
     Ok(trainer.state().history[0].images_per_second)
 }
 
-/// Runs every measurement on the architecture `spec`; `quick` shortens them (for tests).
-pub fn run(source: &DataSource, spec: &ModelSpec, quick: bool) -> Result<BenchReport> {
+/// What `bench` measures.
+pub enum Target<'a> {
+    /// A preset's architecture with fresh weights: training, then inference.
+    Architecture(&'a ModelSpec),
+    /// A saved model (float or int8) as it is: inference only.
+    Model(&'a Model),
+}
+
+/// Runs every measurement on `target`; `quick` shortens them (for tests).
+pub fn run(source: &DataSource, target: Target, quick: bool) -> Result<BenchReport> {
     let threads = rayon::current_num_threads();
-    let full = source.load(Split::Train)?;
-    let train = full.slice(0..54_000);
     let test = source.load(Split::Test)?;
-    let model = Model::initialised(spec.clone(), 10, 1)?;
+    let fresh;
+    let model = match target {
+        Target::Architecture(spec) => {
+            fresh = Model::initialised(spec.clone(), 10, 1)?;
+            &fresh
+        }
+        Target::Model(model) => model,
+    };
     let flops = 2 * model.macs_per_sample();
     let reps = if quick { 2 } else { 30 };
     let ceiling = sgemm_gflops(threads, reps);
@@ -139,28 +154,33 @@ pub fn run(source: &DataSource, spec: &ModelSpec, quick: bool) -> Result<BenchRe
         fraction_of_ceiling: 3.0 * gflops(ips) / ceiling,
     };
     let mut training = Vec::new();
-    for batch in [64, 256] {
-        let steps = if quick { 10 } else { 20_000 / batch };
-        training.push(entry(batch, "steps", training_steps(spec, &train, batch, steps)?));
-        if !quick {
-            training.push(entry(batch, "epoch", training_epoch(spec, &train, batch)?));
+    if let Target::Architecture(spec) = target {
+        let full = source.load(Split::Train)?;
+        let train = full.slice(0..54_000);
+        for batch in [64, 256] {
+            let steps = if quick { 10 } else { 20_000 / batch };
+            training.push(entry(batch, "steps", training_steps(spec, &train, batch, steps)?));
+            if !quick {
+                training.push(entry(batch, "epoch", training_epoch(spec, &train, batch)?));
+            }
         }
     }
-    let mut predictor = Predictor::new(&model, INFERENCE_BATCH);
-    let test_pixels = if quick { &test.images[..1000 * 784] } else { &test.images[..] };
-    let predict_all = |p: &mut Predictor| test_pixels.chunks(1000 * 784).for_each(|batch| drop(p.probabilities(batch)));
+    let size = model.input_size();
+    let mut predictor = Predictor::new(model, INFERENCE_BATCH);
+    let test_pixels = if quick { &test.images[..1000 * size] } else { &test.images[..] };
+    let predict_all = |p: &mut Predictor| test_pixels.chunks(1000 * size).for_each(|batch| drop(p.probabilities(batch)));
     predict_all(&mut predictor);
     let mut runs: Vec<f64> = (0..5)
         .map(|_| {
             let start = Instant::now();
             predict_all(&mut predictor);
-            (test_pixels.len() / 784) as f64 / start.elapsed().as_secs_f64()
+            (test_pixels.len() / size) as f64 / start.elapsed().as_secs_f64()
         })
         .collect();
     runs.sort_by(f64::total_cmp);
     let inference = percentile(&runs, 50);
     let calls = if quick { 100 } else { 2000 };
-    let mut single = crate::nn::infer::SingleImage::new(&model);
+    let mut single = crate::nn::infer::SingleImage::new(model);
     let mut lat: Vec<f64> = (0..calls + 50)
         .map(|i| {
             let start = Instant::now();
@@ -172,6 +192,7 @@ pub fn run(source: &DataSource, spec: &ModelSpec, quick: bool) -> Result<BenchRe
     lat.sort_by(f64::total_cmp);
     Ok(BenchReport {
         threads,
+        precision: model.int8().map_or("fp32".to_string(), |q| format!("int8 ({})", q.kernel().name())),
         sgemm_gflops_all_threads: ceiling,
         sgemm_gflops_one_thread: one,
         forward_flops_per_image: flops,

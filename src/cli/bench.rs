@@ -4,6 +4,7 @@ use super::{DataArgs, print_plans};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use wardrobe::Result;
+use wardrobe::bench::engine::Target;
 use wardrobe::bench::load::{self, LoadSettings};
 use wardrobe::data::dataset::Split;
 use wardrobe::nn::model::Model;
@@ -24,6 +25,9 @@ pub struct BenchArgs {
     /// Architecture to measure: seed, default or best.
     #[arg(long, default_value = "seed")]
     pub preset: String,
+    /// Measure this model directory's inference (float or int8) instead of a preset's.
+    #[arg(long, conflicts_with = "preset")]
+    pub model: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -82,12 +86,22 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if let Some(BenchTarget::Serve(serve)) = a.target {
         return run_serve(serve);
     }
-    let r = wardrobe::bench::engine::run(&a.data.source(), &ModelSpec::preset(&a.preset)?, a.quick)?;
+    let loaded = a.model.as_deref().map(wardrobe::model_dir::load).transpose()?;
+    let spec = ModelSpec::preset(&a.preset)?;
+    let target = match &loaded {
+        Some(loaded) => Target::Model(&loaded.model),
+        None => Target::Architecture(&spec),
+    };
+    let r = wardrobe::bench::engine::run(&a.data.source(), target, a.quick)?;
     if a.json {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
         return Ok(());
     }
-    print_plans(&Model::new(ModelSpec::preset(&a.preset)?, 10)?);
+    match &loaded {
+        Some(loaded) => print_plans(&loaded.model),
+        None => print_plans(&Model::new(spec, 10)?),
+    }
+    println!("inference in {}", r.precision);
     println!(
         "threads {}  sgemm {:.1} GFLOP/s ({:.1} on one thread)",
         r.threads, r.sgemm_gflops_all_threads, r.sgemm_gflops_one_thread

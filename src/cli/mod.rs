@@ -10,6 +10,7 @@ pub mod import;
 pub mod label;
 pub mod photo;
 pub mod predict;
+pub mod quantize;
 pub mod serve;
 pub mod train;
 pub mod tune;
@@ -68,6 +69,8 @@ pub enum Command {
     Tune(tune::TuneArgs),
     /// Find labels to check: confident learning over K folds, near-duplicates, outliers.
     Audit(audit::AuditArgs),
+    /// Quantise a trained model to int8 (calibrated on training images) for faster inference.
+    Quantize(quantize::QuantizeArgs),
 }
 
 /// Which architecture to start from.

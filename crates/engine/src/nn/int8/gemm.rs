@@ -198,8 +198,8 @@ mod avx512 {
             }
             for r in 0..R {
                 let at = r * stride + g * 4;
-                let quad = u32::from_le_bytes([rows[at], rows[at + 1], rows[at + 2], rows[at + 3]]);
-                let x = _mm512_set1_epi32(quad as i32);
+                let quad = i32::from_le_bytes(rows[at..at + 4].try_into().expect("four bytes"));
+                let x = _mm512_set1_epi32(quad);
                 for v in 0..V {
                     acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], x, w[v]);
                 }

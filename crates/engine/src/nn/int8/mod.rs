@@ -7,8 +7,9 @@
 //! exact), and the image's own pixels for the first layer (`s_x` = 1/255, no loss at all). A
 //! layer's exact 32-bit sums become `y = sum · (s_x · s_w[n]) + bias[n]`, then either the next
 //! layer's activations `round(y / s_y)` clamped to 0…255 or, for the last layer, the logits.
-//! Max pooling works on the bytes (it commutes with the monotone quantisation); flatten and
-//! dropout are no-ops in inference.
+//! A max pooling after a convolution takes the largest sum of each window before that
+//! conversion, which gives the same bytes as pooling them after (the conversion is monotone)
+//! at a quarter of the work; flatten and dropout are no-ops in inference.
 //!
 //! The activation scales `s_y` are calibrated layer by layer on a sample of training images:
 //! each layer's is the largest `y` it produces from the quantised activations before it, over
@@ -19,9 +20,9 @@ pub mod gemm;
 
 use crate::error::{Error, Result};
 use crate::nn::activation::Activation;
+use crate::nn::conv2d::Padding;
 use crate::nn::layer::Shape;
 use crate::nn::model::{Model, channel_statistics};
-use crate::nn::conv2d::Padding;
 use crate::nn::spec::LayerSpec;
 use gemm::{Int8Kernel, Packed, depth};
 
@@ -32,25 +33,24 @@ const CALIBRATION_BATCH: usize = 64;
 #[derive(Debug, Clone)]
 pub struct Int8Model {
     input: Shape,
-    ops: Vec<Op>,
+    ops: Vec<Product>,
     calibration_images: usize,
     kernel: Int8Kernel,
 }
 
-#[derive(Debug, Clone)]
-enum Op {
-    Product(Product),
-    Pool { input: Shape, output: Shape, size: usize },
-}
-
 /// A convolution (a dense layer is a 1×1 convolution of a 1×1 image) with its folded batch
-/// norm and activation.
+/// norm, activation and max pooling.
 #[derive(Debug, Clone)]
 struct Product {
     input: Shape,
+    /// The convolution's output, before pooling.
     output: Shape,
     kernel: usize,
     pad: usize,
+    /// Max-pooling window after it (1: none).
+    pool: usize,
+    /// What it writes: `output` pooled.
+    pooled: Shape,
     weights: Packed,
     /// `s_w[n]`: the weights' scale per output channel.
     weight_scales: Vec<f32>,
@@ -62,21 +62,12 @@ struct Product {
     output_scale: Option<f32>,
 }
 
-impl Op {
-    fn output(&self) -> Shape {
-        match self {
-            Op::Product(p) => p.output,
-            Op::Pool { output, .. } => *output,
-        }
-    }
-}
-
 impl Int8Model {
     /// The quantised form of `model` with `scales`, the output scale of every layer but the last
     /// product (as [`Int8Model::calibrate`] finds them), from a sample of `calibration_images`.
     pub fn new(model: &Model, scales: &[f32], calibration_images: usize) -> Result<Int8Model> {
         let mut q = Int8Model::unscaled(model)?;
-        let hidden = q.products().count() - 1;
+        let hidden = q.ops.len() - 1;
         if scales.len() != hidden {
             return Err(Error::Shape(format!(
                 "{} activation scales, the quantised model has {hidden} hidden layers",
@@ -100,26 +91,24 @@ impl Int8Model {
         if n == 0 {
             return Err(Error::Shape("calibration needs at least one image".into()));
         }
-        let mut scales = vec![1.0; q.products().count() - 1];
-        let (mut hidden, mut scratch) = (0, Scratch::default());
+        let mut scales = vec![1.0; q.ops.len() - 1];
+        let mut scratch = Scratch::default();
         let mut x = pixels[..n * q.input.size()].to_vec();
         for op in 0..q.ops.len() - 1 {
-            let (in_size, out) = (q.ops[op].input_size(), q.ops[op].output().size());
-            if let Op::Product(p) = &q.ops[op] {
-                let mut largest = 0.0f32;
-                for b in (0..n).step_by(CALIBRATION_BATCH) {
-                    let m = CALIBRATION_BATCH.min(n - b);
-                    let sums = accumulate(p, &x[b * in_size..(b + m) * in_size], m, &mut scratch, q.kernel);
-                    for row in sums.chunks_exact(p.weights.n()) {
-                        for ((&sum, &mult), &bias) in row.iter().zip(&p.multipliers).zip(&p.bias) {
-                            largest = largest.max(dequantise(sum, mult, bias));
-                        }
+            let p = &q.ops[op];
+            let (in_size, out) = (p.input.size(), p.pooled.size());
+            let mut largest = 0.0f32;
+            for b in (0..n).step_by(CALIBRATION_BATCH) {
+                let m = CALIBRATION_BATCH.min(n - b);
+                let sums = accumulate(p, &x[b * in_size..(b + m) * in_size], m, &mut scratch, q.kernel);
+                for row in sums.chunks_exact(p.weights.n()) {
+                    for ((&sum, &mult), &bias) in row.iter().zip(&p.multipliers).zip(&p.bias) {
+                        largest = largest.max(dequantise(sum, mult, bias));
                     }
                 }
-                scales[hidden] = if largest > 0.0 { largest / 255.0 } else { 1.0 };
-                hidden += 1;
-                q.set_scales(&scales);
             }
+            scales[op] = if largest > 0.0 { largest / 255.0 } else { 1.0 };
+            q.set_scales(&scales);
             let mut y = vec![0u8; n * out];
             for b in (0..n).step_by(CALIBRATION_BATCH) {
                 let m = CALIBRATION_BATCH.min(n - b);
@@ -134,7 +123,7 @@ impl Int8Model {
     /// The quantised weights of `model`, every activation scale 1 (set by calibration).
     fn unscaled(model: &Model) -> Result<Int8Model> {
         let (spec, layers) = (&model.spec, &model.spec.layers);
-        let mut ops = Vec::new();
+        let mut ops: Vec<Product> = Vec::new();
         let mut shape = spec.input;
         let mut i = 0;
         while i < layers.len() {
@@ -145,18 +134,30 @@ impl Int8Model {
                     let pad = if *padding == Padding::Same { kernel / 2 } else { 0 };
                     let (k, n) = (kernel * kernel * shape.c, output.c);
                     let (p, next) = fold(model, i, k, n, *activation)?;
-                    ops.push(Op::Product(Product::new(shape, model.layers()[next - 1].output_shape(), *kernel, pad, p)));
+                    ops.push(Product::new(shape, model.layers()[next - 1].output_shape(), *kernel, pad, p));
                     i = next;
                 }
                 LayerSpec::Dense { activation, .. } => {
                     let (k, n) = (shape.size(), output.c);
                     let (p, next) = fold(model, i, k, n, *activation)?;
-                    let (input, output) = (Shape::new(1, 1, k), model.layers()[next - 1].output_shape());
-                    ops.push(Op::Product(Product::new(input, Shape::new(1, 1, output.size()), 1, 0, p)));
+                    let output = Shape::new(1, 1, model.layers()[next - 1].output_shape().size());
+                    ops.push(Product::new(Shape::new(1, 1, k), output, 1, 0, p));
                     i = next;
                 }
                 LayerSpec::MaxPool2d { size } => {
-                    ops.push(Op::Pool { input: shape, output, size: *size });
+                    match ops.last_mut() {
+                        Some(p)
+                            if p.pool == 1
+                                && p.output.h >= *size
+                                && matches!(
+                                    layers[i - 1],
+                                    LayerSpec::Conv2d { .. } | LayerSpec::BatchNorm { .. } | LayerSpec::Relu
+                                ) =>
+                        {
+                            (p.pool, p.pooled) = (*size, output);
+                        }
+                        _ => return Err(unsupported("max pooling not right after a convolution")),
+                    }
                     i += 1;
                 }
                 LayerSpec::Flatten | LayerSpec::Dropout { .. } => i += 1,
@@ -166,48 +167,36 @@ impl Int8Model {
             }
             shape = model.layers()[i - 1].output_shape();
         }
-        let last = ops.iter().rposition(|op| matches!(op, Op::Product(_)));
-        if last != Some(ops.len() - 1) {
+        if !matches!(layers.last(), Some(LayerSpec::Conv2d { .. } | LayerSpec::Dense { .. } | LayerSpec::BatchNorm { .. } | LayerSpec::Relu)) {
             return Err(Error::Shape("a quantised model must end in a convolution or dense layer".into()));
         }
-        for (j, op) in ops.iter().enumerate().take(ops.len() - 1) {
-            if let Op::Product(p) = op
-                && !p.relu
-            {
+        for (j, p) in ops.iter().enumerate().take(ops.len().saturating_sub(1)) {
+            if !p.relu {
                 return Err(Error::Shape(format!(
                     "operation {j} of the quantised model has no ReLU after it: int8 activations between layers are unsigned"
                 )));
             }
         }
         let mut q = Int8Model { input: spec.input, ops, calibration_images: 0, kernel: Int8Kernel::chosen() };
-        q.set_scales(&vec![1.0; q.products().count() - 1]);
+        q.set_scales(&vec![1.0; q.ops.len() - 1]);
         Ok(q)
-    }
-
-    fn products(&self) -> impl Iterator<Item = &Product> {
-        self.ops.iter().filter_map(|op| match op {
-            Op::Product(p) => Some(p),
-            Op::Pool { .. } => None,
-        })
     }
 
     /// Sets every hidden layer's output scale (one per product but the last) and every
     /// product's multipliers from its input's scale.
     fn set_scales(&mut self, scales: &[f32]) {
         let last = self.ops.len() - 1;
-        let (mut input_scale, mut scales) = (1.0 / 255.0, scales.iter());
-        for (j, op) in self.ops.iter_mut().enumerate() {
-            if let Op::Product(p) = op {
-                p.multipliers = p.weight_scales.iter().map(|s| input_scale * s).collect();
-                p.output_scale = (j < last).then(|| *scales.next().expect("one scale per hidden layer"));
-                input_scale = p.output_scale.unwrap_or(1.0);
-            }
+        let mut input_scale = 1.0 / 255.0;
+        for (j, p) in self.ops.iter_mut().enumerate() {
+            p.multipliers = p.weight_scales.iter().map(|s| input_scale * s).collect();
+            p.output_scale = (j < last).then(|| scales[j]);
+            input_scale = p.output_scale.unwrap_or(1.0);
         }
     }
 
     /// Every hidden layer's activation scale, in order (what [`Int8Model::new`] takes).
     pub fn activation_scales(&self) -> Vec<f32> {
-        self.products().filter_map(|p| p.output_scale).collect()
+        self.ops.iter().filter_map(|p| p.output_scale).collect()
     }
 
     /// How many images the scales were calibrated on.
@@ -230,7 +219,7 @@ impl Int8Model {
     pub fn workspace(&self, capacity: usize) -> Workspace {
         Workspace {
             pixels: vec![0; capacity * self.input.size()],
-            acts: self.ops.iter().map(|op| vec![0; capacity * op.output().size()]).collect(),
+            acts: self.ops.iter().map(|p| vec![0; capacity * p.pooled.size()]).collect(),
             scratch: Scratch::default(),
             dequantised: Vec::new(),
         }
@@ -242,8 +231,7 @@ impl Int8Model {
             let (before, after) = ws.acts.split_at_mut(op);
             let x = if op == 0 { &ws.pixels[..] } else { &before[op - 1][..] };
             let output = if op + 1 == self.ops.len() { Output::Logits(&mut *logits) } else { Output::Bytes(&mut after[0]) };
-            let size = self.ops[op].input_size();
-            self.run_op(op, n, &x[..n * size], output, &mut ws.scratch);
+            self.run_op(op, n, &x[..n * self.ops[op].input.size()], output, &mut ws.scratch);
         }
     }
 
@@ -252,29 +240,25 @@ impl Int8Model {
     /// means and deviations.
     pub fn features_into(&self, ws: &mut Workspace, n: usize, out: &mut [f32]) {
         let last = self.ops.len() - 1;
-        let mut scale = 1.0 / 255.0;
-        let mut parts: Vec<(usize, f32, Shape)> = Vec::new();
-        for (j, op) in self.ops.iter().enumerate().take(last) {
-            match op {
-                Op::Product(p) => scale = p.output_scale.expect("hidden layers have scales"),
-                Op::Pool { output, .. } => parts.push((j, scale, *output)),
-            }
-        }
-        let last_input = self.ops[last].input_size();
-        let width = last_input + parts.iter().map(|(_, _, s)| 2 * s.c).sum::<usize>();
-        let last_source = if last == 0 { None } else { Some(last - 1) };
+        let scale = |j: usize| self.ops[j].output_scale.expect("hidden layers have scales");
+        let pooled: Vec<usize> = (0..last).filter(|&j| self.ops[j].pool > 1).collect();
+        let last_input = self.ops[last].input.size();
+        let width = last_input + pooled.iter().map(|&j| 2 * self.ops[j].pooled.c).sum::<usize>();
         for s in 0..n {
             let row = &mut out[s * width..(s + 1) * width];
-            let source = last_source.map_or(&ws.pixels[..], |j| &ws.acts[j][..]);
-            let last_scale = if last == 0 { 1.0 / 255.0 } else { scale };
+            let (source, source_scale) = match last {
+                0 => (&ws.pixels[..], 1.0 / 255.0),
+                _ => (&ws.acts[last - 1][..], scale(last - 1)),
+            };
             for (f, &q) in row[..last_input].iter_mut().zip(&source[s * last_input..(s + 1) * last_input]) {
-                *f = f32::from(q) * last_scale;
+                *f = f32::from(q) * source_scale;
             }
             let mut at = last_input;
-            for &(j, part_scale, shape) in &parts {
+            for &j in &pooled {
+                let shape = self.ops[j].pooled;
                 let image = &ws.acts[j][s * shape.size()..(s + 1) * shape.size()];
                 ws.dequantised.clear();
-                ws.dequantised.extend(image.iter().map(|&q| f32::from(q) * part_scale));
+                ws.dequantised.extend(image.iter().map(|&q| f32::from(q) * scale(j)));
                 channel_statistics(&ws.dequantised, shape, &mut row[at..at + 2 * shape.c]);
                 at += 2 * shape.c;
             }
@@ -282,42 +266,48 @@ impl Int8Model {
     }
 
     fn run_op(&self, op: usize, n: usize, x: &[u8], output: Output, scratch: &mut Scratch) {
-        match &self.ops[op] {
-            Op::Pool { input, output: shape, size } => {
-                let Output::Bytes(y) = output else { unreachable!("a pooling is never last") };
-                max_pool(x, *input, *shape, *size, n, y);
-            }
-            Op::Product(p) => {
-                let acc = accumulate(p, x, n, scratch, self.kernel);
-                let width = p.weights.n();
-                match output {
-                    Output::Bytes(y) => {
-                        let inverse = 1.0 / p.output_scale.expect("a hidden layer has a scale");
-                        for (row, out) in acc.chunks_exact(width).zip(y.chunks_exact_mut(width)) {
-                            for (((o, &sum), &mult), &bias) in out.iter_mut().zip(row).zip(&p.multipliers).zip(&p.bias) {
-                                *o = (dequantise(sum, mult, bias) * inverse).round().clamp(0.0, 255.0) as u8;
-                            }
-                        }
+        let p = &self.ops[op];
+        let width = p.weights.n();
+        let sums = accumulate(p, x, n, scratch, self.kernel);
+        match output {
+            Output::Bytes(y) => {
+                let inverse = 1.0 / p.output_scale.expect("a hidden layer has a scale");
+                let quantise = |out: &mut [u8], row: &[i32]| {
+                    for (((o, &sum), &mult), &bias) in out.iter_mut().zip(row).zip(&p.multipliers).zip(&p.bias) {
+                        *o = requantise(dequantise(sum, mult, bias), inverse);
                     }
-                    Output::Logits(y) => {
-                        for (row, out) in acc.chunks_exact(width).zip(y.chunks_exact_mut(width)) {
-                            for (((o, &sum), &mult), &bias) in out.iter_mut().zip(row).zip(&p.multipliers).zip(&p.bias) {
-                                let v = dequantise(sum, mult, bias);
-                                *o = if p.relu { v.max(0.0) } else { v };
+                };
+                if p.pool == 1 {
+                    sums.chunks_exact(width).zip(y.chunks_exact_mut(width)).for_each(|(row, out)| quantise(out, row));
+                    return;
+                }
+                let (out_shape, size) = (p.output, p.pool);
+                let mut largest = vec![0i32; width];
+                for b in 0..n {
+                    let image = &sums[b * out_shape.h * out_shape.w * width..];
+                    for oy in 0..p.pooled.h {
+                        for ox in 0..p.pooled.w {
+                            largest.fill(i32::MIN);
+                            for dy in 0..size {
+                                for dx in 0..size {
+                                    let at = ((oy * size + dy) * out_shape.w + ox * size + dx) * width;
+                                    largest.iter_mut().zip(&image[at..at + width]).for_each(|(m, &v)| *m = (*m).max(v));
+                                }
                             }
+                            let cell = ((b * p.pooled.h + oy) * p.pooled.w + ox) * width;
+                            quantise(&mut y[cell..cell + width], &largest);
                         }
                     }
                 }
             }
-        }
-    }
-}
-
-impl Op {
-    fn input_size(&self) -> usize {
-        match self {
-            Op::Product(p) => p.input.size(),
-            Op::Pool { input, .. } => input.size(),
+            Output::Logits(y) => {
+                for (row, out) in sums.chunks_exact(width).zip(y.chunks_exact_mut(width)) {
+                    for (((o, &sum), &mult), &bias) in out.iter_mut().zip(row).zip(&p.multipliers).zip(&p.bias) {
+                        let v = dequantise(sum, mult, bias);
+                        *o = if p.relu { v.max(0.0) } else { v };
+                    }
+                }
+            }
         }
     }
 }
@@ -350,6 +340,31 @@ fn dequantise(sum: i32, mult: f32, bias: f32) -> f32 {
     sum as f32 * mult + bias
 }
 
+/// `y` in units of `1 / inverse`, rounded half up and clamped to 0…255 (ReLU included): a
+/// clamp, an add and a truncation, which the compiler vectorises.
+#[inline]
+fn requantise(y: f32, inverse: f32) -> u8 {
+    // `max` and `min` also turn a NaN into 0.
+    let v = (y * inverse).max(0.0).min(255.0) + 0.5;
+    // SAFETY: `v` is in [0.5, 255.5], so its integer part fits an i32.
+    unsafe { v.to_int_unchecked::<i32>() as u8 }
+}
+
+/// `dst = src` for the short runs of an unrolled image row: lengths up to 16 are copied inline
+/// (a call to `memcpy` per run of a few bytes costs more than the copy).
+#[inline]
+fn copy_run(dst: &mut [u8], src: &[u8]) {
+    macro_rules! inline_lengths {
+        ($($n:literal)*) => {
+            match src.len() {
+                $($n => dst[..$n].copy_from_slice(&src[..$n]),)*
+                _ => dst.copy_from_slice(src),
+            }
+        };
+    }
+    inline_lengths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+}
+
 /// The exact sums of a product over `n` images `x`: its input unrolled into rows of taps
 /// (zero outside the image and beyond the taps), times the packed weights.
 fn accumulate<'s>(p: &Product, x: &[u8], n: usize, scratch: &'s mut Scratch, kernel: Int8Kernel) -> &'s [i32] {
@@ -370,13 +385,13 @@ fn accumulate<'s>(p: &Product, x: &[u8], n: usize, scratch: &'s mut Scratch, ker
                         if iy >= p.input.h {
                             continue;
                         }
-                        for kx in 0..side {
-                            let ix = (ox + kx).wrapping_sub(p.pad);
-                            if ix < p.input.w {
-                                let at = row + (ky * side + kx) * c;
-                                scratch.columns[at..at + c].copy_from_slice(&image[(iy * p.input.w + ix) * c..][..c]);
-                            }
-                        }
+                        // The taps of this kernel row that fall inside the image, one run of bytes.
+                        let first = p.pad.saturating_sub(ox);
+                        let end = side.min(p.input.w + p.pad - ox);
+                        let from = (iy * p.input.w + ox + first - p.pad) * c;
+                        let at = row + (ky * side + first) * c;
+                        let len = (end - first) * c;
+                        copy_run(&mut scratch.columns[at..at + len], &image[from..from + len]);
                     }
                 }
             }
@@ -386,27 +401,6 @@ fn accumulate<'s>(p: &Product, x: &[u8], n: usize, scratch: &'s mut Scratch, ker
     scratch.sums.resize(rows * p.weights.n(), 0);
     gemm::product(kernel, a, &p.weights, rows, &mut scratch.sums);
     &scratch.sums[..rows * p.weights.n()]
-}
-
-/// Max pooling of `n` u8 images with a `size × size` window, stride `size`.
-fn max_pool(x: &[u8], input: Shape, output: Shape, size: usize, n: usize, y: &mut [u8]) {
-    let c = input.c;
-    for b in 0..n {
-        let image = &x[b * input.size()..(b + 1) * input.size()];
-        let out = &mut y[b * output.size()..(b + 1) * output.size()];
-        for oy in 0..output.h {
-            for ox in 0..output.w {
-                let cell = &mut out[(oy * output.w + ox) * c..][..c];
-                cell.fill(0);
-                for dy in 0..size {
-                    for dx in 0..size {
-                        let px = &image[((oy * size + dy) * input.w + ox * size + dx) * c..][..c];
-                        cell.iter_mut().zip(px).for_each(|(o, &v)| *o = (*o).max(v));
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// A layer's weights `[k][n]` and bias with the batch norm and ReLU after it folded in, and the
@@ -458,6 +452,8 @@ impl Product {
             output,
             kernel,
             pad,
+            pool: 1,
+            pooled: output,
             weights: Packed::new(plain.collect(), f.k, f.n),
             multipliers: scales.clone(),
             weight_scales: scales,
@@ -466,7 +462,6 @@ impl Product {
             output_scale: None,
         }
     }
-
 }
 
 #[cfg(test)]
@@ -505,7 +500,7 @@ mod tests {
             let pixels = images(40);
             let expected = Predictor::new(&float, 8).probabilities(&pixels);
             let q = quantised(&float, &pixels[..20 * 784]);
-            assert_eq!(q.activation_scales().len(), q.products().count() - 1);
+            assert_eq!(q.activation_scales().len(), q.ops.len() - 1);
             let mut results = Vec::new();
             for kernel in [Int8Kernel::Reference, Int8Kernel::Portable, Int8Kernel::Avx512Vnni] {
                 let mut m = model(float.spec.clone(), 3);
