@@ -168,7 +168,8 @@ pub fn run(source: &DataSource, target: Target, quick: bool) -> Result<BenchRepo
     let size = model.input_size();
     let mut predictor = Predictor::new(model, INFERENCE_BATCH);
     let test_pixels = if quick { &test.images[..1000 * size] } else { &test.images[..] };
-    let predict_all = |p: &mut Predictor| test_pixels.chunks(1000 * size).for_each(|batch| drop(p.probabilities(batch)));
+    let predict_all =
+        |p: &mut Predictor| test_pixels.chunks(1000 * size).for_each(|batch| drop(p.probabilities(batch)));
     predict_all(&mut predictor);
     let mut runs: Vec<f64> = (0..5)
         .map(|_| {

@@ -86,9 +86,9 @@ pub(crate) fn channel_statistics(image: &[f32], shape: Shape, out: &mut [f32]) {
     deviations.fill(0.0);
     image.chunks_exact(shape.c).for_each(|px| means.iter_mut().zip(px).for_each(|(m, v)| *m += v));
     means.iter_mut().for_each(|m| *m /= (shape.h * shape.w) as f32);
-    image.chunks_exact(shape.c).for_each(|px| {
-        deviations.iter_mut().zip(px).zip(&*means).for_each(|((d, v), m)| *d += (v - m) * (v - m))
-    });
+    image
+        .chunks_exact(shape.c)
+        .for_each(|px| deviations.iter_mut().zip(px).zip(&*means).for_each(|((d, v), m)| *d += (v - m) * (v - m)));
     deviations.iter_mut().for_each(|d| *d = (*d / (shape.h * shape.w) as f32).sqrt());
 }
 

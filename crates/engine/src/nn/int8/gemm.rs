@@ -238,7 +238,15 @@ mod tests {
         }
         for (m, k, n) in [(1, 1, 1), (7, 25, 32), (13, 288, 64), (8, 1600, 128), (9, 128, 10), (3, 6, 80), (6, 4, 16)] {
             let a: Vec<u8> = (0..m * depth(k))
-                .map(|i| if i % depth(k) >= k { 0 } else if i % 7 == 0 { 255 } else { (i * 37 % 256) as u8 })
+                .map(|i| {
+                    if i % depth(k) >= k {
+                        0
+                    } else if i % 7 == 0 {
+                        255
+                    } else {
+                        (i * 37 % 256) as u8
+                    }
+                })
                 .collect();
             let plain: Vec<i8> = (0..k * n).map(|i| if i % 5 == 0 { -128 } else { (i * 53 % 255) as i8 }).collect();
             let b = Packed::new(plain, k, n);

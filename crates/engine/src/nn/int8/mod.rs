@@ -161,13 +161,18 @@ impl Int8Model {
                     i += 1;
                 }
                 LayerSpec::Flatten | LayerSpec::Dropout { .. } => i += 1,
-                LayerSpec::BatchNorm { .. } => return Err(unsupported("batch norm not after a convolution or dense layer")),
+                LayerSpec::BatchNorm { .. } => {
+                    return Err(unsupported("batch norm not after a convolution or dense layer"));
+                }
                 LayerSpec::Relu => return Err(unsupported("ReLU not after a convolution or dense layer")),
                 LayerSpec::GlobalAvgPool => return Err(unsupported("global average pooling")),
             }
             shape = model.layers()[i - 1].output_shape();
         }
-        if !matches!(layers.last(), Some(LayerSpec::Conv2d { .. } | LayerSpec::Dense { .. } | LayerSpec::BatchNorm { .. } | LayerSpec::Relu)) {
+        if !matches!(
+            layers.last(),
+            Some(LayerSpec::Conv2d { .. } | LayerSpec::Dense { .. } | LayerSpec::BatchNorm { .. } | LayerSpec::Relu)
+        ) {
             return Err(Error::Shape("a quantised model must end in a convolution or dense layer".into()));
         }
         for (j, p) in ops.iter().enumerate().take(ops.len().saturating_sub(1)) {
@@ -230,7 +235,8 @@ impl Int8Model {
         for op in 0..self.ops.len() {
             let (before, after) = ws.acts.split_at_mut(op);
             let x = if op == 0 { &ws.pixels[..] } else { &before[op - 1][..] };
-            let output = if op + 1 == self.ops.len() { Output::Logits(&mut *logits) } else { Output::Bytes(&mut after[0]) };
+            let output =
+                if op + 1 == self.ops.len() { Output::Logits(&mut *logits) } else { Output::Bytes(&mut after[0]) };
             self.run_op(op, n, &x[..n * self.ops[op].input.size()], output, &mut ws.scratch);
         }
     }
@@ -344,7 +350,8 @@ fn dequantise(sum: i32, mult: f32, bias: f32) -> f32 {
 /// clamp, an add and a truncation, which the compiler vectorises.
 #[inline]
 fn requantise(y: f32, inverse: f32) -> u8 {
-    // `max` and `min` also turn a NaN into 0.
+    // `max` before `min` (not `clamp`) turns a NaN into 0, which keeps the conversion below sound.
+    #[allow(clippy::manual_clamp)]
     let v = (y * inverse).max(0.0).min(255.0) + 0.5;
     // SAFETY: `v` is in [0.5, 255.5], so its integer part fits an i32.
     unsafe { v.to_int_unchecked::<i32>() as u8 }
@@ -416,7 +423,8 @@ struct Folded {
 fn fold(model: &Model, i: usize, k: usize, n: usize, activation: Activation) -> Result<(Folded, usize)> {
     let params = model.layer_params(i);
     let (weights, bias) = params.split_at(k * n);
-    let mut folded = Folded { weights: weights.to_vec(), bias: bias.to_vec(), k, n, relu: activation == Activation::Relu };
+    let mut folded =
+        Folded { weights: weights.to_vec(), bias: bias.to_vec(), k, n, relu: activation == Activation::Relu };
     let mut next = i + 1;
     let layers = &model.spec.layers;
     if !folded.relu
