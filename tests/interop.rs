@@ -266,3 +266,40 @@ fn triton_client_drives_the_model_repository_versions_and_keys() {
     assert_eq!(got["ready_after_load"], true);
     close(&got["after_load"], &p2);
 }
+
+#[test]
+fn an_exported_int8_model_runs_in_onnx_runtime_as_wardrobe_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (int8, onnx) = (dir.path().join("int8"), dir.path().join("q.onnx"));
+    let float = shared_trained_model("interop-model").to_str().unwrap();
+    let (ok, _, err) = common::run(&["quantize", float, int8.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = common::run(&["convert", int8.to_str().unwrap(), onnx.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let model = std::fs::read(&onnx).unwrap();
+    let text = String::from_utf8_lossy(&model);
+    assert!(text.contains("QuantizeLinear") && text.contains("DequantizeLinear"), "a QDQ graph");
+
+    let test = load(Split::Test);
+    let images = dir.path().join("test.u8");
+    std::fs::write(&images, &test.images).unwrap();
+    let got = script("onnx_runtime.py", &[onnx.to_str().unwrap(), images.to_str().unwrap(), "28", "28"]);
+    let theirs: Vec<Vec<f64>> = serde_json::from_value(got["probabilities"].clone()).unwrap();
+    let ours = wardrobe_probabilities(&int8, &test);
+    let argmax = |r: &[f64]| (0..r.len()).fold(0, |b, i| if r[i] > r[b] { i } else { b });
+    let ours: Vec<Vec<f64>> = ours.chunks(10).map(|r| r.iter().map(|&p| f64::from(p)).collect()).collect();
+    let agree = theirs.iter().zip(&ours).filter(|(t, o)| argmax(t) == argmax(o)).count();
+    let worst = theirs.iter().flatten().zip(ours.iter().flatten()).map(|(t, o)| (t - o).abs()).fold(0.0, f64::max);
+    let right = |rows: &[Vec<f64>]| rows.iter().zip(&test.labels).filter(|(p, l)| argmax(p) == **l as usize).count();
+    eprintln!(
+        "int8 in ONNX Runtime vs wardrobe: {agree} of 10,000 labels agree, largest difference {worst:.3}, right {} vs {}",
+        right(&theirs),
+        right(&ours)
+    );
+    // ONNX Runtime rounds its requantisation half to even, wardrobe half up: a few values
+    // move by one step. Measured: 9,998 agree, largest difference 0.012, accuracy 91.11% / 91.13%
+    // (the seed preset trained 10 epochs).
+    assert!(agree >= 9_950 && worst < 0.05, "{agree} agree, largest difference {worst}");
+    assert!(right(&theirs).abs_diff(right(&ours)) <= 10);
+    assert_eq!(got["outputs"][1]["name"], "ood_score");
+}

@@ -56,8 +56,9 @@ pub fn run(a: ConvertArgs) -> Result<()> {
             format!("[N,{},{},{}]", input.h, input.w, input.c)
         };
         let score = if loaded.ood.is_some() { " and ood_score FP32 [N]" } else { "" };
+        let int8 = if loaded.model.int8().is_some() { ", int8 weights and activations (QDQ)" } else { "" };
         println!(
-            "wrote {} (ONNX opset {}): input images UINT8 {layout}, output probabilities FP32 [N,{}]{score}, temperature {}",
+            "wrote {} (ONNX opset {}{int8}): input images UINT8 {layout}, output probabilities FP32 [N,{}]{score}, temperature {}",
             a.output.display(),
             export::OPSET,
             loaded.class_names.len(),

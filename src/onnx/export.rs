@@ -12,6 +12,11 @@
 //! (`ReduceMin`), plus `−ln` of the top probability, each weighted, then summed. `metadata_props`
 //! carries the class names (a JSON array), the temperature, the unknown threshold, the input
 //! layout and wardrobe's version.
+//!
+//! A model with an int8 form is written in the QDQ form ONNX Runtime fuses into integer
+//! operators: each layer's weights as INT8 per-output-channel `DequantizeLinear` (batch norm
+//! folded in, as wardrobe runs it), the input and every hidden layer's output through a
+//! `QuantizeLinear` / `DequantizeLinear` pair with its UINT8 activation scale.
 
 use super::proto::{
     AttributeProto, Dimension, DimensionValue, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
@@ -22,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::nn::activation::Activation;
 use crate::nn::conv2d::Padding;
+use crate::nn::int8::Int8Model;
 use crate::nn::model::Model;
 use crate::nn::spec::LayerSpec;
 use crate::ood::Ood;
@@ -127,6 +133,86 @@ fn value_info(name: &str, elem: i32, dims: &[Option<i64>]) -> ValueInfoProto {
     }
 }
 
+/// A tensor of bytes (`UINT8` or `INT8`) with `values`.
+fn byte_tensor(name: &str, data_type: i32, dims: &[i64], values: Vec<u8>) -> TensorProto {
+    TensorProto { name: name.into(), dims: dims.to_vec(), data_type, raw_data: values, ..Default::default() }
+}
+
+impl Builder {
+    /// `QuantizeLinear` then `DequantizeLinear` of the last value with `scale` and zero point 0,
+    /// as UINT8.
+    fn quantise(&mut self, name: &str, scale: f32) {
+        let scale = self.constant(format!("{name}.scale"), &[], &[scale]);
+        self.initializers.push(byte_tensor(&format!("{name}.zero"), data_type::UINT8, &[], vec![0]));
+        let zero = format!("{name}.zero");
+        self.node("QuantizeLinear", &[scale.clone(), zero.clone()], vec![]);
+        self.node("DequantizeLinear", &[scale, zero], vec![]);
+    }
+}
+
+/// The layers of a model's int8 form in QDQ nodes, from the NCHW input on; records each
+/// pooling's output in `pooled` and the last layer's input in `last_input`.
+fn int8_layers(b: &mut Builder, q: &Int8Model, pooled: &mut Vec<String>, last_input: &mut String) {
+    b.quantise("input", 1.0 / 255.0);
+    let mut image = true;
+    let layers = q.layers();
+    for (j, l) in layers.iter().enumerate() {
+        if j + 1 == layers.len() {
+            *last_input = b.last.clone();
+        }
+        let (n, k) = (l.outputs as i64, l.inputs);
+        let (weights, dims, axis) = match l.convolution {
+            Some((side, _)) => {
+                // [kh, kw, in, out] → [out, in, kh, kw]
+                let cin = k / (side * side);
+                let mut oihw = vec![0u8; l.weights.len()];
+                for (idx, &v) in l.weights.iter().enumerate() {
+                    let (o, rest) = (idx % l.outputs, idx / l.outputs);
+                    let (ci, rest) = (rest % cin, rest / cin);
+                    let (kx, ky) = (rest % side, rest / side);
+                    oihw[((o * cin + ci) * side + ky) * side + kx] = v as u8;
+                }
+                (oihw, vec![n, cin as i64, side as i64, side as i64], 0)
+            }
+            None => (l.weights.iter().map(|&v| v as u8).collect(), vec![k as i64, n], 1),
+        };
+        let name = format!("q{j}");
+        b.initializers.push(byte_tensor(&format!("{name}.weights"), data_type::INT8, &dims, weights));
+        b.initializers.push(byte_tensor(&format!("{name}.weights_zero"), data_type::INT8, &[n], vec![0; l.outputs]));
+        let scales = b.constant(format!("{name}.weight_scales"), &[n], l.weight_scales);
+        let inputs = [format!("{name}.weights"), scales, format!("{name}.weights_zero")];
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let kernel = b.side("DequantizeLinear", &inputs, vec![int("axis", axis)]);
+        let bias = b.constant(format!("{name}.bias"), &[n], l.bias);
+        match l.convolution {
+            Some((side, pad)) => {
+                let (side, pad) = (side as i64, pad as i64);
+                let attributes = vec![ints("kernel_shape", &[side, side]), ints("pads", &[pad, pad, pad, pad])];
+                b.node("Conv", &[kernel, bias], attributes);
+            }
+            None => {
+                if image {
+                    b.node("Transpose", &[], vec![ints("perm", &[0, 2, 3, 1])]);
+                    b.node("Flatten", &[], vec![int("axis", 1)]);
+                    image = false;
+                }
+                b.node("Gemm", &[kernel, bias], vec![]);
+            }
+        }
+        if l.relu {
+            b.node("Relu", &[], vec![]);
+        }
+        if let Some(scale) = l.output_scale {
+            b.quantise(&name, scale);
+        }
+        if l.pool > 1 {
+            let s = l.pool as i64;
+            b.node("MaxPool", &[], vec![ints("kernel_shape", &[s, s]), ints("strides", &[s, s])]);
+            pooled.push(b.last.clone());
+        }
+    }
+}
+
 /// Appends the nodes computing `ood`'s score, output `ood_score`, from the pooling outputs
 /// `pooled` (NCHW), the last layer's input `last_input` (`[N, F]`) and the probabilities.
 fn ood_nodes(b: &mut Builder, ood: &Ood, pooled: &[String], last_input: &str, classes: usize) {
@@ -196,7 +282,11 @@ pub fn to_onnx(model: &Model, class_names: &[String], ood: Option<&Ood>) -> Resu
     };
     let (mut pooled, mut last_input) = (Vec::new(), String::new());
     let last_layer = model.spec.layers.len().saturating_sub(1);
-    for (i, layer) in model.spec.layers.iter().enumerate() {
+    if let Some(q) = model.int8() {
+        int8_layers(&mut b, q, &mut pooled, &mut last_input);
+    }
+    let float_layers = if model.int8().is_some() { &[][..] } else { &model.spec.layers[..] };
+    for (i, layer) in float_layers.iter().enumerate() {
         if i == last_layer {
             last_input = b.last.clone();
         }

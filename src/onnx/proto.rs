@@ -7,6 +7,8 @@ pub mod data_type {
     pub const FLOAT: i32 = 1;
     /// Unsigned byte.
     pub const UINT8: i32 = 2;
+    /// Signed byte.
+    pub const INT8: i32 = 3;
     /// 32-bit integer.
     pub const INT32: i32 = 6;
     /// 64-bit integer.

@@ -47,6 +47,11 @@ impl Packed {
     pub fn n(&self) -> usize {
         self.n
     }
+
+    /// The weights as given, `[k][n]`.
+    pub fn plain(&self) -> &[i8] {
+        &self.plain
+    }
 }
 
 /// Bytes of one row of `a` for a sum over `k`: `k` rounded up to a multiple of 4 (zero-padded).

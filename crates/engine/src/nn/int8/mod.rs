@@ -38,11 +38,38 @@ pub struct Int8Model {
     kernel: Int8Kernel,
 }
 
+/// One layer of an [`Int8Model`]: `y = relu?(Σ_k x[k] · weights[k][n] · weight_scales[n] + bias[n])`
+/// over its input's dequantised values, max-pooled, then quantised with `output_scale`.
+#[derive(Debug, Clone, Copy)]
+pub struct Int8Layer<'a> {
+    /// Kernel side and padding of a convolution; `None` for a dense layer.
+    pub convolution: Option<(usize, usize)>,
+    /// Values summed per output (kernel side² × input channels for a convolution).
+    pub inputs: usize,
+    /// Outputs (filters or units).
+    pub outputs: usize,
+    /// Weights `[inputs][outputs]` in −127…127; a convolution's inputs in (row, column,
+    /// channel) order.
+    pub weights: &'a [i8],
+    /// Each output's weight scale.
+    pub weight_scales: &'a [f32],
+    /// Each output's bias (batch norm folded in).
+    pub bias: &'a [f32],
+    /// ReLU after the bias.
+    pub relu: bool,
+    /// Max-pooling window after it (1: none).
+    pub pool: usize,
+    /// Scale of its u8 outputs; `None` for the last layer (logits).
+    pub output_scale: Option<f32>,
+}
+
 /// A convolution (a dense layer is a 1×1 convolution of a 1×1 image) with its folded batch
 /// norm, activation and max pooling.
 #[derive(Debug, Clone)]
 struct Product {
     input: Shape,
+    /// A dense layer (not a convolution).
+    dense: bool,
     /// The convolution's output, before pooling.
     output: Shape,
     kernel: usize,
@@ -141,7 +168,7 @@ impl Int8Model {
                     let (k, n) = (shape.size(), output.c);
                     let (p, next) = fold(model, i, k, n, *activation)?;
                     let output = Shape::new(1, 1, model.layers()[next - 1].output_shape().size());
-                    ops.push(Product::new(Shape::new(1, 1, k), output, 1, 0, p));
+                    ops.push(Product { dense: true, ..Product::new(Shape::new(1, 1, k), output, 1, 0, p) });
                     i = next;
                 }
                 LayerSpec::MaxPool2d { size } => {
@@ -202,6 +229,24 @@ impl Int8Model {
     /// Every hidden layer's activation scale, in order (what [`Int8Model::new`] takes).
     pub fn activation_scales(&self) -> Vec<f32> {
         self.ops.iter().filter_map(|p| p.output_scale).collect()
+    }
+
+    /// Its layers as an exporter needs them.
+    pub fn layers(&self) -> Vec<Int8Layer<'_>> {
+        self.ops
+            .iter()
+            .map(|p| Int8Layer {
+                convolution: (!p.dense).then_some((p.kernel, p.pad)),
+                inputs: p.weights.k(),
+                outputs: p.weights.n(),
+                weights: p.weights.plain(),
+                weight_scales: &p.weight_scales,
+                bias: &p.bias,
+                relu: p.relu,
+                pool: p.pool,
+                output_scale: p.output_scale,
+            })
+            .collect()
     }
 
     /// How many images the scales were calibrated on.
@@ -457,6 +502,7 @@ impl Product {
         let plain = f.weights.iter().enumerate().map(|(t, w)| (w / scales[t % f.n]).round().clamp(-127.0, 127.0) as i8);
         Product {
             input,
+            dense: false,
             output,
             kernel,
             pad,
