@@ -1,4 +1,4 @@
-//! `--kernels auto|portable|reference`: each mode trains and evaluates through the command line,
+//! `--kernels auto|avx2|portable|reference`: each mode trains and evaluates through the command line,
 //! and they agree on real data.
 
 mod common;
@@ -26,7 +26,7 @@ fn every_kernel_mode_trains_and_evaluates_alike() {
     wardrobe::data::csv::write(&test, &load(Split::Test).slice(0..400)).unwrap();
     let (train, test) = (train.to_str().unwrap(), test.to_str().unwrap());
     let mut losses = Vec::new();
-    for mode in ["auto", "portable", "reference"] {
+    for mode in ["auto", "avx2", "portable", "reference"] {
         let out = dir.path().join(mode);
         let args = ["--kernels", mode, "train", "--train-csv", train, "--test-csv", test, "--epochs", "1"];
         let (ok, stdout, stderr) = run(&[&args[..], &["--seed", "3", "--out", out.to_str().unwrap()]].concat());
@@ -37,7 +37,7 @@ fn every_kernel_mode_trains_and_evaluates_alike() {
         }
         losses.push(epoch_loss(&stdout));
     }
-    for (mode, loss) in ["portable", "reference"].iter().zip(&losses[1..]) {
+    for (mode, loss) in ["avx2", "portable", "reference"].iter().zip(&losses[1..]) {
         assert!((loss - losses[0]).abs() < 2e-3, "{mode} trains to loss {loss}, auto to {}", losses[0]);
     }
     let model = dir.path().join("auto");
@@ -49,7 +49,7 @@ fn every_kernel_mode_trains_and_evaluates_alike() {
     };
     let auto = evaluate("auto");
     assert!(auto.0 > 0.3, "one epoch on 640 images learns something: {auto:?}");
-    for mode in ["portable", "reference"] {
+    for mode in ["avx2", "portable", "reference"] {
         let (accuracy, loss) = evaluate(mode);
         assert_eq!(accuracy, auto.0, "{mode} accuracy");
         assert!((loss - auto.1).abs() < 1e-4, "{mode} loss {loss} against {}", auto.1);
@@ -60,5 +60,5 @@ fn every_kernel_mode_trains_and_evaluates_alike() {
 fn an_unknown_kernel_mode_is_refused() {
     let (ok, _, stderr) = run(&["--kernels", "fastest", "evaluate", "--model", "x"]);
     assert!(!ok && !stderr.contains("panicked"), "{stderr}");
-    assert!(stderr.starts_with("error: ") && stderr.contains("expected auto, portable or reference"), "{stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains("expected auto, avx2, portable or reference"), "{stderr}");
 }

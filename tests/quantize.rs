@@ -38,6 +38,7 @@ fn int8_model_keeps_the_accuracy_and_runs_everywhere_with_the_same_bits() {
     let auto = evaluation("auto", &int8);
     assert!((100.0 * auto["accuracy"].as_f64().unwrap() - after).abs() < 0.005, "{auto}");
     assert_eq!(auto, evaluation("reference", &int8), "the fast int8 kernels against the textbook loops");
+    assert_eq!(auto, evaluation("avx2", &int8));
     assert_eq!(auto, evaluation("portable", &int8));
     assert_ne!(auto["loss"], evaluation("auto", &float)["loss"], "evaluate ran the int8 form");
 

@@ -34,8 +34,8 @@ pub struct Cli {
     /// Worker threads (default: one per core). Results do not depend on it.
     #[arg(long, global = true)]
     pub threads: Option<usize>,
-    /// Kernels: auto (the fastest this CPU has), portable (no hand-written AVX-512: what other
-    /// CPUs run), reference (textbook loops).
+    /// Kernels: auto (the fastest this CPU has), avx2 (what a CPU with AVX2 but no AVX-512
+    /// runs), portable (no hand-written vector code), reference (textbook loops).
     #[arg(long, global = true, default_value = "auto")]
     pub kernels: Kernels,
     /// What to do.

@@ -16,6 +16,9 @@ pub enum Kernels {
     /// The fastest this CPU has (hand-written AVX-512 where detected).
     #[default]
     Auto,
+    /// What a CPU with AVX2 and FMA but no AVX-512 runs: the AVX2 kernels where they exist
+    /// (int8 products), `gemm` and plain Rust elsewhere.
+    Avx2,
     /// No hand-written AVX-512: `gemm` and plain Rust, what any other CPU runs.
     Portable,
     /// Textbook loops for convolutions and matrix products.
@@ -28,9 +31,10 @@ impl std::str::FromStr for Kernels {
     fn from_str(s: &str) -> crate::error::Result<Kernels> {
         match s {
             "auto" => Ok(Kernels::Auto),
+            "avx2" => Ok(Kernels::Avx2),
             "portable" => Ok(Kernels::Portable),
             "reference" => Ok(Kernels::Reference),
-            _ => Err(crate::error::Error::value("kernels", s, "expected auto, portable or reference")),
+            _ => Err(crate::error::Error::value("kernels", s, "expected auto, avx2, portable or reference")),
         }
     }
 }
@@ -39,6 +43,7 @@ impl std::fmt::Display for Kernels {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str(match self {
             Kernels::Auto => "auto",
+            Kernels::Avx2 => "avx2",
             Kernels::Portable => "portable",
             Kernels::Reference => "reference",
         })
@@ -56,7 +61,8 @@ pub fn set_kernels(kernels: Kernels) {
 pub fn kernels() -> Kernels {
     match KERNELS.load(Ordering::Relaxed) {
         0 => Kernels::Auto,
-        1 => Kernels::Portable,
+        1 => Kernels::Avx2,
+        2 => Kernels::Portable,
         _ => Kernels::Reference,
     }
 }

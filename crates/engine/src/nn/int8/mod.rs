@@ -277,6 +277,36 @@ impl Int8Model {
 
     /// The logits (rows of the last layer's width) of the first `n` images in `ws.pixels`.
     pub fn forward(&self, ws: &mut Workspace, n: usize, logits: &mut [f32]) {
+        // The unrolling and conversions around the products, compiled for the kernel's
+        // instruction set too (one body; the compiler vectorises it for each).
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+            fn avx512(q: &Int8Model, ws: &mut Workspace, n: usize, logits: &mut [f32]) {
+                q.forward_inline(ws, n, logits)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2(q: &Int8Model, ws: &mut Workspace, n: usize, logits: &mut [f32]) {
+                q.forward_inline(ws, n, logits)
+            }
+            match self.kernel {
+                // SAFETY: the kernel runs only where the CPU has its instruction set, AVX-512
+                // VNNI's including AVX-512F/BW/VL (and AVX2, FMA).
+                Int8Kernel::Avx512Vnni if self.kernel.runs_here() && fma() => {
+                    return unsafe { avx512(self, ws, n, logits) };
+                }
+                // SAFETY: as above, for AVX2 and FMA.
+                Int8Kernel::AvxVnni | Int8Kernel::Avx2 if self.kernel.runs_here() && fma() => {
+                    return unsafe { avx2(self, ws, n, logits) };
+                }
+                _ => {}
+            }
+        }
+        self.forward_inline(ws, n, logits)
+    }
+
+    #[inline(always)]
+    fn forward_inline(&self, ws: &mut Workspace, n: usize, logits: &mut [f32]) {
         for op in 0..self.ops.len() {
             let (before, after) = ws.acts.split_at_mut(op);
             let x = if op == 0 { &ws.pixels[..] } else { &before[op - 1][..] };
@@ -316,6 +346,7 @@ impl Int8Model {
         }
     }
 
+    #[inline(always)]
     fn run_op(&self, op: usize, n: usize, x: &[u8], output: Output, scratch: &mut Scratch) {
         let p = &self.ops[op];
         let width = p.weights.n();
@@ -369,6 +400,12 @@ enum Output<'a> {
     Logits(&'a mut [f32]),
 }
 
+/// Whether the CPU has FMA (every AVX2 CPU wardrobe meets does; checked all the same).
+#[cfg(target_arch = "x86_64")]
+fn fma() -> bool {
+    std::arch::is_x86_feature_detected!("fma")
+}
+
 /// Buffers of the int8 forward pass for a batch.
 #[derive(Debug)]
 pub struct Workspace {
@@ -386,14 +423,14 @@ struct Scratch {
 }
 
 /// What a sum of `mult`-sized units plus `bias` is worth, the same arithmetic on every path.
-#[inline]
+#[inline(always)]
 fn dequantise(sum: i32, mult: f32, bias: f32) -> f32 {
     sum as f32 * mult + bias
 }
 
 /// `y` in units of `1 / inverse`, rounded half up and clamped to 0…255 (ReLU included): a
 /// clamp, an add and a truncation, which the compiler vectorises.
-#[inline]
+#[inline(always)]
 fn requantise(y: f32, inverse: f32) -> u8 {
     // `max` before `min` (not `clamp`) turns a NaN into 0, which keeps the conversion below sound.
     #[allow(clippy::manual_clamp)]
@@ -404,7 +441,7 @@ fn requantise(y: f32, inverse: f32) -> u8 {
 
 /// `dst = src` for the short runs of an unrolled image row: lengths up to 16 are copied inline
 /// (a call to `memcpy` per run of a few bytes costs more than the copy).
-#[inline]
+#[inline(always)]
 fn copy_run(dst: &mut [u8], src: &[u8]) {
     macro_rules! inline_lengths {
         ($($n:literal)*) => {
@@ -417,8 +454,42 @@ fn copy_run(dst: &mut [u8], src: &[u8]) {
     inline_lengths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
 }
 
+/// Writes the rows of taps of `n` images `x` (rows of `stride` bytes, zero where a tap falls
+/// outside the image) into `columns`, which starts zeroed; `RUN` is `kernel × channels` when
+/// that is known when compiled (0: not).
+#[inline(always)]
+fn unroll<const RUN: usize>(p: &Product, x: &[u8], n: usize, stride: usize, columns: &mut [u8]) {
+    let (c, side) = (p.input.c, p.kernel);
+    for b in 0..n {
+        let image = &x[b * p.input.size()..(b + 1) * p.input.size()];
+        for oy in 0..p.output.h {
+            for ox in 0..p.output.w {
+                let row = ((b * p.output.h + oy) * p.output.w + ox) * stride;
+                // The taps of a kernel row that fall inside the image, one run of bytes.
+                let first = p.pad.saturating_sub(ox);
+                let end = side.min(p.input.w + p.pad - ox);
+                for ky in 0..side {
+                    let iy = (oy + ky).wrapping_sub(p.pad);
+                    if iy >= p.input.h {
+                        continue;
+                    }
+                    let from = (iy * p.input.w + ox + first - p.pad) * c;
+                    let at = row + (ky * side + first) * c;
+                    if RUN != 0 && first == 0 && end == side {
+                        columns[at..at + RUN].copy_from_slice(&image[from..from + RUN]);
+                    } else {
+                        let len = (end - first) * c;
+                        copy_run(&mut columns[at..at + len], &image[from..from + len]);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The exact sums of a product over `n` images `x`: its input unrolled into rows of taps
 /// (zero outside the image and beyond the taps), times the packed weights.
+#[inline(always)]
 fn accumulate<'s>(p: &Product, x: &[u8], n: usize, scratch: &'s mut Scratch, kernel: Int8Kernel) -> &'s [i32] {
     let (taps, stride) = (p.weights.k(), depth(p.weights.k()));
     let rows = n * p.output.h * p.output.w;
@@ -426,27 +497,15 @@ fn accumulate<'s>(p: &Product, x: &[u8], n: usize, scratch: &'s mut Scratch, ker
     if !direct {
         scratch.columns.clear();
         scratch.columns.resize(rows * stride, 0);
-        let (c, side) = (p.input.c, p.kernel);
-        for b in 0..n {
-            let image = &x[b * p.input.size()..(b + 1) * p.input.size()];
-            for oy in 0..p.output.h {
-                for ox in 0..p.output.w {
-                    let row = ((b * p.output.h + oy) * p.output.w + ox) * stride;
-                    for ky in 0..side {
-                        let iy = (oy + ky).wrapping_sub(p.pad);
-                        if iy >= p.input.h {
-                            continue;
-                        }
-                        // The taps of this kernel row that fall inside the image, one run of bytes.
-                        let first = p.pad.saturating_sub(ox);
-                        let end = side.min(p.input.w + p.pad - ox);
-                        let from = (iy * p.input.w + ox + first - p.pad) * c;
-                        let at = row + (ky * side + first) * c;
-                        let len = (end - first) * c;
-                        copy_run(&mut scratch.columns[at..at + len], &image[from..from + len]);
-                    }
-                }
-            }
+        // A whole kernel row's run of bytes has a length known when compiled for the common
+        // shapes (5×5 and 3×3 kernels over 1, 32 or 64 channels), so copying it is a few moves.
+        let columns = &mut scratch.columns[..];
+        match p.kernel * p.input.c {
+            3 => unroll::<3>(p, x, n, stride, columns),
+            5 => unroll::<5>(p, x, n, stride, columns),
+            96 => unroll::<96>(p, x, n, stride, columns),
+            192 => unroll::<192>(p, x, n, stride, columns),
+            _ => unroll::<0>(p, x, n, stride, columns),
         }
     }
     let a = if direct { x } else { &scratch.columns[..] };
@@ -556,13 +615,14 @@ mod tests {
             let q = quantised(&float, &pixels[..20 * 784]);
             assert_eq!(q.activation_scales().len(), q.ops.len() - 1);
             let mut results = Vec::new();
-            for kernel in [Int8Kernel::Reference, Int8Kernel::Portable, Int8Kernel::Avx512Vnni] {
+            for kernel in Int8Kernel::ALL.into_iter().rev() {
                 let mut m = model(float.spec.clone(), 3);
                 m.set_int8(Some(q.clone().with_kernel(kernel)));
                 results.push(Predictor::new(&m, 8).probabilities(&pixels));
             }
-            assert_eq!(results[0], results[1], "portable against reference");
-            assert_eq!(results[0], results[2], "AVX-512 VNNI (where the CPU has it) against reference");
+            for (kernel, result) in Int8Kernel::ALL.into_iter().rev().zip(&results) {
+                assert_eq!(&results[0], result, "{kernel:?} (where the CPU has it) against the reference");
+            }
             let argmax = |p: &[f32]| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
             let agree = expected.chunks(10).zip(results[0].chunks(10)).filter(|(a, b)| argmax(a) == argmax(b)).count();
             let largest = expected.iter().zip(&results[0]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
