@@ -4,7 +4,9 @@
 
 mod common;
 
+use common::http::Server;
 use common::{assert_clean_failure, load, run, trained_model};
+use serde_json::json;
 use wardrobe::data::dataset::Split;
 use wardrobe::nn::infer::{INFERENCE_BATCH, Predictor};
 
@@ -53,10 +55,24 @@ fn int8_model_keeps_the_accuracy_and_runs_everywhere_with_the_same_bits() {
     assert_eq!(one, on(2));
     assert_eq!(one, on(3));
 
-    // predict and bench take it.
-    let photo = common::write_photo(load(Split::Test).image(0), 0, dir.path());
+    // predict, label, serve and bench take it.
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    let photo = common::write_photo(load(Split::Test).image(0), 0, &photos);
     let (ok, stdout, err) = run(&["predict", "--model", s(&int8), s(&photo)]);
     assert!(ok && stdout.contains("Ankle boot"), "{stdout}{err}");
+    let labels = dir.path().join("labels.csv");
+    let (ok, stdout, err) = run(&["label", "--model", s(&int8), s(&photos), "--out", s(&labels)]);
+    assert!(ok, "{stdout}{err}");
+    assert!(std::fs::read_to_string(&labels).unwrap().contains("Ankle boot"));
+    let server = Server::start(&int8, &["--quiet"], dir.path().join("server.log"));
+    let pixels: Vec<u8> = images[..2 * 784].to_vec();
+    let body = json!({ "inputs": [{ "name": "images", "shape": [2, 28, 28], "datatype": "UINT8", "data": pixels }] });
+    let r = server.post_json("/v2/models/wardrobe/infer", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let served: Vec<f32> =
+        r.json()["outputs"][0]["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    assert_eq!(served, one[..20], "the server answers what the library computes");
     let (ok, stdout, err) = run(&["bench", "--model", s(&int8), "--quick", "--json"]);
     assert!(ok, "{err}");
     let bench: serde_json::Value = serde_json::from_str(&stdout).unwrap();
