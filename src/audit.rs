@@ -167,9 +167,11 @@ fn subset(data: &Dataset, indices: &[usize]) -> Result<Dataset> {
     Dataset::new(images, labels, data.shape(), data.classes.clone())
 }
 
-/// Confident learning's label issues among out-of-fold `probs` (rows of `k`) against `labels`,
-/// each with the class it is confidently of, ranked by the probability of the given label,
-/// lowest first.
+/// Confident learning's label issues among out-of-fold `probs` (rows of `k`) against `labels`:
+/// rows confidently of another class (its probability at least the mean over that class's
+/// rows), and rows likelier of another class whose given label is below its class's mean; as
+/// many as the first kind counts, ranked by the probability of the given label, lowest first,
+/// each with the class suggested.
 pub fn label_issues(probs: &[f32], labels: &[u16], k: usize) -> Vec<(usize, usize)> {
     let (mut sums, mut counts) = (vec![0.0f64; k], vec![0usize; k]);
     for (row, &l) in probs.chunks_exact(k).zip(labels) {
@@ -177,21 +179,35 @@ pub fn label_issues(probs: &[f32], labels: &[u16], k: usize) -> Vec<(usize, usiz
         counts[l as usize] += 1;
     }
     let thresholds: Vec<f64> = sums.iter().zip(&counts).map(|(s, &c)| if c > 0 { s / c as f64 } else { 1.0 }).collect();
-    let mut issues: Vec<(usize, usize)> = probs
+    let mut issues: Vec<(usize, usize, bool)> = probs
         .chunks_exact(k)
         .zip(labels)
         .enumerate()
         .filter_map(|(i, (row, &l))| {
-            let confident = (0..k).filter(|&j| f64::from(row[j]) >= thresholds[j]);
-            let best = confident.max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))?;
-            (best != l as usize).then_some((i, best))
+            let most = |classes: &mut dyn Iterator<Item = usize>| {
+                classes.max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
+            };
+            let confident = most(&mut (0..k).filter(|&j| f64::from(row[j]) >= thresholds[j]));
+            let likeliest = most(&mut (0..k)).expect("k > 0");
+            // Confidently another class; or, where the likeliest class's threshold is high (an
+            // easy class, its own images near certain), likelier another class while the given
+            // one is below its own images' mean.
+            let doubted = f64::from(row[l as usize]) < thresholds[l as usize];
+            match confident {
+                Some(best) if best != l as usize => Some((i, best, true)),
+                _ if likeliest != l as usize && doubted => Some((i, likeliest, false)),
+                _ => None,
+            }
         })
         .collect();
-    issues.sort_by(|&(a, _), &(b, _)| {
+    // As many issues as confident learning counts (its estimate of the wrong labels), the
+    // least likely given labels first.
+    let count = issues.iter().filter(|(_, _, confident)| *confident).count();
+    issues.sort_by(|&(a, _, _), &(b, _, _)| {
         let given = |i: usize| probs[i * k + labels[i] as usize];
         given(a).total_cmp(&given(b)).then(a.cmp(&b))
     });
-    issues
+    issues.into_iter().take(count).map(|(i, suggested, _)| (i, suggested)).collect()
 }
 
 /// Pairs (later, earlier) of nearly identical images with different labels.
@@ -329,6 +345,14 @@ mod tests {
         // Row 2 (label 0): p1 0.7 ≥ 0.45, p0 0.3 < 0.667 → issue; row 4 (label 1): p0 0.95 → issue;
         // row 5 (label 1): p0 0.6 < 0.667, p1 0.4 < 0.45 → no confident class, not an issue.
         assert_eq!(label_issues(&probs, &labels, 2), vec![(4, 0), (2, 1)], "row 4's given label is the less probable");
+
+        // An easy class 0 (its images near certain): row 2, an image of it labelled 1, is not
+        // confidently 0 (0.90 < 0.97) but its given label is doubted (0.05 < 0.425), so it is a
+        // candidate; row 4 is confidently 1 (0.6 ≥ 0.425). Confident learning counts one wrong
+        // label, so one issue is kept: the row whose given label is least likely.
+        let probs = [0.98, 0.01, 0.01, 0.96, 0.02, 0.02, 0.90, 0.05, 0.05, 0.1, 0.8, 0.1, 0.1, 0.6, 0.3, 0.0, 0.1, 0.9];
+        let labels = [0, 0, 1, 1, 2, 2];
+        assert_eq!(label_issues(&probs, &labels, 3), vec![(2, 0)]);
     }
 
     #[test]
