@@ -434,6 +434,25 @@ impl Model {
         Ok(out)
     }
 
+    /// Gives the model its int8 form, calibrated on the first `calibration` images of `x`;
+    /// predictions, `save` and `to_onnx` then use it.
+    fn quantize(&mut self, py: Python, x: &Bound<PyAny>, calibration: usize) -> PyResult<()> {
+        let images = Images::of(x, "x")?;
+        self.check(&images, "x")?;
+        let (_, h, w, c) = images.shape;
+        let (model, pixels) = (&mut self.loaded.model, images.pixels());
+        py.detach(|| wardrobe::quantize::quantize_model(model, pixels, (h, w, c), calibration)).map_err(py_err)?;
+        // The single-image workspace was made for the float form.
+        *self.single.lock().expect("workspace lock") = None;
+        Ok(())
+    }
+
+    /// Whether predictions run the int8 form (`quantize`).
+    #[getter]
+    fn quantized(&self) -> bool {
+        self.loaded.model.int8().is_some()
+    }
+
     /// Saves the model as a run directory the CLI reads (`evaluate --model DIR`, `serve`, …).
     fn save(&mut self, py: Python, dir: PathBuf) -> PyResult<()> {
         let l = &self.loaded;

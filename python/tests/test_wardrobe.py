@@ -314,3 +314,22 @@ def test_the_example_notebook_runs_end_to_end(tmp_path, monkeypatch):
     assert "Epoch 2/2" in printed and "accuracy" in printed
     assert (tmp_path / "runs" / "notebook" / "model.safetensors").is_file()
     assert (tmp_path / "upload.png").is_file()
+
+
+def test_quantize_keeps_the_accuracy_and_saves_for_the_cli(trained, data, tmp_path):
+    (x, y), (xt, yt) = data
+    model = wardrobe.load(trained[2])
+    before = model.evaluate(xt[:2000], yt[:2000])["accuracy"]
+    float_probs = model.predict(xt[:5])
+    model.quantize(x, calibration=500)
+    assert model.quantized
+    after = model.evaluate(xt[:2000], yt[:2000])["accuracy"]
+    assert abs(after - before) <= 0.005, (before, after)
+    assert not np.array_equal(model.predict(xt[:5]), float_probs)
+    np.testing.assert_array_equal(model.predict(xt[:1]), model.predict(xt[:5])[:1])
+    model.save(tmp_path / "int8")
+    spec = json.loads((tmp_path / "int8" / "model.json").read_text())
+    assert spec["int8"]["calibration_images"] == 500
+    np.testing.assert_array_equal(wardrobe.load(tmp_path / "int8").predict(xt[:5]), model.predict(xt[:5]))
+    model.fit(x[:640], y[:640], epochs=1, verbose=0)
+    assert not model.quantized, "training drops the int8 form made from the old weights"

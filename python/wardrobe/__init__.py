@@ -114,6 +114,18 @@ class Model:
         """Calibrated class probabilities, float32 [N, K]."""
         return self._native.predict(x)
 
+    def quantize(self, x: np.ndarray, calibration: int = 1000) -> None:
+        """Gives the model its int8 form, as `wardrobe quantize` does: weights quantised per output
+        channel, activation ranges measured on the first `calibration` images of `x` (training
+        images, not the test set). `predict`, `save` and `to_onnx` then use it; `fit` trains the
+        float weights again."""
+        self._native.quantize(x, calibration)
+
+    @property
+    def quantized(self) -> bool:
+        """Whether predictions run the int8 form."""
+        return self._native.quantized
+
     def predict_photos(
         self,
         paths: Sequence[PathLike],

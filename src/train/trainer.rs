@@ -35,6 +35,8 @@ pub struct Trainer<'a> {
 impl<'a> Trainer<'a> {
     /// Prepares to train `model` (already initialised) with `config`.
     pub fn new(model: &'a mut Model, config: TrainConfig) -> Trainer<'a> {
+        // Training changes the float weights; an int8 form made from them would be stale.
+        model.set_int8(None);
         let micro_batches = config.batch_size.div_ceil(MICRO_BATCH).max(1);
         let threads = rayon::current_num_threads().clamp(1, micro_batches);
         let capacity = config.batch_size.clamp(1, MICRO_BATCH);
