@@ -194,6 +194,11 @@ impl PhotoLimitArgs {
 
 /// Which algorithm each step of the model runs, in training and in inference (`--kernels`).
 pub fn print_plans(model: &Model) {
+    if let Some(q) = model.int8() {
+        println!("plan for inference (int8, {} products):", q.kernel().name());
+        q.describe().lines().for_each(|line| println!("  {line}"));
+        return;
+    }
     for (mode, train) in [("training", true), ("inference", false)] {
         println!("plan for {mode} ({} kernels):", kernels());
         model.describe_plan(train).lines().for_each(|line| println!("  {line}"));

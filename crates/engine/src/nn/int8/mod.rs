@@ -249,6 +249,24 @@ impl Int8Model {
             .collect()
     }
 
+    /// One line per product: what it computes and what follows it in the same step.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for (j, l) in self.layers().iter().enumerate() {
+            let what = match l.convolution {
+                Some((side, pad)) => {
+                    format!("conv {side}×{side}{} → {}", if pad > 0 { " same" } else { "" }, l.outputs)
+                }
+                None => format!("dense {} → {}", l.inputs, l.outputs),
+            };
+            let relu = if l.relu { " + ReLU" } else { "" };
+            let pool = if l.pool > 1 { format!(" + {0}×{0} max pool", l.pool) } else { String::new() };
+            let output = l.output_scale.map_or("f32 logits".to_string(), |s| format!("u8 × {s:.3e}"));
+            out.push_str(&format!("{j} {what}{relu}{pool}: {output}\n"));
+        }
+        out
+    }
+
     /// How many images the scales were calibrated on.
     pub fn calibration_images(&self) -> usize {
         self.calibration_images
@@ -636,6 +654,12 @@ mod tests {
         let pixels = images(23);
         let (_, float_features) = Predictor::new(&float, 4).probabilities_and_features(&pixels);
         let q = quantised(&float, &pixels);
+        let plan = q.describe();
+        assert!(plan.starts_with("0 conv 5×5 → 32 + ReLU + 2×2 max pool: u8 × "), "{plan}");
+        assert!(
+            plan.contains("\n2 dense 1600 → 128 + ReLU: u8") && plan.ends_with("3 dense 128 → 10: f32 logits\n"),
+            "{plan}"
+        );
         float.set_int8(Some(q));
         let (a, features) = Predictor::new(&float, 4).probabilities_and_features(&pixels);
         let b = Predictor::new(&float, 16).probabilities(&pixels);
