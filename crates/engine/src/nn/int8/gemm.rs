@@ -103,7 +103,8 @@ impl Int8Kernel {
 
 impl Int8Kernel {
     /// Every kernel, fastest first.
-    pub const ALL: [Int8Kernel; 5] =
+    #[cfg(test)]
+    pub(crate) const ALL: [Int8Kernel; 5] =
         [Int8Kernel::Avx512Vnni, Int8Kernel::AvxVnni, Int8Kernel::Avx2, Int8Kernel::Portable, Int8Kernel::Reference];
 
     /// Whether this CPU has the instructions the kernel needs.

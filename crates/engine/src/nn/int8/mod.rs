@@ -278,7 +278,8 @@ impl Int8Model {
     }
 
     /// Runs it with `kernel` instead (the tests compare kernels).
-    pub fn with_kernel(mut self, kernel: Int8Kernel) -> Int8Model {
+    #[cfg(test)]
+    pub(crate) fn with_kernel(mut self, kernel: Int8Kernel) -> Int8Model {
         self.kernel = kernel;
         self
     }
