@@ -110,7 +110,9 @@ fn tune_stops_at_its_budget() {
     let csv = train_csv(dir.path(), 3_000);
     let out = dir.path().join("tune");
     let started = Instant::now();
-    let args = ["tune", "--train-csv", path(&csv), "--trials", "40", "--epochs", "2", "--budget-minutes", "0.1"];
+    // Trials far longer than the budget on any machine (200 epochs), so that one is running when
+    // the budget ends: a fast machine otherwise finishes a short trial just before the deadline.
+    let args = ["tune", "--train-csv", path(&csv), "--trials", "40", "--epochs", "200", "--budget-minutes", "0.1"];
     let (ok, stdout, err) = run(&[&args[..], &["--out", path(&out)]].concat());
     assert!(ok, "{err}");
     let started_trials = stdout.lines().filter(|l| l.starts_with("trial ")).count();
