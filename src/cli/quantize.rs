@@ -25,9 +25,14 @@ pub struct QuantizeArgs {
 
 pub fn run(a: QuantizeArgs) -> Result<()> {
     let train = a.data.source().load(Split::Train)?;
-    let float = wardrobe::model_dir::load(&a.run)?;
-    let quantised = quantize::quantize(&a.run, &a.out, &train, a.calibration)?;
-    let q = quantised.model.int8().expect("a quantised model has its int8 form");
+    let mut loaded = wardrobe::model_dir::load(&a.run)?;
+    // The test split, where the data has one, shows what quantising cost.
+    let test = a.data.source().load(Split::Test).ok();
+    let before = test.as_ref().map(|test| accuracy(&loaded, test));
+    quantize::quantize(&mut loaded, &train.images, train.shape(), a.calibration)?;
+    let l = &loaded;
+    wardrobe::model_dir::save(&l.model, &l.class_names, l.about.as_ref(), l.ood.as_ref(), &a.out)?;
+    let q = loaded.model.int8().expect("a quantised model has its int8 form");
     println!(
         "quantised {} into {}: int8 weights per output channel, activation ranges from {} training images; products run {}",
         a.run.display(),
@@ -35,9 +40,8 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         q.calibration_images(),
         q.kernel().name()
     );
-    // The test split, where the data has one, shows what quantising cost.
-    if let Ok(test) = a.data.source().load(Split::Test) {
-        let (before, after) = (accuracy(&float, &test), accuracy(&quantised, &test));
+    if let (Some(test), Some(before)) = (&test, before) {
+        let after = accuracy(&loaded, test);
         println!(
             "test accuracy: float {:.2}%, int8 {:.2}% ({:+.2} pt) on {} images",
             100.0 * before,

@@ -110,6 +110,27 @@ impl Builder {
         name.into()
     }
 
+    /// A square convolution of `side` with `pad` zeros on every border, stride 1.
+    fn conv(&mut self, kernel: String, bias: String, side: usize, pad: usize) {
+        let (side, pad) = (side as i64, pad as i64);
+        let attributes = vec![ints("kernel_shape", &[side, side]), ints("pads", &[pad, pad, pad, pad])];
+        self.node("Conv", &[kernel, bias], attributes);
+    }
+
+    /// Max pooling with a `size × size` window, stride `size`.
+    fn max_pool(&mut self, size: usize) {
+        let s = size as i64;
+        self.node("MaxPool", &[], vec![ints("kernel_shape", &[s, s]), ints("strides", &[s, s])]);
+    }
+
+    /// Flattens to `[N, features]` in Keras' (NHWC) order: an NCHW `image` is moved back first.
+    fn flatten(&mut self, image: bool) {
+        if image {
+            self.node("Transpose", &[], vec![ints("perm", &[0, 2, 3, 1])]);
+        }
+        self.node("Flatten", &[], vec![int("axis", 1)]);
+    }
+
     fn activation(&mut self, activation: Activation) {
         if activation == Activation::Relu {
             self.node("Relu", &[], vec![]);
@@ -163,19 +184,12 @@ fn int8_layers(b: &mut Builder, q: &Int8Model, pooled: &mut Vec<String>, last_in
         let (n, k) = (l.outputs as i64, l.inputs);
         let (weights, dims, axis) = match l.convolution {
             Some((side, _)) => {
-                // [kh, kw, in, out] → [out, in, kh, kw]
                 let cin = k / (side * side);
-                let mut oihw = vec![0u8; l.weights.len()];
-                for (idx, &v) in l.weights.iter().enumerate() {
-                    let (o, rest) = (idx % l.outputs, idx / l.outputs);
-                    let (ci, rest) = (rest % cin, rest / cin);
-                    let (kx, ky) = (rest % side, rest / side);
-                    oihw[((o * cin + ci) * side + ky) * side + kx] = v as u8;
-                }
-                (oihw, vec![n, cin as i64, side as i64, side as i64], 0)
+                (oihw(l.weights, side, cin, l.outputs), vec![n, cin as i64, side as i64, side as i64], 0)
             }
-            None => (l.weights.iter().map(|&v| v as u8).collect(), vec![k as i64, n], 1),
+            None => (l.weights.to_vec(), vec![k as i64, n], 1),
         };
+        let weights = weights.into_iter().map(|v| v as u8).collect();
         let name = format!("q{j}");
         b.initializers.push(byte_tensor(&format!("{name}.weights"), data_type::INT8, &dims, weights));
         b.initializers.push(byte_tensor(&format!("{name}.weights_zero"), data_type::INT8, &[n], vec![0; l.outputs]));
@@ -185,15 +199,10 @@ fn int8_layers(b: &mut Builder, q: &Int8Model, pooled: &mut Vec<String>, last_in
         let kernel = b.side("DequantizeLinear", &inputs, vec![int("axis", axis)]);
         let bias = b.constant(format!("{name}.bias"), &[n], l.bias);
         match l.convolution {
-            Some((side, pad)) => {
-                let (side, pad) = (side as i64, pad as i64);
-                let attributes = vec![ints("kernel_shape", &[side, side]), ints("pads", &[pad, pad, pad, pad])];
-                b.node("Conv", &[kernel, bias], attributes);
-            }
+            Some((side, pad)) => b.conv(kernel, bias, side, pad),
             None => {
                 if image {
-                    b.node("Transpose", &[], vec![ints("perm", &[0, 2, 3, 1])]);
-                    b.node("Flatten", &[], vec![int("axis", 1)]);
+                    b.flatten(true);
                     image = false;
                 }
                 b.node("Gemm", &[kernel, bias], vec![]);
@@ -206,11 +215,98 @@ fn int8_layers(b: &mut Builder, q: &Int8Model, pooled: &mut Vec<String>, last_in
             b.quantise(&name, scale);
         }
         if l.pool > 1 {
-            let s = l.pool as i64;
-            b.node("MaxPool", &[], vec![ints("kernel_shape", &[s, s]), ints("strides", &[s, s])]);
+            b.max_pool(l.pool);
             pooled.push(b.last.clone());
         }
     }
+}
+
+/// The float layers of `model` as ONNX nodes, from the NCHW input on; records each pooling's
+/// output in `pooled` and the last layer's input in `last_input`.
+fn float_layers(b: &mut Builder, model: &Model, pooled: &mut Vec<String>, last_input: &mut String) -> Result<()> {
+    let mut image = true; // NCHW image (else a [N, features] vector)
+    let tensors = model.tensors();
+    let param = |layer: usize, name: &str| {
+        let (_, spec, range) =
+            tensors.iter().find(|(n, _, _)| *n == format!("{layer}.{name}")).expect("the layer has it");
+        (spec.dims.iter().map(|&d| d as i64).collect::<Vec<i64>>(), &model.params[range.clone()])
+    };
+    let last_layer = model.spec.layers.len().saturating_sub(1);
+    for (i, layer) in model.spec.layers.iter().enumerate() {
+        if i == last_layer {
+            *last_input = b.last.clone();
+        }
+        match *layer {
+            LayerSpec::Conv2d { filters, kernel, padding, activation, .. } => {
+                let (dims, values) = param(i, "kernel");
+                let (k, cin, cout) = (kernel, dims[2] as usize, filters);
+                let kernel_name = b.constant(
+                    format!("{i}.kernel"),
+                    &[cout as i64, cin as i64, k as i64, k as i64],
+                    &oihw(values, k, cin, cout),
+                );
+                let bias = b.constant(format!("{i}.bias"), &[cout as i64], param(i, "bias").1);
+                b.conv(kernel_name, bias, k, if padding == Padding::Same { (k - 1) / 2 } else { 0 });
+                b.activation(activation);
+            }
+            LayerSpec::MaxPool2d { size } => {
+                b.max_pool(size);
+                if i < last_layer {
+                    pooled.push(b.last.clone());
+                }
+            }
+            LayerSpec::Relu => b.node("Relu", &[], vec![]),
+            LayerSpec::BatchNorm { activation, .. } => {
+                let names = ["gamma", "beta", "moving_mean", "moving_variance"];
+                let inputs: Vec<String> = names
+                    .iter()
+                    .map(|n| {
+                        let (dims, values) = param(i, n);
+                        b.constant(format!("{i}.{n}"), &dims, values)
+                    })
+                    .collect();
+                b.node("BatchNormalization", &inputs, vec![float("epsilon", crate::nn::batchnorm::EPSILON)]);
+                b.activation(activation);
+            }
+            LayerSpec::GlobalAvgPool => {
+                b.node("GlobalAveragePool", &[], vec![]);
+                if i < last_layer {
+                    pooled.push(b.last.clone());
+                }
+                b.node("Flatten", &[], vec![int("axis", 1)]);
+                image = false;
+            }
+            LayerSpec::Flatten => {
+                b.flatten(image);
+                image = false;
+            }
+            LayerSpec::Dropout { .. } => {}
+            LayerSpec::Dense { activation, .. } => {
+                if image {
+                    return Err(Error::Invalid(format!("layer {i}: a dense layer on an image needs a flatten first")));
+                }
+                let (dims, values) = param(i, "kernel");
+                let kernel_name = b.constant(format!("{i}.kernel"), &dims, values);
+                let bias = b.constant(format!("{i}.bias"), &[dims[1]], param(i, "bias").1);
+                b.node("Gemm", &[kernel_name, bias], vec![]);
+                b.activation(activation);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A convolution kernel `[kh, kw, in, out]` (wardrobe's and Keras' order) as ONNX's
+/// `[out, in, kh, kw]`.
+fn oihw<T: Copy + Default>(values: &[T], side: usize, cin: usize, cout: usize) -> Vec<T> {
+    let mut out = vec![T::default(); values.len()];
+    for (idx, &v) in values.iter().enumerate() {
+        let (o, rest) = (idx % cout, idx / cout);
+        let (ci, rest) = (rest % cin, rest / cin);
+        let (kx, ky) = (rest % side, rest / side);
+        out[((o * cin + ci) * side + ky) * side + kx] = v;
+    }
+    out
 }
 
 /// Appends the nodes computing `ood`'s score, output `ood_score`, from the pooling outputs
@@ -273,90 +369,10 @@ pub fn to_onnx(model: &Model, class_names: &[String], ood: Option<&Ood>) -> Resu
     let nhwc = b.shape_constant("nhwc_shape", &[-1, h, w, c]);
     b.node("Reshape", &[nhwc], vec![]);
     b.node("Transpose", &[], vec![ints("perm", &[0, 3, 1, 2])]);
-    let mut image = true; // NCHW image (else a [N, features] vector)
-    let tensors = model.tensors();
-    let param = |layer: usize, name: &str| {
-        let (_, spec, range) =
-            tensors.iter().find(|(n, _, _)| *n == format!("{layer}.{name}")).expect("the layer has it");
-        (spec.dims.iter().map(|&d| d as i64).collect::<Vec<i64>>(), &model.params[range.clone()])
-    };
     let (mut pooled, mut last_input) = (Vec::new(), String::new());
-    let last_layer = model.spec.layers.len().saturating_sub(1);
-    if let Some(q) = model.int8() {
-        int8_layers(&mut b, q, &mut pooled, &mut last_input);
-    }
-    let float_layers = if model.int8().is_some() { &[][..] } else { &model.spec.layers[..] };
-    for (i, layer) in float_layers.iter().enumerate() {
-        if i == last_layer {
-            last_input = b.last.clone();
-        }
-        match *layer {
-            LayerSpec::Conv2d { filters, kernel, padding, activation, .. } => {
-                let (dims, values) = param(i, "kernel");
-                let (k, cin, cout) = (kernel, dims[2] as usize, filters);
-                // [kh, kw, in, out] → [out, in, kh, kw]
-                let mut oihw = vec![0.0; values.len()];
-                for (idx, &v) in values.iter().enumerate() {
-                    let (o, rest) = (idx % cout, idx / cout);
-                    let (ci, rest) = (rest % cin, rest / cin);
-                    let (kx, ky) = (rest % k, rest / k);
-                    oihw[((o * cin + ci) * k + ky) * k + kx] = v;
-                }
-                let kernel_name =
-                    b.constant(format!("{i}.kernel"), &[cout as i64, cin as i64, k as i64, k as i64], &oihw);
-                let bias = b.constant(format!("{i}.bias"), &[cout as i64], param(i, "bias").1);
-                let pad = if padding == Padding::Same { (k as i64 - 1) / 2 } else { 0 };
-                let attributes = vec![ints("kernel_shape", &[k as i64, k as i64]), ints("pads", &[pad, pad, pad, pad])];
-                b.node("Conv", &[kernel_name, bias], attributes);
-                b.activation(activation);
-            }
-            LayerSpec::MaxPool2d { size } => {
-                let s = size as i64;
-                b.node("MaxPool", &[], vec![ints("kernel_shape", &[s, s]), ints("strides", &[s, s])]);
-                if i < last_layer {
-                    pooled.push(b.last.clone());
-                }
-            }
-            LayerSpec::Relu => b.node("Relu", &[], vec![]),
-            LayerSpec::BatchNorm { activation, .. } => {
-                let names = ["gamma", "beta", "moving_mean", "moving_variance"];
-                let inputs: Vec<String> = names
-                    .iter()
-                    .map(|n| {
-                        let (dims, values) = param(i, n);
-                        b.constant(format!("{i}.{n}"), &dims, values)
-                    })
-                    .collect();
-                b.node("BatchNormalization", &inputs, vec![float("epsilon", crate::nn::batchnorm::EPSILON)]);
-                b.activation(activation);
-            }
-            LayerSpec::GlobalAvgPool => {
-                b.node("GlobalAveragePool", &[], vec![]);
-                if i < last_layer {
-                    pooled.push(b.last.clone());
-                }
-                b.node("Flatten", &[], vec![int("axis", 1)]);
-                image = false;
-            }
-            LayerSpec::Flatten => {
-                if image {
-                    b.node("Transpose", &[], vec![ints("perm", &[0, 2, 3, 1])]);
-                }
-                b.node("Flatten", &[], vec![int("axis", 1)]);
-                image = false;
-            }
-            LayerSpec::Dropout { .. } => {}
-            LayerSpec::Dense { activation, .. } => {
-                if image {
-                    return Err(Error::Invalid(format!("layer {i}: a dense layer on an image needs a flatten first")));
-                }
-                let (dims, values) = param(i, "kernel");
-                let kernel_name = b.constant(format!("{i}.kernel"), &dims, values);
-                let bias = b.constant(format!("{i}.bias"), &[dims[1]], param(i, "bias").1);
-                b.node("Gemm", &[kernel_name, bias], vec![]);
-                b.activation(activation);
-            }
-        }
+    match model.int8() {
+        Some(q) => int8_layers(&mut b, q, &mut pooled, &mut last_input),
+        None => float_layers(&mut b, model, &mut pooled, &mut last_input)?,
     }
     if model.temperature != 1.0 {
         let inv = b.constant("inv_temperature".into(), &[], &[1.0 / model.temperature]);

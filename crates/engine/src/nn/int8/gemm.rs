@@ -113,7 +113,7 @@ impl Int8Kernel {
         {
             use std::arch::is_x86_feature_detected as has;
             match self {
-                Int8Kernel::Avx512Vnni => has!("avx512f") && has!("avx512bw") && has!("avx512vnni"),
+                Int8Kernel::Avx512Vnni => has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni"),
                 Int8Kernel::AvxVnni => has!("avx2") && has!("avxvnni"),
                 Int8Kernel::Avx2 => has!("avx2"),
                 Int8Kernel::Portable | Int8Kernel::Reference => true,

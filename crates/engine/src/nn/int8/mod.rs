@@ -81,7 +81,7 @@ struct Product {
     weights: Packed,
     /// `s_w[n]`: the weights' scale per output channel.
     weight_scales: Vec<f32>,
-    /// `s_x · s_w[n]`: what one unit of the sum is worth.
+    /// `s_x · s_w[n]`: what one unit of the sum is worth (set with the scales).
     multipliers: Vec<f32>,
     bias: Vec<f32>,
     relu: bool,
@@ -109,10 +109,10 @@ impl Int8Model {
         Ok(q)
     }
 
-    /// The activation scales of `model` quantised, measured on the images `pixels` (u8, image
-    /// after image): each hidden layer's largest output over them, given the quantised layers
-    /// before it, over 255.
-    pub fn calibrate(model: &Model, pixels: &[u8]) -> Result<Vec<f32>> {
+    /// `model` quantised, its activation scales measured on the images `pixels` (u8, image after
+    /// image): each hidden layer's largest output over them, given the quantised layers before
+    /// it, over 255.
+    pub fn calibrate(model: &Model, pixels: &[u8]) -> Result<Int8Model> {
         let mut q = Int8Model::unscaled(model)?;
         let n = pixels.len() / q.input.size();
         if n == 0 {
@@ -144,7 +144,8 @@ impl Int8Model {
             }
             x = y;
         }
-        Ok(scales)
+        q.calibration_images = n;
+        Ok(q)
     }
 
     /// The quantised weights of `model`, every activation scale 1 (set by calibration).
@@ -160,13 +161,13 @@ impl Int8Model {
                 LayerSpec::Conv2d { kernel, padding, activation, .. } => {
                     let pad = if *padding == Padding::Same { kernel / 2 } else { 0 };
                     let (k, n) = (kernel * kernel * shape.c, output.c);
-                    let (p, next) = fold(model, i, k, n, *activation)?;
+                    let (p, next) = fold(model, i, k, n, *activation);
                     ops.push(Product::new(shape, model.layers()[next - 1].output_shape(), *kernel, pad, p));
                     i = next;
                 }
                 LayerSpec::Dense { activation, .. } => {
                     let (k, n) = (shape.size(), output.c);
-                    let (p, next) = fold(model, i, k, n, *activation)?;
+                    let (p, next) = fold(model, i, k, n, *activation);
                     let output = Shape::new(1, 1, model.layers()[next - 1].output_shape().size());
                     ops.push(Product { dense: true, ..Product::new(Shape::new(1, 1, k), output, 1, 0, p) });
                     i = next;
@@ -533,8 +534,7 @@ fn accumulate<'s>(p: &Product, x: &[u8], n: usize, scratch: &'s mut Scratch, ker
     &scratch.sums[..rows * p.weights.n()]
 }
 
-/// A layer's weights `[k][n]` and bias with the batch norm and ReLU after it folded in, and the
-/// index of the first layer after those.
+/// A layer's weights `[k][n]` and bias with the batch norm and ReLU after it folded in.
 struct Folded {
     weights: Vec<f32>,
     bias: Vec<f32>,
@@ -543,7 +543,9 @@ struct Folded {
     relu: bool,
 }
 
-fn fold(model: &Model, i: usize, k: usize, n: usize, activation: Activation) -> Result<(Folded, usize)> {
+/// Layer `i` of `model` (`k × n` weights, then `n` biases, then `activation`) with the batch
+/// norm and ReLU that follow it folded in, and the index of the first layer after those.
+fn fold(model: &Model, i: usize, k: usize, n: usize, activation: Activation) -> (Folded, usize) {
     let params = model.layer_params(i);
     let (weights, bias) = params.split_at(k * n);
     let mut folded =
@@ -567,7 +569,7 @@ fn fold(model: &Model, i: usize, k: usize, n: usize, activation: Activation) -> 
         folded.relu = true;
         next += 1;
     }
-    Ok((folded, next))
+    (folded, next)
 }
 
 impl Product {
@@ -587,7 +589,7 @@ impl Product {
             pool: 1,
             pooled: output,
             weights: Packed::new(plain.collect(), f.k, f.n),
-            multipliers: scales.clone(),
+            multipliers: Vec::new(),
             weight_scales: scales,
             bias: f.bias,
             relu: f.relu,
@@ -621,8 +623,11 @@ mod tests {
     }
 
     fn quantised(model: &Model, pixels: &[u8]) -> Int8Model {
-        let scales = Int8Model::calibrate(model, pixels).unwrap();
-        Int8Model::new(model, &scales, pixels.len() / 784).unwrap()
+        let q = Int8Model::calibrate(model, pixels).unwrap();
+        // The scales alone rebuild the same model, as a model directory stores it.
+        let rebuilt = Int8Model::new(model, &q.activation_scales(), q.calibration_images()).unwrap();
+        assert_eq!(rebuilt.describe(), q.describe());
+        q
     }
 
     #[test]
